@@ -1,0 +1,44 @@
+# The two commands: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install run test lint format migrate demo clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found %d.%d); set PYTHON=python3.11" % sys.version_info[:2])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+## run: set up and start web + worker + beat on http://127.0.0.1:$(PORT) with the demo organisation.
+run: migrate
+	$(BIN)/python manage.py load_demo --if-empty
+	@echo "Lead Router: http://127.0.0.1:$(PORT)/admin/   (Ctrl-C stops web, worker and beat)"
+	$(BIN)/honcho start --procfile Procfile --port $(PORT)
+
+## test: set up and run the whole suite (SQLite by default; PostgreSQL/Redis tests when DATABASE_URL points at PostgreSQL).
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: what CI checks besides the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) var/broker var/cache var/*.sqlite3* .pytest_cache .mypy_cache .ruff_cache

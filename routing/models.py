@@ -1,0 +1,299 @@
+"""Queues that distribute leads, the leads themselves, and their assignment history."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models.deletion import ProtectedError
+from simple_history.models import HistoricalRecords
+
+from territories.models import Account, Rep, Skill, Territory
+from territories.picklists import INDUSTRIES, SIZE_BAND_CHOICES
+
+
+class QueueQuerySet(models.QuerySet["Queue"]):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        catch_all = self.filter(is_catch_all=True).first()
+        if catch_all is not None:
+            raise ProtectedError("The catch-all queue cannot be deleted.", {catch_all})
+        return super().delete()
+
+    def catch_all(self) -> "Queue":
+        return self.get(is_catch_all=True)
+
+
+class Queue(models.Model):
+    """A pool of reps that shares leads by a distribution method.
+
+    Exactly one queue is the catch-all: the last stop of every routing path, so
+    no lead falls through. It cannot be deactivated or deleted.
+    """
+
+    class Method(models.TextChoices):
+        ROUND_ROBIN = "round_robin", "Round robin"
+        WEIGHTED = "weighted", "Weighted round robin"
+        LOAD_BALANCED = "load_balanced", "Load-balanced (fewest open leads for capacity)"
+
+    class WhenNobodyEligible(models.TextChoices):
+        HOLD = "hold", "Hold the lead in this queue until a rep is eligible"
+        OVERFLOW = "overflow", "Overflow to the fallback queue"
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    method = models.CharField(max_length=20, choices=Method.choices, default=Method.ROUND_ROBIN)
+    active = models.BooleanField(default=True)
+    is_catch_all = models.BooleanField(
+        default=False, editable=False, help_text="The queue that takes every lead no rule placed."
+    )
+    required_skills = models.ManyToManyField(
+        Skill,
+        blank=True,
+        related_name="queues",
+        help_text="A rep must have every one of these to get a lead here.",
+    )
+    skip_off_hours_reps = models.BooleanField(
+        default=True, help_text="Skip reps outside their working hours. Off: any active rep who is not away."
+    )
+    when_nobody_eligible = models.CharField(
+        max_length=10, choices=WhenNobodyEligible.choices, default=WhenNobodyEligible.HOLD
+    )
+    fallback = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="overflow_from",
+        help_text="Where leads go when nobody here is eligible and the queue overflows.",
+    )
+    # Round-robin position; advanced only by an atomic UPDATE in the routing service.
+    rr_pointer = models.BigIntegerField(default=0, editable=False)
+    members = models.ManyToManyField(Rep, through="QueueMembership", related_name="queues")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(m2m_fields=[required_skills], excluded_fields=["rr_pointer"])
+    objects = QueueQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-is_catch_all", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_catch_all"],
+                condition=models.Q(is_catch_all=True),
+                name="queue_single_catch_all",
+                violation_error_message="There is already a catch-all queue.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(is_catch_all=False) | models.Q(active=True),
+                name="queue_catch_all_active",
+                violation_error_message="The catch-all queue cannot be deactivated.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(is_catch_all=False) | models.Q(fallback__isnull=True),
+                name="queue_catch_all_no_fallback",
+                violation_error_message="The catch-all queue is the last stop; it has no fallback.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(fallback=models.F("id")), name="queue_not_own_fallback"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.is_catch_all and not self.active:
+            errors["active"] = "The catch-all queue cannot be deactivated: every unmatched lead goes there."
+        if self.is_catch_all and self.fallback_id:
+            errors["fallback"] = "The catch-all queue is the last stop; clear its fallback."
+        if (
+            self.when_nobody_eligible == self.WhenNobodyEligible.OVERFLOW
+            and not self.fallback_id
+            and not self.is_catch_all
+        ):
+            errors["fallback"] = "Choose a fallback queue, or hold leads when nobody is eligible."
+        # Following fallbacks from here must end, not come back to this queue.
+        seen: set[int] = set()
+        node = self.fallback
+        while node is not None and "fallback" not in errors:
+            if self.pk is not None and node.pk == self.pk:
+                errors["fallback"] = "This fallback leads back to this queue; the chain must end."
+            if node.pk in seen:
+                break
+            seen.add(node.pk)
+            node = node.fallback
+        if errors:
+            raise ValidationError(errors)
+
+    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.is_catch_all:
+            raise ProtectedError("The catch-all queue cannot be deleted.", {self})
+        return super().delete(*args, **kwargs)
+
+
+class QueueMembership(models.Model):
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="memberships")
+    rep = models.ForeignKey(Rep, on_delete=models.CASCADE, related_name="memberships")
+    weight = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="Weighted queues give a rep of weight 2 twice the leads.",
+    )
+    active = models.BooleanField(
+        default=True, help_text="Off: the rep stays listed but gets no leads from this queue."
+    )
+    position = models.PositiveIntegerField(default=0, help_text="Order in the round-robin rotation.")
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["queue", "position", "rep_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "rep"], name="membership_unique_rep"),
+            models.CheckConstraint(condition=models.Q(weight__gte=1), name="membership_weight_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rep} in {self.queue}"
+
+
+class Lead(models.Model):
+    """An inbound lead. The row is its own outbox: it is stored as ``received``
+    before anything else can fail, and routing picks it up from there."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        ROUTING = "routing", "Routing"
+        QUEUED = "queued", "Waiting in queue"
+        ASSIGNED = "assigned", "Assigned"
+        ACCEPTED = "accepted", "Accepted"
+        WORKING = "working", "Working"
+        NURTURE = "nurture", "Nurture"
+        DISQUALIFIED = "disqualified", "Disqualified"
+        DISCARDED = "discarded", "Discarded"
+        DUPLICATE = "duplicate", "Duplicate"
+        CLOSED = "closed", "Closed"
+
+    OPEN_STATUSES = (Status.ASSIGNED, Status.ACCEPTED, Status.WORKING)
+
+    # Raw input, kept as received.
+    raw_payload = models.JSONField(default=dict)
+    external_id = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=100, blank=True)
+    campaign = models.CharField(max_length=200, blank=True)
+
+    # Standardized contact and company fields.
+    email = models.EmailField(max_length=254, blank=True)
+    email_domain = models.CharField(max_length=253, blank=True)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    title = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=32, blank=True, help_text="E.164")
+    company = models.CharField(max_length=200, blank=True)
+    website = models.CharField(max_length=253, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2")
+    subdivision = models.CharField(max_length=6, blank=True, help_text="ISO 3166-2")
+    city = models.CharField(max_length=100, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    industry = models.CharField(max_length=30, choices=INDUSTRIES, blank=True)
+    employees = models.PositiveIntegerField(null=True, blank=True)
+    size_band = models.CharField(max_length=10, choices=SIZE_BAND_CHOICES, blank=True)
+    annual_revenue = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    product_interest = models.CharField(max_length=50, blank=True)
+    form_answers = models.JSONField(default=dict, blank=True)
+    page_history = models.JSONField(default=list, blank=True)
+    # Values standardization could not map, by field, so nothing is silently dropped.
+    flags = models.JSONField(default=dict, blank=True)
+
+    # Routing outcome.
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED)
+    owner = models.ForeignKey(Rep, null=True, blank=True, on_delete=models.PROTECT, related_name="leads")
+    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="leads")
+    territory = models.ForeignKey(
+        Territory, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+    )
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+    )
+
+    received_at = models.DateTimeField(auto_now_add=True)
+    routed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [
+            # The outbox sweep asks for leads still in "received" after N seconds.
+            models.Index(
+                fields=["received_at"], condition=models.Q(status="received"), name="lead_received_outbox_idx"
+            ),
+            # "My queue": a rep's open leads.
+            models.Index(fields=["owner", "status"], name="lead_owner_status_idx"),
+            # Duplicate detection looks up open leads by e-mail.
+            models.Index(fields=["email"], name="lead_email_idx"),
+        ]
+        constraints = [
+            # A repeated external id from one source is the same lead.
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="lead_unique_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = (
+            " ".join(part for part in (self.first_name, self.last_name) if part)
+            or self.email
+            or f"Lead {self.pk}"
+        )
+        return f"{who} ({self.company})" if self.company else who
+
+
+class Assignment(models.Model):
+    """One owner period of a lead: who got it, through which queue, and why."""
+
+    class Reason(models.TextChoices):
+        ROUTED = "routed", "Routed by rules"
+        MANUAL = "manual", "Reassigned by hand"
+        NOT_MINE = "not_mine", "Sent back by the rep"
+        ESCALATION = "escalation", "Reassigned by SLA escalation"
+        DEPARTURE = "departure", "Rep departure"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="assignments")
+    rep = models.ForeignKey(Rep, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments")
+    queue = models.ForeignKey(
+        Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments"
+    )
+    reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.ROUTED)
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    # The routing receipt: rules evaluated, territory, candidates and why each was skipped.
+    receipt = models.JSONField(default=dict, blank=True)
+    assigned_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["lead", "-assigned_at"]
+        indexes = [
+            # A lead's history, newest first.
+            models.Index(fields=["lead", "-assigned_at"], name="assignment_lead_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead} → {self.rep or self.queue}"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last time a Celery worker ran the periodic heartbeat: proof that beat,
+    broker and worker are all moving."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    last_seen_at = models.DateTimeField()
+    hostname = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.last_seen_at:%Y-%m-%d %H:%M:%S}"

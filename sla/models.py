@@ -1,0 +1,1 @@
+# Business calendars, SLA policies and escalations arrive with the SLA work.

@@ -1,0 +1,72 @@
+"""Shared fixtures: the four personas every page and endpoint is tested with.
+
+- ``revops``: maintains the coverage model in admin (staff, RevOps group).
+- ``manager``: manages the "Inside Sales" team.
+- ``rep``: a seller in that team.
+- ``outsider``: a seller in another team, who must see nothing of the first.
+"""
+
+import pytest
+from django.db import connection
+
+from territories.roles import ensure_role_groups
+from tests.factories import PASSWORD, RepFactory, TeamFactory, UserFactory
+
+__all__ = ["PASSWORD"]
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """Tests marked ``postgres`` run only when DATABASE_URL points at PostgreSQL.
+
+    They are deselected (and counted in the summary) rather than skipped, so a
+    skip never hides a failure: on PostgreSQL they always run.
+    """
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        return
+    selected, deselected = [], []
+    for item in items:
+        (deselected if item.get_closest_marker("postgres") else selected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
+@pytest.fixture
+def team(db):  # type: ignore[no-untyped-def]
+    return TeamFactory(name="Inside Sales")
+
+
+@pytest.fixture
+def other_team(db):  # type: ignore[no-untyped-def]
+    return TeamFactory(name="Field Sales")
+
+
+@pytest.fixture
+def revops(db):  # type: ignore[no-untyped-def]
+    user = UserFactory(username="revops", is_staff=True)
+    user.groups.add(ensure_role_groups())
+    return user
+
+
+@pytest.fixture
+def manager(team):  # type: ignore[no-untyped-def]
+    user = UserFactory(username="manager")
+    team.managers.add(user)
+    return user
+
+
+@pytest.fixture
+def rep(team, manager):  # type: ignore[no-untyped-def]
+    return RepFactory(user=UserFactory(username="rep"), team=team, manager=manager)
+
+
+@pytest.fixture
+def outsider(other_team):  # type: ignore[no-untyped-def]
+    return RepFactory(user=UserFactory(username="outsider"), team=other_team)
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"

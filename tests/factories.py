@@ -1,0 +1,186 @@
+"""factory-boy factories for every model. Defaults build a valid, minimal row."""
+
+import datetime as dt
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from factory.django import DjangoModelFactory
+
+from routing.models import Assignment, Lead, Queue, QueueMembership
+from territories.models import (
+    Account,
+    AccountDomain,
+    Opportunity,
+    OutOfOffice,
+    ProductLine,
+    Rep,
+    Skill,
+    Team,
+    Territory,
+    TerritoryCriterion,
+    WorkingHours,
+)
+
+PASSWORD = "correct-horse-battery"
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    password = factory.django.Password(PASSWORD)
+
+
+class SkillFactory(DjangoModelFactory):
+    class Meta:
+        model = Skill
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"skill-{n}")
+    name = factory.LazyAttribute(lambda s: s.code.replace("-", " ").title())
+    kind = Skill.Kind.OTHER
+
+
+class ProductLineFactory(DjangoModelFactory):
+    class Meta:
+        model = ProductLine
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"product-{n}")
+    name = factory.LazyAttribute(lambda p: p.code.title())
+
+
+class TeamFactory(DjangoModelFactory):
+    class Meta:
+        model = Team
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Team {n}")
+
+
+class RepFactory(DjangoModelFactory):
+    class Meta:
+        model = Rep
+        skip_postgeneration_save = True
+
+    user = factory.SubFactory(UserFactory)
+    team = factory.SubFactory(TeamFactory)
+    time_zone = "Europe/Berlin"
+    max_open_leads = 20
+
+    @factory.post_generation
+    def skills(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        if create and extracted:
+            self.skills.set(extracted)
+
+
+class WorkingHoursFactory(DjangoModelFactory):
+    class Meta:
+        model = WorkingHours
+
+    rep = factory.SubFactory(RepFactory)
+    weekday = WorkingHours.Weekday.MONDAY
+    start = dt.time(9, 0)
+    end = dt.time(17, 0)
+
+
+class OutOfOfficeFactory(DjangoModelFactory):
+    class Meta:
+        model = OutOfOffice
+
+    rep = factory.SubFactory(RepFactory)
+    starts_at = factory.LazyFunction(timezone.now)
+    ends_at = factory.LazyAttribute(lambda o: o.starts_at + dt.timedelta(days=7))
+    reason = "Vacation"
+
+
+class QueueFactory(DjangoModelFactory):
+    class Meta:
+        model = Queue
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Queue {n}")
+    method = Queue.Method.ROUND_ROBIN
+
+
+class QueueMembershipFactory(DjangoModelFactory):
+    class Meta:
+        model = QueueMembership
+
+    queue = factory.SubFactory(QueueFactory)
+    rep = factory.SubFactory(RepFactory)
+    weight = 1
+    position = factory.Sequence(lambda n: n)
+
+
+class TerritoryFactory(DjangoModelFactory):
+    class Meta:
+        model = Territory
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Territory {n}")
+
+
+class TerritoryCriterionFactory(DjangoModelFactory):
+    class Meta:
+        model = TerritoryCriterion
+
+    territory = factory.SubFactory(TerritoryFactory)
+    kind = TerritoryCriterion.Kind.COUNTRY
+    value = "DE"
+
+
+class AccountFactory(DjangoModelFactory):
+    class Meta:
+        model = Account
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Account {n} GmbH")
+    country = "DE"
+
+
+class AccountDomainFactory(DjangoModelFactory):
+    class Meta:
+        model = AccountDomain
+
+    account = factory.SubFactory(AccountFactory)
+    domain = factory.Sequence(lambda n: f"account{n}.example")
+
+
+class OpportunityFactory(DjangoModelFactory):
+    class Meta:
+        model = Opportunity
+
+    account = factory.SubFactory(AccountFactory)
+    name = factory.Sequence(lambda n: f"Opportunity {n}")
+    stage = Opportunity.Stage.OPEN
+
+
+class LeadFactory(DjangoModelFactory):
+    class Meta:
+        model = Lead
+
+    email = factory.Sequence(lambda n: f"lead{n}@prospect{n}.example")
+    email_domain = factory.LazyAttribute(lambda lead: lead.email.split("@", 1)[1])
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    company = factory.Sequence(lambda n: f"Prospect {n} AG")
+    country = "DE"
+    source = "web"
+    raw_payload = factory.LazyAttribute(lambda lead: {"email": lead.email, "company": lead.company})
+
+
+class AssignmentFactory(DjangoModelFactory):
+    class Meta:
+        model = Assignment
+
+    lead = factory.SubFactory(LeadFactory)
+    rep = factory.SubFactory(RepFactory)
+    assigned_at = factory.LazyFunction(timezone.now)

@@ -1,0 +1,25 @@
+import pytest
+from django.core.management import call_command
+
+from routing.models import Queue
+
+
+@pytest.mark.django_db
+def test_fresh_database_has_exactly_one_catch_all_queue():
+    assert Queue.objects.filter(is_catch_all=True).count() == 1
+    assert Queue.objects.catch_all().active
+
+
+@pytest.mark.django_db
+def test_models_and_migrations_agree():
+    # makemigrations --check exits non-zero when a model change has no migration.
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_healthz_reports_database_and_worker(client, db):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["database"] == "ok"
+    # No worker has run in a test database yet.
+    assert body["worker"] == {"ok": False, "age_seconds": None}
