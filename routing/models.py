@@ -93,9 +93,7 @@ class Queue(models.Model):
                 name="queue_catch_all_no_fallback",
                 violation_error_message="The catch-all queue is the last stop; it has no fallback.",
             ),
-            models.CheckConstraint(
-                condition=~models.Q(fallback=models.F("id")), name="queue_not_own_fallback"
-            ),
+            models.CheckConstraint(condition=~models.Q(fallback=models.F("id")), name="queue_not_own_fallback"),
         ]
 
     def __str__(self) -> str:
@@ -140,9 +138,7 @@ class QueueMembership(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Weighted queues give a rep of weight 2 twice the leads.",
     )
-    active = models.BooleanField(
-        default=True, help_text="Off: the rep stays listed but gets no leads from this queue."
-    )
+    active = models.BooleanField(default=True, help_text="Off: the rep stays listed but gets no leads from this queue.")
     position = models.PositiveIntegerField(default=0, help_text="Order in the round-robin rotation.")
 
     history = HistoricalRecords()
@@ -210,12 +206,8 @@ class Lead(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED)
     owner = models.ForeignKey(Rep, null=True, blank=True, on_delete=models.PROTECT, related_name="leads")
     queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="leads")
-    territory = models.ForeignKey(
-        Territory, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
-    )
-    account = models.ForeignKey(
-        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
-    )
+    territory = models.ForeignKey(Territory, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
 
     received_at = models.DateTimeField(auto_now_add=True)
     routed_at = models.DateTimeField(null=True, blank=True)
@@ -243,11 +235,7 @@ class Lead(models.Model):
         ]
 
     def __str__(self) -> str:
-        who = (
-            " ".join(part for part in (self.first_name, self.last_name) if part)
-            or self.email
-            or f"Lead {self.pk}"
-        )
+        who = " ".join(part for part in (self.first_name, self.last_name) if part) or self.email or f"Lead {self.pk}"
         return f"{who} ({self.company})" if self.company else who
 
 
@@ -263,9 +251,7 @@ class Assignment(models.Model):
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="assignments")
     rep = models.ForeignKey(Rep, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments")
-    queue = models.ForeignKey(
-        Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments"
-    )
+    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments")
     reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.ROUTED)
     assigned_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -12,6 +12,4 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     worker = heartbeat_status()
-    return JsonResponse(
-        {"database": "ok", "worker": {"ok": worker["ok"], "age_seconds": worker["age_seconds"]}}
-    )
+    return JsonResponse({"database": "ok", "worker": {"ok": worker["ok"], "age_seconds": worker["age_seconds"]}})

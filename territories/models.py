@@ -25,9 +25,7 @@ class Skill(models.Model):
         SEGMENT = "segment", "Segment"
         OTHER = "other", "Other"
 
-    code = models.SlugField(
-        max_length=50, unique=True, help_text="Short stable code, such as german or enterprise."
-    )
+    code = models.SlugField(max_length=50, unique=True, help_text="Short stable code, such as german or enterprise.")
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OTHER)
 
@@ -184,9 +182,7 @@ class OutOfOffice(models.Model):
         ordering = ["rep", "starts_at"]
         verbose_name = "out-of-office period"
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(ends_at__gt=models.F("starts_at")), name="ooo_ends_after_start"
-            )
+            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="ooo_ends_after_start")
         ]
         indexes = [
             # Availability checks ask "which of these reps are away at instant t".
@@ -211,9 +207,7 @@ class Territory(models.Model):
     """
 
     name = models.CharField(max_length=100, unique=True)
-    parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
-    )
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     description = models.TextField(blank=True)
     queue = models.ForeignKey(
         "routing.Queue",
@@ -242,9 +236,7 @@ class Territory(models.Model):
                 name="territory_one_owner",
                 violation_error_message="A territory is covered by a queue or by a rep, not both.",
             ),
-            models.CheckConstraint(
-                condition=~models.Q(parent=models.F("id")), name="territory_not_own_parent"
-            ),
+            models.CheckConstraint(condition=~models.Q(parent=models.F("id")), name="territory_not_own_parent"),
         ]
 
     def __str__(self) -> str:
@@ -252,17 +244,13 @@ class Territory(models.Model):
 
     def clean(self) -> None:
         if self.queue_id and self.rep_id:
-            raise ValidationError(
-                "A territory is covered by a queue or by a rep, not both: clear one of them."
-            )
+            raise ValidationError("A territory is covered by a queue or by a rep, not both: clear one of them.")
         # Walk up from the new parent; meeting ourselves means a cycle.
         seen: set[int] = set()
         node = self.parent
         while node is not None:
             if self.pk is not None and node.pk == self.pk:
-                raise ValidationError(
-                    {"parent": "A territory cannot sit below itself or one of its children."}
-                )
+                raise ValidationError({"parent": "A territory cannot sit below itself or one of its children."})
             if node.pk in seen:
                 break
             seen.add(node.pk)
@@ -288,7 +276,7 @@ class TerritoryCriterion(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     value = models.CharField(
         max_length=50,
-        help_text="Country DE, subdivision US-CA, postal prefix 94, an industry or size-band code, a product line code.",
+        help_text="Country DE, subdivision US-CA, postal prefix 94, an industry, size-band or product line code.",
     )
 
     history = HistoricalRecords()
@@ -345,12 +333,8 @@ class Account(models.Model):
         TIER_3 = "tier_3", "Tier 3"
 
     name = models.CharField(max_length=200)
-    owner = models.ForeignKey(
-        Rep, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_accounts"
-    )
-    territory = models.ForeignKey(
-        Territory, null=True, blank=True, on_delete=models.SET_NULL, related_name="accounts"
-    )
+    owner = models.ForeignKey(Rep, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_accounts")
+    territory = models.ForeignKey(Territory, null=True, blank=True, on_delete=models.SET_NULL, related_name="accounts")
     is_customer = models.BooleanField(default=False)
     tier = models.CharField(max_length=10, choices=Tier.choices, blank=True, default=Tier.NONE)
     industry = models.CharField(max_length=30, choices=INDUSTRIES, blank=True)
@@ -406,9 +390,7 @@ class Opportunity(models.Model):
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="opportunities")
     name = models.CharField(max_length=200)
-    owner = models.ForeignKey(
-        Rep, null=True, blank=True, on_delete=models.SET_NULL, related_name="opportunities"
-    )
+    owner = models.ForeignKey(Rep, null=True, blank=True, on_delete=models.SET_NULL, related_name="opportunities")
     stage = models.CharField(max_length=10, choices=Stage.choices, default=Stage.OPEN)
     amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -433,6 +415,4 @@ class Opportunity(models.Model):
 
     def clean(self) -> None:
         if self.stage == self.Stage.OPEN and self.closed_at:
-            raise ValidationError(
-                {"closed_at": "An open opportunity has no close date; clear it or close the stage."}
-            )
+            raise ValidationError({"closed_at": "An open opportunity has no close date; clear it or close the stage."})

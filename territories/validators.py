@@ -65,7 +65,7 @@ def validate_size_band(value: str) -> None:
 def validate_postal_prefix(value: str) -> None:
     if not re.fullmatch(r"[A-Z0-9]{1,10}", value):
         raise ValidationError(
-            "%(value)s is not a postal-code prefix; use 1–10 capital letters or digits without spaces, such as 94 or SW1.",
+            "%(value)s is not a postal-code prefix; use 1–10 capitals or digits, no spaces, such as 94 or SW1.",
             code="invalid_postal_prefix",
             params={"value": value},
         )
