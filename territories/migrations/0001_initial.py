@@ -338,7 +338,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
                 ('kind', models.CharField(choices=[('country', 'Country (ISO 3166-1)'), ('subdivision', 'State / region (ISO 3166-2)'), ('postal_prefix', 'Postal-code prefix'), ('industry', 'Industry'), ('size_band', 'Employee-size band'), ('product_line', 'Product line')], max_length=20)),
-                ('value', models.CharField(help_text='Country DE, subdivision US-CA, postal prefix 94, an industry or size-band code, a product line code.', max_length=50)),
+                ('value', models.CharField(help_text='Country DE, subdivision US-CA, postal prefix 94, an industry, size-band or product line code.', max_length=50)),
                 ('history_id', models.AutoField(primary_key=True, serialize=False)),
                 ('history_date', models.DateTimeField(db_index=True)),
                 ('history_change_reason', models.CharField(max_length=100, null=True)),
@@ -414,7 +414,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('kind', models.CharField(choices=[('country', 'Country (ISO 3166-1)'), ('subdivision', 'State / region (ISO 3166-2)'), ('postal_prefix', 'Postal-code prefix'), ('industry', 'Industry'), ('size_band', 'Employee-size band'), ('product_line', 'Product line')], max_length=20)),
-                ('value', models.CharField(help_text='Country DE, subdivision US-CA, postal prefix 94, an industry or size-band code, a product line code.', max_length=50)),
+                ('value', models.CharField(help_text='Country DE, subdivision US-CA, postal prefix 94, an industry, size-band or product line code.', max_length=50)),
                 ('territory', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='criteria', to='territories.territory')),
             ],
             options={
