@@ -1,5 +1,9 @@
 """Queues that distribute leads, the leads themselves, and their assignment history."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -18,7 +22,7 @@ class QueueQuerySet(models.QuerySet["Queue"]):
             raise ProtectedError("The catch-all queue cannot be deleted.", {catch_all})
         return super().delete()
 
-    def catch_all(self) -> "Queue":
+    def catch_all(self) -> Queue:
         return self.get(is_catch_all=True)
 
 
@@ -67,7 +71,9 @@ class Queue(models.Model):
     )
     # Round-robin position; advanced only by an atomic UPDATE in the routing service.
     rr_pointer = models.BigIntegerField(default=0, editable=False)
-    members = models.ManyToManyField(Rep, through="QueueMembership", related_name="queues")
+    members: models.ManyToManyField[Rep, QueueMembership] = models.ManyToManyField(
+        Rep, through="QueueMembership", related_name="queues"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -124,7 +130,7 @@ class Queue(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         if self.is_catch_all:
             raise ProtectedError("The catch-all queue cannot be deleted.", {self})
         return super().delete(*args, **kwargs)

@@ -5,6 +5,8 @@ coverage``). Every model keeps a change history (django-simple-history), so the
 admin can say who changed what and when.
 """
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -303,7 +305,7 @@ class TerritoryCriterion(models.Model):
 
 def validate_criterion(kind: str, value: str) -> None:
     """Raise ValidationError when ``value`` is not a valid ``kind`` criterion."""
-    kind_validators = {
+    kind_validators: dict[str, Callable[[str], None]] = {
         TerritoryCriterion.Kind.COUNTRY: validators.validate_country_code,
         TerritoryCriterion.Kind.SUBDIVISION: validators.validate_subdivision_code,
         TerritoryCriterion.Kind.POSTAL_PREFIX: validators.validate_postal_prefix,
@@ -377,9 +379,6 @@ class AccountDomain(models.Model):
 
     def __str__(self) -> str:
         return self.domain
-
-    def clean(self) -> None:
-        self.domain = validators.normalize_domain(self.domain or "")
 
 
 class Opportunity(models.Model):

@@ -73,8 +73,11 @@ def validate_postal_prefix(value: str) -> None:
 
 def validate_domain(value: str) -> None:
     if value != value.strip().lower() or value.startswith("www.") or not _DOMAIN_RE.match(value):
+        suggestion = normalize_domain(value)
+        hint = f" Did you mean {suggestion}?" if suggestion != value and _DOMAIN_RE.match(suggestion) else ""
         raise ValidationError(
-            "%(value)s is not a bare domain; write it in lower case without scheme, path or www, such as acme.com.",
+            "%(value)s is not a bare domain; write it in lower case without scheme, path or www, such as acme.com."
+            + hint,
             code="invalid_domain",
             params={"value": value},
         )

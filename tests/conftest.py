@@ -15,7 +15,7 @@ from tests.factories import PASSWORD, RepFactory, TeamFactory, UserFactory
 __all__ = ["PASSWORD"]
 
 
-def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+def pytest_collection_modifyitems(config, items):
     """Tests marked ``postgres`` run only when DATABASE_URL points at PostgreSQL.
 
     They are deselected (and counted in the summary) rather than skipped, so a
@@ -34,36 +34,36 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
 
 
 @pytest.fixture
-def team(db):  # type: ignore[no-untyped-def]
+def team(db):
     return TeamFactory(name="Inside Sales")
 
 
 @pytest.fixture
-def other_team(db):  # type: ignore[no-untyped-def]
+def other_team(db):
     return TeamFactory(name="Field Sales")
 
 
 @pytest.fixture
-def revops(db):  # type: ignore[no-untyped-def]
+def revops(db):
     user = UserFactory(username="revops", is_staff=True)
     user.groups.add(ensure_role_groups())
     return user
 
 
 @pytest.fixture
-def manager(team):  # type: ignore[no-untyped-def]
+def manager(team):
     user = UserFactory(username="manager")
     team.managers.add(user)
     return user
 
 
 @pytest.fixture
-def rep(team, manager):  # type: ignore[no-untyped-def]
+def rep(team, manager):
     return RepFactory(user=UserFactory(username="rep"), team=team, manager=manager)
 
 
 @pytest.fixture
-def outsider(other_team):  # type: ignore[no-untyped-def]
+def outsider(other_team):
     return RepFactory(user=UserFactory(username="outsider"), team=other_team)
 
 

@@ -76,7 +76,7 @@ class RepFactory(DjangoModelFactory):
     max_open_leads = 20
 
     @factory.post_generation
-    def skills(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+    def skills(self, create, extracted, **kwargs):
         if create and extracted:
             self.skills.set(extracted)
 
