@@ -1,0 +1,27 @@
+"""Coverage as code: the whole coverage model as one YAML document.
+
+RevOps export the teams, reps, queues, territories and accounts, edit the file,
+review the plan (``manage.py coverage import FILE --dry-run``) and import it
+back. The format is described in docs/coverage.md and checked by
+``schema.json`` in this package.
+
+Other code imports only the names below.
+"""
+
+from territories.coverage.errors import CoverageError
+from territories.coverage.exporter import export_coverage
+from territories.coverage.importer import apply_import, plan_import
+from territories.coverage.plan import Change, CoveragePlan, FieldChange
+from territories.coverage.yamlio import dump_yaml, load_yaml
+
+__all__ = [
+    "Change",
+    "CoverageError",
+    "CoveragePlan",
+    "FieldChange",
+    "apply_import",
+    "dump_yaml",
+    "export_coverage",
+    "load_yaml",
+    "plan_import",
+]

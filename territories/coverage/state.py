@@ -1,0 +1,371 @@
+"""The coverage model as plain data, read from the database or from a document.
+
+Export, validation and the import diff all work on one shape, the *state*: for
+each section a mapping from an entity's key to its *full entry*, a dict with
+every key of the format filled in (defaults included) and every set-like list
+sorted. Two entries are equal exactly when the database would not change, so
+the diff is a plain comparison, and the exported document is the state with
+default values left out.
+"""
+
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Prefetch
+
+from routing.models import Queue, QueueMembership
+from territories.coverage.yamlio import SECTION_ORDER
+from territories.models import Account, ProductLine, Rep, Skill, Team, Territory, TerritoryCriterion
+
+Entry = dict[str, Any]
+State = dict[str, dict[str, Entry]]
+
+VERSION = 1
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+# Document key under ``criteria`` → TerritoryCriterion.Kind value, in document order.
+CRITERIA_KINDS: dict[str, str] = {
+    "countries": TerritoryCriterion.Kind.COUNTRY,
+    "subdivisions": TerritoryCriterion.Kind.SUBDIVISION,
+    "postal_prefixes": TerritoryCriterion.Kind.POSTAL_PREFIX,
+    "industries": TerritoryCriterion.Kind.INDUSTRY,
+    "size_bands": TerritoryCriterion.Kind.SIZE_BAND,
+    "product_lines": TerritoryCriterion.Kind.PRODUCT_LINE,
+}
+CRITERIA_KEYS = {kind: key for key, kind in CRITERIA_KINDS.items()}
+
+KEY_FIELDS = {
+    "skills": "code",
+    "product_lines": "code",
+    "teams": "name",
+    "reps": "username",
+    "queues": "name",
+    "territories": "name",
+    "accounts": "name",
+}
+
+# How a change to each section is named in a plan.
+KIND_NAMES = {
+    "skills": "skill",
+    "product_lines": "product line",
+    "teams": "team",
+    "reps": "rep",
+    "queues": "queue",
+    "territories": "territory",
+    "accounts": "account",
+}
+
+# Every key of each section in document order; the key field comes first.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "skills": ("code", "name", "kind"),
+    "product_lines": ("code", "name"),
+    "teams": ("name", "description", "managers"),
+    "reps": (
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "team",
+        "manager",
+        "active",
+        "time_zone",
+        "max_open_leads",
+        "daily_cap",
+        "skills",
+        "working_hours",
+        "out_of_office",
+    ),
+    "queues": (
+        "name",
+        "description",
+        "method",
+        "active",
+        "catch_all",
+        "required_skills",
+        "skip_off_hours_reps",
+        "when_nobody_eligible",
+        "fallback",
+        "members",
+    ),
+    "territories": ("name", "parent", "description", "queue", "rep", "criteria"),
+    "accounts": ("name", "domains", "owner", "territory", "is_customer", "tier", "industry", "country"),
+}
+
+# The value an omitted key stands for; these match the model defaults.
+DEFAULTS: dict[str, Entry] = {
+    "skills": {"kind": Skill.Kind.OTHER.value},
+    "product_lines": {},
+    "teams": {"description": "", "managers": []},
+    "reps": {
+        "email": "",
+        "first_name": "",
+        "last_name": "",
+        "team": None,
+        "manager": None,
+        "active": True,
+        "time_zone": "UTC",
+        "max_open_leads": 50,
+        "daily_cap": None,
+        "skills": [],
+        "working_hours": {},
+        "out_of_office": [],
+    },
+    "queues": {
+        "description": "",
+        "method": Queue.Method.ROUND_ROBIN.value,
+        "active": True,
+        "catch_all": False,
+        "required_skills": [],
+        "skip_off_hours_reps": True,
+        "when_nobody_eligible": Queue.WhenNobodyEligible.HOLD.value,
+        "fallback": None,
+        "members": [],
+    },
+    "territories": {"parent": None, "description": "", "queue": None, "rep": None, "criteria": {}},
+    "accounts": {
+        "domains": [],
+        "owner": None,
+        "territory": None,
+        "is_customer": False,
+        "tier": Account.Tier.NONE.value,
+        "industry": "",
+        "country": "",
+    },
+}
+MEMBER_DEFAULTS: Entry = {"weight": 1, "active": True}
+OUT_OF_OFFICE_DEFAULTS: Entry = {"reason": ""}
+
+
+def entity_key(section: str, value: str) -> str:
+    """The key an entity is matched by. Account names match regardless of case."""
+    return value.lower() if section == "accounts" else value
+
+
+def format_datetime(value: dt.datetime) -> str:
+    """An instant as the document writes it: UTC, to the second."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def parse_datetime(value: str) -> dt.datetime | None:
+    """Parse an ISO 8601 date-time; None when it is not one or has no offset."""
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def format_window(start: dt.time, end: dt.time) -> str:
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+def parse_window(window: str) -> tuple[dt.time, dt.time]:
+    start, end = window.split("-")
+    return dt.time.fromisoformat(start), dt.time.fromisoformat(end)
+
+
+# --- From a document ----------------------------------------------------------------------------
+
+
+def _normalize_working_hours(value: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {day: sorted(value[day]) for day in WEEKDAYS if value.get(day)}
+
+
+def _normalize_out_of_office(periods: list[Entry]) -> list[Entry]:
+    normalized = []
+    for period in periods:
+        starts_at = parse_datetime(period["starts_at"])
+        ends_at = parse_datetime(period["ends_at"])
+        assert starts_at is not None and ends_at is not None, "validated before normalizing"
+        normalized.append(
+            {
+                "starts_at": format_datetime(starts_at),
+                "ends_at": format_datetime(ends_at),
+                "reason": period.get("reason", ""),
+            }
+        )
+    return sorted(normalized, key=lambda period: (period["starts_at"], period["ends_at"], period["reason"]))
+
+
+def normalize_entry(section: str, raw: Entry) -> Entry:
+    """The full entry for a validated document entry: defaults filled in, sets sorted."""
+    entry: Entry = {name: raw.get(name, DEFAULTS[section].get(name)) for name in FIELDS[section]}
+    for name in ("managers", "skills", "required_skills", "domains"):
+        if name in entry:
+            entry[name] = sorted(entry[name])
+    if section == "reps":
+        entry["working_hours"] = _normalize_working_hours(entry["working_hours"])
+        entry["out_of_office"] = _normalize_out_of_office(entry["out_of_office"])
+    elif section == "queues":
+        entry["members"] = [{"rep": member["rep"], **MEMBER_DEFAULTS, **member} for member in entry["members"]]
+    elif section == "territories":
+        criteria = entry["criteria"]
+        entry["criteria"] = {key: sorted(criteria[key]) for key in CRITERIA_KINDS if criteria.get(key)}
+    return entry
+
+
+# --- To a document ------------------------------------------------------------------------------
+
+
+def compact_entry(section: str, entry: Entry) -> Entry:
+    """The entry as the exporter writes it: every key whose value is the default left out."""
+    defaults = DEFAULTS[section]
+    compact: Entry = {}
+    for name in FIELDS[section]:
+        value = entry[name]
+        if name in defaults and value == defaults[name]:
+            continue
+        if name == "members":
+            value = [_without_defaults(member, MEMBER_DEFAULTS) for member in value]
+        elif name == "out_of_office":
+            value = [_without_defaults(period, OUT_OF_OFFICE_DEFAULTS) for period in value]
+        compact[name] = value
+    return compact
+
+
+def _without_defaults(item: Entry, defaults: Entry) -> Entry:
+    return {name: value for name, value in item.items() if not (name in defaults and value == defaults[name])}
+
+
+def rename_catch_all(state: State, name: str | None) -> State:
+    """The state with the catch-all queue under ``name``, references included.
+
+    The catch-all entry of a document maps onto the existing catch-all row
+    whatever it is called, so before comparing, the current catch-all is filed
+    under the document's name; the rename then shows as a change of its name.
+    """
+    old = next((key for key, entry in state["queues"].items() if entry["catch_all"]), None)
+    if old is None or name is None or old == name:
+        return state
+
+    def renamed(value: str | None) -> str | None:
+        return name if value == old else value
+
+    queues = {
+        (name if key == old else key): {**entry, "fallback": renamed(entry["fallback"])}
+        for key, entry in state["queues"].items()
+    }
+    territories = {key: {**entry, "queue": renamed(entry["queue"])} for key, entry in state["territories"].items()}
+    return {**state, "queues": queues, "territories": territories}
+
+
+def state_to_document(state: State) -> dict[str, Any]:
+    """A compact, deterministic document: sections in format order, entities sorted by key."""
+    document: dict[str, Any] = {"version": VERSION}
+    for section in SECTION_ORDER:
+        entries = state.get(section, {})
+        if entries:
+            document[section] = [compact_entry(section, entries[key]) for key in sorted(entries)]
+    return document
+
+
+# --- From the database --------------------------------------------------------------------------
+
+
+def read_state() -> State:
+    """The coverage model currently in the database, as full entries by key."""
+    state: State = {section: {} for section in SECTION_ORDER}
+
+    for skill in Skill.objects.all():
+        state["skills"][skill.code] = {"code": skill.code, "name": skill.name, "kind": skill.kind}
+    for product_line in ProductLine.objects.all():
+        state["product_lines"][product_line.code] = {"code": product_line.code, "name": product_line.name}
+
+    for team in Team.objects.prefetch_related("managers"):
+        state["teams"][team.name] = {
+            "name": team.name,
+            "description": team.description,
+            "managers": sorted(user.get_username() for user in team.managers.all()),
+        }
+
+    reps = Rep.objects.select_related("user", "team", "manager").prefetch_related(
+        "skills", "working_hours", "out_of_office"
+    )
+    for rep in reps:
+        working_hours: dict[str, list[str]] = {}
+        for window in sorted(rep.working_hours.all(), key=lambda row: (row.weekday, row.start, row.end)):
+            working_hours.setdefault(WEEKDAYS[window.weekday], []).append(format_window(window.start, window.end))
+        state["reps"][rep.user.get_username()] = {
+            "username": rep.user.get_username(),
+            "email": rep.user.email,
+            "first_name": rep.user.first_name,
+            "last_name": rep.user.last_name,
+            "team": rep.team.name if rep.team else None,
+            "manager": rep.manager.get_username() if rep.manager else None,
+            "active": rep.active,
+            "time_zone": rep.time_zone,
+            "max_open_leads": rep.max_open_leads,
+            "daily_cap": rep.daily_cap,
+            "skills": sorted(skill.code for skill in rep.skills.all()),
+            "working_hours": _normalize_working_hours(working_hours),
+            "out_of_office": sorted(
+                (
+                    {
+                        "starts_at": format_datetime(period.starts_at),
+                        "ends_at": format_datetime(period.ends_at),
+                        "reason": period.reason,
+                    }
+                    for period in rep.out_of_office.all()
+                ),
+                key=lambda period: (period["starts_at"], period["ends_at"], period["reason"]),
+            ),
+        }
+
+    memberships = QueueMembership.objects.select_related("rep__user").order_by("position", "rep_id")
+    queues = Queue.objects.select_related("fallback").prefetch_related(
+        "required_skills", Prefetch("memberships", queryset=memberships)
+    )
+    for queue in queues:
+        state["queues"][queue.name] = {
+            "name": queue.name,
+            "description": queue.description,
+            "method": queue.method,
+            "active": queue.active,
+            "catch_all": queue.is_catch_all,
+            "required_skills": sorted(skill.code for skill in queue.required_skills.all()),
+            "skip_off_hours_reps": queue.skip_off_hours_reps,
+            "when_nobody_eligible": queue.when_nobody_eligible,
+            "fallback": queue.fallback.name if queue.fallback else None,
+            "members": [
+                {"rep": member.rep.user.get_username(), "weight": member.weight, "active": member.active}
+                for member in queue.memberships.all()
+            ],
+        }
+
+    for territory in Territory.objects.select_related("parent", "queue", "rep__user").prefetch_related("criteria"):
+        criteria: dict[str, list[str]] = {}
+        for criterion in territory.criteria.all():
+            criteria.setdefault(CRITERIA_KEYS[criterion.kind], []).append(criterion.value)
+        state["territories"][territory.name] = {
+            "name": territory.name,
+            "parent": territory.parent.name if territory.parent else None,
+            "description": territory.description,
+            "queue": territory.queue.name if territory.queue else None,
+            "rep": territory.rep.user.get_username() if territory.rep else None,
+            "criteria": {key: sorted(criteria[key]) for key in CRITERIA_KINDS if criteria.get(key)},
+        }
+
+    for account in Account.objects.select_related("owner__user", "territory").prefetch_related("domains"):
+        state["accounts"][entity_key("accounts", account.name)] = {
+            "name": account.name,
+            "domains": sorted(domain.domain for domain in account.domains.all()),
+            "owner": account.owner.user.get_username() if account.owner else None,
+            "territory": account.territory.name if account.territory else None,
+            "is_customer": account.is_customer,
+            "tier": account.tier,
+            "industry": account.industry,
+            "country": account.country,
+        }
+    return state
+
+
+def existing_usernames(usernames: set[str]) -> set[str]:
+    """Which of these user names already have a user."""
+    User = get_user_model()
+    field = User.USERNAME_FIELD
+    return set(User._default_manager.filter(**{f"{field}__in": usernames}).values_list(field, flat=True))
+
+
+def weekday_number(day: str) -> int:
+    return WEEKDAYS.index(day)
