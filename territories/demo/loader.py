@@ -1,0 +1,77 @@
+"""Load the demo organisation and its demo logins into the database."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from territories.coverage import apply_import, load_yaml
+from territories.models import Account, Rep, Team, Territory
+from territories.roles import ensure_role_groups
+
+DEMO_FILE = Path(__file__).with_name("coverage.yaml")
+DEMO_PASSWORD = "demo"
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    role: str
+    can: str
+
+
+# The usernames of the manager and the rep are in the demo file; revops is not a rep.
+DEMO_LOGINS = (
+    DemoLogin("revops", "RevOps", "maintains territories, reps, queues and accounts in Django admin"),
+    DemoLogin("manager", "manager of the EMEA team", "sees the team's leads, load and time off; reassigns leads"),
+    DemoLogin("anna.schmidt", "rep in DACH (Europe/Berlin)", "works her own leads and logs first touches"),
+)
+
+
+def coverage_exists() -> bool:
+    """Whether anyone has started a coverage model (the catch-all queue alone does not count)."""
+    return any(model.objects.exists() for model in (Rep, Team, Territory, Account))
+
+
+def demo_logins_exist() -> bool:
+    """Whether an earlier demo load left the demo logins in place."""
+    usernames = [login.username for login in DEMO_LOGINS]
+    return get_user_model().objects.filter(username__in=usernames).count() == len(usernames)
+
+
+@transaction.atomic
+def demo_load(*, path: Path = DEMO_FILE) -> None:
+    """Import the demo organisation and set up the demo logins, in one transaction.
+
+    Side effects: creates or updates the coverage rows named in the demo file
+    (nothing else is pruned), and sets the password of every demo login to
+    ``DEMO_PASSWORD``. Raises CoverageError when the file does not import.
+    """
+    apply_import(load_yaml(path.read_text(encoding="utf-8")))
+    demo_logins_ensure()
+
+
+def demo_logins_ensure() -> None:
+    """Create or update the demo logins with the demo password. Idempotent.
+
+    ``revops`` is staff in the RevOps group (not a superuser), so the demo shows
+    what RevOps can really do in admin. The manager and the rep log in to their
+    pages, not to admin.
+    """
+    user_model = get_user_model()
+    revops_group = ensure_role_groups()
+    for login in DEMO_LOGINS:
+        user, _ = user_model.objects.get_or_create(username=login.username)
+        user.set_password(DEMO_PASSWORD)
+        user.is_active = True
+        user.is_superuser = False
+        user.is_staff = login.username == "revops"
+        if not user.email:
+            user.email = f"{login.username}@example.com"
+        if login.username == "manager" and not user.first_name:
+            # The manager comes from the file by username only; give the login a person's name.
+            user.first_name, user.last_name = "Lena", "Vogel"
+        user.save()
+        if login.username == "revops":
+            user.groups.add(revops_group)

@@ -1,0 +1,45 @@
+"""``manage.py load_demo [--if-empty]``: load the demo organisation and the demo logins."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from routing.models import Queue
+from territories.coverage import CoverageError
+from territories.demo.loader import DEMO_LOGINS, DEMO_PASSWORD, coverage_exists, demo_load, demo_logins_exist
+from territories.models import Account, Rep, Team, Territory
+
+
+class Command(BaseCommand):
+    help = "Load the demo organisation (teams, reps, queues, territories, accounts) and the demo logins."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="Do nothing when the database already has teams, reps, territories or accounts.",
+        )
+
+    def handle(self, *args: Any, if_empty: bool = False, **options: Any) -> None:
+        if if_empty and coverage_exists():
+            self.stdout.write("The database already has coverage data; the demo organisation was not loaded.")
+            if demo_logins_exist():
+                self._print_logins()
+            return
+        try:
+            demo_load()
+        except CoverageError as error:
+            raise CommandError(f"The demo organisation did not import:\n{error}") from error
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Loaded the demo organisation: {Team.objects.count()} teams, {Rep.objects.count()} reps, "
+                f"{Queue.objects.count()} queues, {Territory.objects.count()} territories, "
+                f"{Account.objects.count()} accounts."
+            )
+        )
+        self._print_logins()
+
+    def _print_logins(self) -> None:
+        self.stdout.write("Demo logins:")
+        for login in DEMO_LOGINS:
+            self.stdout.write(f"  {login.username:<13} / {DEMO_PASSWORD}   {login.role}: {login.can}")

@@ -1,0 +1,177 @@
+"""The demo organisation that ``make run`` loads into an empty database."""
+
+from io import StringIO
+
+import pytest
+import yaml
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from routing.models import Queue
+from territories.coverage import apply_import, load_yaml, plan_import
+from territories.demo import generate
+from territories.demo.loader import DEMO_FILE, DEMO_LOGINS, DEMO_PASSWORD, demo_load
+from territories.models import Account, OutOfOffice, Rep, Team, Territory, TerritoryCriterion
+from territories.roles import REVOPS_GROUP
+from tests.factories import TeamFactory
+
+DOCUMENT = yaml.safe_load(DEMO_FILE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def demo(db):
+    demo_load()
+
+
+# --- The file, without a database --------------------------------------------------------------------------------
+
+
+def test_generator_is_deterministic_and_matches_the_committed_file(capsys):
+    generate.main()
+    first = capsys.readouterr().out
+    generate.main()
+    second = capsys.readouterr().out
+    assert first == second
+    # A change to generate.py must come with the regenerated file.
+    assert first == DEMO_FILE.read_text(encoding="utf-8")
+
+
+def test_demo_file_says_it_is_generated():
+    assert DEMO_FILE.read_text(encoding="utf-8").startswith("# The demo organisation")
+    assert "python territories/demo/generate.py > territories/demo/coverage.yaml" in DEMO_FILE.read_text()
+
+
+def test_account_names_and_domains_are_unique():
+    names = [account["name"].lower() for account in DOCUMENT["accounts"]]
+    domains = [domain for account in DOCUMENT["accounts"] for domain in account["domains"]]
+    assert len(names) == len(set(names))
+    assert len(domains) == len(set(domains))
+
+
+def test_every_account_country_fits_its_territory():
+    territories = {node["name"]: node for node in DOCUMENT["territories"]}
+
+    def nearest_countries(name: str) -> list[str]:
+        # The countries criterion of the territory or, failing that, of its nearest ancestor.
+        node = territories[name]
+        while "countries" not in node.get("criteria", {}):
+            node = territories[node["parent"]]
+        return node["criteria"]["countries"]
+
+    for account in DOCUMENT["accounts"]:
+        assert account["country"] in nearest_countries(account["territory"]), account["name"]
+
+
+def test_demo_logins_are_in_the_file_except_revops():
+    managers = {username for team in DOCUMENT["teams"] for username in team["managers"]}
+    reps = {rep["username"] for rep in DOCUMENT["reps"]}
+    assert "manager" in managers
+    assert "anna.schmidt" in reps
+    assert "revops" not in reps | managers
+
+
+# --- Loaded into a database ----------------------------------------------------------------------------------------
+
+
+def test_demo_org_has_the_expected_shape(demo):
+    assert set(Team.objects.values_list("name", flat=True)) == {"AMER", "EMEA", "APAC"}
+    assert Rep.objects.count() >= 12
+    assert Rep.objects.values("time_zone").distinct().count() >= 6
+    assert Rep.objects.filter(active=False).count() == 1
+    assert OutOfOffice.objects.exists()
+    assert Account.objects.count() >= 300
+    assert Account.objects.filter(owner__isnull=False).exists()
+    assert Account.objects.filter(is_customer=True).exists()
+
+    # The tree goes down to US states and DACH countries, with an enterprise split in DACH.
+    california = Territory.objects.get(name="California")
+    assert california.parent.name == "US West"
+    assert california.criteria.filter(kind=TerritoryCriterion.Kind.SUBDIVISION, value="US-CA").exists()
+    for country, code in (("Germany", "DE"), ("Austria", "AT"), ("Switzerland", "CH")):
+        assert Territory.objects.get(name=country).criteria.filter(kind="country", value=code).exists()
+    enterprise = Territory.objects.get(name="DACH Enterprise")
+    assert enterprise.parent.name == "DACH"
+    assert set(enterprise.criteria.values_list("value", flat=True)) == {"1001-5000", "5001+"}
+    assert Territory.objects.get(name="California Strategic").rep.username == "jake.morrison"
+
+
+def test_every_territory_is_covered_as_the_file_says(demo):
+    for node in DOCUMENT["territories"]:
+        territory = Territory.objects.select_related("queue", "rep__user").get(name=node["name"])
+        assert (territory.queue.name if territory.queue else None) == node.get("queue")
+        assert (territory.rep.username if territory.rep else None) == node.get("rep")
+    # Only the grouping node relies on its parent's coverage.
+    uncovered = Territory.objects.filter(queue__isnull=True, rep__isnull=True)
+    assert list(uncovered.values_list("name", flat=True)) == ["North America"]
+
+
+def test_every_queue_ends_at_the_catch_all_or_holds(demo):
+    catch_all = Queue.objects.get(is_catch_all=True)
+    assert catch_all.name == "Catch-all"
+    assert catch_all.memberships.count() >= 2
+    for queue in Queue.objects.exclude(pk=catch_all.pk):
+        node, seen = queue, set()
+        while node.when_nobody_eligible == Queue.WhenNobodyEligible.OVERFLOW:
+            assert node.pk not in seen, f"{queue} loops"
+            seen.add(node.pk)
+            node = node.fallback
+        assert node == catch_all or node.when_nobody_eligible == Queue.WhenNobodyEligible.HOLD, queue.name
+    assert Queue.objects.filter(when_nobody_eligible="hold", is_catch_all=False).exists()
+    assert set(Queue.objects.values_list("method", flat=True)) == {"round_robin", "weighted", "load_balanced"}
+
+
+def test_loading_again_plans_no_change(demo):
+    plan = apply_import(load_yaml(DEMO_FILE.read_text(encoding="utf-8")))
+    assert plan.is_empty, plan.render()
+    assert plan_import(load_yaml(DEMO_FILE.read_text(encoding="utf-8"))).is_empty
+
+
+def test_demo_logins_can_log_in_and_revops_reaches_admin(demo, client):
+    for login in DEMO_LOGINS:
+        assert client.login(username=login.username, password=DEMO_PASSWORD), login.username
+        client.logout()
+
+    revops = get_user_model().objects.get(username="revops")
+    assert revops.is_staff and not revops.is_superuser
+    assert revops.groups.filter(name=REVOPS_GROUP).exists()
+    client.force_login(revops)
+    assert client.get("/admin/").status_code == 200
+
+    assert Team.objects.get(name="EMEA").managers.filter(username="manager").exists()
+    assert Rep.objects.get(user__username="anna.schmidt").time_zone == "Europe/Berlin"
+
+
+# --- The command ---------------------------------------------------------------------------------------------------
+
+
+def test_load_demo_if_empty_loads_an_empty_database_and_lists_the_logins(db):
+    out = StringIO()
+    call_command("load_demo", "--if-empty", stdout=out)
+    assert Account.objects.count() >= 300
+    assert "Demo logins:" in out.getvalue()
+    for login in DEMO_LOGINS:
+        assert login.username in out.getvalue()
+
+
+def test_load_demo_if_empty_skips_a_populated_database(db):
+    TeamFactory(name="Field Sales")
+    out = StringIO()
+    call_command("load_demo", "--if-empty", stdout=out)
+    assert "already has coverage data" in out.getvalue()
+    assert not Rep.objects.exists()
+    assert not Account.objects.exists()
+    assert not get_user_model().objects.filter(username="revops").exists()
+
+
+def test_load_demo_if_empty_on_an_earlier_demo_still_lists_the_logins(demo):
+    # `make run` runs this on every start, and must print the logins each time.
+    out = StringIO()
+    call_command("load_demo", "--if-empty", stdout=out)
+    assert "already has coverage data" in out.getvalue()
+    assert "Demo logins:" in out.getvalue()
+
+
+def test_load_demo_twice_is_harmless(demo):
+    counts = (Rep.objects.count(), Queue.objects.count(), Territory.objects.count(), Account.objects.count())
+    call_command("load_demo", stdout=StringIO())
+    assert counts == (Rep.objects.count(), Queue.objects.count(), Territory.objects.count(), Account.objects.count())
