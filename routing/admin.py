@@ -1,0 +1,237 @@
+"""The routing admin: queues (part of the coverage model), and read-only views of leads and workers."""
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from routing.models import Assignment, Lead, Queue, QueueMembership, WorkerHeartbeat
+from routing.selectors import HEARTBEAT_STALE_AFTER
+from territories.admin import CoverageAdmin
+from territories.forms import QueueMembershipFormSet
+
+
+def pretty_json(value: Any) -> str:
+    """JSON as an indented, escaped block for a read-only admin field."""
+    if not value:
+        return "—"
+    return format_html(
+        '<pre style="white-space: pre-wrap; margin: 0">{}</pre>', json.dumps(value, indent=2, sort_keys=True)
+    )
+
+
+# --- Queues ------------------------------------------------------------------------------------------------------
+
+
+class QueueMembershipInline(admin.TabularInline):
+    model = QueueMembership
+    formset = QueueMembershipFormSet
+    extra = 1
+    fields = ["rep", "weight", "active", "position"]
+    autocomplete_fields = ["rep"]
+    ordering = ["position", "rep__user__username"]
+
+
+@admin.register(Queue)
+class QueueAdmin(CoverageAdmin):
+    list_display = [
+        "name",
+        "method",
+        "active",
+        "members",
+        "fallback",
+        "when_nobody_eligible",
+        "is_catch_all",
+        "skill_codes",
+    ]
+    list_filter = ["method", "active", "when_nobody_eligible"]
+    search_fields = ["name"]
+    list_select_related = ["fallback"]
+    autocomplete_fields = ["fallback"]
+    filter_horizontal = ["required_skills"]
+    readonly_fields = ["is_catch_all", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "active", "is_catch_all"]}),
+        ("Distribution", {"fields": ["method", "required_skills", "skip_off_hours_reps"]}),
+        ("When nobody is eligible", {"fields": ["when_nobody_eligible", "fallback"]}),
+        ("Audit", {"fields": ["created_at", "updated_at"]}),
+    ]
+    inlines = [QueueMembershipInline]
+    actions = ["delete_selected"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Queue]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("fallback")
+            .prefetch_related("required_skills")
+            .annotate(
+                member_count=Count("memberships", distinct=True),
+                active_member_count=Count(
+                    "memberships",
+                    filter=Q(memberships__active=True, memberships__rep__active=True),
+                    distinct=True,
+                ),
+            )
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Queue | None = None) -> bool:
+        # The catch-all is the last stop of every routing path; without it a lead could fall through.
+        if obj is not None and obj.is_catch_all:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    @admin.action(description="Delete selected queues", permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[Queue]) -> TemplateResponse | None:
+        catch_all = queryset.filter(is_catch_all=True).first()
+        if catch_all is not None:
+            self.message_user(
+                request,
+                f"“{catch_all}” is the catch-all queue and cannot be deleted: every lead no rule places goes there. "
+                "Nothing was deleted; select the other queues only.",
+                messages.ERROR,
+            )
+            return None
+        return django_delete_selected(self, request, queryset)
+
+    @admin.display(description="active members / total", ordering="active_member_count")
+    def members(self, queue: Any) -> str:
+        return f"{queue.active_member_count} / {queue.member_count}"
+
+    @admin.display(description="required skills")
+    def skill_codes(self, queue: Queue) -> str:
+        return ", ".join(skill.code for skill in queue.required_skills.all()) or "—"
+
+
+# --- Leads -------------------------------------------------------------------------------------------------------
+
+
+class AssignmentInline(admin.TabularInline):
+    """The lead's owners over time, newest first, with each routing receipt."""
+
+    model = Assignment
+    extra = 0
+    fields = ["assigned_at", "ended_at", "rep", "queue", "reason", "assigned_by", "note", "receipt_pretty"]
+    readonly_fields = ["assigned_at", "ended_at", "rep", "queue", "reason", "assigned_by", "note", "receipt_pretty"]
+    ordering = ["-assigned_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Assignment]:
+        return super().get_queryset(request).select_related("rep__user", "queue", "assigned_by")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="receipt")
+    def receipt_pretty(self, assignment: Assignment) -> str:
+        if not assignment.receipt:
+            return "—"
+        return format_html("<details><summary>Show receipt</summary>{}</details>", pretty_json(assignment.receipt))
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    """Leads as they arrived and where routing put them. Read-only here: leads arrive through the
+    API or a CSV upload, and owners change through routing and reassignment, which keep receipts."""
+
+    list_display = [
+        "__str__",
+        "email",
+        "company",
+        "status",
+        "owner",
+        "queue",
+        "territory",
+        "account",
+        "received_at",
+        "routed_at",
+    ]
+    list_filter = ["status", "queue", "source", "received_at", "routed_at"]
+    search_fields = ["email", "company", "external_id"]
+    list_select_related = ["owner__user", "queue", "territory", "account"]
+    date_hierarchy = "received_at"
+    inlines = [AssignmentInline]
+    readonly_fields = ["raw_payload_pretty", "form_answers_pretty", "page_history_pretty", "flags_pretty"]
+    fieldsets = [
+        ("Routing", {"fields": ["status", "owner", "queue", "territory", "account", "received_at", "routed_at"]}),
+        ("Contact", {"fields": ["first_name", "last_name", "email", "phone", "title"]}),
+        (
+            "Company",
+            {
+                "fields": [
+                    "company",
+                    "website",
+                    "email_domain",
+                    "country",
+                    "subdivision",
+                    "city",
+                    "postal_code",
+                    "industry",
+                    "employees",
+                    "size_band",
+                    "annual_revenue",
+                ]
+            },
+        ),
+        ("Source", {"fields": ["source", "campaign", "external_id", "product_interest"]}),
+        (
+            "As received",
+            {"fields": ["raw_payload_pretty", "form_answers_pretty", "page_history_pretty", "flags_pretty"]},
+        ),
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="raw payload")
+    def raw_payload_pretty(self, lead: Lead) -> str:
+        return pretty_json(lead.raw_payload)
+
+    @admin.display(description="form answers")
+    def form_answers_pretty(self, lead: Lead) -> str:
+        return pretty_json(lead.form_answers)
+
+    @admin.display(description="page history")
+    def page_history_pretty(self, lead: Lead) -> str:
+        return pretty_json(lead.page_history)
+
+    @admin.display(description="unmapped values")
+    def flags_pretty(self, lead: Lead) -> str:
+        return pretty_json(lead.flags)
+
+
+# --- Workers -----------------------------------------------------------------------------------------------------
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    """When each worker last ran the periodic heartbeat. Written only by the worker."""
+
+    list_display = ["name", "last_seen_at", "hostname", "healthy"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="recent", boolean=True)
+    def healthy(self, heartbeat: WorkerHeartbeat) -> bool:
+        return timezone.now() - heartbeat.last_seen_at <= HEARTBEAT_STALE_AFTER

@@ -1,0 +1,943 @@
+"""The coverage admin: RevOps' workplace for teams, reps, territories and accounts.
+
+Every coverage model keeps its change history, shown on each object's History
+page and, across all models, on the "Coverage change log" page. Actions and the
+rep forms call ``territories.services``; CSV import and export use
+``territories.resources``.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import models
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.forms import Field as FormField
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from import_export.admin import ImportExportMixin
+from import_export.formats import base_formats
+from simple_history.admin import SimpleHistoryAdmin
+from simple_history.utils import get_history_model_for_model, get_m2m_reverse_field_name
+
+from routing.models import Lead, Queue, QueueMembership
+from territories import services
+from territories.forms import (
+    AccountDomainForm,
+    AccountDomainFormSet,
+    OutOfOfficeForm,
+    RepAddForm,
+    RepChangeForm,
+    TerritoryCriterionFormSet,
+    UserChoiceField,
+    UserMultipleChoiceField,
+    WorkingHoursFormSet,
+    active_users,
+    user_label,
+)
+from territories.models import (
+    Account,
+    AccountDomain,
+    Opportunity,
+    OutOfOffice,
+    ProductLine,
+    Rep,
+    Skill,
+    Team,
+    Territory,
+    TerritoryCriterion,
+    WorkingHours,
+)
+from territories.resources import AccountResource, RepResource, TerritoryResource
+
+User = get_user_model()
+
+# --- Shared ------------------------------------------------------------------------------------------------------
+
+
+class CoverageAdmin(SimpleHistoryAdmin):
+    """Base for coverage models: a History page per object and a link to the change log.
+
+    History is an audit trail here, not an undo button: a revert would skip the
+    inline rows and the services, so it is turned off.
+    """
+
+    change_list_template = "admin/coverage_change_list.html"
+    list_per_page = 50
+
+    def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        # The old-version page still accepts a POST that saves the old values; refuse it, not only hide the button.
+        if request.method == "POST":
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class CsvImportExportMixin(ImportExportMixin):
+    """CSV only: what RevOps exchange with the CRM and spreadsheets."""
+
+    import_formats = [base_formats.CSV]
+    export_formats = [base_formats.CSV]
+
+
+def _join(items: Iterable[Any]) -> str:
+    return ", ".join(str(item) for item in items) or "—"
+
+
+# --- Teams, skills, product lines ----------------------------------------------------------------------------------
+
+
+@admin.register(Skill)
+class SkillAdmin(CoverageAdmin):
+    list_display = ["code", "name", "kind", "rep_count", "queue_count"]
+    list_filter = ["kind"]
+    search_fields = ["code", "name"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Skill]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(rep_count=Count("reps", distinct=True), queue_count=Count("queues", distinct=True))
+        )
+
+    @admin.display(description="reps", ordering="rep_count")
+    def rep_count(self, skill: Any) -> int:
+        return skill.rep_count
+
+    @admin.display(description="queues requiring it", ordering="queue_count")
+    def queue_count(self, skill: Any) -> int:
+        return skill.queue_count
+
+
+@admin.register(ProductLine)
+class ProductLineAdmin(CoverageAdmin):
+    list_display = ["code", "name", "territory_count"]
+    search_fields = ["code", "name"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProductLine]:
+        # Criteria name product lines by code, not by a foreign key.
+        covering = (
+            TerritoryCriterion.objects.filter(kind=TerritoryCriterion.Kind.PRODUCT_LINE, value=OuterRef("code"))
+            .order_by()
+            .values("kind")
+            .annotate(count=Count("pk"))
+            .values("count")
+        )
+        return super().get_queryset(request).annotate(territory_count=Subquery(covering))
+
+    @admin.display(description="territories covering it")
+    def territory_count(self, product_line: Any) -> int:
+        return product_line.territory_count or 0
+
+
+@admin.register(Team)
+class TeamAdmin(CoverageAdmin):
+    list_display = ["name", "manager_names", "rep_count", "active_rep_count"]
+    search_fields = ["name"]
+    filter_horizontal = ["managers"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Team]:
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("managers")
+            .annotate(
+                rep_count=Count("reps", distinct=True),
+                active_rep_count=Count("reps", filter=Q(reps__active=True), distinct=True),
+            )
+        )
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> FormField | None:
+        # RevOps have no access to the user admin, so managers are picked from a plain list, not an autocomplete.
+        if db_field.name == "managers":
+            kwargs["queryset"] = active_users()
+            kwargs["form_class"] = UserMultipleChoiceField
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @admin.display(description="managers")
+    def manager_names(self, team: Team) -> str:
+        return _join(user_label(user) for user in team.managers.all())
+
+    @admin.display(description="reps", ordering="rep_count")
+    def rep_count(self, team: Any) -> int:
+        return team.rep_count
+
+    @admin.display(description="active reps", ordering="active_rep_count")
+    def active_rep_count(self, team: Any) -> int:
+        return team.active_rep_count
+
+
+# --- Reps --------------------------------------------------------------------------------------------------------
+
+
+class WorkingHoursInline(admin.TabularInline):
+    model = WorkingHours
+    formset = WorkingHoursFormSet
+    extra = 0
+    fields = ["weekday", "start", "end"]
+
+
+class OutOfOfficeInline(admin.TabularInline):
+    model = OutOfOffice
+    extra = 0
+    fields = ["starts_at", "ends_at", "reason"]
+    ordering = ["-starts_at"]
+
+
+class AwayFilter(admin.SimpleListFilter):
+    title = "out of office"
+    parameter_name = "away"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("now", "Away now"), ("no", "Not away")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "now":
+            return queryset.filter(away_now=True)
+        if self.value() == "no":
+            return queryset.filter(away_now=False)
+        return queryset
+
+
+@admin.register(Rep)
+class RepAdmin(CsvImportExportMixin, CoverageAdmin):
+    resource_classes = [RepResource]
+    list_display = [
+        "name",
+        "email",
+        "team",
+        "manager_name",
+        "active",
+        "away",
+        "load",
+        "daily_cap",
+        "time_zone",
+        "skill_codes",
+    ]
+    list_filter = ["active", AwayFilter, "team", "skills"]
+    search_fields = ["user__username", "user__first_name", "user__last_name", "user__email"]
+    list_select_related = ["user", "team", "manager"]
+    filter_horizontal = ["skills"]
+    inlines = [WorkingHoursInline, OutOfOfficeInline]
+    actions = ["activate", "deactivate", "set_out_of_office"]
+    readonly_fields = ["username", "created_at", "updated_at"]
+
+    add_fieldsets = [
+        ("Person", {"fields": ["username", "email", "first_name", "last_name"]}),
+        ("Team", {"fields": ["team", "manager", "active"]}),
+        ("Capacity", {"fields": ["time_zone", "max_open_leads", "daily_cap", "skills"]}),
+    ]
+    change_fieldsets = [
+        ("Person", {"fields": ["username", "email", "first_name", "last_name"]}),
+        ("Team", {"fields": ["team", "manager", "active"]}),
+        ("Capacity", {"fields": ["time_zone", "max_open_leads", "daily_cap", "skills"]}),
+        ("Audit", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Rep]:
+        now = timezone.now()
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("user", "team", "manager")
+            .prefetch_related("skills")
+            .annotate(
+                open_leads=Count("leads", filter=Q(leads__status__in=Lead.OPEN_STATUSES)),
+                away_now=Exists(OutOfOffice.objects.filter(rep=OuterRef("pk"), starts_at__lte=now, ends_at__gt=now)),
+            )
+        )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Rep | None = None) -> Any:
+        return self.change_fieldsets if obj else self.add_fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Rep | None = None) -> Sequence[str]:
+        return self.readonly_fields if obj else []
+
+    def get_form(self, request: HttpRequest, obj: Rep | None = None, change: bool = False, **kwargs: Any) -> Any:
+        kwargs["form"] = RepChangeForm if obj else RepAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> FormField | None:
+        # RevOps have no access to the user admin, so the manager is a plain select of active users.
+        if db_field.name == "manager":
+            kwargs["queryset"] = active_users()
+            kwargs["form_class"] = UserChoiceField
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Rep, form: Any, change: bool) -> None:
+        identity = {name: form.cleaned_data[name] for name in ("email", "first_name", "last_name")}
+        if change:
+            services.rep_update(rep=obj, **identity)
+        else:
+            services.rep_create(rep=obj, username=form.cleaned_data["username"], **identity)
+
+    @admin.display(description="rep", ordering="user__username")
+    def name(self, rep: Rep) -> str:
+        return str(rep)
+
+    @admin.display(description="username")
+    def username(self, rep: Rep) -> str:
+        return rep.user.username
+
+    @admin.display(description="e-mail", ordering="user__email")
+    def email(self, rep: Rep) -> str:
+        return rep.user.email
+
+    @admin.display(description="manager", ordering="manager__username")
+    def manager_name(self, rep: Rep) -> str:
+        return user_label(rep.manager) if rep.manager else "—"
+
+    @admin.display(description="away now", boolean=True, ordering="away_now")
+    def away(self, rep: Any) -> bool:
+        return rep.away_now
+
+    @admin.display(description="open leads / capacity", ordering="open_leads")
+    def load(self, rep: Any) -> str:
+        return f"{rep.open_leads} / {rep.max_open_leads}"
+
+    @admin.display(description="skills")
+    def skill_codes(self, rep: Rep) -> str:
+        return _join(skill.code for skill in rep.skills.all())
+
+    @admin.action(description="Activate selected reps (they get new leads again)", permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet[Rep]) -> None:
+        changed = services.reps_activate(reps=queryset)
+        self.message_user(request, f"Activated {changed} rep(s); they get new leads again.", messages.SUCCESS)
+
+    @admin.action(description="Deactivate selected reps (no new leads)", permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[Rep]) -> None:
+        changed = services.reps_deactivate(reps=queryset)
+        self.message_user(
+            request,
+            f"Deactivated {changed} rep(s); they get no new leads, and their open leads stay until reassigned.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Set out of office for selected reps…", permissions=["change"])
+    def set_out_of_office(self, request: HttpRequest, queryset: QuerySet[Rep]) -> TemplateResponse | None:
+        # The first POST comes from the changelist; the second ("apply") from the page below.
+        form = OutOfOfficeForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            periods = services.reps_set_out_of_office(reps=queryset, **form.cleaned_data)
+            self.message_user(request, f"Out of office recorded for {len(periods)} rep(s).", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Set out of office",
+            "opts": self.opts,
+            "form": form,
+            "reps": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/territories/rep/set_out_of_office.html", context)
+
+
+class OutOfOfficeStateFilter(admin.SimpleListFilter):
+    title = "when"
+    parameter_name = "when"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("current", "Now"), ("upcoming", "Upcoming"), ("past", "Past")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        now = timezone.now()
+        if self.value() == "current":
+            return queryset.filter(starts_at__lte=now, ends_at__gt=now)
+        if self.value() == "upcoming":
+            return queryset.filter(starts_at__gt=now)
+        if self.value() == "past":
+            return queryset.filter(ends_at__lte=now)
+        return queryset
+
+
+@admin.register(OutOfOffice)
+class OutOfOfficeAdmin(CoverageAdmin):
+    """Who is away across all reps. Periods are edited on the rep's page or with the rep action."""
+
+    list_display = ["rep", "starts_at", "ends_at", "reason"]
+    list_filter = [OutOfOfficeStateFilter]
+    search_fields = ["rep__user__username", "rep__user__first_name", "rep__user__last_name", "reason"]
+    list_select_related = ["rep__user"]
+    date_hierarchy = "starts_at"
+    ordering = ["-starts_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- Territories -------------------------------------------------------------------------------------------------
+
+CRITERION_SHORT_LABELS: dict[str, str] = {
+    TerritoryCriterion.Kind.COUNTRY: "Country",
+    TerritoryCriterion.Kind.SUBDIVISION: "Region",
+    TerritoryCriterion.Kind.POSTAL_PREFIX: "Postal prefix",
+    TerritoryCriterion.Kind.INDUSTRY: "Industry",
+    TerritoryCriterion.Kind.SIZE_BAND: "Size band",
+    TerritoryCriterion.Kind.PRODUCT_LINE: "Product line",
+}
+
+
+@dataclass
+class TerritoryNode:
+    """A territory with what the tree says about it: its path, coverage and criteria."""
+
+    territory: Territory
+    path: str = ""
+    coverage: str = ""
+    inherited: bool = False
+    criteria: str = ""
+    url: str = ""
+    children: list["TerritoryNode"] = field(default_factory=list)
+
+
+def _own_coverage(territory: Territory) -> str:
+    if territory.queue_id:
+        return f"Queue: {territory.queue}"
+    if territory.rep_id:
+        return f"Rep: {territory.rep}"
+    return ""
+
+
+def territory_tree() -> dict[int, TerritoryNode]:
+    """Every territory as a node, by id, in two queries. The tree is small; loading it whole
+    is cheaper than a query per row and lets each node see its ancestors."""
+    territories = Territory.objects.select_related("queue", "rep__user").prefetch_related("criteria")
+    nodes = {territory.pk: TerritoryNode(territory=territory) for territory in territories}
+    for node in nodes.values():
+        territory = node.territory
+        ancestors: list[Territory] = []
+        parent_id = territory.parent_id
+        # A cycle cannot be saved through the forms, but a broken tree must still render.
+        while parent_id is not None and parent_id in nodes and parent_id != territory.pk and len(ancestors) < 50:
+            ancestors.append(nodes[parent_id].territory)
+            parent_id = nodes[parent_id].territory.parent_id
+        node.path = " › ".join([ancestor.name for ancestor in reversed(ancestors)] + [territory.name])
+        node.coverage = _own_coverage(territory)
+        if not node.coverage:
+            node.inherited = True
+            covering = next((ancestor for ancestor in ancestors if _own_coverage(ancestor)), None)
+            node.coverage = (
+                f"inherits {_own_coverage(covering)} (from {covering.name})"
+                if covering
+                else "no coverage: leads go to the catch-all queue"
+            )
+        by_kind: dict[str, list[str]] = defaultdict(list)
+        for criterion in territory.criteria.all():
+            by_kind[criterion.kind].append(criterion.value)
+        node.criteria = "; ".join(
+            f"{CRITERION_SHORT_LABELS.get(kind, kind)}: {', '.join(values)}" for kind, values in by_kind.items()
+        )
+        node.url = reverse("admin:territories_territory_change", args=[territory.pk])
+        if territory.parent_id in nodes and territory.parent_id != territory.pk:
+            nodes[territory.parent_id].children.append(node)
+    return nodes
+
+
+def territory_roots(nodes: dict[int, TerritoryNode]) -> list[TerritoryNode]:
+    """The top of the tree: territories without a (known) parent, each with its children sorted by name."""
+    for node in nodes.values():
+        node.children.sort(key=lambda child: child.territory.name.lower())
+    roots = [node for node in nodes.values() if node.territory.parent_id not in nodes]
+    return sorted(roots, key=lambda node: node.territory.name.lower())
+
+
+class TerritoryCriterionInline(admin.TabularInline):
+    model = TerritoryCriterion
+    formset = TerritoryCriterionFormSet
+    extra = 1
+    fields = ["kind", "value"]
+
+
+class TerritoryCoverageFilter(admin.SimpleListFilter):
+    title = "coverage"
+    parameter_name = "coverage"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("queue", "Own queue"), ("rep", "Own rep"), ("inherited", "Inherited or none")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "queue":
+            return queryset.filter(queue__isnull=False)
+        if self.value() == "rep":
+            return queryset.filter(rep__isnull=False)
+        if self.value() == "inherited":
+            return queryset.filter(queue__isnull=True, rep__isnull=True)
+        return queryset
+
+
+@admin.register(Territory)
+class TerritoryAdmin(CsvImportExportMixin, CoverageAdmin):
+    resource_classes = [TerritoryResource]
+    change_list_template = "admin/territories/territory/change_list.html"
+    list_display = ["name", "path", "coverage", "criteria_summary", "account_count"]
+    list_filter = [TerritoryCoverageFilter, ("parent", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "criteria__value"]
+    autocomplete_fields = ["parent", "queue", "rep"]
+    fields = ["name", "parent", "description", "queue", "rep"]
+    inlines = [TerritoryCriterionInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Territory]:
+        return super().get_queryset(request).annotate(account_count=Count("accounts", distinct=True))
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        nodes = territory_tree()
+        rows: list[Any] = list(changelist.result_list)
+        for row in rows:
+            # Attach the row's node so the columns below read the tree loaded once for this page.
+            row.tree_node = nodes.get(row.pk)
+        changelist.result_list = rows
+        return changelist
+
+    def _node(self, territory: Territory) -> TerritoryNode:
+        node = getattr(territory, "tree_node", None)
+        return node if node is not None else territory_tree()[territory.pk]
+
+    @admin.display(description="path")
+    def path(self, territory: Territory) -> str:
+        return self._node(territory).path
+
+    @admin.display(description="coverage")
+    def coverage(self, territory: Territory) -> str:
+        node = self._node(territory)
+        if node.inherited:
+            return format_html('<span style="color: var(--body-quiet-color)">{}</span>', node.coverage)
+        return node.coverage
+
+    @admin.display(description="criteria")
+    def criteria_summary(self, territory: Territory) -> str:
+        return self._node(territory).criteria or "—"
+
+    @admin.display(description="accounts", ordering="account_count")
+    def account_count(self, territory: Any) -> int:
+        return territory.account_count
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("tree/", self.admin_site.admin_view(self.tree_view), name="territories_territory_tree"),
+            path("change-log/", self.admin_site.admin_view(self.change_log_view), name="coverage_change_log"),
+            *super().get_urls(),
+        ]
+
+    def tree_view(self, request: HttpRequest) -> TemplateResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Territory tree",
+            "opts": self.opts,
+            "roots": territory_roots(territory_tree()),
+        }
+        return TemplateResponse(request, "admin/territories/territory/tree.html", context)
+
+    def change_log_view(self, request: HttpRequest) -> TemplateResponse:
+        visible = [
+            model
+            for model in COVERAGE_MODELS
+            if request.user.has_perm(f"{model._meta.app_label}.view_{model._meta.model_name}")
+        ]
+        if not visible:
+            raise PermissionDenied
+        chosen_model = next((model for model in visible if model._meta.label_lower == request.GET.get("model")), None)
+        chosen_user = request.GET.get("user", "")
+        page = change_log_page(
+            coverage_models=[chosen_model] if chosen_model else visible,
+            user_id=int(chosen_user) if chosen_user.isdigit() else None,
+            page_number=request.GET.get("p", 1),
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Coverage change log",
+            "page": page.page,
+            "entries": page.entries,
+            "page_range": page.page.paginator.get_elided_page_range(page.page.number),
+            "model_choices": [(model._meta.label_lower, model._meta.verbose_name) for model in visible],
+            "user_choices": [(str(user.pk), user_label(user)) for user in change_log_users(visible)],
+            "chosen_model": chosen_model._meta.label_lower if chosen_model else "",
+            "chosen_user": chosen_user,
+        }
+        return TemplateResponse(request, "admin/coverage_change_log.html", context)
+
+
+# --- Accounts ----------------------------------------------------------------------------------------------------
+
+
+class AccountDomainInline(admin.TabularInline):
+    model = AccountDomain
+    form = AccountDomainForm
+    formset = AccountDomainFormSet
+    extra = 1
+
+
+@admin.register(Account)
+class AccountAdmin(CsvImportExportMixin, CoverageAdmin):
+    resource_classes = [AccountResource]
+    list_display = [
+        "name",
+        "domain_list",
+        "owner",
+        "territory",
+        "is_customer",
+        "tier",
+        "industry",
+        "country",
+        "open_opportunities",
+    ]
+    list_filter = ["is_customer", "tier", "industry", ("territory", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "domains__domain"]
+    list_select_related = ["owner__user", "territory"]
+    autocomplete_fields = ["owner", "territory"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "owner", "territory"]}),
+        ("Segment", {"fields": ["is_customer", "tier", "industry", "country"]}),
+        ("Audit", {"fields": ["created_at", "updated_at"]}),
+    ]
+    inlines = [AccountDomainInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("owner__user", "territory")
+            .prefetch_related("domains")
+            .annotate(
+                open_opportunity_count=Count(
+                    "opportunities", filter=Q(opportunities__stage=Opportunity.Stage.OPEN), distinct=True
+                )
+            )
+        )
+
+    @admin.display(description="domains")
+    def domain_list(self, account: Account) -> str:
+        return _join(domain.domain for domain in account.domains.all())
+
+    @admin.display(description="open opportunities", ordering="open_opportunity_count")
+    def open_opportunities(self, account: Any) -> int:
+        return account.open_opportunity_count
+
+
+@admin.register(Opportunity)
+class OpportunityAdmin(CoverageAdmin):
+    list_display = ["name", "account", "owner", "stage", "amount", "created_at", "closed_at"]
+    list_filter = ["stage"]
+    search_fields = ["name", "account__name"]
+    list_select_related = ["account", "owner__user"]
+    autocomplete_fields = ["account", "owner"]
+    readonly_fields = ["created_at"]
+    date_hierarchy = "created_at"
+
+
+# --- Coverage change log -----------------------------------------------------------------------------------------
+
+COVERAGE_MODELS: list[type[models.Model]] = [
+    Territory,
+    TerritoryCriterion,
+    Queue,
+    QueueMembership,
+    Team,
+    Rep,
+    WorkingHours,
+    OutOfOffice,
+    Skill,
+    ProductLine,
+    Account,
+    AccountDomain,
+    Opportunity,
+]
+
+# Rows edited inline are listed under the object whose page edits them.
+INLINE_PARENTS: dict[type[models.Model], str] = {
+    TerritoryCriterion: "territory",
+    QueueMembership: "queue",
+    WorkingHours: "rep",
+    OutOfOffice: "rep",
+    AccountDomain: "account",
+}
+
+HISTORY_ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
+
+# Timestamps that move on every save tell a reader nothing.
+UNLOGGED_FIELDS = {"id", "created_at", "updated_at"}
+
+CHANGE_LOG_PAGE_SIZE = 50
+
+
+@dataclass
+class FieldChange:
+    field: str
+    old: str | None
+    new: str
+
+
+@dataclass
+class ChangeLogEntry:
+    when: datetime
+    who: str
+    action: str
+    kind: str
+    label: str
+    url: str = ""
+    history_url: str = ""
+    changes: list[FieldChange] = field(default_factory=list)
+
+
+@dataclass
+class ChangeLogPage:
+    page: Any
+    entries: list[ChangeLogEntry]
+
+
+def change_log_page(
+    *, coverage_models: Sequence[type[models.Model]], user_id: int | None, page_number: Any
+) -> ChangeLogPage:
+    """One page of recent changes across ``coverage_models``, newest first.
+
+    1. One UNION query over the history tables lists (date, history id, model) for the page, and one counts.
+    2. Per model on the page: its records with the id of each one's previous version, then those versions,
+       then the many-to-many values of both.
+    3. One query per related model turns foreign keys into names.
+    The number of queries depends on the number of models, not of rows.
+    """
+    index = []
+    for position, model in enumerate(coverage_models):
+        # Each part must be unordered: SQL orders the union as a whole.
+        records = get_history_model_for_model(model).objects.order_by()
+        if user_id is not None:
+            records = records.filter(history_user_id=user_id)
+        index.append(
+            records.annotate(model_position=Value(position)).values_list("history_date", "history_id", "model_position")
+        )
+    first, *rest = index
+    combined = (first.union(*rest, all=True) if rest else first).order_by("-history_date", "-history_id")
+    page = Paginator(combined, CHANGE_LOG_PAGE_SIZE).get_page(page_number)
+    rows = list(page.object_list)
+    return ChangeLogPage(page=page, entries=_change_log_entries(coverage_models, rows))
+
+
+def change_log_users(coverage_models: Sequence[type[models.Model]]) -> QuerySet[Any]:
+    """The users who made any of the logged changes, for the filter."""
+    ids = [
+        get_history_model_for_model(model)
+        .objects.order_by()
+        .filter(history_user__isnull=False)
+        .values_list("history_user_id")
+        for model in coverage_models
+    ]
+    first, *rest = ids
+    user_ids = {row[0] for row in (first.union(*rest) if rest else first.distinct())}
+    return User.objects.filter(pk__in=user_ids).order_by("username")
+
+
+def _change_log_entries(
+    coverage_models: Sequence[type[models.Model]], rows: list[tuple[Any, int, int]]
+) -> list[ChangeLogEntry]:
+    ids_by_position: dict[int, list[int]] = defaultdict(list)
+    for _, history_id, position in rows:
+        ids_by_position[position].append(history_id)
+
+    records: dict[tuple[int, int], Any] = {}
+    previous: dict[tuple[int, int], Any] = {}
+    m2m_values: dict[tuple[int, int, str], set[Any]] = defaultdict(set)
+    wanted: dict[type[models.Model], set[Any]] = defaultdict(set)
+    for position, history_ids in ids_by_position.items():
+        model = coverage_models[position]
+        history_model = get_history_model_for_model(model)
+        earlier = (
+            history_model.objects.filter(id=OuterRef("id"))
+            .filter(
+                Q(history_date__lt=OuterRef("history_date"))
+                | Q(history_date=OuterRef("history_date"), history_id__lt=OuterRef("history_id"))
+            )
+            .order_by("-history_date", "-history_id")
+            .values("history_id")[:1]
+        )
+        page_records = list(
+            history_model.objects.filter(history_id__in=history_ids)
+            .select_related("history_user")
+            .annotate(previous_history_id=Subquery(earlier))
+        )
+        for record in page_records:
+            records[(position, record.history_id)] = record
+        earlier_records = history_model.objects.in_bulk(
+            [record.previous_history_id for record in page_records if record.previous_history_id]
+        )
+        for record in page_records:
+            if record.previous_history_id in earlier_records:
+                previous[(position, record.history_id)] = earlier_records[record.previous_history_id]
+        all_versions = [*page_records, *earlier_records.values()]
+        for m2m_field in history_model._history_m2m_fields:
+            target = get_m2m_reverse_field_name(m2m_field)
+            through_history = getattr(history_model, m2m_field.name).model
+            for history_id, target_id in through_history.objects.filter(
+                history_id__in=[version.history_id for version in all_versions]
+            ).values_list("history_id", f"{target}_id"):
+                m2m_values[(position, history_id, m2m_field.name)].add(target_id)
+                wanted[m2m_field.related_model].add(target_id)
+        for version in all_versions:
+            for tracked in history_model.tracked_fields:
+                if _is_foreign_key(tracked) and getattr(version, tracked.attname) is not None:
+                    wanted[tracked.related_model].add(getattr(version, tracked.attname))
+            if model not in INLINE_PARENTS:
+                wanted[model].add(version.id)
+    labels = _related_labels(wanted)
+
+    entries = []
+    for _, history_id, position in rows:
+        record = records.get((position, history_id))
+        if record is None:
+            continue
+        model = coverage_models[position]
+        entries.append(
+            _change_log_entry(model, record, previous.get((position, history_id)), position, m2m_values, labels)
+        )
+    return entries
+
+
+def _is_foreign_key(model_field: Any) -> bool:
+    return bool(model_field.many_to_one or model_field.one_to_one)
+
+
+def _parent_model(model: type[models.Model]) -> Any:
+    """The model whose admin page edits ``model`` rows inline."""
+    return model._meta.get_field(INLINE_PARENTS[model]).related_model
+
+
+def _related_labels(wanted: dict[type[models.Model], set[Any]]) -> dict[tuple[type[models.Model], Any], str]:
+    """Names of the rows that still exist, by (model, pk); deleted rows are simply missing."""
+    labels: dict[tuple[type[models.Model], Any], str] = {}
+    for model, pks in wanted.items():
+        queryset = model._default_manager.filter(pk__in=pks)
+        if model is Rep:
+            queryset = queryset.select_related("user")
+        for obj in queryset:
+            labels[(model, obj.pk)] = user_label(obj) if model is User else str(obj)
+    return labels
+
+
+def _display(model_field: Any, value: Any, labels: dict[tuple[type[models.Model], Any], str]) -> str:
+    if value is None or value == "":
+        return "—"
+    if _is_foreign_key(model_field):
+        return labels.get((model_field.related_model, value), f"deleted {model_field.related_model._meta.verbose_name}")
+    if model_field.choices:
+        return str(dict(model_field.flatchoices).get(value, value))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    return str(value)
+
+
+def _object_label(model: type[models.Model], record: Any, labels: dict[tuple[type[models.Model], Any], str]) -> str:
+    if model is Rep:
+        own = labels.get((User, record.user_id), f"rep #{record.id}")
+    elif model is OutOfOffice:
+        own = f"away {_display(OutOfOffice._meta.get_field('starts_at'), record.starts_at, labels)} → " + _display(
+            OutOfOffice._meta.get_field("ends_at"), record.ends_at, labels
+        )
+    elif model is QueueMembership:
+        own = "member " + labels.get((Rep, record.rep_id), f"rep #{record.rep_id}")
+    else:
+        # Built from the record's own values: record.instance would query for fields history leaves out.
+        history_model = type(record)
+        own = str(
+            model(**{tracked.attname: getattr(record, tracked.attname) for tracked in history_model.tracked_fields})
+        )
+    parent_name = INLINE_PARENTS.get(model)
+    if parent_name is None:
+        return own
+    parent_model = _parent_model(model)
+    parent_id = getattr(record, f"{parent_name}_id")
+    parent_label = labels.get((parent_model, parent_id), f"deleted {parent_model._meta.verbose_name}")
+    return f"{parent_label} › {own}"
+
+
+def _admin_urls(model: type[models.Model], pk: Any) -> tuple[str, str]:
+    opts = model._meta
+    try:
+        change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
+        history_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_history", args=[pk])
+    except NoReverseMatch:
+        return "", ""
+    return change_url, history_url
+
+
+def _change_log_entry(
+    model: type[models.Model],
+    record: Any,
+    earlier: Any,
+    position: int,
+    m2m_values: dict[tuple[int, int, str], set[Any]],
+    labels: dict[tuple[type[models.Model], Any], str],
+) -> ChangeLogEntry:
+    history_model = type(record)
+    entry = ChangeLogEntry(
+        when=record.history_date,
+        who=user_label(record.history_user) if record.history_user else "system",
+        action=HISTORY_ACTIONS.get(record.history_type, record.history_type),
+        kind=str(model._meta.verbose_name),
+        label=_object_label(model, record, labels),
+    )
+    parent_name = INLINE_PARENTS.get(model)
+    if parent_name is None:
+        if (model, record.id) in labels:
+            entry.url, entry.history_url = _admin_urls(model, record.id)
+    else:
+        parent_model = _parent_model(model)
+        parent_id = getattr(record, f"{parent_name}_id")
+        if (parent_model, parent_id) in labels:
+            entry.url, _ = _admin_urls(parent_model, parent_id)
+
+    if record.history_type == "-":
+        return entry
+    for tracked in history_model.tracked_fields:
+        if tracked.name in UNLOGGED_FIELDS or not tracked.editable or tracked.name == parent_name:
+            # An inline row's parent is already named in the label.
+            continue
+        new = getattr(record, tracked.attname)
+        if earlier is None:
+            if record.history_type == "+" and new not in (None, ""):
+                entry.changes.append(FieldChange(str(tracked.verbose_name), None, _display(tracked, new, labels)))
+            continue
+        old = getattr(earlier, tracked.attname)
+        if old != new:
+            entry.changes.append(
+                FieldChange(str(tracked.verbose_name), _display(tracked, old, labels), _display(tracked, new, labels))
+            )
+    for m2m_field in history_model._history_m2m_fields:
+        new_ids = m2m_values.get((position, record.history_id, m2m_field.name), set())
+        old_ids = m2m_values.get((position, earlier.history_id, m2m_field.name), set()) if earlier else set()
+        if new_ids == old_ids:
+            continue
+
+        def names(ids: set[Any], related: Any = m2m_field.related_model) -> str:
+            return _join(sorted(labels.get((related, pk), "deleted") for pk in ids))
+
+        entry.changes.append(
+            FieldChange(str(m2m_field.verbose_name), names(old_ids) if earlier else None, names(new_ids))
+        )
+    return entry
