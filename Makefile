@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint format migrate demo clean
+.PHONY: install run test lint format migrate chromium clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found %d.%d); set PYTHON=python3.11" % sys.version_info[:2])'
@@ -25,8 +25,21 @@ run: migrate
 	@echo "Lead Router: http://127.0.0.1:$(PORT)/admin/   (Ctrl-C stops web, worker and beat)"
 	$(BIN)/honcho start --procfile Procfile --port $(PORT)
 
+# The browser tests drive Debian's Chromium (Playwright cannot download its own
+# browsers here). Installed when missing and we may; otherwise say how.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v "$$CHROMIUM_PATH" >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "The browser tests need Chromium: install it (Debian: sudo apt-get install chromium) or set CHROMIUM_PATH." >&2; \
+	    exit 1; \
+	  fi; }
+
 ## test: set up and run the whole suite (SQLite by default; PostgreSQL/Redis tests when DATABASE_URL points at PostgreSQL).
-test: install
+PYTEST_ARGS ?= -n 2
+test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: what CI checks besides the tests.

@@ -162,12 +162,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Fixed UTC intervals only: business-hours logic lives in code, never in cron.
 # Each entry expires after its interval so runs queued while workers were down
-# do not pile up.
+# do not pile up. The worker integration tests shorten the heartbeat interval.
+HEARTBEAT_INTERVAL_SECONDS = env.int("HEARTBEAT_INTERVAL_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "routing.tasks.heartbeat",
-        "schedule": timedelta(seconds=30),
-        "options": {"expires": 30},
+        "schedule": timedelta(seconds=HEARTBEAT_INTERVAL_SECONDS),
+        "options": {"expires": HEARTBEAT_INTERVAL_SECONDS},
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -16,18 +16,19 @@ __all__ = ["PASSWORD"]
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``postgres`` run only when DATABASE_URL points at PostgreSQL.
+    """Tests marked ``postgres`` run only when DATABASE_URL points at PostgreSQL;
+    tests marked ``sqlite`` only when it does not.
 
     They are deselected (and counted in the summary) rather than skipped, so a
-    skip never hides a failure: on PostgreSQL they always run.
+    skip never hides a failure: on their own database they always run.
     """
     from django.conf import settings
 
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        return
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    other_database = "sqlite" if on_postgres else "postgres"
     selected, deselected = [], []
     for item in items:
-        (deselected if item.get_closest_marker("postgres") else selected).append(item)
+        (deselected if item.get_closest_marker(other_database) else selected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
