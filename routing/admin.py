@@ -13,7 +13,7 @@ from django.utils.html import format_html
 
 from routing.models import Assignment, Lead, Queue, QueueMembership, WorkerHeartbeat
 from routing.selectors import HEARTBEAT_STALE_AFTER
-from territories.admin import CoverageAdmin
+from territories.admin import CoverageAdmin, ReadOnlyAdminMixin
 from territories.forms import QueueMembershipFormSet
 
 
@@ -112,7 +112,7 @@ class QueueAdmin(CoverageAdmin):
 # --- Leads -------------------------------------------------------------------------------------------------------
 
 
-class AssignmentInline(admin.TabularInline):
+class AssignmentInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The lead's owners over time, newest first, with each routing receipt."""
 
     model = Assignment
@@ -123,15 +123,6 @@ class AssignmentInline(admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Assignment]:
         return super().get_queryset(request).select_related("rep__user", "queue", "assigned_by")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="receipt")
     def receipt_pretty(self, assignment: Assignment) -> str:
@@ -218,19 +209,10 @@ class LeadAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
+class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """When each worker last ran the periodic heartbeat. Written only by the worker."""
 
     list_display = ["name", "last_seen_at", "hostname", "healthy"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="recent", boolean=True)
     def healthy(self, heartbeat: WorkerHeartbeat) -> bool:

@@ -58,6 +58,19 @@ from territories.selectors import TerritoryNode, change_log_page, change_log_use
 # --- Shared ------------------------------------------------------------------------------------------------------
 
 
+class ReadOnlyAdminMixin:
+    """For rows that only the system writes (out-of-office lists, heartbeats, assignment history)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class CoverageAdmin(SimpleHistoryAdmin):
     """Base for coverage models: a History page per object and a link to the change log.
 
@@ -359,7 +372,7 @@ class OutOfOfficeStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutOfOffice)
-class OutOfOfficeAdmin(CoverageAdmin):
+class OutOfOfficeAdmin(ReadOnlyAdminMixin, CoverageAdmin):
     """Who is away across all reps. Periods are edited on the rep's page or with the rep action."""
 
     list_display = ["rep", "starts_at", "ends_at", "reason"]
@@ -368,15 +381,6 @@ class OutOfOfficeAdmin(CoverageAdmin):
     list_select_related = ["rep__user"]
     date_hierarchy = "starts_at"
     ordering = ["-starts_at"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- Territories -------------------------------------------------------------------------------------------------
