@@ -168,7 +168,8 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "routing.tasks.heartbeat",
         "schedule": timedelta(seconds=HEARTBEAT_INTERVAL_SECONDS),
-        "options": {"expires": HEARTBEAT_INTERVAL_SECONDS},
+        # django-celery-beat's DatabaseScheduler reads "expire_seconds" and drops "expires".
+        "options": {"expire_seconds": HEARTBEAT_INTERVAL_SECONDS},
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

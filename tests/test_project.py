@@ -23,3 +23,16 @@ def test_healthz_reports_database_and_worker(client, db):
     assert body["database"] == "ok"
     # No worker has run in a test database yet.
     assert body["worker"] == {"ok": False, "age_seconds": None}
+
+
+@pytest.mark.django_db
+def test_beat_schedule_entries_expire_after_their_interval():
+    # Runs queued while workers were down must not pile up: the stored entry carries the expiry.
+    from django.conf import settings
+    from django_celery_beat.schedulers import ModelEntry
+
+    from leadrouter.celery import app
+
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        stored = ModelEntry.from_entry(name, app=app, **entry).model
+        assert stored.expire_seconds == entry["schedule"].total_seconds(), name
