@@ -2,7 +2,6 @@
 
 import pytest
 from django.contrib import admin
-from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,6 +16,7 @@ from tests.factories import (
     SkillFactory,
     TerritoryFactory,
 )
+from tests.helpers import admin_url, inline_management, messages_text
 
 pytestmark = pytest.mark.django_db
 
@@ -26,15 +26,6 @@ APP_MODELS = sorted(
 )
 
 
-def admin_url(model_or_obj, view, *args):
-    opts = model_or_obj._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=args)
-
-
-def messages_text(response) -> str:
-    return " ".join(str(message) for message in get_messages(response.wsgi_request))
-
-
 def queue_post(queue, **changes):
     data = {
         "name": queue.name,
@@ -42,10 +33,7 @@ def queue_post(queue, **changes):
         "method": queue.method,
         "when_nobody_eligible": queue.when_nobody_eligible,
         "skip_off_hours_reps": "on",
-        "memberships-TOTAL_FORMS": "0",
-        "memberships-INITIAL_FORMS": "0",
-        "memberships-MIN_NUM_FORMS": "0",
-        "memberships-MAX_NUM_FORMS": "1000",
+        **inline_management("memberships", total=0),
     }
     if queue.active:
         data["active"] = "on"

@@ -5,7 +5,6 @@ import datetime as dt
 import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
@@ -28,6 +27,7 @@ from tests.factories import (
     UserFactory,
     WorkingHoursFactory,
 )
+from tests.helpers import admin_url, inline_management, messages_text
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -36,24 +36,6 @@ APP_MODELS = sorted(
     (model for model in admin.site._registry if model._meta.app_label == "territories"),
     key=lambda model: model._meta.label_lower,
 )
-
-
-def admin_url(model_or_obj, view, *args):
-    opts = model_or_obj._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=args)
-
-
-def messages_text(response) -> str:
-    return " ".join(str(message) for message in get_messages(response.wsgi_request))
-
-
-def inline_management(prefix: str, total: int, initial: int = 0) -> dict[str, str]:
-    return {
-        f"{prefix}-TOTAL_FORMS": str(total),
-        f"{prefix}-INITIAL_FORMS": str(initial),
-        f"{prefix}-MIN_NUM_FORMS": "0",
-        f"{prefix}-MAX_NUM_FORMS": "1000",
-    }
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import io
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -23,6 +22,7 @@ from tests.factories import (
     TerritoryFactory,
     UserFactory,
 )
+from tests.helpers import messages_text
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -58,10 +58,6 @@ def export_csv(client, model) -> list[dict[str, str]]:
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     return list(csv.DictReader(io.StringIO(response.content.decode())))
-
-
-def messages_text(response) -> str:
-    return " ".join(str(message) for message in get_messages(response.wsgi_request))
 
 
 REP_HEADER = "username,email,first_name,last_name,team,manager,active,time_zone,max_open_leads,daily_cap,skills\n"
