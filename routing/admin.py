@@ -11,7 +11,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from routing.models import Assignment, Lead, Queue, QueueMembership, WorkerHeartbeat
+from routing import services
+from routing.models import ApiKey, Assignment, Lead, Queue, QueueMembership, WorkerHeartbeat
 from routing.selectors import HEARTBEAT_STALE_AFTER
 from territories.admin import CoverageAdmin, ReadOnlyAdminMixin
 from territories.forms import QueueMembershipFormSet
@@ -206,6 +207,38 @@ class LeadAdmin(admin.ModelAdmin):
 
 
 # --- Workers -----------------------------------------------------------------------------------------------------
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys for intake sources. The key is shown once, when it is created; revoking is immediate."""
+
+    list_display = ["name", "prefix", "created_at", "created_by", "last_used_at", "state"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    readonly_fields = ["prefix", "created_at", "created_by", "last_used_at", "revoked_at"]
+    list_select_related = ["created_by"]
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created, raw_key = services.apikey_create(name=obj.name, by=request.user)  # type: ignore[arg-type]
+        obj.pk, obj.prefix, obj.created_at = created.pk, created.prefix, created.created_at
+        messages.warning(
+            request,
+            f"Copy this key now; it is not stored and will not be shown again: {raw_key}",
+        )
+
+    @admin.display(description="state")
+    def state(self, api_key: ApiKey) -> str:
+        return f"revoked {api_key.revoked_at:%Y-%m-%d %H:%M}" if api_key.revoked_at else "active"
+
+    @admin.action(description="Revoke the selected keys now")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        revoked = services.apikey_revoke(keys=queryset)
+        self.message_user(request, f"Revoked {revoked} key(s); requests with them are refused from now on.")
 
 
 @admin.register(WorkerHeartbeat)

@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from routing.models import Lead, Queue, QueueMembership, WorkerHeartbeat
-from routing.services import heartbeat_record
+from routing.services import apikey_create, heartbeat_record
 from tests.factories import (
     AssignmentFactory,
     LeadFactory,
@@ -54,6 +54,7 @@ def routed_lead(rep):
     )
     AssignmentFactory(lead=lead, rep=rep, queue=queue, receipt={"winner": "rep", "skipped": {"anna": "out of office"}})
     heartbeat_record(name="worker", hostname="worker-1")
+    apikey_create(name="Website demo form")
     return lead
 
 
