@@ -45,7 +45,7 @@ class QueueAdmin(CoverageAdmin):
         "name",
         "method",
         "active",
-        "members",
+        "member_counts",
         "fallback",
         "when_nobody_eligible",
         "is_catch_all",
@@ -102,7 +102,7 @@ class QueueAdmin(CoverageAdmin):
         return django_delete_selected(self, request, queryset)
 
     @admin.display(description="active members / total", ordering="active_member_count")
-    def members(self, queue: Any) -> str:
+    def member_counts(self, queue: Any) -> str:
         return f"{queue.active_member_count} / {queue.member_count}"
 
     @admin.display(description="required skills")

@@ -227,3 +227,16 @@ def test_routing_changelists_make_a_bounded_number_of_queries(client, revops, dj
 
         with django_assert_max_num_queries(14):
             assert client.get(url).status_code == 200
+
+
+def test_queue_list_shows_active_members_out_of_all(client, revops):
+    queue = QueueFactory(name="DACH Inbound")
+    QueueMembershipFactory(queue=queue, rep=RepFactory())
+    QueueMembershipFactory(queue=queue, rep=RepFactory(), active=False)
+    QueueMembershipFactory(queue=queue, rep=RepFactory(active=False))
+    client.force_login(revops)
+
+    response = client.get(admin_url(Queue, "changelist"))
+
+    row = next(line for line in response.content.decode().split("<tr") if "DACH Inbound" in line)
+    assert '<td class="field-member_counts">1 / 3</td>' in row
