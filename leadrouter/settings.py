@@ -183,6 +183,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
 
+# --- Routing -------------------------------------------------------------------------------------------
+
+# Enrichment providers, asked in order; the first answer for a field wins.
+LEADROUTER_ENRICHMENT_PROVIDERS = env.list(
+    "LEADROUTER_ENRICHMENT_PROVIDERS", default=["routing.enrich.FirmographicTableProvider"]
+)
+
 # --- Admin import/export ---------------------------------------------------------------------------
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True

@@ -12,9 +12,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from routing import services
-from routing.models import ApiKey, Assignment, Lead, Queue, QueueMembership, WorkerHeartbeat
+from routing.models import ApiKey, Assignment, Firmographic, Lead, Queue, QueueMembership, WorkerHeartbeat
+from routing.resources import FirmographicResource
 from routing.selectors import HEARTBEAT_STALE_AFTER
-from territories.admin import CoverageAdmin, ReadOnlyAdminMixin
+from territories.admin import CoverageAdmin, CsvImportExportMixin, ReadOnlyAdminMixin
 from territories.forms import QueueMembershipFormSet
 
 
@@ -239,6 +240,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = services.apikey_revoke(keys=queryset)
         self.message_user(request, f"Revoked {revoked} key(s); requests with them are refused from now on.")
+
+
+@admin.register(Firmographic)
+class FirmographicAdmin(CsvImportExportMixin, admin.ModelAdmin):
+    """The built-in enrichment table: company facts by domain, imported from a vendor's or RevOps' CSV."""
+
+    resource_classes = [FirmographicResource]
+    list_display = ["domain", "company", "employees", "industry", "country", "updated_at"]
+    list_filter = ["industry", "country"]
+    search_fields = ["domain", "company"]
+    readonly_fields = ["updated_at"]
 
 
 @admin.register(WorkerHeartbeat)

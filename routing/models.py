@@ -13,6 +13,7 @@ from simple_history.models import HistoricalRecords
 
 from territories.models import Account, Rep, Skill, Territory
 from territories.picklists import INDUSTRIES, SIZE_BAND_CHOICES
+from territories.validators import validate_country_code, validate_domain
 
 
 class QueueQuerySet(models.QuerySet["Queue"]):
@@ -327,3 +328,25 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class Firmographic(models.Model):
+    """One row of the built-in enrichment table: what we know about a company by its domain.
+
+    RevOps import it from CSV (a data vendor's export, or their own research).
+    Enrichment fills a lead's blank fields from here before the rules fire.
+    """
+
+    domain = models.CharField(max_length=253, unique=True, validators=[validate_domain])
+    company = models.CharField(max_length=200, blank=True)
+    employees = models.PositiveIntegerField(null=True, blank=True)
+    industry = models.CharField(max_length=30, choices=INDUSTRIES, blank=True)
+    country = models.CharField(max_length=2, blank=True, validators=[validate_country_code])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["domain"]
+        verbose_name = "firmographic record"
+
+    def __str__(self) -> str:
+        return f"{self.domain}: {self.company}" if self.company else self.domain

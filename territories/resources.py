@@ -91,7 +91,8 @@ class ChoiceWidget(widgets.CharWidget):
             if text.lower() in (code.lower(), label.lower()):
                 return code
         codes = ", ".join(code for code, _ in self.choices)
-        raise ValueError(f"“{text}” is not a {self.noun}; use one of: {codes}.")
+        article = "an" if self.noun[:1].lower() in "aeiou" else "a"
+        raise ValueError(f"“{text}” is not {article} {self.noun}; use one of: {codes}.")
 
 
 class NamedForeignKeyWidget(widgets.ForeignKeyWidget):

@@ -1,6 +1,10 @@
 """Small helpers the admin tests share."""
 
+import csv
+import io
+
 from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 
@@ -22,3 +26,35 @@ def inline_management(prefix: str, total: int, initial: int = 0) -> dict[str, st
         f"{prefix}-MIN_NUM_FORMS": "0",
         f"{prefix}-MAX_NUM_FORMS": "1000",
     }
+
+
+def import_csv(client, model, text: str):
+    """Upload ``text`` through the admin import page; confirm it when the dry run is clean.
+
+    Returns the dry-run page and, when it was confirmed, the final response.
+    """
+    opts = model._meta
+    dry_run = client.post(
+        reverse(f"admin:{opts.app_label}_{opts.model_name}_import"),
+        {"format": "0", "resource": "0", "import_file": SimpleUploadedFile("upload.csv", text.encode())},
+    )
+    assert dry_run.status_code == 200
+    confirm_form = dry_run.context.get("confirm_form")
+    if confirm_form is None:
+        return dry_run, None
+    done = client.post(
+        reverse(f"admin:{opts.app_label}_{opts.model_name}_process_import"),
+        {name: confirm_form.initial.get(name, "") for name in confirm_form.fields},
+    )
+    return dry_run, done
+
+
+def export_csv(client, model) -> list[dict[str, str]]:
+    opts = model._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_export")
+    form = client.get(url).context["form"]
+    selected = {name: "on" for name in form.fields if name not in ("format", "resource", "export_items")}
+    response = client.post(url, {"format": "0", "resource": "0", **selected})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(response.content.decode())))

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from routing.models import Lead, Queue, QueueMembership, WorkerHeartbeat
+from routing.models import Firmographic, Lead, Queue, QueueMembership, WorkerHeartbeat
 from routing.services import apikey_create, heartbeat_record
 from tests.factories import (
     AssignmentFactory,
@@ -55,6 +55,7 @@ def routed_lead(rep):
     AssignmentFactory(lead=lead, rep=rep, queue=queue, receipt={"winner": "rep", "skipped": {"anna": "out of office"}})
     heartbeat_record(name="worker", hostname="worker-1")
     apikey_create(name="Website demo form")
+    Firmographic.objects.create(domain="prospect.example", company="Prospect AG", employees=120, country="DE")
     return lead
 
 
@@ -93,7 +94,7 @@ def test_queue_changelist_shows_members_fallback_and_catch_all(client, revops, r
     response = client.get(admin_url(Queue, "changelist"))
 
     rows = {queue.name: queue for queue in response.context["cl"].result_list}
-    assert admin.site._registry[Queue].members(rows["EMEA Inbound"]) == "1 / 2"
+    assert admin.site._registry[Queue].member_counts(rows["EMEA Inbound"]) == "1 / 2"
     html = response.content.decode()
     assert "Overflow" in html and "german" in html
     assert "Catch-all" in html
