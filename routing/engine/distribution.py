@@ -1,0 +1,156 @@
+"""Distribution inside a queue, and the overflow path between queues."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from fractions import Fraction
+from functools import lru_cache, reduce
+from math import gcd
+from typing import Any, Literal
+
+from routing.engine.availability import member_skip_reason
+from routing.engine.facts import MemberInfo, QueueInfo, Snapshot
+
+CHOSEN = "chosen"
+NOT_THEIR_TURN = "not their turn"
+
+
+@dataclass(frozen=True)
+class QueueResult:
+    outcome: Literal["assigned", "queued"]
+    queue_id: int
+    rep_id: int | None = None
+    pointer_advance: dict[int, int] = field(default_factory=dict)
+    path: list[dict[str, Any]] = field(default_factory=list)
+
+
+def ordered_members(queue: QueueInfo) -> list[MemberInfo]:
+    return sorted(queue.members, key=lambda member: (member.position, member.rep_id))
+
+
+@lru_cache(maxsize=256)
+def weighted_sequence(weights: tuple[int, ...]) -> tuple[int, ...]:
+    """One cycle of smooth weighted round robin (as in nginx), as member indexes.
+
+    Each step adds every member's weight to its running score, picks the
+    highest score (the earlier member on a tie) and takes the total weight off
+    the winner. Over one cycle each member appears exactly ``weight`` times,
+    spread out rather than in runs. The weights are first divided by their
+    greatest common divisor, which repeats the same pattern in a shorter cycle.
+    """
+    if not weights:
+        return ()
+    divisor = reduce(gcd, weights)
+    reduced = [weight // divisor for weight in weights]
+    total = sum(reduced)
+    scores = [0] * len(reduced)
+    sequence: list[int] = []
+    for _ in range(total):
+        for index, weight in enumerate(reduced):
+            scores[index] += weight
+        best = max(range(len(scores)), key=lambda index: (scores[index], -index))
+        scores[best] -= total
+        sequence.append(best)
+    return tuple(sequence)
+
+
+def pick_member(
+    queue: QueueInfo, snapshot: Snapshot, now: datetime
+) -> tuple[int | None, int | None, list[dict[str, Any]]]:
+    """The winning rep id, the new round-robin pointer (None when it does not move) and every candidate's line.
+
+    1. Each member is checked for eligibility; a skipped member keeps its reason.
+    2. Round robin starts at ``rr_pointer % n`` in (position, rep id) order and
+       takes the first eligible member; the pointer moves past the winner.
+    3. Weighted walks the smooth weighted sequence the same way.
+    4. Load-balanced takes the lowest open/max ratio, then fewer leads today,
+       then position, then rep id.
+    Eligible members who did not win were "not their turn".
+    """
+    members = ordered_members(queue)
+    reasons = [member_skip_reason(m, snapshot.rep_by_id.get(m.rep_id), queue, now) for m in members]
+    eligible = {index for index, reason in enumerate(reasons) if reason is None}
+    winner: int | None = None
+    pointer: int | None = None
+    if eligible and queue.method == "round_robin":
+        winner = _walk(len(members), queue.rr_pointer, lambda index: index in eligible)
+        pointer = winner + 1
+    elif eligible and queue.method == "weighted":
+        sequence = weighted_sequence(tuple(member.weight for member in members))
+        slot = _walk(len(sequence), queue.rr_pointer, lambda slot: sequence[slot] in eligible)
+        winner, pointer = sequence[slot], slot + 1
+    elif eligible:
+        winner = min(eligible, key=lambda index: _load_key(members[index], snapshot))
+
+    lines: list[dict[str, Any]] = []
+    for index, (member, reason) in enumerate(zip(members, reasons, strict=True)):
+        rep = snapshot.rep_by_id.get(member.rep_id)
+        line: dict[str, Any] = {
+            "rep_id": member.rep_id,
+            "username": rep.username if rep else None,
+            "eligible": reason is None,
+            "reason": reason or (CHOSEN if index == winner else NOT_THEIR_TURN),
+        }
+        if queue.method == "load_balanced" and rep is not None:
+            line["load"] = f"{rep.open_leads}/{rep.max_open_leads}"
+        if queue.method == "weighted":
+            line["weight"] = member.weight
+        lines.append(line)
+    return (members[winner].rep_id if winner is not None else None), pointer, lines
+
+
+def _walk(length: int, pointer: int, accept: Callable[[int], bool]) -> int:
+    """The first index from ``pointer % length`` onwards, wrapping around, that ``accept`` takes."""
+    start = pointer % length
+    return next(index % length for index in range(start, start + length) if accept(index % length))
+
+
+def _load_key(member: MemberInfo, snapshot: Snapshot) -> tuple[Fraction, int, int, int]:
+    rep = snapshot.rep_by_id[member.rep_id]
+    return Fraction(rep.open_leads, rep.max_open_leads), rep.assigned_today, member.position, member.rep_id
+
+
+def distribute(queue_id: int, snapshot: Snapshot, now: datetime) -> QueueResult:
+    """Place a lead through ``queue_id``, following overflows.
+
+    1. An inactive queue (never the catch-all) passes the lead to its fallback,
+       or to the catch-all when it has none.
+    2. Otherwise a member is picked (see ``pick_member``).
+    3. When nobody is eligible, a "hold" queue and the catch-all keep the lead
+       unassigned; an "overflow" queue passes it to its fallback or the catch-all.
+    4. A chain that comes back to a queue already visited goes to the catch-all;
+       when the catch-all was visited too, the lead is held where it is.
+    """
+    path: list[dict[str, Any]] = []
+    visited: set[int] = set()
+    current = snapshot.queue_by_id[queue_id]
+    while True:
+        visited.add(current.id)
+        step: dict[str, Any] = {"queue_id": current.id, "queue": current.name, "method": current.method}
+        path.append(step)
+        usable = current.active or current.is_catch_all
+        if usable:
+            rep_id, pointer, lines = pick_member(current, snapshot, now)
+            step["candidates"] = lines
+            if rep_id is not None:
+                step["result"] = "assigned"
+                advance = {current.id: pointer} if pointer is not None else {}
+                return QueueResult("assigned", current.id, rep_id, advance, path)
+            if current.is_catch_all or current.when_nobody_eligible == "hold":
+                step["result"] = "held: nobody eligible"
+                return QueueResult("queued", current.id, path=path)
+        next_id = _next_queue(current, snapshot, visited)
+        if next_id is None:
+            step["result"] = "held: the overflow chain loops back" if usable else "held: inactive, nowhere to overflow"
+            return QueueResult("queued", current.id, path=path)
+        current = snapshot.queue_by_id[next_id]
+        step["result"] = f"{'nobody eligible' if usable else 'inactive'}: overflow to {current.name}"
+
+
+def _next_queue(queue: QueueInfo, snapshot: Snapshot, visited: set[int]) -> int | None:
+    for candidate in (queue.fallback_id, snapshot.catch_all_queue_id):
+        if candidate is not None and candidate in snapshot.queue_by_id and candidate not in visited:
+            return candidate
+    return None

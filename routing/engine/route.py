@@ -1,0 +1,205 @@
+"""The routing decision for one lead: account, rules, territory and queue in one pass."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from routing.engine.availability import direct_skip_reason
+from routing.engine.conditions import evaluate
+from routing.engine.distribution import QueueResult, distribute
+from routing.engine.facts import Decision, LeadFacts, RuleInfo, Snapshot
+from routing.engine.territories import TerritoryMatch, match_territory
+
+
+def route_lead(lead: LeadFacts, snapshot: Snapshot, *, now: datetime) -> Decision:
+    """Decide where ``lead`` goes at instant ``now`` (timezone-aware). See the package docstring for the steps."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware.")
+    match = match_territory(lead, snapshot.territory_by_id)
+    territory_id = match.territory.id if match.territory else None
+    receipt: dict[str, Any] = {
+        "decided_at": now.isoformat(),
+        "territory": match.receipt,
+        "account": None,
+        "rules": [],
+        "queue_path": [],
+        "winner": None,
+    }
+
+    # Step 2: a trusted account's owner.
+    owner_id, account_receipt = _account_owner(lead, snapshot, now)
+    receipt["account"] = account_receipt
+    if owner_id is not None:
+        return _finish(
+            receipt, Decision("assigned", "account", rep_id=owner_id, territory_id=territory_id), snapshot, now
+        )
+
+    # Step 3: the first rule that holds and can be carried out.
+    for rule in sorted(snapshot.rules, key=lambda rule: (rule.position, rule.id)):
+        held, why = evaluate(rule.condition, lead)
+        line: dict[str, Any] = {"id": rule.id, "name": rule.name, "action": rule.action}
+        receipt["rules"].append(line)
+        if not held:
+            line.update(result="not matched", why=why)
+            continue
+        decision, skipped = _carry_out(rule, lead, match, snapshot, now, territory_id)
+        if decision is None:
+            line.update(result="skipped", why=skipped)
+            continue
+        line["result"] = "matched"
+        return _finish(receipt, decision, snapshot, now)
+
+    # No rule placed the lead: the catch-all queue.
+    placed = distribute(snapshot.catch_all_queue_id, snapshot, now)
+    return _finish(receipt, _from_queue(placed, "catch-all", territory_id, None), snapshot, now)
+
+
+def _account_owner(lead: LeadFacts, snapshot: Snapshot, now: datetime) -> tuple[int | None, dict[str, Any]]:
+    """The open opportunity's owner, else the account owner, when eligible as a direct target.
+
+    Both are tried in that order, so an opportunity owner on vacation hands the
+    lead to the account owner rather than to the rules.
+    """
+    account = lead.account
+    if account is None:
+        return None, {"result": "no account matched"}
+    line: dict[str, Any] = {"id": account.id, "name": account.name}
+    if account.weak_match:
+        line["result"] = "weak match: not trusted for ownership"
+        return None, line
+    tried: list[dict[str, Any]] = []
+    line["owners"] = tried
+    for role, rep_id in (
+        ("open opportunity owner", account.open_opportunity_owner_rep_id),
+        ("account owner", account.owner_rep_id),
+    ):
+        if rep_id is None:
+            continue
+        reason = direct_skip_reason(snapshot.rep_by_id.get(rep_id), now)
+        tried.append({"role": role, "rep_id": rep_id, "eligible": reason is None, "reason": reason or "chosen"})
+        if reason is None:
+            line["result"] = f"assigned to the {role}"
+            return rep_id, line
+    line["result"] = "owners unavailable" if tried else "the account has no owner"
+    return None, line
+
+
+def _carry_out(
+    rule: RuleInfo,
+    lead: LeadFacts,
+    match: TerritoryMatch,
+    snapshot: Snapshot,
+    now: datetime,
+    territory_id: int | None,
+) -> tuple[Decision | None, str]:
+    """The decision a matching rule leads to, or None and why the rule cannot be carried out."""
+    if rule.action == "nurture":
+        return Decision("nurture", "nurture", territory_id=territory_id, rule_id=rule.id), ""
+    if rule.action == "discard":
+        return Decision("discarded", "discard", territory_id=territory_id, rule_id=rule.id), ""
+    if rule.action == "queue":
+        if rule.queue_id not in snapshot.queue_by_id:
+            return None, f"queue {rule.queue_id} does not exist"
+        return _from_queue(distribute(rule.queue_id, snapshot, now), "queue", territory_id, rule.id), ""
+    if rule.action == "account_owner":
+        owner_id, account_receipt = _account_owner(lead, snapshot, now)
+        if owner_id is None:
+            return None, account_receipt["result"]
+        return Decision("assigned", "rule", rep_id=owner_id, territory_id=territory_id, rule_id=rule.id), ""
+    if rule.action == "rep":
+        reason = direct_skip_reason(snapshot.rep_by_id.get(rule.rep_id or 0), now)
+        if reason is not None:
+            return None, _unavailable(_rep_name(snapshot, rule.rep_id), reason)
+        return Decision("assigned", "rule", rep_id=rule.rep_id, territory_id=territory_id, rule_id=rule.id), ""
+    # The territory action: the matched territory's coverage.
+    if match.territory is None:
+        return None, "no territory matched"
+    coverage = match.coverage
+    if coverage is None:
+        return None, f"territory {match.territory.name} has no queue or rep"
+    if coverage.queue_id is not None:
+        if coverage.queue_id not in snapshot.queue_by_id:
+            return None, f"territory {coverage.name}'s queue {coverage.queue_id} does not exist"
+        return _from_queue(distribute(coverage.queue_id, snapshot, now), "queue", territory_id, rule.id), ""
+    reason = direct_skip_reason(snapshot.rep_by_id.get(coverage.rep_id or 0), now)
+    if reason is not None:
+        return None, _unavailable(f"territory {coverage.name}'s rep {_rep_name(snapshot, coverage.rep_id)}", reason)
+    return Decision("assigned", "rule", rep_id=coverage.rep_id, territory_id=territory_id, rule_id=rule.id), ""
+
+
+def _rep_name(snapshot: Snapshot, rep_id: int | None) -> str:
+    """A rep as the receipt names them: by username, which is what RevOps and reps recognise."""
+    rep = snapshot.rep_by_id.get(rep_id or 0)
+    return rep.username if rep is not None else f"rep {rep_id}"
+
+
+def _unavailable(who: str, reason: str) -> str:
+    return f"{who} does not exist" if reason == "unknown rep" else f"{who} is {reason}"
+
+
+def _from_queue(placed: QueueResult, via: str, territory_id: int | None, rule_id: int | None) -> Decision:
+    return Decision(
+        placed.outcome,
+        via,
+        rep_id=placed.rep_id,
+        queue_id=placed.queue_id,
+        territory_id=territory_id,
+        rule_id=rule_id,
+        pointer_advance=placed.pointer_advance,
+        receipt={"queue_path": placed.path},
+    )
+
+
+def _finish(receipt: dict[str, Any], decision: Decision, snapshot: Snapshot, now: datetime) -> Decision:
+    """Attach the full receipt, with the outcome and winner, to the decision."""
+    receipt = {**receipt, **decision.receipt}
+    rep = snapshot.rep_by_id.get(decision.rep_id) if decision.rep_id is not None else None
+    receipt["outcome"] = decision.outcome
+    receipt["via"] = decision.via
+    receipt["rule_id"] = decision.rule_id
+    receipt["queue_id"] = decision.queue_id
+    receipt["territory_id"] = decision.territory_id
+    if rep is not None:
+        receipt["winner"] = {"rep_id": rep.id, "username": rep.username}
+    receipt["summary"] = _summary(decision, receipt)
+    return replace(decision, receipt=receipt)
+
+
+def _summary(decision: Decision, receipt: dict[str, Any]) -> str:
+    """One sentence for a rep: why this lead is theirs, or where it went instead."""
+    rule = next((line["name"] for line in receipt["rules"] if line.get("result") == "matched"), None)
+    because = f" by rule '{rule}'" if rule else ""
+    if decision.outcome == "nurture":
+        return f"Sent to nurture{because}."
+    if decision.outcome == "discarded":
+        return f"Discarded{because}."
+    queue = receipt["queue_path"][-1]["queue"] if receipt["queue_path"] else None
+    if decision.outcome == "queued":
+        return f"Waiting in {queue}: nobody eligible{because}."
+    who = receipt["winner"]["username"] if receipt["winner"] else f"rep {decision.rep_id}"
+    if decision.via == "account":
+        account = receipt["account"]
+        return f"Assigned to {who}, {account['result'].removeprefix('assigned to ')} of {account['name']}."
+    if queue is not None:
+        return f"Assigned to {who} in {queue}{because}{'' if rule else ' (no rule matched)'}."
+    return f"Assigned to {who}{because}."
+
+
+def apply_decision(snapshot: Snapshot, decision: Decision) -> Snapshot:
+    """The snapshot after the decision takes effect: the winner has one more open lead and one more today, and
+    round-robin pointers have moved. Simulation and replay use it to route a sequence of leads."""
+    reps = snapshot.reps
+    if decision.outcome == "assigned":
+        reps = tuple(
+            replace(rep, open_leads=rep.open_leads + 1, assigned_today=rep.assigned_today + 1)
+            if rep.id == decision.rep_id
+            else rep
+            for rep in reps
+        )
+    queues = tuple(
+        replace(queue, rr_pointer=decision.pointer_advance[queue.id]) if queue.id in decision.pointer_advance else queue
+        for queue in snapshot.queues
+    )
+    return replace(snapshot, reps=reps, queues=queues)
