@@ -12,7 +12,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from routing import services
-from routing.models import ApiKey, Assignment, Firmographic, Lead, Queue, QueueMembership, WorkerHeartbeat
+from routing.conditions import ConditionError, parse_condition, summarize
+from routing.models import ApiKey, Assignment, Firmographic, Lead, Queue, QueueMembership, Rule, WorkerHeartbeat
 from routing.resources import FirmographicResource
 from routing.selectors import HEARTBEAT_STALE_AFTER
 from territories.admin import CoverageAdmin, CsvImportExportMixin, ReadOnlyAdminMixin
@@ -208,6 +209,37 @@ class LeadAdmin(admin.ModelAdmin):
 
 
 # --- Workers -----------------------------------------------------------------------------------------------------
+
+
+@admin.register(Rule)
+class RuleAdmin(CoverageAdmin):
+    """The routing matrix: ordered rules, first match wins, the catch-all closes the list."""
+
+    list_display = ["position", "name", "active", "when", "action", "target"]
+    list_display_links = ["name"]
+    list_editable = ["position", "active"]
+    list_filter = ["active", "action"]
+    search_fields = ["name", "description"]
+    list_select_related = ["queue", "rep__user"]
+    autocomplete_fields = ["queue", "rep"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "position", "active"]}),
+        ("When", {"fields": ["condition"]}),
+        ("Then", {"fields": ["action", "queue", "rep"]}),
+        ("Audit", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="when")
+    def when(self, rule: Rule) -> str:
+        try:
+            return summarize(parse_condition(rule.condition))
+        except ConditionError:
+            return "(invalid condition: open the rule to fix it)"
+
+    @admin.display(description="then")
+    def target(self, rule: Rule) -> str:
+        return str(rule.queue or rule.rep or "—")
 
 
 @admin.register(ApiKey)

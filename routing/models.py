@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models.deletion import ProtectedError
 from simple_history.models import HistoricalRecords
 
+from routing.conditions import ConditionError, parse_condition
 from territories.models import Account, Rep, Skill, Territory
 from territories.picklists import INDUSTRIES, SIZE_BAND_CHOICES
 from territories.validators import validate_country_code, validate_domain
@@ -350,3 +351,84 @@ class Firmographic(models.Model):
 
     def __str__(self) -> str:
         return f"{self.domain}: {self.company}" if self.company else self.domain
+
+
+class Rule(models.Model):
+    """One line of the routing matrix. Active rules run in position order; the
+    first whose condition holds and whose action can be carried out wins, and
+    the catch-all queue always closes the list."""
+
+    class Action(models.TextChoices):
+        QUEUE = "queue", "Route to a queue"
+        TERRITORY = "territory", "Route to the matching territory's queue or rep"
+        ACCOUNT_OWNER = "account_owner", "Route to the account owner"
+        REP = "rep", "Route to a named rep"
+        NURTURE = "nurture", "Send to nurture"
+        DISCARD = "discard", "Discard"
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True, help_text="Why the rule exists: the segment and who agreed it.")
+    position = models.PositiveIntegerField(default=100, help_text="Lower runs first.")
+    active = models.BooleanField(default=True)
+    condition = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Empty: always holds. Otherwise {"all": [...]} or {"any": [...]} of '
+        '{"field": "country", "op": "in", "value": ["DE", "AT"]}; groups nest.',
+    )
+    action = models.CharField(max_length=20, choices=Action.choices)
+    queue = models.ForeignKey(
+        Queue,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="rules",
+        help_text="For 'Route to a queue'.",
+    )
+    rep = models.ForeignKey(
+        Rep,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="rules",
+        help_text="For 'Route to a named rep'.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(action="queue") | models.Q(queue__isnull=False),
+                name="rule_queue_action_has_queue",
+                violation_error_message="Choose the queue this rule routes to.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(action="rep") | models.Q(rep__isnull=False),
+                name="rule_rep_action_has_rep",
+                violation_error_message="Choose the rep this rule routes to.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        try:
+            parse_condition(self.condition)
+        except ConditionError as error:
+            errors["condition"] = [f"{path}: {message}" if path else message for path, message in error.errors]
+        if self.action == self.Action.QUEUE and not self.queue_id:
+            errors["queue"] = ["Choose the queue this rule routes to."]
+        if self.action != self.Action.QUEUE and self.queue_id:
+            errors["queue"] = ["Only 'Route to a queue' uses a queue; clear it or change the action."]
+        if self.action == self.Action.REP and not self.rep_id:
+            errors["rep"] = ["Choose the rep this rule routes to."]
+        if self.action != self.Action.REP and self.rep_id:
+            errors["rep"] = ["Only 'Route to a named rep' uses a rep; clear it or change the action."]
+        if errors:
+            raise ValidationError(errors)

@@ -24,7 +24,7 @@ from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 from simple_history.admin import SimpleHistoryAdmin
 
-from routing.models import Lead, Queue, QueueMembership
+from routing.models import Lead, Queue, QueueMembership, Rule
 from territories import services
 from territories.forms import (
     AccountDomainForm,
@@ -576,6 +576,7 @@ class OpportunityAdmin(CoverageAdmin):
 # --- Coverage change log -----------------------------------------------------------------------------------------
 
 COVERAGE_MODELS: list[type[models.Model]] = [
+    Rule,
     Territory,
     TerritoryCriterion,
     Queue,

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from routing.models import Firmographic, Lead, Queue, QueueMembership, WorkerHeartbeat
+from routing.models import Firmographic, Lead, Queue, QueueMembership, Rule, WorkerHeartbeat
 from routing.services import apikey_create, heartbeat_record
 from tests.factories import (
     AssignmentFactory,
@@ -56,6 +56,7 @@ def routed_lead(rep):
     heartbeat_record(name="worker", hostname="worker-1")
     apikey_create(name="Website demo form")
     Firmographic.objects.create(domain="prospect.example", company="Prospect AG", employees=120, country="DE")
+    Rule.objects.create(name="EMEA to inbound", action=Rule.Action.QUEUE, queue=queue, condition=None)
     return lead
 
 

@@ -1,0 +1,117 @@
+"""Rule conditions as RevOps write them (JSON in admin, YAML in the coverage file) ⇄ the engine's types.
+
+The stored form is a group, nestable::
+
+    {"all": [
+        {"field": "country", "op": "in", "value": ["DE", "AT", "CH"]},
+        {"any": [{"field": "employees", "op": "gte", "value": 1000},
+                 {"field": "account.tier", "op": "equals", "value": "tier_1"}]}
+    ]}
+
+``parse_condition`` checks the whole structure and reports every problem with its
+path (``all[1].any[0].op``), so an admin form or an import can say exactly what
+to fix.
+"""
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from routing.engine import Condition, ConditionGroup
+from routing.engine.conditions import describe
+from routing.engine.facts import ACCOUNT_FIELDS, LEAD_FIELDS, OPERATORS
+
+FIELDS = (*LEAD_FIELDS, *(f"account.{name}" for name in ACCOUNT_FIELDS))
+LIST_OPERATORS = frozenset({"in", "not_in"})
+NUMBER_OPERATORS = frozenset({"gt", "gte", "lt", "lte"})
+NO_VALUE_OPERATORS = frozenset({"is_blank", "is_not_blank"})
+
+
+class ConditionError(ValueError):
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{path}: {message}" if path else message for path, message in errors))
+
+
+def parse_condition(data: Any) -> ConditionGroup | None:
+    """The engine's ConditionGroup for stored ``data`` (None or {} = always). Raises ConditionError."""
+    if data in (None, {}):
+        return None
+    errors: list[tuple[str, str]] = []
+    group = _group(data, "", errors)
+    if errors or group is None:
+        raise ConditionError(errors or [("", "the condition is empty")])
+    return group
+
+
+def _join(path: str, part: str) -> str:
+    return f"{path}.{part}" if path and not part.startswith("[") else f"{path}{part}"
+
+
+def _group(data: Any, path: str, errors: list[tuple[str, str]]) -> ConditionGroup | None:
+    if not isinstance(data, dict) or len(data) != 1 or next(iter(data)) not in ("all", "any"):
+        errors.append((path, 'a group is {"all": [...]} or {"any": [...]}'))
+        return None
+    mode = next(iter(data))
+    items = data[mode]
+    path = _join(path, mode)
+    if not isinstance(items, list) or not items:
+        errors.append((path, "list at least one condition"))
+        return None
+    parsed: list[Condition | ConditionGroup] = []
+    for index, item in enumerate(items):
+        item_path = f"{path}[{index}]"
+        child: Condition | ConditionGroup | None
+        if isinstance(item, dict) and "field" not in item and len(item) == 1:
+            child = _group(item, item_path, errors)
+        else:
+            child = _condition(item, item_path, errors)
+        if child is not None:
+            parsed.append(child)
+    return ConditionGroup(mode, tuple(parsed)) if len(parsed) == len(items) else None
+
+
+def _condition(data: Any, path: str, errors: list[tuple[str, str]]) -> Condition | None:
+    if not isinstance(data, dict) or not {"field", "op"} <= set(data) or set(data) - {"field", "op", "value"}:
+        errors.append((path, 'a condition is {"field": ..., "op": ..., "value": ...}'))
+        return None
+    field, op, value = data["field"], data["op"], data.get("value")
+    before = len(errors)
+    if field not in FIELDS:
+        errors.append((_join(path, "field"), f"unknown field {field!r}; use one of: {', '.join(FIELDS)}"))
+    if op not in OPERATORS:
+        errors.append((_join(path, "op"), f"unknown operator {op!r}; use one of: {', '.join(sorted(OPERATORS))}"))
+    elif op in NO_VALUE_OPERATORS:
+        if value not in (None, ""):
+            errors.append((_join(path, "value"), f"{op} takes no value; remove it"))
+    elif value is None or value == "" or value == []:
+        errors.append((_join(path, "value"), f"{op} needs a value"))
+    elif op in LIST_OPERATORS and not isinstance(value, list):
+        errors.append((_join(path, "value"), f"{op} takes a list, such as [DE, AT]"))
+    elif op == "between" and not (isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))):
+        errors.append((_join(path, "value"), "between takes two numbers, low and high, such as [200, 1000]"))
+    elif op in NUMBER_OPERATORS and not _is_number(value):
+        errors.append((_join(path, "value"), f"{op} compares numbers; {value!r} is not one"))
+    if len(errors) > before:
+        return None
+    return Condition(field, op, tuple(value) if isinstance(value, list) else value)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float | Decimal):
+        return True
+    try:
+        Decimal(str(value).replace(",", ""))
+    except InvalidOperation:
+        return False
+    return True
+
+
+def summarize(group: ConditionGroup | None) -> str:
+    """One line for lists and receipts: ``country in 'DE', 'AT' and employees ≥ 1000``."""
+    if group is None:
+        return "always"
+    joiner = " and " if group.mode == "all" else " or "
+    parts = [describe(item) if isinstance(item, Condition) else f"({summarize(item)})" for item in group.items]
+    return joiner.join(parts)
