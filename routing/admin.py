@@ -13,7 +13,18 @@ from django.utils.html import format_html
 
 from routing import services
 from routing.conditions import ConditionError, parse_condition, summarize
-from routing.models import ApiKey, Assignment, Firmographic, Lead, Queue, QueueMembership, Rule, WorkerHeartbeat
+from routing.models import (
+    ApiKey,
+    Assignment,
+    Firmographic,
+    Lead,
+    Queue,
+    QueueMembership,
+    Rule,
+    ScoringRule,
+    ScoringThresholds,
+    WorkerHeartbeat,
+)
 from routing.resources import FirmographicResource
 from routing.selectors import HEARTBEAT_STALE_AFTER
 from territories.admin import CoverageAdmin, CsvImportExportMixin, ReadOnlyAdminMixin
@@ -240,6 +251,41 @@ class RuleAdmin(CoverageAdmin):
     @admin.display(description="then")
     def target(self, rule: Rule) -> str:
         return str(rule.queue or rule.rep or "—")
+
+
+@admin.register(ScoringRule)
+class ScoringRuleAdmin(CoverageAdmin):
+    """Fit and intent points; every active rule that holds adds its points."""
+
+    list_display = ["name", "kind", "when", "points", "active"]
+    list_editable = ["points", "active"]
+    list_filter = ["kind", "active"]
+    search_fields = ["name"]
+
+    @admin.display(description="when")
+    def when(self, rule: ScoringRule) -> str:
+        try:
+            return summarize(parse_condition(rule.condition))
+        except ConditionError:
+            return "(invalid condition: open the rule to fix it)"
+
+
+@admin.register(ScoringThresholds)
+class ScoringThresholdsAdmin(CoverageAdmin):
+    """One row: the totals that send a lead to sales routing, nurture or disqualified."""
+
+    list_display = ["__str__", "sales_min", "nurture_min", "updated_at"]
+    readonly_fields = ["updated_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ScoringThresholds]:
+        ScoringThresholds.current()  # The row exists from the first look on.
+        return super().get_queryset(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ApiKey)

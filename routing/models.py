@@ -432,3 +432,69 @@ class Rule(models.Model):
             errors["rep"] = ["Only 'Route to a named rep' uses a rep; clear it or change the action."]
         if errors:
             raise ValidationError(errors)
+
+
+class ScoringRule(models.Model):
+    """Points a lead earns when it meets a condition. Fit says who they are
+    (size, industry, title); intent says what they did (demo request, pricing page)."""
+
+    class Kind(models.TextChoices):
+        FIT = "fit", "Fit"
+        INTENT = "intent", "Intent"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    condition = models.JSONField(
+        help_text='{"all": [...]} or {"any": [...]} of {"field": "employees", "op": "gte", "value": 200}; groups nest.'
+    )
+    points = models.IntegerField(help_text="Negative points take a lead down, for example for a free-mail address.")
+    active = models.BooleanField(default=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["kind", "-points", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.points:+d})"
+
+    def clean(self) -> None:
+        try:
+            if parse_condition(self.condition) is None:
+                raise ConditionError([("", "a scoring rule needs a condition; points for every lead change nothing")])
+        except ConditionError as error:
+            raise ValidationError(
+                {"condition": [f"{path}: {message}" if path else message for path, message in error.errors]}
+            ) from error
+
+
+class ScoringThresholds(models.Model):
+    """Where a lead's total score sends it: sales routing, nurture, or disqualified. One row."""
+
+    sales_min = models.IntegerField(default=40, help_text="A total at or above this goes to sales routing.")
+    nurture_min = models.IntegerField(
+        default=10, help_text="At or above this (and below sales): nurture. Below: disqualified."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "scoring thresholds"
+        verbose_name_plural = "scoring thresholds"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="scoring_thresholds_single_row"),
+            models.CheckConstraint(
+                condition=models.Q(nurture_min__lte=models.F("sales_min")),
+                name="scoring_thresholds_ordered",
+                violation_error_message="The nurture threshold must not be above the sales threshold.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"sales ≥ {self.sales_min}, nurture ≥ {self.nurture_min}"
+
+    @classmethod
+    def current(cls) -> ScoringThresholds:
+        thresholds, _ = cls.objects.get_or_create(pk=1)
+        return thresholds

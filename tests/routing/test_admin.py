@@ -5,7 +5,16 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
-from routing.models import Firmographic, Lead, Queue, QueueMembership, Rule, WorkerHeartbeat
+from routing.models import (
+    Firmographic,
+    Lead,
+    Queue,
+    QueueMembership,
+    Rule,
+    ScoringRule,
+    ScoringThresholds,
+    WorkerHeartbeat,
+)
 from routing.services import apikey_create, heartbeat_record
 from tests.factories import (
     AssignmentFactory,
@@ -57,6 +66,13 @@ def routed_lead(rep):
     apikey_create(name="Website demo form")
     Firmographic.objects.create(domain="prospect.example", company="Prospect AG", employees=120, country="DE")
     Rule.objects.create(name="EMEA to inbound", action=Rule.Action.QUEUE, queue=queue, condition=None)
+    ScoringRule.objects.create(
+        name="Demo request",
+        kind="intent",
+        points=30,
+        condition={"all": [{"field": "source", "op": "equals", "value": "demo"}]},
+    )
+    ScoringThresholds.current()
     return lead
 
 
