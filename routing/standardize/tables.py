@@ -1,0 +1,171 @@
+"""Alias tables for standardization: what people type, to the codes we store.
+
+Add an alias here when a flagged lead shows a spelling that should have mapped.
+"""
+
+# Other names intake sources use for our fields, by normalized key.
+RAW_KEY_ALIASES = {
+    "email_address": "email",
+    "firstname": "first_name",
+    "given_name": "first_name",
+    "lastname": "last_name",
+    "surname": "last_name",
+    "family_name": "last_name",
+    "job_title": "title",
+    "phone_number": "phone",
+    "telephone": "phone",
+    "mobile": "phone",
+    "company_name": "company",
+    "organization": "company",
+    "organisation": "company",
+    "domain": "website",
+    "company_website": "website",
+    "url": "website",
+    "state": "subdivision",
+    "province": "subdivision",
+    "zip": "postal_code",
+    "zip_code": "postal_code",
+    "zipcode": "postal_code",
+    "postcode": "postal_code",
+    "employee_count": "employees",
+    "number_of_employees": "employees",
+    "num_employees": "employees",
+    "headcount": "employees",
+    "company_size": "employees",
+    "revenue": "annual_revenue",
+    "product": "product_interest",
+    "utm_source": "source",
+    "utm_campaign": "campaign",
+}
+
+# Names and abbreviations pycountry does not know, to alpha-2 (or a subdivision code).
+COUNTRY_ALIASES = {
+    **dict.fromkeys(["usa", "u.s.", "u.s.a.", "america", "united states of america", "the united states"], "US"),
+    **dict.fromkeys(["uk", "u.k.", "great britain", "britain", "united kingdom of great britain"], "GB"),
+    "england": "GB-ENG",
+    "scotland": "GB-SCT",
+    "wales": "GB-WLS",
+    "northern ireland": "GB-NIR",
+    **dict.fromkeys(["deutschland", "federal republic of germany", "brd"], "DE"),
+    **dict.fromkeys(["schweiz", "suisse", "svizzera", "switzerland"], "CH"),
+    **dict.fromkeys(["osterreich", "oesterreich"], "AT"),
+    **dict.fromkeys(["holland", "the netherlands", "nederland"], "NL"),
+    **dict.fromkeys(["belgie", "belgique", "belgien"], "BE"),
+    "brasil": "BR",
+    "espana": "ES",
+    "italia": "IT",
+    "frankreich": "FR",
+    "danmark": "DK",
+    "sverige": "SE",
+    "norge": "NO",
+    "suomi": "FI",
+    "polska": "PL",
+    "cesko": "CZ",
+    "czech republic": "CZ",
+    "magyarorszag": "HU",
+    "turkey": "TR",
+    "russia": "RU",
+    "vietnam": "VN",
+    "taiwan": "TW",
+    "hong kong": "HK",
+    "macau": "MO",
+    **dict.fromkeys(["korea", "south korea", "republic of korea"], "KR"),
+    "north korea": "KP",
+    **dict.fromkeys(["uae", "u.a.e.", "emirates"], "AE"),
+    **dict.fromkeys(["prc", "mainland china"], "CN"),
+    "ivory coast": "CI",
+    "macedonia": "MK",
+    "nippon": "JP",
+}
+
+# Abbreviations and English names of subdivisions, by country. US abbreviations follow
+# the AP stylebook ("Calif.", "Mass."); the two-letter postal codes are the ISO ones.
+SUBDIVISION_ALIASES: dict[str, dict[str, str]] = {
+    "US": {
+        alias: f"US-{code}"
+        for code, aliases in {
+            "AL": "ala",
+            "AZ": "ariz",
+            "AR": "ark",
+            "CA": "calif cal",
+            "CO": "colo",
+            "CT": "conn",
+            "DE": "del",
+            "FL": "fla",
+            "IL": "ill",
+            "IN": "ind",
+            "KS": "kan kans",
+            "MA": "mass",
+            "MI": "mich",
+            "MN": "minn",
+            "MS": "miss",
+            "MT": "mont",
+            "NE": "neb nebr",
+            "NV": "nev",
+            "OK": "okla",
+            "OR": "ore",
+            "PA": "penn penna",
+            "TN": "tenn",
+            "TX": "tex",
+            "WA": "wash",
+            "WV": "wva",
+            "WI": "wis wisc",
+            "WY": "wyo",
+        }.items()
+        for alias in aliases.split()
+    }
+    | {"washington dc": "US-DC"},
+    "CA": {"que": "CA-QC", "ont": "CA-ON", "alta": "CA-AB", "sask": "CA-SK", "man": "CA-MB", "nfld": "CA-NL"},
+    "DE": {
+        "bavaria": "DE-BY",
+        "lower saxony": "DE-NI",
+        "north rhine westphalia": "DE-NW",
+        "rhineland palatinate": "DE-RP",
+        "saxony": "DE-SN",
+        "saxony anhalt": "DE-ST",
+        "thuringia": "DE-TH",
+        "hesse": "DE-HE",
+        "mecklenburg western pomerania": "DE-MV",
+        "nrw": "DE-NW",
+    },
+    "AT": {
+        "vienna": "AT-9",
+        "wien": "AT-9",
+        "lower austria": "AT-3",
+        "upper austria": "AT-4",
+        "tyrol": "AT-7",
+        "styria": "AT-6",
+        "carinthia": "AT-2",
+    },
+    "CH": {"geneva": "CH-GE", "geneve": "CH-GE", "berne": "CH-BE", "lucerne": "CH-LU", "basel": "CH-BS"},
+}
+
+# Words and phrases people use for an industry, to its picklist code.
+INDUSTRY_SYNONYMS = {
+    code: words.split(",")
+    for code, words in {
+        "software": "saas,it,it services,information technology,information technology and services,internet,tech,"
+        "technology,computer software,cloud",
+        "banking": "bank,banks,retail banking,commercial banking",
+        "financial_services": "finance,fintech,financial,investment,asset management,capital markets,payments",
+        "pharma": "pharmaceuticals,pharmaceutical,biotech,biotechnology,life science",
+        "healthcare": "health care,health,hospital,hospitals,hospital and health care,medical,medical devices",
+        "insurance": "insurer,insurtech",
+        "telecom": "telco,telecommunication,telecoms",
+        "education": "edtech,higher education,e learning,university,school",
+        "government": "public sector,public administration,federal government,local government",
+        "nonprofit": "non profit,not for profit,ngo,charity",
+        "real_estate": "property,proptech",
+        "retail": "ecommerce,e commerce,online retail",
+        "logistics": "transportation,transport,shipping,freight,supply chain",
+        "manufacturing": "industrial,industrials,machinery",
+        "media": "entertainment,publishing,broadcasting",
+        "automotive": "auto,automobile,automobiles",
+        "agriculture": "farming,agritech",
+        "construction": "building",
+        "consulting": "professional services,management consulting",
+        "consumer_goods": "cpg,fmcg,consumer products",
+        "energy": "utilities,utility,oil and gas,renewables,power",
+        "hospitality": "travel,hotels,tourism,leisure,restaurants",
+    }.items()
+}
