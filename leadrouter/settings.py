@@ -190,6 +190,11 @@ LEADROUTER_ENRICHMENT_PROVIDERS = env.list(
     "LEADROUTER_ENRICHMENT_PROVIDERS", default=["routing.enrich.FirmographicTableProvider"]
 )
 
+# Fuzzy company-name matches at or above STRONG are trusted; between WEAK and
+# STRONG they are recorded and flagged for review, never used for ownership.
+LEADROUTER_ACCOUNT_MATCH_STRONG = env.float("LEADROUTER_ACCOUNT_MATCH_STRONG", default=95.0)
+LEADROUTER_ACCOUNT_MATCH_WEAK = env.float("LEADROUTER_ACCOUNT_MATCH_WEAK", default=85.0)
+
 # --- Admin import/export ---------------------------------------------------------------------------
 
 IMPORT_EXPORT_USE_TRANSACTIONS = True
