@@ -314,7 +314,7 @@ def test_company_key_matches_name_variants_to_one_account():
 def test_standardized_lead_is_frozen():
     lead = standardize({"email": "pat@acme.com"})
     with pytest.raises(dataclasses.FrozenInstanceError):
-        lead.email = "other@acme.com"  # type: ignore[misc]
+        lead.email = "other@acme.com"
 
 
 # Property tests: arbitrary payloads of text, integers and None, mixed with realistic
