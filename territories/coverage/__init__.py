@@ -1,8 +1,8 @@
 """Coverage as code: the whole coverage model as one YAML document.
 
-RevOps export the teams, reps, queues, territories and accounts, edit the file,
-review the plan (``manage.py coverage import FILE --dry-run``) and import it
-back. The format is described in docs/coverage.md and checked by
+RevOps export the teams, reps, queues, territories, accounts and routing rules,
+edit the file, review the plan (``manage.py coverage import FILE --dry-run``) and
+import it back. The format is described in docs/coverage.md and checked by
 ``schema.json`` in this package.
 
 Other code imports only the names below.

@@ -9,7 +9,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, models, transaction
 
-from routing.models import Queue, QueueMembership
+from routing.models import Queue, QueueMembership, Rule
 from territories.coverage.errors import CoverageError
 from territories.coverage.plan import CREATE, DEACTIVATE, DELETE, Change, CoveragePlan, build_plan
 from territories.coverage.state import (
@@ -52,6 +52,7 @@ _OWN_FIELDS = {
     "queues": {"name", "description", "method", "active", "skip_off_hours_reps", "when_nobody_eligible", "fallback"},
     "territories": {"parent", "description", "queue", "rep"},
     "accounts": {"name", "owner", "territory", "is_customer", "tier", "industry", "country"},
+    "rules": {"description", "position", "active", "when", "action", "queue", "rep"},
 }
 _USER_FIELDS = ("email", "first_name", "last_name")
 
@@ -140,6 +141,7 @@ class _Applier:
         self.queues = {queue.name: queue for queue in Queue.objects.all()}
         self.territories = {territory.name: territory for territory in Territory.objects.all()}
         self.accounts = {entity_key("accounts", account.name): account for account in Account.objects.all()}
+        self.rules = {rule.name: rule for rule in Rule.objects.all()}
         # The document's catch-all is the existing catch-all row, whatever either is called.
         catch_all = next((queue for queue in self.queues.values() if queue.is_catch_all), None)
         wanted = next((key for key, entry in self.state.get("queues", {}).items() if entry["catch_all"]), None)
@@ -204,6 +206,7 @@ class _Applier:
         self.write_queues()
         self.write_territories()
         self.write_accounts()
+        self.write_rules()
         self.prune()
 
     def create_users(self) -> None:
@@ -426,6 +429,21 @@ class _Applier:
             for row in account.domains.exclude(domain__in=entry["domains"]):
                 self.delete(row, self.path("accounts", key), f"domain {row.domain}")
 
+    def write_rules(self) -> None:
+        """Rules come after queues and reps, which they route to."""
+        for key, entry, _change in self.to_write("rules"):
+            path = self.path("rules", key)
+            rule = self.rules.get(key) or Rule(name=key)
+            rule.description = entry["description"]
+            rule.position = entry["position"]
+            rule.active = entry["active"]
+            rule.condition = entry["when"]
+            rule.action = entry["action"]
+            rule.queue = self.queues[entry["queue"]] if entry["queue"] else None
+            rule.rep = self.reps[entry["rep"]] if entry["rep"] else None
+            self.save(rule, path, {"condition": f"{path}.when"})
+            self.rules[key] = rule
+
     # --- Pruning -----------------------------------------------------------------------------------
 
     def prune(self) -> None:
@@ -439,8 +457,11 @@ class _Applier:
             section: [
                 change.key for change in self.plan.changes if change.section == section and change.action == DELETE
             ]
-            for section in ("accounts", "territories", "queues", "teams", "product_lines", "skills")
+            for section in ("rules", "accounts", "territories", "queues", "teams", "product_lines", "skills")
         }
+        # Rules point at queues and reps, so they go before anything they could name.
+        for name in deleted["rules"]:
+            self.delete(self.rules[name], "rules", f"rule {show(name)}")
         for name in deleted["accounts"]:
             account = self.accounts[entity_key("accounts", name)]
             for domain in account.domains.all():

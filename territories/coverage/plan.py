@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import models
 
-from routing.models import Queue, QueueMembership
+from routing.models import Queue, QueueMembership, Rule
 from territories.coverage.errors import CoverageError
 from territories.coverage.state import (
     FIELDS,
@@ -58,6 +58,7 @@ _COVERAGE_MODELS: frozenset[type[models.Model]] = frozenset(
         TerritoryCriterion,
         Account,
         AccountDomain,
+        Rule,
     }
 )
 _DELETABLE: dict[str, tuple[type[models.Model], str]] = {
@@ -67,6 +68,7 @@ _DELETABLE: dict[str, tuple[type[models.Model], str]] = {
     "queues": (Queue, "name"),
     "territories": (Territory, "name"),
     "accounts": (Account, "name"),
+    "rules": (Rule, "name"),
 }
 
 

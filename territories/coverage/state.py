@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 
-from routing.models import Queue, QueueMembership
+from routing.models import Queue, QueueMembership, Rule
 from territories.coverage.yamlio import SECTION_ORDER
 from territories.models import Account, ProductLine, Rep, Skill, Team, Territory, TerritoryCriterion
 
@@ -43,6 +43,7 @@ KEY_FIELDS = {
     "queues": "name",
     "territories": "name",
     "accounts": "name",
+    "rules": "name",
 }
 
 # How a change to each section is named in a plan.
@@ -54,6 +55,7 @@ KIND_NAMES = {
     "queues": "queue",
     "territories": "territory",
     "accounts": "account",
+    "rules": "rule",
 }
 
 # Every key of each section in document order; the key field comes first.
@@ -90,6 +92,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "territories": ("name", "parent", "description", "queue", "rep", "criteria"),
     "accounts": ("name", "domains", "owner", "territory", "is_customer", "tier", "industry", "country"),
+    "rules": ("name", "description", "position", "active", "when", "action", "queue", "rep"),
 }
 
 # The value an omitted key stands for; these match the model defaults.
@@ -132,6 +135,7 @@ DEFAULTS: dict[str, Entry] = {
         "industry": "",
         "country": "",
     },
+    "rules": {"description": "", "position": 100, "active": True, "when": None, "queue": None, "rep": None},
 }
 MEMBER_DEFAULTS: Entry = {"weight": 1, "active": True}
 OUT_OF_OFFICE_DEFAULTS: Entry = {"reason": ""}
@@ -202,6 +206,9 @@ def normalize_entry(section: str, raw: Entry) -> Entry:
     elif section == "territories":
         criteria = entry["criteria"]
         entry["criteria"] = {key: sorted(criteria[key]) for key in CRITERIA_KINDS if criteria.get(key)}
+    elif section == "rules":
+        # An empty condition always holds, like an omitted one.
+        entry["when"] = entry["when"] or None
     return entry
 
 
@@ -247,16 +254,25 @@ def rename_catch_all(state: State, name: str | None) -> State:
         for key, entry in state["queues"].items()
     }
     territories = {key: {**entry, "queue": renamed(entry["queue"])} for key, entry in state["territories"].items()}
-    return {**state, "queues": queues, "territories": territories}
+    rules = {key: {**entry, "queue": renamed(entry["queue"])} for key, entry in state["rules"].items()}
+    return {**state, "queues": queues, "territories": territories, "rules": rules}
 
 
 def state_to_document(state: State) -> dict[str, Any]:
-    """A compact, deterministic document: sections in format order, entities sorted by key."""
+    """A compact, deterministic document: sections in format order, entities sorted by key.
+
+    Rules are the exception: they are written in the order they run (position,
+    then name), so the file reads like the routing matrix.
+    """
     document: dict[str, Any] = {"version": VERSION}
     for section in SECTION_ORDER:
         entries = state.get(section, {})
-        if entries:
-            document[section] = [compact_entry(section, entries[key]) for key in sorted(entries)]
+        if not entries:
+            continue
+        keys = sorted(entries)
+        if section == "rules":
+            keys.sort(key=lambda key: (entries[key]["position"], key))
+        document[section] = [compact_entry(section, entries[key]) for key in keys]
     return document
 
 
@@ -356,6 +372,18 @@ def read_state() -> State:
             "tier": account.tier,
             "industry": account.industry,
             "country": account.country,
+        }
+
+    for rule in Rule.objects.select_related("queue", "rep__user"):
+        state["rules"][rule.name] = {
+            "name": rule.name,
+            "description": rule.description,
+            "position": rule.position,
+            "active": rule.active,
+            "when": rule.condition or None,
+            "action": rule.action,
+            "queue": rule.queue.name if rule.queue else None,
+            "rep": rule.rep.user.get_username() if rule.rep else None,
         }
     return state
 

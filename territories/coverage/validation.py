@@ -7,7 +7,8 @@ RevOps everything to fix. The checks come in two layers:
    patterns.
 2. Rules that need more than one entry or the database: unique keys,
    references, the single catch-all queue, cycles of fallbacks and parents,
-   ISO codes, time zones, domains, working-hour windows and time off.
+   ISO codes, time zones, domains, working-hour windows, time off, and
+   routing rules' conditions (``parse_condition``) and action targets.
 
 Keys with a schema error are left out of the second layer (whole entries when
 their key is wrong), so one typo does not come back as a cascade of follow-on
@@ -28,6 +29,7 @@ from django.core.validators import validate_email
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
+from routing.conditions import ConditionError, parse_condition
 from territories import validators
 from territories.coverage.errors import CoverageError
 from territories.coverage.state import (
@@ -465,6 +467,30 @@ class _Checker:
                     "not list; remove the domain there first",
                 )
 
+    def check_rules(self) -> None:
+        for index, rule in self.entries("rules"):
+            path = f"rules[{index}]"
+            if "when" in rule:
+                try:
+                    parse_condition(rule["when"])
+                except ConditionError as error:
+                    for part, message in error.errors:
+                        self.error(f"{path}.when.{part}" if part else f"{path}.when", message)
+            action = rule.get("action")
+            queue, rep = rule.get("queue"), rule.get("rep")
+            if action == "queue" and not queue:
+                self.error(f"{path}.queue", "is required with action: queue; choose the queue this rule routes to")
+            elif action is not None and action != "queue" and queue:
+                self.error(f"{path}.queue", "only action: queue uses a queue; remove it or change the action")
+            else:
+                self.reference(f"{path}.queue", queue, "queues", "queue")
+            if action == "rep" and not rep:
+                self.error(f"{path}.rep", "is required with action: rep; choose the rep this rule routes to")
+            elif action is not None and action != "rep" and rep:
+                self.error(f"{path}.rep", "only action: rep uses a rep; remove it or change the action")
+            else:
+                self.reference(f"{path}.rep", rep, "reps", "rep")
+
     def check_cycles(self) -> None:
         """Fallback chains and territory parents must end; checked on the combined result of the import."""
         current_queues = {} if self.prune else self.current["queues"]
@@ -528,6 +554,7 @@ class _Checker:
         self.check_queues()
         self.check_territories()
         self.check_accounts()
+        self.check_rules()
         self.check_cycles()
         if self.errors:
             raise CoverageError(sorted(self.errors, key=lambda error: _document_order(error[0])))

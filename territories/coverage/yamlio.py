@@ -19,7 +19,7 @@ import yaml
 
 from territories.coverage.errors import CoverageError
 
-SECTION_ORDER = ("skills", "product_lines", "teams", "reps", "queues", "territories", "accounts")
+SECTION_ORDER = ("skills", "product_lines", "teams", "reps", "queues", "territories", "accounts", "rules")
 
 # Sections whose entries are small enough to read best on one line each.
 _ONE_LINE_SECTIONS = frozenset({"skills", "product_lines"})

@@ -7,7 +7,7 @@ import yaml
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from routing.models import Queue
+from routing.models import Queue, Rule
 from territories.coverage import apply_import, load_yaml, plan_import
 from territories.demo import generate
 from territories.demo.loader import DEMO_FILE, DEMO_LOGINS, DEMO_PASSWORD, demo_load
@@ -93,6 +93,15 @@ def test_demo_org_has_the_expected_shape(demo):
     assert enterprise.parent.name == "DACH"
     assert set(enterprise.criteria.values_list("value", flat=True)) == {"1001-5000", "5001+"}
     assert Territory.objects.get(name="California Strategic").rep.username == "jake.morrison"
+
+    # A routing matrix: rules in position order, closed by routing to the territory.
+    rules = list(Rule.objects.order_by("position", "name"))
+    assert 5 <= len(rules) <= 7
+    assert rules[0].action == Rule.Action.ACCOUNT_OWNER
+    assert rules[-1].action == Rule.Action.TERRITORY and rules[-1].condition is None
+    assert Rule.objects.get(name="Japan to Japan Inbound").queue.name == "Japan Inbound"
+    assert Rule.objects.get(name="DACH enterprise").queue.name == "DACH Enterprise"
+    assert Rule.objects.filter(active=False).count() == 1
 
 
 def test_every_territory_is_covered_as_the_file_says(demo):
