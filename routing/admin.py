@@ -5,14 +5,17 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
 
 from routing import services
 from routing.conditions import ConditionError, parse_condition, summarize
+from routing.forms import SimulateLeadForm
 from routing.models import (
     ApiKey,
     Assignment,
@@ -25,8 +28,9 @@ from routing.models import (
     ScoringThresholds,
     WorkerHeartbeat,
 )
+from routing.pipeline import Evaluation
 from routing.resources import FirmographicResource
-from routing.selectors import HEARTBEAT_STALE_AFTER
+from routing.selectors import HEARTBEAT_STALE_AFTER, lead_simulate
 from territories.admin import CoverageAdmin, CsvImportExportMixin, ReadOnlyAdminMixin
 from territories.forms import QueueMembershipFormSet
 
@@ -226,6 +230,7 @@ class LeadAdmin(admin.ModelAdmin):
 class RuleAdmin(CoverageAdmin):
     """The routing matrix: ordered rules, first match wins, the catch-all closes the list."""
 
+    change_list_template = "admin/routing/rule/change_list.html"
     list_display = ["position", "name", "active", "when", "action", "target"]
     list_display_links = ["name"]
     list_editable = ["position", "active"]
@@ -251,6 +256,39 @@ class RuleAdmin(CoverageAdmin):
     @admin.display(description="then")
     def target(self, rule: Rule) -> str:
         return str(rule.queue or rule.rep or "—")
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("simulate/", self.admin_site.admin_view(self.simulate_view), name="routing_rule_simulate"),
+            *super().get_urls(),
+        ]
+
+    def simulate_view(self, request: HttpRequest) -> TemplateResponse:
+        """Try a lead against the live coverage model; nothing is saved."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = SimulateLeadForm(request.POST or None)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Simulate a lead",
+            "opts": self.model._meta,
+            "form": form,
+        }
+        if request.method == "POST" and form.is_valid():
+            evaluation = lead_simulate(raw=form.raw_lead())
+            context.update(
+                evaluation=evaluation,
+                verdict=simulation_verdict(evaluation),
+                receipt_json=json.dumps(evaluation.receipt(), indent=2, default=str, ensure_ascii=False),
+            )
+        return TemplateResponse(request, "admin/routing/rule/simulate.html", context)
+
+
+def simulation_verdict(evaluation: Evaluation) -> str:
+    if evaluation.decision is not None:
+        return str(evaluation.decision.receipt.get("summary", evaluation.outcome))
+    assert evaluation.score is not None
+    return f"{evaluation.outcome.capitalize()}: total score {evaluation.score.total} is below the sales threshold."
 
 
 @admin.register(ScoringRule)

@@ -1,13 +1,24 @@
 """Reads for the routing app."""
 
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
+from django.db.models import Count, Prefetch, Q
 from django.utils import timezone
 
-from routing.conditions import parse_condition
-from routing.models import ScoringRule, ScoringThresholds, WorkerHeartbeat
+from routing.conditions import ConditionError, parse_condition
+from routing.engine import AccountFacts, MemberInfo, QueueInfo, RepInfo, RuleInfo, Snapshot, TerritoryInfo
+from routing.matching import AccountIndex
+from routing.models import Assignment, Lead, Queue, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
+from routing.pipeline import Evaluation, evaluate_lead
 from routing.scoring import ScoringRuleInfo, Thresholds
+from territories.models import Account, Opportunity, OutOfOffice, Rep, Territory, TerritoryCriterion
+
+logger = logging.getLogger(__name__)
 
 # Beat sends the heartbeat every 30 s; two missed beats mean something is stuck.
 HEARTBEAT_STALE_AFTER = timedelta(seconds=90)
@@ -37,3 +48,147 @@ def scoring_snapshot() -> tuple[list[ScoringRuleInfo], Thresholds]:
             rules.append(ScoringRuleInfo(name=rule.name, kind=kind, condition=condition, points=rule.points))
     current = ScoringThresholds.current()
     return rules, Thresholds(sales_min=current.sales_min, nurture_min=current.nurture_min)
+
+
+def routing_snapshot(*, now: datetime) -> Snapshot:
+    """The coverage model as the engine reads it, at ``now``: a bounded number of queries whatever its size.
+
+    Each rep's load is read from the leads themselves (open leads; leads assigned
+    since midnight in the rep's own time zone), so the snapshot never drifts
+    from the data it describes.
+    """
+    territories = tuple(
+        TerritoryInfo(
+            id=territory.pk,
+            name=territory.name,
+            parent_id=territory.parent_id,
+            criteria=_criteria_by_kind(territory.criteria.all()),
+            queue_id=territory.queue_id,
+            rep_id=territory.rep_id,
+        )
+        for territory in Territory.objects.prefetch_related("criteria")
+    )
+    rules = []
+    for rule in Rule.objects.filter(active=True):
+        try:
+            condition = parse_condition(rule.condition)
+        except ConditionError:
+            # Admin and import refuse such conditions; a row written around them must not break routing.
+            logger.error("Rule %s has an invalid condition and is left out of routing.", rule.name)
+            continue
+        rules.append(
+            RuleInfo(
+                id=rule.pk,
+                name=rule.name,
+                position=rule.position,
+                action=rule.action,  # type: ignore[arg-type]
+                condition=condition,
+                queue_id=rule.queue_id,
+                rep_id=rule.rep_id,
+            )
+        )
+    queues = tuple(
+        QueueInfo(
+            id=queue.pk,
+            name=queue.name,
+            method=queue.method,  # type: ignore[arg-type]
+            active=queue.active,
+            is_catch_all=queue.is_catch_all,
+            required_skills=frozenset(skill.code for skill in queue.required_skills.all()),
+            skip_off_hours_reps=queue.skip_off_hours_reps,
+            when_nobody_eligible=queue.when_nobody_eligible,  # type: ignore[arg-type]
+            fallback_id=queue.fallback_id,
+            rr_pointer=queue.rr_pointer,
+            members=tuple(
+                MemberInfo(rep_id=member.rep_id, weight=member.weight, active=member.active, position=member.position)
+                for member in queue.memberships.all()
+            ),
+        )
+        for queue in Queue.objects.prefetch_related("required_skills", "memberships")
+    )
+    return Snapshot(
+        territories=territories,
+        rules=tuple(rules),
+        queues=queues,
+        reps=_rep_infos(now),
+        catch_all_queue_id=Queue.objects.catch_all().pk,
+    )
+
+
+def _criteria_by_kind(criteria: Iterable[TerritoryCriterion]) -> dict[str, frozenset[str]]:
+    by_kind: dict[str, set[str]] = defaultdict(set)
+    for criterion in criteria:
+        by_kind[criterion.kind].add(criterion.value)
+    return {kind: frozenset(values) for kind, values in by_kind.items()}
+
+
+def _rep_infos(now: datetime) -> tuple[RepInfo, ...]:
+    reps = list(
+        Rep.objects.select_related("user")
+        .prefetch_related(
+            "skills",
+            "working_hours",
+            Prefetch("out_of_office", queryset=OutOfOffice.objects.filter(ends_at__gt=now)),
+        )
+        .annotate(open_lead_count=Count("leads", filter=Q(leads__status__in=Lead.OPEN_STATUSES)))
+    )
+    # New leads today, counted from the rep's own midnight: one query for the last two days, split per rep.
+    recent: dict[int, list[datetime]] = defaultdict(list)
+    for rep_id, assigned_at in Assignment.objects.filter(
+        rep__isnull=False, assigned_at__gte=now - timedelta(hours=50)
+    ).values_list("rep_id", "assigned_at"):
+        recent[rep_id].append(assigned_at)
+    infos = []
+    for rep in reps:
+        local_midnight = now.astimezone(ZoneInfo(rep.time_zone)).replace(hour=0, minute=0, second=0, microsecond=0)
+        infos.append(
+            RepInfo(
+                id=rep.pk,
+                username=rep.user.username,
+                active=rep.active,
+                time_zone=rep.time_zone,
+                working_hours=tuple((window.weekday, window.start, window.end) for window in rep.working_hours.all()),
+                out_of_office=tuple((period.starts_at, period.ends_at) for period in rep.out_of_office.all()),
+                skills=frozenset(skill.code for skill in rep.skills.all()),
+                open_leads=rep.open_lead_count,  # type: ignore[attr-defined]
+                max_open_leads=rep.max_open_leads,
+                assigned_today=sum(1 for at in recent[rep.pk] if at >= local_midnight),
+                daily_cap=rep.daily_cap,
+            )
+        )
+    return tuple(infos)
+
+
+def account_facts(account_id: int) -> AccountFacts | None:
+    """What routing needs to know about a matched account: owners, tier, customer flag, territory."""
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None:
+        return None
+    open_opportunity_owner = (
+        Opportunity.objects.filter(account=account, stage=Opportunity.Stage.OPEN, owner__isnull=False)
+        .order_by("-created_at")
+        .values_list("owner_id", flat=True)
+        .first()
+    )
+    return AccountFacts(
+        id=account.pk,
+        name=account.name,
+        tier=account.tier,
+        is_customer=account.is_customer,
+        owner_rep_id=account.owner_id,
+        open_opportunity_owner_rep_id=open_opportunity_owner,
+        territory_id=account.territory_id,
+    )
+
+
+def lead_simulate(*, raw: Mapping[str, Any], now: datetime | None = None) -> Evaluation:
+    """Where ``raw`` would go right now under the live coverage model. Writes nothing."""
+    now = now or timezone.now()
+    return evaluate_lead(
+        raw,
+        now=now,
+        snapshot=routing_snapshot(now=now),
+        accounts=AccountIndex.load(),
+        account_facts=account_facts,
+        scoring=scoring_snapshot(),
+    )

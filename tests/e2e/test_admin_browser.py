@@ -3,6 +3,7 @@
 import pytest
 from playwright.sync_api import Page, expect
 
+from routing.models import Lead
 from territories.demo.loader import DEMO_PASSWORD, demo_load
 from territories.models import Territory
 from tests.e2e.conftest import admin_login, screenshot
@@ -67,3 +68,20 @@ def test_revops_fixes_a_territory_criterion_the_admin_refused(page: Page, live_s
     page.goto(f"{live_server.url}/admin/territories/territory/change-log/")
     expect(page.locator("#content")).to_contain_text("Nordics")
     expect(page.locator("#content")).to_contain_text("revops")
+
+
+def test_revops_simulates_a_lead_against_the_demo_rules(page: Page, live_server):
+    demo_load()
+    admin_login(page, live_server.url, "revops", DEMO_PASSWORD)
+
+    page.goto(f"{live_server.url}/admin/routing/rule/")
+    page.click("text=Simulate a lead")
+    page.fill("#id_email", "jo@gmail.com")
+    page.fill("#id_employees", "5")
+    page.click("input[value=Simulate]")
+
+    # Small free-mail leads go to nurture by the demo's third rule, whatever the time of day.
+    expect(page.locator("#verdict")).to_contain_text("Sent to nurture by rule 'Free-mail micro companies to nurture'")
+    expect(page.locator("#receipt")).to_contain_text('"outcome": "nurture"')
+    screenshot(page, "admin-simulate")
+    assert not Lead.objects.exists()

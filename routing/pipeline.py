@@ -1,0 +1,107 @@
+"""From a raw lead to a routing decision, without writing anything.
+
+Simulate calls this directly; the routing worker will call it and then apply
+the decision. The steps, in the order the practice prescribes:
+
+1. Standardize the raw fields (unknown values are flagged, not dropped).
+2. Enrich blank company fields by domain.
+3. Match the lead to an account (domain, then name with a confidence).
+4. Score fit and intent. When scoring rules exist, a total below the sales
+   threshold sends the lead to nurture or disqualifies it: no rep, no capacity.
+5. Route with the engine over the coverage snapshot.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from routing.engine import AccountFacts, Decision, LeadFacts, Snapshot, route_lead
+from routing.enrich import EnrichmentResult, enrich
+from routing.matching import AccountIndex, AccountMatch
+from routing.scoring import ScoreResult, ScoringRuleInfo, Thresholds, score_lead
+from routing.standardize import StandardizedLead, standardize
+from territories.picklists import size_band_for
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    standardized: StandardizedLead
+    enrichment: EnrichmentResult
+    account: AccountMatch
+    score: ScoreResult | None  # None: no scoring rules, every lead goes to sales routing
+    decision: Decision | None  # None: scoring sent the lead to nurture or disqualified it
+
+    @property
+    def outcome(self) -> str:
+        if self.decision is not None:
+            return self.decision.outcome
+        assert self.score is not None
+        return self.score.disposition
+
+    def receipt(self) -> dict[str, Any]:
+        """Everything that decided this lead, for the lead's page, simulate and the API."""
+        return {
+            "outcome": self.outcome,
+            "standardization_flags": dict(self.standardized.flags),
+            "enrichment": self.enrichment.as_receipt(),
+            "account": self.account.as_receipt(),
+            "score": self.score.as_receipt() if self.score else {"result": "no scoring rules: routed to sales"},
+            "routing": self.decision.receipt if self.decision else {"result": f"not routed: {self.outcome}"},
+        }
+
+
+def evaluate_lead(
+    raw: Mapping[str, Any],
+    *,
+    now: datetime,
+    snapshot: Snapshot,
+    accounts: AccountIndex,
+    account_facts: Callable[[int], AccountFacts | None],
+    scoring: tuple[list[ScoringRuleInfo], Thresholds],
+) -> Evaluation:
+    """Decide where ``raw`` goes. Reads only what it is given; writes nothing."""
+    standardized = standardize(raw)
+    enrichment = enrich(lead=asdict(standardized))
+    values = {**asdict(standardized), **enrichment.values}
+    if "employees" in enrichment.values and not standardized.size_band:
+        values["size_band"] = size_band_for(values["employees"])
+
+    account = accounts.match(
+        email_domain=standardized.email_domain,
+        is_free_email=standardized.is_free_email,
+        website=standardized.website,
+        company=values["company"],
+    )
+    facts = account_facts(account.account_id) if account.account_id is not None else None
+    if facts is not None and account.weak:
+        facts = replace(facts, weak_match=True)
+
+    lead = LeadFacts(**{name: values[name] for name in LEAD_FACT_FIELDS}, account=facts)
+    rules, thresholds = scoring
+    score = score_lead(lead, rules, thresholds) if rules else None
+    if score is not None:
+        lead = replace(lead, score=score.total)
+        if score.disposition != "sales":
+            return Evaluation(standardized, enrichment, account, score, None)
+    decision = route_lead(lead, snapshot, now=now)
+    return Evaluation(standardized, enrichment, account, score, decision)
+
+
+LEAD_FACT_FIELDS = (
+    "email",
+    "email_domain",
+    "is_free_email",
+    "company",
+    "title",
+    "country",
+    "subdivision",
+    "postal_code",
+    "industry",
+    "employees",
+    "size_band",
+    "annual_revenue",
+    "product_interest",
+    "source",
+    "campaign",
+)
