@@ -115,3 +115,17 @@ def summarize(group: ConditionGroup | None) -> str:
     joiner = " and " if group.mode == "all" else " or "
     parts = [describe(item) if isinstance(item, Condition) else f"({summarize(item)})" for item in group.items]
     return joiner.join(parts)
+
+
+def canonical_condition(data: Any) -> Any:
+    """``data`` with its keys in the written order (field, op, value; groups as they are).
+
+    PostgreSQL's jsonb stores object keys in its own order, so a condition read
+    back from the database is put in this order before it is shown or compared.
+    """
+    if isinstance(data, list):
+        return [canonical_condition(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    order = {"field": 0, "op": 1, "value": 2}
+    return {key: canonical_condition(data[key]) for key in sorted(data, key=lambda key: (order.get(key, 3), key))}

@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 
+from routing.conditions import canonical_condition
 from routing.models import Queue, QueueMembership, Rule
 from territories.coverage.yamlio import SECTION_ORDER
 from territories.models import Account, ProductLine, Rep, Skill, Team, Territory, TerritoryCriterion
@@ -208,7 +209,7 @@ def normalize_entry(section: str, raw: Entry) -> Entry:
         entry["criteria"] = {key: sorted(criteria[key]) for key in CRITERIA_KINDS if criteria.get(key)}
     elif section == "rules":
         # An empty condition always holds, like an omitted one.
-        entry["when"] = entry["when"] or None
+        entry["when"] = canonical_condition(entry["when"]) or None
     return entry
 
 
@@ -380,7 +381,7 @@ def read_state() -> State:
             "description": rule.description,
             "position": rule.position,
             "active": rule.active,
-            "when": rule.condition or None,
+            "when": canonical_condition(rule.condition) or None,
             "action": rule.action,
             "queue": rule.queue.name if rule.queue else None,
             "rep": rule.rep.user.get_username() if rule.rep else None,

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from routing.conditions import ConditionError, parse_condition, summarize
+from routing.conditions import ConditionError, canonical_condition, parse_condition, summarize
 from routing.engine import LeadFacts, evaluate
 from routing.models import Rule
 from tests.factories import QueueFactory, RepFactory
@@ -133,3 +133,17 @@ def test_admin_refuses_a_condition_with_a_typo_and_says_where(client, revops):
     assert response.status_code == 200
     assert "all[0].op: unknown operator &#x27;inn&#x27;" in response.content.decode()
     assert not Rule.objects.exists()
+
+
+def test_conditions_read_back_from_postgresql_are_put_back_in_written_order():
+    # jsonb stores {"field", "op", "value"} as {"op", "field", "value"}; shown and compared, it must read as written.
+    stored = {
+        "all": [
+            {"op": "in", "value": ["DE"], "field": "country"},
+            {"any": [{"value": 5, "op": "gt", "field": "score"}]},
+        ]
+    }
+    canonical = canonical_condition(stored)
+    assert list(canonical["all"][0]) == ["field", "op", "value"]
+    assert list(canonical["all"][1]["any"][0]) == ["field", "op", "value"]
+    assert canonical == stored
