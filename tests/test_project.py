@@ -36,3 +36,33 @@ def test_beat_schedule_entries_expire_after_their_interval():
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
         stored = ModelEntry.from_entry(name, app=app, **entry).model
         assert stored.expire_seconds == entry["schedule"].total_seconds(), name
+
+
+def test_empty_service_variables_mean_the_embedded_defaults(tmp_path):
+    # "DATABASE_URL=" left in a .env must not break start-up: it means SQLite and the file broker.
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": "",
+        "CELERY_BROKER_URL": "",
+        "CACHE_URL": "",
+        "LEADROUTER_VAR_DIR": str(tmp_path),
+    }
+    probe = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'leadrouter.settings'; django.setup();"
+        "from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.CACHES['default']['BACKEND'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "filesystem://",
+        "django.core.cache.backends.filebased.FileBasedCache",
+    ]
