@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from routing.engine import AccountFacts, Decision, LeadFacts, Snapshot, route_lead
+from routing.engine.facts import LEAD_FIELDS
 from routing.enrich import EnrichmentResult, enrich
 from routing.matching import AccountIndex, AccountMatch
 from routing.scoring import ScoreResult, ScoringRuleInfo, Thresholds, score_lead
@@ -88,20 +89,5 @@ def evaluate_lead(
     return Evaluation(standardized, enrichment, account, score, decision)
 
 
-LEAD_FACT_FIELDS = (
-    "email",
-    "email_domain",
-    "is_free_email",
-    "company",
-    "title",
-    "country",
-    "subdivision",
-    "postal_code",
-    "industry",
-    "employees",
-    "size_band",
-    "annual_revenue",
-    "product_interest",
-    "source",
-    "campaign",
-)
+# The engine's lead fields that come from the lead itself; the score is added after scoring.
+LEAD_FACT_FIELDS = tuple(name for name in LEAD_FIELDS if name != "score")
