@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from routing import services
-from routing.conditions import ConditionError, parse_condition, summarize
+from routing.conditions import summarize_stored
 from routing.forms import SimulateLeadForm
 from routing.models import (
     ApiKey,
@@ -248,10 +248,7 @@ class RuleAdmin(CoverageAdmin):
 
     @admin.display(description="when")
     def when(self, rule: Rule) -> str:
-        try:
-            return summarize(parse_condition(rule.condition))
-        except ConditionError:
-            return "(invalid condition: open the rule to fix it)"
+        return summarize_stored(rule.condition)
 
     @admin.display(description="then")
     def target(self, rule: Rule) -> str:
@@ -302,10 +299,7 @@ class ScoringRuleAdmin(CoverageAdmin):
 
     @admin.display(description="when")
     def when(self, rule: ScoringRule) -> str:
-        try:
-            return summarize(parse_condition(rule.condition))
-        except ConditionError:
-            return "(invalid condition: open the rule to fix it)"
+        return summarize_stored(rule.condition)
 
 
 @admin.register(ScoringThresholds)

@@ -29,7 +29,12 @@ NO_VALUE_OPERATORS = frozenset({"is_blank", "is_not_blank"})
 class ConditionError(ValueError):
     def __init__(self, errors: list[tuple[str, str]]) -> None:
         self.errors = errors
-        super().__init__("; ".join(f"{path}: {message}" if path else message for path, message in errors))
+        super().__init__("; ".join(self.messages))
+
+    @property
+    def messages(self) -> list[str]:
+        """Each problem as "path: message", as a form shows it."""
+        return [f"{path}: {message}" if path else message for path, message in self.errors]
 
 
 def parse_condition(data: Any) -> ConditionGroup | None:
@@ -106,6 +111,14 @@ def _is_number(value: Any) -> bool:
     except InvalidOperation:
         return False
     return True
+
+
+def summarize_stored(data: Any) -> str:
+    """A stored condition in plain words, for admin lists; a broken one says so instead of failing the page."""
+    try:
+        return summarize(parse_condition(data))
+    except ConditionError:
+        return "(invalid condition: open the rule to fix it)"
 
 
 def summarize(group: ConditionGroup | None) -> str:

@@ -421,7 +421,7 @@ class Rule(models.Model):
         try:
             parse_condition(self.condition)
         except ConditionError as error:
-            errors["condition"] = [f"{path}: {message}" if path else message for path, message in error.errors]
+            errors["condition"] = error.messages
         if self.action == self.Action.QUEUE and not self.queue_id:
             errors["queue"] = ["Choose the queue this rule routes to."]
         if self.action != self.Action.QUEUE and self.queue_id:
@@ -463,9 +463,7 @@ class ScoringRule(models.Model):
             if parse_condition(self.condition) is None:
                 raise ConditionError([("", "a scoring rule needs a condition; points for every lead change nothing")])
         except ConditionError as error:
-            raise ValidationError(
-                {"condition": [f"{path}: {message}" if path else message for path, message in error.errors]}
-            ) from error
+            raise ValidationError({"condition": error.messages}) from error
 
 
 class ScoringThresholds(models.Model):

@@ -11,7 +11,16 @@ from django.db.models import Count, Prefetch, Q
 from django.utils import timezone
 
 from routing.conditions import ConditionError, parse_condition
-from routing.engine import AccountFacts, MemberInfo, QueueInfo, RepInfo, RuleInfo, Snapshot, TerritoryInfo
+from routing.engine import (
+    AccountFacts,
+    ConditionGroup,
+    MemberInfo,
+    QueueInfo,
+    RepInfo,
+    RuleInfo,
+    Snapshot,
+    TerritoryInfo,
+)
 from routing.matching import AccountIndex
 from routing.models import Assignment, Lead, Queue, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
 from routing.pipeline import Evaluation, evaluate_lead
@@ -38,11 +47,21 @@ def heartbeat_status(*, name: str = "worker", now: datetime | None = None) -> di
     }
 
 
+def _stored_condition(data: Any, *, what: str) -> ConditionGroup | None:
+    """A stored condition for the engine. Admin and import refuse broken ones; a row written around
+    them is left out (and logged) rather than breaking every decision."""
+    try:
+        return parse_condition(data)
+    except ConditionError:
+        logger.error("%s has an invalid condition and is left out.", what)
+        return None
+
+
 def scoring_snapshot() -> tuple[list[ScoringRuleInfo], Thresholds]:
     """The active scoring rules and the thresholds, as the pure scorer reads them."""
     rules = []
     for rule in ScoringRule.objects.filter(active=True).order_by("id"):
-        condition = parse_condition(rule.condition)
+        condition = _stored_condition(rule.condition, what=f"Scoring rule {rule.name}")
         if condition is not None:
             kind: Literal["fit", "intent"] = "intent" if rule.kind == ScoringRule.Kind.INTENT else "fit"
             rules.append(ScoringRuleInfo(name=rule.name, kind=kind, condition=condition, points=rule.points))
@@ -70,11 +89,8 @@ def routing_snapshot(*, now: datetime) -> Snapshot:
     )
     rules = []
     for rule in Rule.objects.filter(active=True):
-        try:
-            condition = parse_condition(rule.condition)
-        except ConditionError:
-            # Admin and import refuse such conditions; a row written around them must not break routing.
-            logger.error("Rule %s has an invalid condition and is left out of routing.", rule.name)
+        condition = _stored_condition(rule.condition, what=f"Rule {rule.name}")
+        if condition is None and rule.condition:
             continue
         rules.append(
             RuleInfo(

@@ -136,3 +136,17 @@ def test_reps_managers_outsiders_and_strangers_cannot_simulate(client, rep, mana
         assert client.post(url, {"lead": {"country": "DE"}}, "application/json").status_code == 403
         assert client.get(reverse("admin:routing_rule_simulate")).status_code == 302
     assert not Account.objects.exists()
+
+
+def test_a_rule_stored_around_validation_is_left_out_instead_of_breaking_decisions(dach):
+    # Admin and import refuse these; a row written by hand in the database must not stop routing.
+    Rule.objects.filter(name="By territory").update(position=20)
+    Rule.objects.bulk_create([Rule(name="Broken", position=1, action="nurture", condition={"all": [{"field": "x"}]})])
+    ScoringRule.objects.bulk_create([ScoringRule(name="Broken", kind="fit", points=99, condition={"nope": 1})])
+
+    with time_machine.travel(MONDAY, tick=False):
+        evaluation = lead_simulate(raw={"email": "max@prospect.de", "country": "DE"})
+
+    assert evaluation.outcome == "assigned"
+    assert [rule["name"] for rule in evaluation.receipt()["routing"]["rules"]] == ["By territory"]
+    assert evaluation.receipt()["score"] == {"result": "no scoring rules: routed to sales"}
