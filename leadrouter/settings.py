@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "guardian",
     "import_export",
@@ -167,12 +169,19 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Each entry expires after its interval so runs queued while workers were down
 # do not pile up. The worker integration tests shorten the heartbeat interval.
 HEARTBEAT_INTERVAL_SECONDS = env.int("HEARTBEAT_INTERVAL_SECONDS", default=30)
+RECEIVED_SWEEP_INTERVAL_SECONDS = env.int("RECEIVED_SWEEP_INTERVAL_SECONDS", default=15)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "routing.tasks.heartbeat",
         "schedule": timedelta(seconds=HEARTBEAT_INTERVAL_SECONDS),
         # django-celery-beat's DatabaseScheduler reads "expire_seconds" and drops "expires".
         "options": {"expire_seconds": HEARTBEAT_INTERVAL_SECONDS},
+    },
+    # The lead table is its own outbox: route whatever is still "received".
+    "route-received-sweep": {
+        "task": "routing.tasks.sweep_received",
+        "schedule": timedelta(seconds=RECEIVED_SWEEP_INTERVAL_SECONDS),
+        "options": {"expire_seconds": RECEIVED_SWEEP_INTERVAL_SECONDS},
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -184,6 +193,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lead Router API",
+    "DESCRIPTION": "Post leads from forms and systems, read where they went and why, and simulate routing.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Interactive docs from bundled assets: no CDN, works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Routing -------------------------------------------------------------------------------------------
@@ -197,6 +217,24 @@ LEADROUTER_ENRICHMENT_PROVIDERS = env.list(
 # STRONG they are recorded and flagged for review, never used for ownership.
 LEADROUTER_ACCOUNT_MATCH_STRONG = env.float("LEADROUTER_ACCOUNT_MATCH_STRONG", default=95.0)
 LEADROUTER_ACCOUNT_MATCH_WEAK = env.float("LEADROUTER_ACCOUNT_MATCH_WEAK", default=85.0)
+
+# A lead whose e-mail matches an open lead is attached to it (status "duplicate")
+# instead of being routed again. Off: every lead is routed on its own.
+LEADROUTER_ATTACH_DUPLICATES = env.bool("LEADROUTER_ATTACH_DUPLICATES", default=True)
+# Leads routed per transaction by a worker; one coverage snapshot serves the batch.
+LEADROUTER_ROUTING_BATCH_SIZE = env.int("LEADROUTER_ROUTING_BATCH_SIZE", default=500)
+# A lead still "received" this long after intake is routed by the sweep (a lost
+# message, a broker that was down, a killed worker).
+LEADROUTER_RECEIVED_SWEEP_AFTER_SECONDS = env.int("LEADROUTER_RECEIVED_SWEEP_AFTER_SECONDS", default=10)
+# Due time of the rep's in-app task for a new lead (SLA policies refine this).
+LEADROUTER_FIRST_TOUCH_MINUTES = env.int("LEADROUTER_FIRST_TOUCH_MINUTES", default=60)
+# Intake limits: leads per POST and bytes per request body.
+LEADROUTER_INTAKE_MAX_BATCH = 1000
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
+# Links in notifications point here.
+LEADROUTER_BASE_URL = env.str("LEADROUTER_BASE_URL", default="http://127.0.0.1:8000")
+# Seconds to wait for a Slack webhook before recording the notice as failed.
+LEADROUTER_SLACK_TIMEOUT_SECONDS = env.float("LEADROUTER_SLACK_TIMEOUT_SECONDS", default=5.0)
 
 # --- Admin import/export ---------------------------------------------------------------------------
 

@@ -72,6 +72,9 @@ class Queue(models.Model):
         help_text="Where leads go when nobody here is eligible and the queue overflows.",
     )
     # Round-robin position; advanced only by an atomic UPDATE in the routing service.
+    slack_webhook_url = models.URLField(
+        blank=True, help_text="Optional Slack incoming webhook: every lead assigned through this queue is posted there."
+    )
     rr_pointer = models.BigIntegerField(default=0, editable=False)
     members: models.ManyToManyField[Rep, QueueMembership] = models.ManyToManyField(
         Rep, through="QueueMembership", related_name="queues"
@@ -186,6 +189,25 @@ class Lead(models.Model):
     external_id = models.CharField(max_length=200, blank=True)
     source = models.CharField(max_length=100, blank=True)
     campaign = models.CharField(max_length=200, blank=True)
+    intake_source = models.ForeignKey(
+        "ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leads",
+        help_text="The API key the lead was posted with. Empty: CSV import or admin.",
+    )
+    idempotency_key = models.CharField(
+        max_length=200, blank=True, help_text="The Idempotency-Key header the lead was posted with."
+    )
+    lead_import = models.ForeignKey(
+        "LeadImport",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leads",
+        help_text="The CSV import the lead came in with.",
+    )
 
     # Standardized contact and company fields.
     email = models.EmailField(max_length=254, blank=True)
@@ -207,8 +229,25 @@ class Lead(models.Model):
     product_interest = models.CharField(max_length=50, blank=True)
     form_answers = models.JSONField(default=dict, blank=True)
     page_history = models.JSONField(default=list, blank=True)
+    is_free_email = models.BooleanField(default=False)
+    company_key = models.CharField(max_length=200, blank=True, help_text="The company name as matching compares it.")
     # Values standardization could not map, by field, so nothing is silently dropped.
     flags = models.JSONField(default=dict, blank=True)
+    # Enrichment: field → provider that filled it, and provider → why it failed.
+    enrichment_sources = models.JSONField(default=dict, blank=True)
+    enrichment_failures = models.JSONField(default=dict, blank=True)
+
+    # Scoring (empty when no scoring rules exist).
+    fit_score = models.IntegerField(null=True, blank=True)
+    intent_score = models.IntegerField(null=True, blank=True)
+    score = models.IntegerField(null=True, blank=True)
+
+    # Account match: how, how sure, and whether RevOps should review it.
+    account_match_method = models.CharField(max_length=20, blank=True)
+    account_match_confidence = models.FloatField(null=True, blank=True)
+    account_match_weak = models.BooleanField(
+        default=False, help_text="A fuzzy match below the trusted confidence: shown for review, never used for ownership."
+    )
 
     # Routing outcome.
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED)
@@ -216,6 +255,21 @@ class Lead(models.Model):
     queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="leads")
     territory = models.ForeignKey(Territory, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
     account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
+    rule = models.ForeignKey(
+        "Rule", null=True, blank=True, on_delete=models.SET_NULL, related_name="leads", help_text="The rule that won."
+    )
+    duplicate_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="duplicates",
+        help_text="The open lead with the same e-mail this one was attached to.",
+    )
+    # Why the lead went where it went: every step of the pipeline, for the lead's page, the API and admin.
+    receipt = models.JSONField(default=dict, blank=True)
+    routing_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    routing_error = models.TextField(blank=True, help_text="Set when routing failed and the catch-all queue took it.")
 
     received_at = models.DateTimeField(auto_now_add=True)
     routed_at = models.DateTimeField(null=True, blank=True)
@@ -239,6 +293,12 @@ class Lead(models.Model):
                 fields=["source", "external_id"],
                 condition=~models.Q(external_id=""),
                 name="lead_unique_external_id",
+            ),
+            # A repeated Idempotency-Key from one API key is the same request.
+            models.UniqueConstraint(
+                fields=["intake_source", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="lead_unique_idempotency_key",
             ),
         ]
 
@@ -279,6 +339,85 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lead} → {self.rep or self.queue}"
+
+
+class LeadImport(models.Model):
+    """One CSV file of leads, imported in admin or with ``manage.py import_leads``, and its row-numbered report."""
+
+    file_name = models.CharField(max_length=255)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    total_rows = models.PositiveIntegerField(default=0)
+    imported = models.PositiveIntegerField(default=0, help_text="New leads stored.")
+    existing = models.PositiveIntegerField(default=0, help_text="Rows whose external id was already stored.")
+    rejected = models.PositiveIntegerField(default=0, help_text="Rows with errors, listed in the report.")
+    # [{"row": 7, "errors": {"email": ["Enter a valid e-mail address."]}}, ...]
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class Notification(models.Model):
+    """One notice to a rep about one assignment. At most one per assignment and kind, whoever sends it."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        SLACK = "slack", "Slack"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="notifications")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="notifications")
+    rep = models.ForeignKey(Rep, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "kind"], name="notification_once_per_kind"),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], condition=models.Q(status="pending"), name="notification_pending_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.rep} about {self.lead}"
+
+
+class RepTask(models.Model):
+    """The in-app to-do an assignment creates: work this lead by ``due_at``."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="task")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="tasks")
+    rep = models.ForeignKey(Rep, on_delete=models.CASCADE, related_name="tasks")
+    title = models.CharField(max_length=300)
+    due_at = models.DateTimeField()
+    done_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_at"]
+        indexes = [
+            models.Index(fields=["rep", "due_at"], condition=models.Q(done_at__isnull=True), name="reptask_open_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
 
 
 class WorkerHeartbeat(models.Model):

@@ -113,6 +113,9 @@ class Rep(models.Model):
         help_text="The most new leads per day in the rep's time zone. Empty: no daily cap.",
     )
     skills = models.ManyToManyField(Skill, blank=True, related_name="reps")
+    slack_webhook_url = models.URLField(
+        blank=True, help_text="Optional Slack incoming webhook: this rep's new leads are posted there too."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
