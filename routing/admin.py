@@ -3,24 +3,29 @@
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from routing import services
 from routing.conditions import summarize_stored
 from routing.forms import SimulateLeadForm
+from routing.lead_import import MAX_ROWS, LeadImportError, error_lines, leads_import_csv
 from routing.models import (
     ApiKey,
     Assignment,
     Firmographic,
     Lead,
+    LeadImport,
     Queue,
     QueueMembership,
     Rule,
@@ -149,11 +154,55 @@ class AssignmentInline(ReadOnlyAdminMixin, admin.TabularInline):
         return format_html("<details><summary>Show receipt</summary>{}</details>", pretty_json(assignment.receipt))
 
 
+class HasRoutingErrorFilter(admin.SimpleListFilter):
+    title = "routing error"
+    parameter_name = "routing_error"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Failed: sent to the catch-all"), ("no", "No error")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Lead]) -> QuerySet[Lead]:
+        if self.value() == "yes":
+            return queryset.exclude(routing_error="")
+        if self.value() == "no":
+            return queryset.filter(routing_error="")
+        return queryset
+
+
+class HasEnrichmentFailuresFilter(admin.SimpleListFilter):
+    title = "enrichment failures"
+    parameter_name = "enrichment_failed"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "A provider failed"), ("no", "None")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Lead]) -> QuerySet[Lead]:
+        if self.value() == "yes":
+            return queryset.exclude(enrichment_failures={})
+        if self.value() == "no":
+            return queryset.filter(enrichment_failures={})
+        return queryset
+
+
+class LeadImportForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text="UTF-8, a header row with the API's field names (email, first_name, company, country, …); "
+        "form:<question> columns become form answers; other columns are kept in the raw payload.",
+    )
+    skip_invalid = forms.BooleanField(
+        required=False,
+        label="Skip invalid rows",
+        help_text="Store the good rows and report the bad ones. Off: any bad row stores nothing.",
+    )
+
+
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
     """Leads as they arrived and where routing put them. Read-only here: leads arrive through the
     API or a CSV upload, and owners change through routing and reassignment, which keep receipts."""
 
+    change_list_template = "admin/routing/lead/change_list.html"
     list_display = [
         "__str__",
         "email",
@@ -166,14 +215,48 @@ class LeadAdmin(admin.ModelAdmin):
         "received_at",
         "routed_at",
     ]
-    list_filter = ["status", "queue", "source", "received_at", "routed_at"]
+    list_filter = [
+        "status",
+        "queue",
+        "source",
+        "account_match_weak",
+        HasRoutingErrorFilter,
+        HasEnrichmentFailuresFilter,
+        "received_at",
+        "routed_at",
+    ]
     search_fields = ["email", "company", "external_id"]
     list_select_related = ["owner__user", "queue", "territory", "account"]
     date_hierarchy = "received_at"
     inlines = [AssignmentInline]
-    readonly_fields = ["raw_payload_pretty", "form_answers_pretty", "page_history_pretty", "flags_pretty"]
+    readonly_fields = [
+        "receipt_rendered",
+        "raw_payload_pretty",
+        "form_answers_pretty",
+        "page_history_pretty",
+        "flags_pretty",
+        "enrichment_sources_pretty",
+        "enrichment_failures_pretty",
+    ]
     fieldsets = [
-        ("Routing", {"fields": ["status", "owner", "queue", "territory", "account", "received_at", "routed_at"]}),
+        (
+            "Routing",
+            {
+                "fields": [
+                    "status",
+                    "owner",
+                    "queue",
+                    "territory",
+                    "account",
+                    "rule",
+                    "duplicate_of",
+                    "received_at",
+                    "routed_at",
+                    "routing_error",
+                ]
+            },
+        ),
+        ("Why this lead went here", {"fields": ["receipt_rendered"]}),
         ("Contact", {"fields": ["first_name", "last_name", "email", "phone", "title"]}),
         (
             "Company",
@@ -193,7 +276,23 @@ class LeadAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Source", {"fields": ["source", "campaign", "external_id", "product_interest"]}),
+        ("Score", {"fields": ["score", "fit_score", "intent_score"]}),
+        (
+            "Account match and enrichment",
+            {
+                "fields": [
+                    "account_match_method",
+                    "account_match_confidence",
+                    "account_match_weak",
+                    "enrichment_sources_pretty",
+                    "enrichment_failures_pretty",
+                ]
+            },
+        ),
+        (
+            "Source",
+            {"fields": ["source", "campaign", "external_id", "product_interest", "intake_source", "lead_import"]},
+        ),
         (
             "As received",
             {"fields": ["raw_payload_pretty", "form_answers_pretty", "page_history_pretty", "flags_pretty"]},
@@ -205,6 +304,60 @@ class LeadAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("import/", self.admin_site.admin_view(self.import_view), name="routing_lead_import"),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        """Upload a CSV of leads; the import runs now and the report page follows."""
+        # The add form is closed (leads are not typed in by hand), so the permission is checked directly.
+        if not request.user.has_perm("routing.add_lead"):
+            raise PermissionDenied
+        form = LeadImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                lead_import = leads_import_csv(
+                    file=upload,
+                    file_name=upload.name,
+                    created_by=request.user,  # type: ignore[arg-type]
+                    skip_invalid=form.cleaned_data["skip_invalid"],
+                )
+            except LeadImportError as error:
+                form.add_error("file", str(error))
+            else:
+                if lead_import.rejected and not form.cleaned_data["skip_invalid"]:
+                    self.message_user(
+                        request,
+                        f"Nothing was stored: {lead_import.rejected:,} row(s) have errors, listed below.",
+                        messages.ERROR,
+                    )
+                else:
+                    self.message_user(request, f"Imported {lead_import.imported:,} new lead(s).", messages.SUCCESS)
+                return redirect("admin:routing_leadimport_change", lead_import.pk)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Import leads from CSV",
+            "opts": self.model._meta,
+            "form": form,
+            "max_rows": MAX_ROWS,
+        }
+        return TemplateResponse(request, "admin/routing/lead/import.html", context)
+
+    @admin.display(description="receipt")
+    def receipt_rendered(self, lead: Lead) -> str:
+        if not lead.receipt:
+            return "No receipt yet: the lead has not been routed."
+        return render_to_string(
+            "admin/routing/_receipt.html",
+            {
+                "receipt": lead.receipt,
+                "receipt_json": json.dumps(lead.receipt, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+            },
+        )
 
     @admin.display(description="raw payload")
     def raw_payload_pretty(self, lead: Lead) -> str:
@@ -221,6 +374,50 @@ class LeadAdmin(admin.ModelAdmin):
     @admin.display(description="unmapped values")
     def flags_pretty(self, lead: Lead) -> str:
         return pretty_json(lead.flags)
+
+    @admin.display(description="enriched fields (field: provider)")
+    def enrichment_sources_pretty(self, lead: Lead) -> str:
+        return pretty_json(lead.enrichment_sources)
+
+    @admin.display(description="enrichment failures (provider: why)")
+    def enrichment_failures_pretty(self, lead: Lead) -> str:
+        return pretty_json(lead.enrichment_failures)
+
+
+@admin.register(LeadImport)
+class LeadImportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Past CSV imports. Each one's page is its report: counts, every bad row, and how far routing has got."""
+
+    list_display = ["__str__", "created_by", "total_rows", "imported", "existing", "rejected"]
+    list_select_related = ["created_by"]
+    search_fields = ["file_name"]
+    date_hierarchy = "created_at"
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        lead_import = self.get_object(request, object_id)
+        if lead_import is None:
+            raise Http404("No such import.")
+        if not self.has_view_permission(request, lead_import):
+            raise PermissionDenied
+        counts = lead_import.leads.aggregate(
+            leads=Count("id"), waiting=Count("id", filter=Q(status=Lead.Status.RECEIVED))
+        )
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": f"Import of {lead_import.file_name}",
+            "opts": self.model._meta,
+            "original": lead_import,
+            "lead_import": lead_import,
+            "leads": counts["leads"],
+            "routed": counts["leads"] - counts["waiting"],
+            "waiting": counts["waiting"],
+            "errors": [{"row": entry["row"], "lines": error_lines(entry)} for entry in lead_import.errors],
+            "errors_left_out": lead_import.rejected - len(lead_import.errors),
+            "leads_url": reverse("admin:routing_lead_changelist") + f"?lead_import={lead_import.pk}",
+        }
+        return TemplateResponse(request, "admin/routing/leadimport/report.html", context)
 
 
 # --- Workers -----------------------------------------------------------------------------------------------------

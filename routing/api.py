@@ -1,13 +1,45 @@
-"""REST API for routing. Intake arrives with the intake work; simulate is here."""
+"""REST API for routing: lead intake, reading a lead and its receipt, and simulate."""
 
 from typing import Any
 
-from rest_framework import permissions, serializers
+from django.conf import settings
+from django.http import Http404
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import permissions, serializers, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from routing.selectors import lead_simulate
+from routing.authentication import ApiKeyAuthentication, IntakeClient
+from routing.intake import IDEMPOTENCY_KEY_MAX_LENGTH, LeadIntakeSerializer, leads_receive
+from routing.models import ApiKey, Lead
+from routing.selectors import lead_for_requester, lead_simulate
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """Documents ``Authorization: Token <key>`` in the OpenAPI schema."""
+
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "An intake source's key, sent as `Token <key>`.",
+        }
 
 
 class CanViewRules(permissions.BasePermission):
@@ -17,10 +49,29 @@ class CanViewRules(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated and request.user.has_perm("routing.view_rule"))
 
 
+class CanPostLeads(permissions.BasePermission):
+    """An intake source's API key, or a signed-in user who may add leads."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if isinstance(user, IntakeClient):
+            return True
+        return bool(user and user.is_authenticated and user.has_perm("routing.add_lead"))
+
+
 class SimulateSerializer(serializers.Serializer):
     """Any lead fields, as intake takes them; they are standardized exactly as at intake."""
 
     lead = serializers.DictField(child=serializers.JSONField(), allow_empty=False)
+
+
+class SimulateResultSerializer(serializers.Serializer):
+    outcome = serializers.CharField()
+    rep = serializers.CharField(allow_null=True, help_text="Username of the rep the lead would go to.")
+    queue_id = serializers.IntegerField(allow_null=True)
+    territory_id = serializers.IntegerField(allow_null=True)
+    rule_id = serializers.IntegerField(allow_null=True)
+    receipt = serializers.JSONField()
 
 
 class SimulateView(APIView):
@@ -28,6 +79,7 @@ class SimulateView(APIView):
 
     permission_classes = [CanViewRules]
 
+    @extend_schema(request=SimulateSerializer, responses={200: SimulateResultSerializer}, tags=["routing"])
     def post(self, request: Request) -> Response:
         serializer = SimulateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -43,3 +95,220 @@ class SimulateView(APIView):
                 "receipt": evaluation.receipt(),
             }
         )
+
+
+# --- Intake -------------------------------------------------------------------------------------------
+
+
+class BodyTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large; send the leads in smaller batches."
+    default_code = "too_large"
+
+
+class ReceivedSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="lead_id")
+    status = serializers.CharField()
+    external_id = serializers.CharField()
+    created = serializers.BooleanField(help_text="False when the lead was already stored (same external id or key).")
+
+
+class ReceivedBatchSerializer(serializers.Serializer):
+    leads = ReceivedSerializer(many=True, help_text="One entry per posted lead, in the order posted.")
+
+
+_LEAD_OR_BATCH = PolymorphicProxySerializer(
+    component_name="LeadOrBatch",
+    serializers=[LeadIntakeSerializer, LeadIntakeSerializer(many=True)],
+    resource_type_field_name=None,
+    many=False,
+)
+_RECEIVED_OR_BATCH = PolymorphicProxySerializer(
+    component_name="ReceivedOrBatch",
+    serializers=[ReceivedSerializer, ReceivedBatchSerializer],
+    resource_type_field_name=None,
+)
+
+
+class LeadIntakeView(APIView):
+    """Post one lead (a JSON object) or a batch (a JSON list); each is stored as ``received`` and routed."""
+
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [CanPostLeads]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="leads_create",
+        tags=["leads"],
+        request=_LEAD_OR_BATCH,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Retrying with the same key returns the lead(s) of the first request instead of new ones. "
+                "At most 200 characters.",
+            )
+        ],
+        responses={
+            201: OpenApiResponse(_RECEIVED_OR_BATCH, description="Stored; at least one lead is new."),
+            200: OpenApiResponse(_RECEIVED_OR_BATCH, description="Every lead was already stored."),
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="Invalid; nothing was stored. One lead: field errors. A batch: errors by index.",
+                examples=[
+                    OpenApiExample(
+                        "Batch",
+                        value={"errors": [{"index": 3, "errors": {"email": ["Enter a valid e-mail address."]}}]},
+                    ),
+                    OpenApiExample("One lead", value={"country": ['Unknown country "Narnia".']}),
+                ],
+            ),
+            401: OpenApiResponse(OpenApiTypes.OBJECT, description="No API key, or an unknown or revoked one."),
+            413: OpenApiResponse(OpenApiTypes.OBJECT, description="The body is over DATA_UPLOAD_MAX_MEMORY_SIZE."),
+        },
+        examples=[
+            OpenApiExample(
+                "One lead",
+                request_only=True,
+                value={"email": "max@prospect.de", "company": "Prospect GmbH", "country": "DE", "external_id": "f-1"},
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        # DRF reads the body as a stream, past Django's own size check: refuse an oversized body before parsing it.
+        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            raise BodyTooLarge
+        idempotency_key = request.headers.get("Idempotency-Key", "").strip()
+        if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+            raise ParseError(f"The Idempotency-Key header is at most {IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
+        data = request.data
+        if isinstance(data, dict):
+            payloads = [_validated(data)]
+        elif isinstance(data, list):
+            payloads, errors = _validated_batch(data)
+            if errors:
+                return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        else:
+            raise ParseError("Send one lead as a JSON object, or a batch as a JSON list of objects.")
+
+        received = leads_receive(payloads=payloads, intake_source=_api_key(request), idempotency_key=idempotency_key)
+        code = status.HTTP_201_CREATED if any(r.created for r in received) else status.HTTP_200_OK
+        if isinstance(data, dict):
+            return Response(ReceivedSerializer(received[0]).data, status=code)
+        return Response(ReceivedBatchSerializer({"leads": received}).data, status=code)
+
+
+def _api_key(request: Request) -> ApiKey | None:
+    return request.user.api_key if isinstance(request.user, IntakeClient) else None
+
+
+def _validated(data: dict[str, Any]) -> dict[str, Any]:
+    serializer = LeadIntakeSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _validated_batch(data: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The batch's leads, validated, and the errors of the invalid ones by index (any error refuses the batch)."""
+    most = settings.LEADROUTER_INTAKE_MAX_BATCH
+    if not data:
+        raise ParseError("The batch is empty; send at least one lead.")
+    if len(data) > most:
+        raise ParseError(f"A batch holds at most {most} leads; this one has {len(data)}.")
+    payloads, errors = [], []
+    for index, item in enumerate(data):
+        serializer = LeadIntakeSerializer(data=item)
+        if serializer.is_valid():
+            payloads.append(serializer.validated_data)
+        else:
+            errors.append({"index": index, "errors": serializer.errors})
+    return payloads, errors
+
+
+# --- Reading a lead -------------------------------------------------------------------------------------
+
+
+class AccountMatchSerializer(serializers.Serializer):
+    method = serializers.CharField(source="account_match_method", help_text="How the account was found; blank: none.")
+    confidence = serializers.FloatField(source="account_match_confidence", allow_null=True)
+    weak = serializers.BooleanField(
+        source="account_match_weak", help_text="A fuzzy match shown for review, never used for ownership."
+    )
+
+
+class LeadDetailSerializer(serializers.ModelSerializer):
+    created = serializers.DateTimeField(source="received_at", read_only=True)
+    owner = serializers.CharField(source="owner.user.username", allow_null=True, read_only=True)
+    queue = serializers.CharField(source="queue.name", allow_null=True, read_only=True)
+    territory = serializers.CharField(source="territory.name", allow_null=True, read_only=True)
+    account = serializers.CharField(source="account.name", allow_null=True, read_only=True)
+    rule = serializers.CharField(source="rule.name", allow_null=True, read_only=True)
+    account_match = AccountMatchSerializer(source="*", read_only=True)
+
+    class Meta:
+        model = Lead
+        fields = [
+            "id",
+            "status",
+            "created",
+            "routed_at",
+            "owner",
+            "queue",
+            "territory",
+            "account",
+            "rule",
+            "duplicate_of",
+            "score",
+            "fit_score",
+            "intent_score",
+            "flags",
+            "enrichment_failures",
+            "account_match",
+            "external_id",
+            "source",
+            "campaign",
+            "email",
+            "first_name",
+            "last_name",
+            "title",
+            "phone",
+            "company",
+            "website",
+            "country",
+            "subdivision",
+            "city",
+            "postal_code",
+            "industry",
+            "employees",
+            "size_band",
+            "annual_revenue",
+            "product_interest",
+            "form_answers",
+            "page_history",
+            "receipt",
+        ]
+        read_only_fields = fields
+
+
+class LeadDetailView(APIView):
+    """A lead, where it went and why. Intake sources see the leads they posted; people see the leads
+    they may see (RevOps all, a rep their own, a manager their team's). Any other lead is a 404."""
+
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        operation_id="leads_retrieve",
+        tags=["leads"],
+        responses={
+            200: LeadDetailSerializer,
+            401: OpenApiResponse(OpenApiTypes.OBJECT, description="Not signed in and no API key."),
+            404: OpenApiResponse(OpenApiTypes.OBJECT, description="No such lead, or not one you may see."),
+        },
+    )
+    def get(self, request: Request, lead_id: int) -> Response:
+        lead = lead_for_requester(requester=request.user, lead_id=lead_id)
+        if lead is None:
+            raise Http404
+        return Response(LeadDetailSerializer(lead).data)

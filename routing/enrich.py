@@ -13,7 +13,7 @@ known.
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,11 +50,24 @@ class FirmographicTableProvider:
 
     name = "firmographics"
 
+    def __init__(self) -> None:
+        self._known: dict[str, CompanyFacts | None] = {}
+
+    def prefetch(self, *, domains: Iterable[str]) -> None:
+        """Load the rows for many domains in one query (a routing batch), so ``lookup`` needs none for them."""
+        wanted = {domain for domain in domains if domain} - self._known.keys()
+        found = {row.domain: _facts(row) for row in Firmographic.objects.filter(domain__in=wanted)}
+        self._known.update({domain: found.get(domain) for domain in wanted})
+
     def lookup(self, *, domain: str) -> CompanyFacts | None:
-        row = Firmographic.objects.filter(domain=domain).first()
-        if row is None:
-            return None
-        return CompanyFacts(company=row.company, employees=row.employees, industry=row.industry, country=row.country)
+        if domain not in self._known:
+            row = Firmographic.objects.filter(domain=domain).first()
+            self._known[domain] = _facts(row) if row is not None else None
+        return self._known[domain]
+
+
+def _facts(row: Firmographic) -> CompanyFacts:
+    return CompanyFacts(company=row.company, employees=row.employees, industry=row.industry, country=row.country)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.deletion import ProtectedError
+from django.db.models.functions import Lower
 from simple_history.models import HistoricalRecords
 
 from routing.conditions import ConditionError, parse_condition
@@ -246,7 +247,8 @@ class Lead(models.Model):
     account_match_method = models.CharField(max_length=20, blank=True)
     account_match_confidence = models.FloatField(null=True, blank=True)
     account_match_weak = models.BooleanField(
-        default=False, help_text="A fuzzy match below the trusted confidence: shown for review, never used for ownership."
+        default=False,
+        help_text="A fuzzy match below the trusted confidence: shown for review, never used for ownership.",
     )
 
     # Routing outcome.
@@ -285,7 +287,8 @@ class Lead(models.Model):
             # "My queue": a rep's open leads.
             models.Index(fields=["owner", "status"], name="lead_owner_status_idx"),
             # Duplicate detection looks up open leads by e-mail.
-            models.Index(fields=["email"], name="lead_email_idx"),
+            # (case-insensitive: mailboxes are, in practice)
+            models.Index(Lower("email"), name="lead_email_lower_idx"),
         ]
         constraints = [
             # A repeated external id from one source is the same lead.
@@ -335,6 +338,8 @@ class Assignment(models.Model):
         indexes = [
             # A lead's history, newest first.
             models.Index(fields=["lead", "-assigned_at"], name="assignment_lead_idx"),
+            # A rep's new leads since their midnight (daily caps).
+            models.Index(fields=["rep", "assigned_at"], name="assignment_rep_day_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,7 +1,8 @@
 """From a raw lead to a routing decision, without writing anything.
 
-Simulate calls this directly; the routing worker will call it and then apply
-the decision. The steps, in the order the practice prescribes:
+Simulate calls ``evaluate_lead``; the routing worker (routing/dispatch.py) calls
+``prepare_lead`` for a batch outside its lock, then ``route_prepared`` under it,
+and writes what the decision says. The steps, in the order the practice prescribes:
 
 1. Standardize the raw fields (unknown values are flagged, not dropped).
 2. Enrich blank company fields by domain.
@@ -11,18 +12,33 @@ the decision. The steps, in the order the practice prescribes:
 5. Route with the engine over the coverage snapshot.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from routing.engine import AccountFacts, Decision, LeadFacts, Snapshot, route_lead
 from routing.engine.facts import LEAD_FIELDS
-from routing.enrich import EnrichmentResult, enrich
+from routing.enrich import EnrichmentProvider, EnrichmentResult, enrich
 from routing.matching import AccountIndex, AccountMatch
 from routing.scoring import ScoreResult, ScoringRuleInfo, Thresholds, score_lead
 from routing.standardize import StandardizedLead, standardize
 from territories.picklists import size_band_for
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A lead after steps 1–4: everything that does not depend on queues, pointers or rep load."""
+
+    standardized: StandardizedLead
+    enrichment: EnrichmentResult
+    account: AccountMatch
+    score: ScoreResult | None  # None: no scoring rules, every lead goes to sales routing
+    facts: LeadFacts
+
+    @property
+    def goes_to_sales(self) -> bool:
+        return self.score is None or self.score.disposition == "sales"
 
 
 @dataclass(frozen=True)
@@ -52,18 +68,18 @@ class Evaluation:
         }
 
 
-def evaluate_lead(
+def prepare_lead(
     raw: Mapping[str, Any],
     *,
-    now: datetime,
-    snapshot: Snapshot,
     accounts: AccountIndex,
     account_facts: Callable[[int], AccountFacts | None],
     scoring: tuple[list[ScoringRuleInfo], Thresholds],
-) -> Evaluation:
-    """Decide where ``raw`` goes. Reads only what it is given; writes nothing."""
+    providers: Sequence[EnrichmentProvider] | None = None,
+) -> Prepared:
+    """Steps 1–4 for ``raw``: standardize, enrich, match an account, score. Reads only what it is given
+    (``providers`` default to the configured enrichment providers)."""
     standardized = standardize(raw)
-    enrichment = enrich(lead=asdict(standardized))
+    enrichment = enrich(lead=asdict(standardized), providers=providers)
     values = {**asdict(standardized), **enrichment.values}
     if "employees" in enrichment.values and not standardized.size_band:
         values["size_band"] = size_band_for(values["employees"])
@@ -83,10 +99,27 @@ def evaluate_lead(
     score = score_lead(lead, rules, thresholds) if rules else None
     if score is not None:
         lead = replace(lead, score=score.total)
-        if score.disposition != "sales":
-            return Evaluation(standardized, enrichment, account, score, None)
-    decision = route_lead(lead, snapshot, now=now)
-    return Evaluation(standardized, enrichment, account, score, decision)
+    return Prepared(standardized, enrichment, account, score, lead)
+
+
+def route_prepared(prepared: Prepared, *, now: datetime, snapshot: Snapshot) -> Evaluation:
+    """Step 5: route a prepared lead, unless scoring sent it to nurture or disqualified it."""
+    decision = route_lead(prepared.facts, snapshot, now=now) if prepared.goes_to_sales else None
+    return Evaluation(prepared.standardized, prepared.enrichment, prepared.account, prepared.score, decision)
+
+
+def evaluate_lead(
+    raw: Mapping[str, Any],
+    *,
+    now: datetime,
+    snapshot: Snapshot,
+    accounts: AccountIndex,
+    account_facts: Callable[[int], AccountFacts | None],
+    scoring: tuple[list[ScoringRuleInfo], Thresholds],
+) -> Evaluation:
+    """Decide where ``raw`` goes. Reads only what it is given; writes nothing."""
+    prepared = prepare_lead(raw, accounts=accounts, account_facts=account_facts, scoring=scoring)
+    return route_prepared(prepared, now=now, snapshot=snapshot)
 
 
 # The engine's lead fields that come from the lead itself; the score is added after scoring.

@@ -148,15 +148,18 @@ def _rep_infos(now: datetime) -> tuple[RepInfo, ...]:
         )
         .annotate(open_lead_count=Count("leads", filter=Q(leads__status__in=Lead.OPEN_STATUSES)))
     )
-    # New leads today, counted from the rep's own midnight: one query for the last two days, split per rep.
-    recent: dict[int, list[datetime]] = defaultdict(list)
-    for rep_id, assigned_at in Assignment.objects.filter(
-        rep__isnull=False, assigned_at__gte=now - timedelta(hours=50)
-    ).values_list("rep_id", "assigned_at"):
-        recent[rep_id].append(assigned_at)
+    # New leads today, counted from each rep's own midnight: one count per time zone in use.
+    assigned_today: dict[int, int] = {}
+    for time_zone in {rep.time_zone for rep in reps}:
+        local_midnight = now.astimezone(ZoneInfo(time_zone)).replace(hour=0, minute=0, second=0, microsecond=0)
+        assigned_today.update(
+            Assignment.objects.filter(rep__time_zone=time_zone, assigned_at__gte=local_midnight)
+            .values("rep_id")
+            .annotate(count=Count("id"))
+            .values_list("rep_id", "count")
+        )
     infos = []
     for rep in reps:
-        local_midnight = now.astimezone(ZoneInfo(rep.time_zone)).replace(hour=0, minute=0, second=0, microsecond=0)
         infos.append(
             RepInfo(
                 id=rep.pk,
@@ -168,7 +171,7 @@ def _rep_infos(now: datetime) -> tuple[RepInfo, ...]:
                 skills=frozenset(skill.code for skill in rep.skills.all()),
                 open_leads=rep.open_lead_count,  # type: ignore[attr-defined]
                 max_open_leads=rep.max_open_leads,
-                assigned_today=sum(1 for at in recent[rep.pk] if at >= local_midnight),
+                assigned_today=assigned_today.get(rep.pk, 0),
                 daily_cap=rep.daily_cap,
             )
         )
@@ -208,3 +211,22 @@ def lead_simulate(*, raw: Mapping[str, Any], now: datetime | None = None) -> Eva
         account_facts=account_facts,
         scoring=scoring_snapshot(),
     )
+
+
+def lead_for_requester(*, requester: Any, lead_id: int) -> Lead | None:
+    """The lead with this id if the requester may see it, else None (the API answers 404, never 403).
+
+    An intake source (API key) sees the leads posted with its own key; a user with ``routing.view_lead``
+    sees every lead; a rep sees the leads they own; a manager sees the leads owned by their teams' reps.
+    One query for the lead, with everything the API shows about it.
+    """
+    from routing.authentication import IntakeClient
+
+    leads = Lead.objects.select_related("owner__user", "queue", "territory", "account", "rule").filter(pk=lead_id)
+    if isinstance(requester, IntakeClient):
+        return leads.filter(intake_source=requester.api_key).first()
+    if requester is None or not requester.is_authenticated:
+        return None
+    if requester.has_perm("routing.view_lead"):
+        return leads.first()
+    return leads.filter(Q(owner__user=requester) | Q(owner__team__in=requester.managed_teams.all())).first()

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -24,13 +25,17 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.db.models import Count
 from django.test import Client
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from leadrouter.celery import app
-from routing.models import WorkerHeartbeat
+from routing.models import Assignment, Lead, Notification, Queue, Rule, WorkerHeartbeat
+from routing.services import apikey_create
 from routing.tasks import heartbeat
+from territories.models import Rep
+from tests.factories import QueueFactory, QueueMembershipFactory, RepFactory, UserFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -101,6 +106,8 @@ def start_process(transactional_db: None, celery_queue: str, tmp_path: Path) -> 
         "DATABASE_URL": database_url_for_test(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "LEADROUTER_VAR_DIR": str(settings.VAR_DIR),
+        # Tasks the worker sends itself (notifications after routing) stay on this test's queue.
+        "CELERY_TASK_DEFAULT_QUEUE": celery_queue,
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -139,15 +146,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(STOP_SECONDS)
 
 
-def start_worker(start_process: StartProcess, queue: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    start_process: StartProcess, queue: str, extra_env: dict[str, str] | None = None, name: str = "worker"
+) -> subprocess.Popen[bytes]:
     return start_process(
-        "worker",
+        name,
         [
             *("-m", "celery", "--app", "leadrouter", "worker"),
             *("--queues", queue, "--hostname", worker_name(queue), "--concurrency", "1", "--loglevel", "INFO"),
             *("--without-gossip", "--without-mingle", "--without-heartbeat"),
         ],
-        {},
+        extra_env or {},
     )
 
 
@@ -155,8 +164,8 @@ def start_beat(start_process: StartProcess, queue: str) -> subprocess.Popen[byte
     return start_process(
         "beat",
         ["-c", BEAT, queue, "--loglevel", "INFO"],
-        # A one-second heartbeat instead of 30 s, so the test takes seconds.
-        {"HEARTBEAT_INTERVAL_SECONDS": "1"},
+        # A one-second heartbeat and sweep instead of 30 s and 15 s, so the test takes seconds.
+        {"HEARTBEAT_INTERVAL_SECONDS": "1", "RECEIVED_SWEEP_INTERVAL_SECONDS": "1"},
     )
 
 
@@ -218,3 +227,113 @@ def test_healthz_reports_the_worker_ok_once_beat_and_worker_run(
     assert body["database"] == "ok"
     assert body["worker"]["ok"] is True
     assert 0 <= body["worker"]["age_seconds"] < 60
+
+
+# --- Routing -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def inbound() -> tuple[Queue, list[Rep]]:
+    """One round-robin queue of three reps that every lead goes to, and the catch-all."""
+    Queue.objects.get_or_create(is_catch_all=True, defaults={"name": "Catch-all"})
+    queue = QueueFactory(name="Inbound")
+    reps = []
+    for position in range(3):
+        rep = RepFactory(
+            user=UserFactory(username=f"seller{position}", email=f"seller{position}@example.com"),
+            time_zone="UTC",
+            max_open_leads=10_000,
+        )
+        QueueMembershipFactory(queue=queue, rep=rep, position=position)
+        reps.append(rep)
+    Rule.objects.create(name="Everything to Inbound", position=1, action=Rule.Action.QUEUE, queue=queue)
+    return queue, reps
+
+
+def post_leads(client: Client, raw_key: str, count: int, *, start: int = 0) -> list[int]:
+    """Post ``count`` leads through the intake API in batches of up to 1,000; returns their ids."""
+    ids: list[int] = []
+    for offset in range(start, start + count, 1000):
+        batch = [
+            {"email": f"buyer{n}@prospect{n}.example", "country": "Germany", "external_id": f"crm-{n}"}
+            for n in range(offset, min(offset + 1000, start + count))
+        ]
+        response = client.post(
+            "/api/v1/leads/", batch, content_type="application/json", HTTP_AUTHORIZATION=f"Token {raw_key}"
+        )
+        assert response.status_code == 201, response.content
+        ids.extend(row["id"] for row in response.json()["leads"])
+    return ids
+
+
+def wait_until_routed(lead_ids: list[int], processes: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if not Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.RECEIVED).exists():
+            return
+        exited = [process.args for process in processes if process.poll() is not None]
+        if exited:
+            pytest.fail(f"exited early: {exited} (logs below)")
+        time.sleep(0.2)
+    waiting = Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.RECEIVED).count()
+    pytest.fail(f"{waiting} leads still received after {WAIT_SECONDS} s (logs below)")
+
+
+def assert_routed_exactly_once(lead_ids: list[int], reps: list[Rep]) -> None:
+    assert Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.ASSIGNED).count() == len(lead_ids)
+    assert Assignment.objects.filter(lead_id__in=lead_ids).count() == len(lead_ids)
+    assert not Lead.objects.filter(pk__in=lead_ids).annotate(n=Count("assignments")).filter(n__gt=1).exists()
+    per_rep = Counter(Lead.objects.filter(pk__in=lead_ids).values_list("owner_id", flat=True))
+    assert set(per_rep) == {rep.pk for rep in reps}
+    # Round robin over three reps: nobody has more than one lead more than anyone else.
+    assert max(per_rep.values()) - min(per_rep.values()) <= 1
+
+
+def test_a_worker_routes_leads_posted_through_the_api_and_notifies_the_reps(
+    client: Client, start_process: StartProcess, celery_queue: str, inbound: tuple[Queue, list[Rep]]
+) -> None:
+    _queue, reps = inbound
+    _key, raw_key = apikey_create(name="Website form")
+    worker = start_worker(start_process, celery_queue)
+
+    lead_ids = post_leads(client, raw_key, 30)
+    wait_until_routed(lead_ids, [worker])
+
+    assert_routed_exactly_once(lead_ids, reps)
+    # The rep's e-mail went out after commit, once per lead.
+    deadline = time.monotonic() + WAIT_SECONDS
+    while Notification.objects.filter(status=Notification.Status.PENDING).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert Notification.objects.filter(lead_id__in=lead_ids, kind="email", status="sent").count() == 30
+    lead = client.get(f"/api/v1/leads/{lead_ids[0]}/", HTTP_AUTHORIZATION=f"Token {raw_key}").json()
+    assert lead["status"] == "assigned"
+    assert lead["receipt"]["routing"]["summary"].startswith("Assigned to seller")
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_routes_nothing_twice(
+    client: Client, start_process: StartProcess, celery_queue: str, inbound: tuple[Queue, list[Rep]]
+) -> None:
+    _queue, reps = inbound
+    _key, raw_key = apikey_create(name="Bulk import")
+    # Small batches, so the kill most likely lands inside one; either way nothing may be lost or doubled.
+    small_batches = {"LEADROUTER_ROUTING_BATCH_SIZE": "50"}
+    lead_ids = post_leads(client, raw_key, 3000)
+    doomed = start_worker(start_process, celery_queue, small_batches, name="doomed-worker")
+
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not Lead.objects.filter(pk__in=lead_ids).exclude(status=Lead.Status.RECEIVED).exists():
+        assert time.monotonic() < deadline, "the first worker routed nothing"
+        time.sleep(0.05)
+    os.killpg(doomed.pid, signal.SIGKILL)
+    doomed.wait(STOP_SECONDS)
+    left = Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.RECEIVED).count()
+    assert 0 < left < len(lead_ids), "the kill should land while leads are still waiting"
+
+    # A new worker and beat: the sweep finds what the dead worker's messages no longer will.
+    worker = start_worker(
+        start_process, celery_queue, {**small_batches, "LEADROUTER_RECEIVED_SWEEP_AFTER_SECONDS": "1"}
+    )
+    beat = start_beat(start_process, celery_queue)
+    wait_until_routed(lead_ids, [worker, beat])
+
+    assert_routed_exactly_once(lead_ids, reps)

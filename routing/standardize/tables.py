@@ -23,6 +23,7 @@ RAW_KEY_ALIASES = {
     "url": "website",
     "state": "subdivision",
     "province": "subdivision",
+    "region": "subdivision",
     "zip": "postal_code",
     "zip_code": "postal_code",
     "zipcode": "postal_code",

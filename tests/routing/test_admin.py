@@ -8,6 +8,7 @@ from django.utils import timezone
 from routing.models import (
     Firmographic,
     Lead,
+    LeadImport,
     Queue,
     QueueMembership,
     Rule,
@@ -73,6 +74,7 @@ def routed_lead(rep):
         condition={"all": [{"field": "source", "op": "equals", "value": "demo"}]},
     )
     ScoringThresholds.current()
+    LeadImport.objects.create(file_name="leads.csv", total_rows=1, imported=1)
     return lead
 
 

@@ -1,0 +1,307 @@
+"""Lead intake: validate what a form or system posts, then store it as ``received``.
+
+The API (``routing.api``) and the CSV import share both halves:
+
+- ``LeadIntakeSerializer`` checks ONE lead and hands it back as posted, because
+  the raw payload is stored exactly as received; standardization happens when
+  the lead is routed.
+- ``leads_receive`` stores a batch of already-validated leads in one transaction,
+  recognising repeats, and enqueues routing after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from drf_spectacular.utils import extend_schema_field
+from email_validator import EmailNotValidError, validate_email
+from rest_framework import serializers
+
+from routing import tasks
+from routing.models import ApiKey, Lead, LeadImport
+from routing.standardize import standardize
+
+logger = logging.getLogger(__name__)
+
+# Limits on one lead, in bytes of compact UTF-8 JSON.
+LEAD_MAX_BYTES = 64 * 1024
+FORM_ANSWERS_MAX_BYTES = 16 * 1024
+PAGE_HISTORY_MAX_BYTES = 16 * 1024
+PAGE_HISTORY_MAX_ENTRIES = 200
+# Leads per route_leads message: small enough for one worker run, few enough messages for a big batch.
+ROUTE_CHUNK_SIZE = 500
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
+
+NO_CONTACT = "A lead needs an email, a phone, or a company together with a first or last name."
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: what the limits above measure."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+
+
+def _present(value: Any) -> bool:
+    return value is not None and str(value).strip() != ""
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "object", "additionalProperties": {}}]})
+class _PageVisitField(serializers.Field):
+    """One page_history entry: a URL string, or an object such as {"url": ..., "at": ...}."""
+
+    default_error_messages = {"invalid": "Each page_history entry must be a string or an object."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str | dict):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+def _text(max_length: int) -> serializers.CharField:
+    return serializers.CharField(max_length=max_length, required=False, allow_blank=True, allow_null=True)
+
+
+class LeadIntakeSerializer(serializers.Serializer):
+    """One lead as a form or system posts it. Every field is optional, but a lead
+    needs someone to contact: an email, a phone, or a company and a name.
+
+    Text limits are the Lead model's columns. Coded fields (country, state,
+    industry) take names as well as codes, so they allow longer text; the country
+    must be one standardization recognises ("DE", "Germany", "Deutschland").
+    Keys not listed here are kept and stored in the raw payload.
+
+    ``validated_data`` is the lead as posted (not the cleaned values), so the
+    raw payload is stored as received.
+    """
+
+    email = _text(254)
+    first_name = _text(100)
+    last_name = _text(100)
+    company = _text(200)
+    title = _text(200)
+    phone = _text(32)
+    website = _text(253)
+    country = _text(100)
+    # A subdivision by any of its usual names.
+    state = _text(100)
+    region = _text(100)
+    subdivision = _text(100)
+    city = _text(100)
+    postal_code = _text(20)
+    industry = _text(100)
+    employees = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    annual_revenue = serializers.DecimalField(
+        max_digits=16, decimal_places=2, min_value=0, required=False, allow_null=True
+    )
+    product_interest = _text(50)
+    source = _text(100)
+    campaign = _text(200)
+    form_answers = serializers.DictField(required=False, allow_null=True)
+    page_history = serializers.ListField(
+        child=_PageVisitField(), max_length=PAGE_HISTORY_MAX_ENTRIES, required=False, allow_null=True
+    )
+    external_id = _text(200)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        super().to_internal_value(data)  # Raises with field errors; the cleaned values are not kept.
+        if json_size(data) > LEAD_MAX_BYTES:
+            raise serializers.ValidationError(
+                {
+                    serializers.api_settings.NON_FIELD_ERRORS_KEY: [
+                        f"A lead is at most {LEAD_MAX_BYTES // 1024} KB of JSON (oversize)."
+                    ]
+                }
+            )
+        return dict(data)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        named = _present(attrs.get("first_name")) or _present(attrs.get("last_name"))
+        if not (
+            _present(attrs.get("email")) or _present(attrs.get("phone")) or (_present(attrs.get("company")) and named)
+        ):
+            raise serializers.ValidationError(NO_CONTACT)
+        return attrs
+
+    def validate_email(self, value: str | None) -> str | None:
+        if _present(value):
+            try:
+                validate_email(str(value).strip(), check_deliverability=False)
+            except EmailNotValidError as error:
+                raise serializers.ValidationError("Enter a valid e-mail address.") from error
+        return value
+
+    def validate_country(self, value: str | None) -> str | None:
+        if _present(value) and not standardize({"country": value}).country:
+            raise serializers.ValidationError(f'Unknown country "{value}": send an ISO code or the country\'s name.')
+        return value
+
+    def validate_form_answers(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and json_size(value) > FORM_ANSWERS_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"form_answers is at most {FORM_ANSWERS_MAX_BYTES // 1024} KB of JSON (oversize)."
+            )
+        return value
+
+    def validate_page_history(self, value: list[Any] | None) -> list[Any] | None:
+        if value is not None and json_size(value) > PAGE_HISTORY_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"page_history is at most {PAGE_HISTORY_MAX_BYTES // 1024} KB of JSON (oversize)."
+            )
+        return value
+
+
+# --- Storing ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of one posted lead: its row, and whether this call created it."""
+
+    lead_id: int
+    status: str
+    external_id: str
+    created: bool
+
+
+def _key_text(payload: Mapping[str, Any], name: str) -> str:
+    value = payload.get(name)
+    return str(value).strip() if value is not None else ""
+
+
+def lead_idempotency_key(key: str, *, index: int, batch: bool) -> str:
+    """The key stored on lead ``index``: the header itself for one lead, ``"{key}:{index}"`` in a batch.
+
+    A batch key that would not fit the column uses a hash of the header instead, still one per lead.
+    """
+    if not key or not batch:
+        return key
+    stored = f"{key}:{index}"
+    if len(stored) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        stored = f"sha256-{hashlib.sha256(key.encode()).hexdigest()}:{index}"
+    return stored
+
+
+def leads_receive(
+    *,
+    payloads: list[dict[str, Any]],
+    intake_source: ApiKey | None,
+    idempotency_key: str = "",
+    lead_import: LeadImport | None = None,
+) -> list[Received]:
+    """Store validated leads as ``received`` and return one ``Received`` per payload, in order.
+
+    1. Key each payload by (source, external_id) and by its idempotency key (see
+       ``lead_idempotency_key``).
+    2. In one transaction, find leads already stored under either key; a repeat
+       inside the batch maps to its first occurrence.
+    3. Create the rest with one bulk insert. When a concurrent request inserts the
+       same key first, the unique constraints refuse ours: roll back to a savepoint
+       and start again from 2, which now finds that request's lead.
+
+    Side effects: inserts Lead rows; after commit, enqueues ``route_leads`` for the
+    new leads in chunks of 500. A broker failure there is logged and swallowed:
+    the lead is stored as ``received`` and the periodic sweep routes it.
+    """
+    batch = len(payloads) > 1
+    keys = [
+        (
+            _key_text(payload, "source"),
+            _key_text(payload, "external_id"),
+            lead_idempotency_key(idempotency_key, index=index, batch=batch),
+        )
+        for index, payload in enumerate(payloads)
+    ]
+    with transaction.atomic():
+        for attempt in range(3):
+            try:
+                with transaction.atomic():
+                    received, new_ids = _receive(payloads, keys, intake_source=intake_source, lead_import=lead_import)
+                break
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                logger.info("Intake raced a concurrent request for the same lead; reading its lead instead.")
+        for start in range(0, len(new_ids), ROUTE_CHUNK_SIZE):
+            transaction.on_commit(_route_leads_enqueuer(new_ids[start : start + ROUTE_CHUNK_SIZE]), robust=True)
+    return received
+
+
+def _receive(
+    payloads: list[dict[str, Any]],
+    keys: list[tuple[str, str, str]],
+    *,
+    intake_source: ApiKey | None,
+    lead_import: LeadImport | None,
+) -> tuple[list[Received], list[int]]:
+    """One attempt at steps 2 and 3 of ``leads_receive``."""
+    external_ids = {external_id for _, external_id, _ in keys if external_id}
+    idempotency_keys = {idem for _, _, idem in keys if idem}
+    by_external_id: dict[tuple[str, str], Lead] = {}
+    by_idempotency_key: dict[str, Lead] = {}
+    fields = ("id", "status", "source", "external_id", "idempotency_key")
+    if external_ids:
+        for lead in Lead.objects.filter(external_id__in=external_ids).only(*fields):
+            by_external_id[(lead.source, lead.external_id)] = lead
+    if idempotency_keys:
+        for lead in Lead.objects.filter(intake_source=intake_source, idempotency_key__in=idempotency_keys).only(
+            *fields
+        ):
+            by_idempotency_key[lead.idempotency_key] = lead
+
+    # Each payload is an existing lead, a new lead, or a repeat of an earlier payload in this batch.
+    existing: dict[int, Lead] = {}
+    first_of: dict[int, int] = {}
+    new: dict[int, Lead] = {}
+    first_with_external_id: dict[tuple[str, str], int] = {}
+    for index, (payload, (source, external_id, idem)) in enumerate(zip(payloads, keys, strict=True)):
+        found = by_idempotency_key.get(idem) if idem else None
+        if found is None and external_id:
+            found = by_external_id.get((source, external_id))
+        if found is not None:
+            existing[index] = found
+        elif external_id and (source, external_id) in first_with_external_id:
+            first_of[index] = first_with_external_id[(source, external_id)]
+        else:
+            if external_id:
+                first_with_external_id[(source, external_id)] = index
+            new[index] = Lead(
+                raw_payload=payload,
+                external_id=external_id,
+                source=source,
+                campaign=_key_text(payload, "campaign"),
+                intake_source=intake_source,
+                idempotency_key=idem,
+                lead_import=lead_import,
+                status=Lead.Status.RECEIVED,
+            )
+    Lead.objects.bulk_create(list(new.values()))
+
+    received: list[Received] = []
+    for index in range(len(payloads)):
+        if index in new:
+            lead, created = new[index], True
+        elif index in existing:
+            lead, created = existing[index], False
+        else:
+            lead, created = new[first_of[index]], False
+        received.append(Received(lead_id=lead.pk, status=lead.status, external_id=lead.external_id, created=created))
+    return received, [lead.pk for lead in new.values()]
+
+
+def _route_leads_enqueuer(lead_ids: list[int]) -> Callable[[], None]:
+    def enqueue() -> None:
+        try:
+            tasks.route_leads.delay(lead_ids)
+        except Exception:
+            # The leads are stored as received; the periodic sweep routes them once the broker is back.
+            logger.exception("Could not enqueue route_leads for %d leads; the sweep will route them.", len(lead_ids))
+
+    return enqueue

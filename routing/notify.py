@@ -1,0 +1,394 @@
+"""Tell the rep about a new lead: an e-mail, an optional Slack post and an in-app task.
+
+The routing service calls ``notifications_plan`` inside its transaction and
+bulk-creates what it returns; after commit, the ``notify_assignments`` task calls
+``notifications_send``. The Notification rows are the outbox: each is claimed by a
+conditional UPDATE before it is sent, so it goes out at most once however many
+tasks run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from routing.models import Assignment, Lead, Notification, RepTask
+
+logger = logging.getLogger(__name__)
+
+# Longest error text kept on a failed notification.
+ERROR_MAX_CHARS = 1000
+
+
+class DeliveryError(Exception):
+    """A notification could not be delivered; the message is stored on the row."""
+
+
+# --- Planning --------------------------------------------------------------------------------------------
+
+
+def notifications_plan(*, assignment: Assignment) -> tuple[list[Notification], RepTask]:
+    """The notifications and the task for a newly routed assignment, unsaved.
+
+    The caller bulk-creates them in its own transaction. Reads only
+    ``assignment.lead``, ``assignment.rep`` (with ``rep.user``) and
+    ``assignment.queue``, which the caller has loaded, so it runs no query of its
+    own.
+
+    1. An e-mail notification when the rep's user has an e-mail address.
+    2. One Slack notification when the rep or the queue has a webhook URL; it
+       posts to each configured URL.
+    3. A task "Follow up: <lead>" due ``LEADROUTER_FIRST_TOUCH_MINUTES`` after
+       the assignment.
+    """
+    rep = assignment.rep
+    if rep is None:
+        raise ValueError("Only an assignment to a rep can be notified; this one has no rep.")
+    lead = assignment.lead
+    notifications: list[Notification] = []
+    if rep.user.email:
+        notifications.append(Notification(assignment=assignment, lead=lead, rep=rep, kind=Notification.Kind.EMAIL))
+    if slack_webhook_urls(assignment=assignment):
+        notifications.append(Notification(assignment=assignment, lead=lead, rep=rep, kind=Notification.Kind.SLACK))
+    task = RepTask(
+        assignment=assignment,
+        lead=lead,
+        rep=rep,
+        title=f"Follow up: {_lead_label(lead)}"[: RepTask._meta.get_field("title").max_length],
+        due_at=_first_touch_due(assignment),
+    )
+    return notifications, task
+
+
+def slack_webhook_urls(*, assignment: Assignment) -> list[str]:
+    """The rep's webhook, then the queue's, without repeats."""
+    urls = [assignment.rep.slack_webhook_url if assignment.rep else ""]
+    if assignment.queue_id is not None and assignment.queue is not None:
+        urls.append(assignment.queue.slack_webhook_url)
+    return list(dict.fromkeys(url for url in urls if url))
+
+
+# --- Sending ---------------------------------------------------------------------------------------------
+
+
+def notifications_send(*, assignment_ids: list[int]) -> int:
+    """Send the pending notifications of these assignments; return how many went out.
+
+    1. Load the pending notifications with everything the message shows.
+    2. Claim each with ``UPDATE … SET status='sending', attempts=attempts+1
+       WHERE id=… AND status='pending'``. Only the caller whose UPDATE changed a
+       row sends it, so two tasks running at once, or one task running twice,
+       never send a notification twice.
+    3. Send it, then mark it ``sent`` (with ``sent_at``) or ``failed`` (with the
+       error, truncated). A failure affects only its own notification: a bad
+       Slack webhook does not stop the e-mail.
+
+    A notification left in ``sending`` (a worker killed between the claim and the
+    outcome) is never sent again automatically: whether it reached the rep is
+    unknown, and at most once beats twice. RevOps can see such rows in admin.
+
+    Side effects: sends e-mail through Django's mail backend, POSTs to Slack
+    webhooks, and updates Notification rows. Call it outside a transaction (as the
+    task does) so that each claim and outcome is committed as soon as it is made.
+    """
+    notifications = list(
+        Notification.objects.filter(assignment_id__in=assignment_ids, status=Notification.Status.PENDING)
+        .select_related("assignment__queue", "assignment__task", "lead__account", "lead__rule", "rep__user")
+        .order_by("assignment_id", "pk")
+    )
+    contexts: dict[int, dict[str, Any]] = {}
+    sent = 0
+    for notification in notifications:
+        if not _claim(notification):
+            continue
+        try:
+            context = contexts.get(notification.assignment_id)
+            if context is None:
+                context = contexts[notification.assignment_id] = notification_context(
+                    assignment=notification.assignment
+                )
+            _deliver(notification, context)
+        except Exception as exc:
+            # Any failure, expected (HTTP, SMTP) or not (a template bug), is recorded on the row
+            # and must not keep the other notifications from going out.
+            logger.warning("Notification %s (%s) failed: %s", notification.pk, notification.kind, exc, exc_info=True)
+            Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING).update(
+                status=Notification.Status.FAILED, error=_error_text(exc)
+            )
+        else:
+            Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING).update(
+                status=Notification.Status.SENT, sent_at=timezone.now(), error=""
+            )
+            sent += 1
+    return sent
+
+
+def notifications_retry_failed(*, max_attempts: int = 3) -> list[int]:
+    """Put failed notifications with fewer than ``max_attempts`` attempts back to
+    ``pending``; return the ids of their assignments, for ``notify_assignments``.
+
+    A Slack notification that reached one of two webhooks before failing posts to
+    both again on retry.
+    """
+    failed = list(
+        Notification.objects.filter(status=Notification.Status.FAILED, attempts__lt=max_attempts).values_list(
+            "pk", "assignment_id"
+        )
+    )
+    if not failed:
+        return []
+    Notification.objects.filter(pk__in=[pk for pk, _ in failed], status=Notification.Status.FAILED).update(
+        status=Notification.Status.PENDING
+    )
+    return sorted({assignment_id for _, assignment_id in failed})
+
+
+def _claim(notification: Notification) -> bool:
+    claimed = Notification.objects.filter(pk=notification.pk, status=Notification.Status.PENDING).update(
+        status=Notification.Status.SENDING, attempts=F("attempts") + 1
+    )
+    return claimed == 1
+
+
+def _deliver(notification: Notification, context: dict[str, Any]) -> None:
+    if notification.kind == Notification.Kind.EMAIL:
+        _send_email(notification, context)
+    elif notification.kind == Notification.Kind.SLACK:
+        _send_slack(notification, context)
+    else:
+        raise DeliveryError(f"Unknown notification kind {notification.kind!r}.")
+
+
+def _error_text(exc: Exception) -> str:
+    text = str(exc) or exc.__class__.__name__
+    if not isinstance(exc, DeliveryError):
+        text = f"{exc.__class__.__name__}: {text}"
+    return text if len(text) <= ERROR_MAX_CHARS else text[: ERROR_MAX_CHARS - 1] + "…"
+
+
+# --- The message -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Account:
+    name: str
+    tier: str
+    is_customer: bool
+
+
+def notification_context(*, assignment: Assignment) -> dict[str, Any]:
+    """What the e-mail and the Slack post show about the assignment's lead.
+
+    Missing receipt keys, an empty account or rule, and odd shapes of the form
+    answers or page history give blanks, never an error.
+    """
+    lead = assignment.lead
+    rep = assignment.rep
+    receipt = lead.receipt if isinstance(lead.receipt, dict) else {}
+    routing = receipt.get("routing")
+    routing = routing if isinstance(routing, dict) else {}
+    summary = str(routing.get("summary") or "").strip() or assignment.note or assignment.get_reason_display()
+    account = (
+        _Account(
+            name=lead.account.name,
+            tier=lead.account.get_tier_display() if lead.account.tier else "",
+            is_customer=lead.account.is_customer,
+        )
+        if lead.account is not None
+        else None
+    )
+    try:
+        due_at = assignment.task.due_at
+    except RepTask.DoesNotExist:
+        due_at = _first_touch_due(assignment)
+    return {
+        "lead": lead,
+        "name": _lead_name(lead),
+        "label": _lead_label(lead),
+        "account": account,
+        "score": lead.score,
+        "fit_score": lead.fit_score,
+        "intent_score": lead.intent_score,
+        "routing_summary": summary,
+        "rule_name": lead.rule.name if lead.rule is not None else "",
+        "queue_name": assignment.queue.name if assignment.queue is not None else "",
+        "form_answers": _form_answers(lead.form_answers),
+        "page_history": _page_history(lead.page_history),
+        "due_at": _format_due(due_at, rep.time_zone if rep is not None else "UTC"),
+        "link": lead_admin_link(lead),
+        "rep_name": (rep.user.get_short_name() or rep.user.get_username()) if rep is not None else "",
+    }
+
+
+def lead_admin_link(lead: Lead) -> str:
+    """The lead's admin page, absolute, for messages read outside the app.
+
+    Spelled out rather than reversed: a worker sending mail should not have to import
+    the whole URLconf (API, schema views), and a broken import there must not stop
+    notifications.
+    """
+    return f"{settings.LEADROUTER_BASE_URL.rstrip('/')}/admin/routing/lead/{lead.pk}/change/"
+
+
+def _send_email(notification: Notification, context: dict[str, Any]) -> None:
+    address = notification.rep.user.email
+    if not address:
+        raise DeliveryError("The rep's user has no e-mail address.")
+    message = EmailMultiAlternatives(
+        subject=f"New lead: {context['label']}",
+        body=render_to_string("routing/notify/lead_assigned.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[address],
+    )
+    message.attach_alternative(render_to_string("routing/notify/lead_assigned.html", context), "text/html")
+    message.send(fail_silently=False)
+
+
+def _send_slack(notification: Notification, context: dict[str, Any]) -> None:
+    """POST the message to every configured webhook; fail if any of them failed."""
+    urls = slack_webhook_urls(assignment=notification.assignment)
+    if not urls:
+        raise DeliveryError("Neither the rep nor the queue has a Slack webhook any more.")
+    body = json.dumps({"text": slack_text(context)}).encode()
+    errors = []
+    for url in urls:
+        try:
+            _post_json(url, body)
+        except DeliveryError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise DeliveryError("; ".join(errors))
+
+
+def _post_json(url: str, body: bytes) -> None:
+    host = urlsplit(url).hostname or url
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise DeliveryError(f"Slack webhook {host}: only http(s) URLs are posted to.")
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json; charset=utf-8"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=settings.LEADROUTER_SLACK_TIMEOUT_SECONDS) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raise DeliveryError(f"Slack webhook {host} answered HTTP {exc.code}.") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise DeliveryError(f"Slack webhook {host} unreachable: {reason}.") from exc
+    if not 200 <= status < 300:
+        raise DeliveryError(f"Slack webhook {host} answered HTTP {status}.")
+
+
+def slack_text(context: dict[str, Any]) -> str:
+    """A one-line headline with the link, then a few lines of context, in Slack mrkdwn."""
+    lead: Lead = context["lead"]
+    lines = [f"*New lead for you:* <{context['link']}|{_slack_escape(context['label'])}>"]
+    who = " · ".join(part for part in (lead.title, lead.email, lead.phone) if part)
+    if who:
+        lines.append(_slack_escape(who))
+    account: _Account | None = context["account"]
+    if account is not None:
+        details = ", ".join(part for part in (account.tier, "customer" if account.is_customer else "") if part)
+        lines.append(f"Account: {_slack_escape(account.name)}" + (f" ({_slack_escape(details)})" if details else ""))
+    if context["score"] is not None:
+        lines.append(f"Score: {context['score']}")
+    why = context["routing_summary"] + (f" (rule: {context['rule_name']})" if context["rule_name"] else "")
+    lines.append(f"Why: {_slack_escape(why)}")
+    lines.append(f"Follow up by {context['due_at']}")
+    return "\n".join(lines)
+
+
+def _slack_escape(text: str) -> str:
+    # Slack's mrkdwn treats only these three as control characters.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# --- Small helpers ---------------------------------------------------------------------------------------
+
+
+def _first_touch_due(assignment: Assignment) -> dt.datetime:
+    return assignment.assigned_at + dt.timedelta(minutes=settings.LEADROUTER_FIRST_TOUCH_MINUTES)
+
+
+def _one_line(text: str) -> str:
+    # Header values (the e-mail subject) must not contain line breaks.
+    return " ".join(text.split())
+
+
+def _lead_name(lead: Lead) -> str:
+    return (
+        _one_line(" ".join(part for part in (lead.first_name, lead.last_name) if part)) or lead.email or "Unnamed lead"
+    )
+
+
+def _lead_label(lead: Lead) -> str:
+    """ "Jane Doe (Acme)", or just the name when the company is unknown."""
+    company = _one_line(lead.company)
+    return f"{_lead_name(lead)} ({company})" if company else _lead_name(lead)
+
+
+def _form_answers(answers: Any) -> list[tuple[str, str]]:
+    if isinstance(answers, dict):
+        items = list(answers.items())
+    elif isinstance(answers, list):
+        items = [
+            (
+                str(item.get("question") or item.get("name") or item.get("key") or ""),
+                item.get("answer", item.get("value")),
+            )
+            if isinstance(item, dict)
+            else ("", item)
+            for item in answers
+        ]
+    else:
+        return []
+    return [(str(key), _answer_text(value)) for key, value in items]
+
+
+def _answer_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(_answer_text(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def _page_history(pages: Any) -> list[str]:
+    if not isinstance(pages, list):
+        return []
+    lines = []
+    for page in pages:
+        if isinstance(page, dict):
+            url = str(page.get("url") or page.get("path") or "")
+            title = str(page.get("title") or "")
+            at = str(page.get("at") or page.get("visited_at") or page.get("timestamp") or "")
+            line = " — ".join(part for part in (at, title, url) if part)
+        else:
+            line = str(page)
+        if line:
+            lines.append(line)
+    return lines
+
+
+def _format_due(due_at: dt.datetime, time_zone: str) -> str:
+    """The due time in the rep's own time zone, which is what the rep reads it in."""
+    try:
+        zone = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return timezone.localtime(due_at, zone).strftime("%Y-%m-%d %H:%M %Z")

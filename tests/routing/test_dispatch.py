@@ -1,0 +1,271 @@
+"""Routing for real: received leads are claimed, decided, written with a receipt, and the rep is notified."""
+
+import datetime as dt
+
+import pytest
+import time_machine
+
+from routing import dispatch
+from routing.dispatch import leads_route, leads_route_stale, queued_leads_distribute
+from routing.models import Assignment, Lead, Notification, Queue, RepTask, Rule, ScoringRule
+from tests.factories import (
+    AccountDomainFactory,
+    AccountFactory,
+    OutOfOfficeFactory,
+    QueueFactory,
+    QueueMembershipFactory,
+    RepFactory,
+    TerritoryCriterionFactory,
+    TerritoryFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+# A Monday morning; the reps below work in UTC with no working hours set, so they are always on.
+MONDAY = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def dach():
+    queue = QueueFactory(name="DACH Inbound")
+    for position, username in enumerate(("anna", "ben")):
+        rep = RepFactory(user=UserFactory(username=username, email=f"{username}@seller.example"), time_zone="UTC")
+        QueueMembershipFactory(queue=queue, rep=rep, position=position)
+    territory = TerritoryFactory(name="DACH", queue=queue)
+    TerritoryCriterionFactory(territory=territory, kind="country", value="DE")
+    Rule.objects.create(name="By territory", position=10, action=Rule.Action.TERRITORY)
+    return queue
+
+
+def received(**payload):
+    """A lead as intake stores it: only the raw payload, status received."""
+    payload = {"email": f"lead{Lead.objects.count()}@prospect.de", "country": "Deutschland", **payload}
+    return Lead.objects.create(raw_payload=payload, source=payload.get("source", ""))
+
+
+def owners(leads):
+    return [Lead.objects.select_related("owner__user").get(pk=lead.pk).owner.user.username for lead in leads]
+
+
+def test_a_received_lead_is_assigned_with_its_receipt_history_task_and_notification(
+    dach, django_capture_on_commit_callbacks
+):
+    lead = received(email=" Max.Muster@Prospect.DE ", company="Prospect GmbH", phone="030 1234567")
+
+    with time_machine.travel(MONDAY, tick=False), django_capture_on_commit_callbacks() as callbacks:
+        report = leads_route(lead_ids=[lead.pk])
+
+    lead.refresh_from_db()
+    assert report.by_status == {"assigned": 1}
+    assert lead.status == Lead.Status.ASSIGNED
+    assert lead.owner.user.username == "anna"
+    assert (lead.queue, lead.territory.name, lead.rule.name) == (dach, "DACH", "By territory")
+    assert lead.routed_at == MONDAY
+    # The standardized values are stored next to the raw payload, which is kept as received.
+    assert (lead.email, lead.country, lead.phone, lead.company_key) == (
+        "Max.Muster@prospect.de",
+        "DE",
+        "+49301234567",
+        "prospect",
+    )
+    assert lead.raw_payload["email"] == " Max.Muster@Prospect.DE "
+    assert lead.receipt["routing"]["summary"] == "Assigned to anna in DACH Inbound by rule 'By territory'."
+    assert lead.receipt["elapsed_ms"] > 0
+    assignment = Assignment.objects.get(lead=lead)
+    assert (assignment.rep, assignment.queue, assignment.reason) == (lead.owner, dach, "routed")
+    assert RepTask.objects.get(lead=lead).due_at > MONDAY
+    assert Notification.objects.filter(lead=lead, kind="email", status="pending").count() == 1
+    # Notifications are enqueued only once the assignment is committed.
+    assert len(callbacks) == 1
+
+
+def test_round_robin_alternates_within_a_batch_and_carries_on_in_the_next(dach):
+    first = [received() for _ in range(3)]
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[lead.pk for lead in first])
+        second = [received() for _ in range(3)]
+        leads_route(lead_ids=[lead.pk for lead in second])
+
+    assert owners(first) + owners(second) == ["anna", "ben", "anna", "ben", "anna", "ben"]
+    # The pointer rests just past the last winner (ben, the second member).
+    assert Queue.objects.get(pk=dach.pk).rr_pointer == 2
+
+
+def test_a_rep_at_capacity_is_skipped_and_the_lead_waits_when_everyone_is_full(dach):
+    for rep in dach.members.all():
+        rep.max_open_leads = 1
+        rep.save()
+    leads = [received() for _ in range(3)]
+
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[lead.pk for lead in leads])
+
+    statuses = [Lead.objects.get(pk=lead.pk).status for lead in leads]
+    assert statuses == ["assigned", "assigned", "queued"]
+    waiting = Lead.objects.get(pk=leads[2].pk)
+    assert waiting.owner is None
+    assert waiting.queue == dach
+    reasons = {line["username"]: line["reason"] for line in waiting.receipt["routing"]["queue_path"][0]["candidates"]}
+    assert reasons == {"anna": "at capacity", "ben": "at capacity"}
+
+
+def test_a_held_lead_is_released_when_a_rep_has_room_again(dach):
+    for rep in dach.members.all():
+        rep.max_open_leads = 1
+        rep.save()
+    leads = [received() for _ in range(3)]
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[lead.pk for lead in leads])
+        # Anna closes her lead: she has room for the one waiting.
+        Lead.objects.filter(pk=leads[0].pk).update(status=Lead.Status.CLOSED)
+        report = queued_leads_distribute()
+
+    released = Lead.objects.get(pk=leads[2].pk)
+    assert report.by_status == {"assigned": 1}
+    assert (released.status, released.owner.user.username) == ("assigned", "anna")
+    history = list(Assignment.objects.filter(lead=released).order_by("pk"))
+    assert [(row.rep_id is None, row.ended_at is not None) for row in history] == [(True, True), (False, False)]
+    assert "Released from the queue" in released.receipt["routing"]["released"]["summary"]
+
+
+def test_routing_twice_is_harmless(dach):
+    lead = received()
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[lead.pk])
+        again = leads_route(lead_ids=[lead.pk])
+
+    assert again.leads == 0
+    assert Assignment.objects.filter(lead=lead).count() == 1
+    assert Lead.objects.get(pk=lead.pk).routing_attempts == 1
+
+
+def test_without_ids_every_received_lead_is_routed_in_batches(dach):
+    leads = [received() for _ in range(7)]
+    with time_machine.travel(MONDAY, tick=False):
+        report = leads_route(batch_size=3)
+
+    assert report.leads == 7
+    assert not Lead.objects.filter(status=Lead.Status.RECEIVED).exists()
+    assert sorted(owners(leads)) == ["anna"] * 4 + ["ben"] * 3
+
+
+def test_a_repeat_of_an_open_lead_is_attached_to_it_not_routed_again(dach):
+    first = received(email="max@prospect.de")
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[first.pk])
+        again = received(email="MAX@prospect.de")
+        # Two more in one batch: the second attaches to the first of the batch.
+        new_one, its_repeat = received(email="eva@prospect.de"), received(email="eva@prospect.de")
+        leads_route(lead_ids=[again.pk, new_one.pk, its_repeat.pk])
+
+    again.refresh_from_db()
+    its_repeat.refresh_from_db()
+    assert (again.status, again.duplicate_of_id, again.owner) == ("duplicate", first.pk, None)
+    assert (its_repeat.status, its_repeat.duplicate_of_id) == ("duplicate", new_one.pk)
+    assert not Assignment.objects.filter(lead__in=[again, its_repeat]).exists()
+    assert "Attached to open lead" in again.receipt["routing"]["summary"]
+
+
+def test_attaching_duplicates_can_be_switched_off(dach, settings):
+    settings.LEADROUTER_ATTACH_DUPLICATES = False
+    first, second = received(email="max@prospect.de"), received(email="max@prospect.de")
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[first.pk, second.pk])
+
+    assert owners([first, second]) == ["anna", "ben"]
+
+
+def test_nurture_and_disqualified_leads_take_no_rep_capacity(dach):
+    ScoringRule.objects.create(
+        name="Demo request",
+        kind="intent",
+        points=50,
+        condition={"all": [{"field": "source", "op": "equals", "value": "demo request"}]},
+    )
+    cold, hot = received(source="webinar"), received(source="Demo request")
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[cold.pk, hot.pk])
+
+    cold.refresh_from_db()
+    hot.refresh_from_db()
+    assert (cold.status, cold.owner, cold.score) == ("disqualified", None, 0)
+    assert (hot.status, hot.owner.user.username, hot.intent_score) == ("assigned", "anna", 50)
+    assert not Assignment.objects.filter(lead=cold).exists()
+
+
+def test_an_account_lead_goes_to_the_owner_and_records_the_match(dach):
+    owner = RepFactory(user=UserFactory(username="olga"), time_zone="UTC")
+    account = AccountFactory(name="Nordwind Logistik GmbH", owner=owner)
+    AccountDomainFactory(account=account, domain="nordwind-logistik.de")
+    lead = received(email="kai@nordwind-logistik.de")
+
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[lead.pk])
+
+    lead.refresh_from_db()
+    assert (lead.owner, lead.account, lead.account_match_method) == (owner, account, "email_domain")
+    assert (lead.account_match_confidence, lead.account_match_weak) == (100.0, False)
+
+
+def test_an_out_of_office_rep_is_skipped_with_the_reason_in_the_receipt(dach):
+    anna = dach.members.get(user__username="anna")
+    OutOfOfficeFactory(
+        rep=anna, starts_at=MONDAY - dt.timedelta(days=1), ends_at=MONDAY + dt.timedelta(days=1), reason="Vacation"
+    )
+    lead = received()
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[lead.pk])
+
+    lead.refresh_from_db()
+    assert lead.owner.user.username == "ben"
+    candidates = lead.receipt["routing"]["queue_path"][0]["candidates"]
+    assert any(line["username"] == "anna" and "out of office" in line["reason"] for line in candidates)
+
+
+def test_a_lead_that_breaks_preparation_waits_in_the_catch_all_and_the_batch_goes_on(dach, monkeypatch):
+    good, bad = received(), received(company="poison")
+    prepare = dispatch.prepare_lead
+
+    def failing_on_poison(raw, **kwargs):
+        if raw.get("company") == "poison":
+            raise RuntimeError("enrichment provider exploded")
+        return prepare(raw, **kwargs)
+
+    monkeypatch.setattr(dispatch, "prepare_lead", failing_on_poison)
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[good.pk, bad.pk])
+
+    good.refresh_from_db()
+    bad.refresh_from_db()
+    assert good.status == "assigned"
+    assert (bad.status, bad.queue) == ("queued", Queue.objects.catch_all())
+    assert bad.routing_error == "RuntimeError: enrichment provider exploded"
+
+
+def test_the_sweep_routes_leads_left_received_and_leaves_fresh_ones_to_their_task(dach):
+    with time_machine.travel(MONDAY, tick=False):
+        forgotten = received()
+    with time_machine.travel(MONDAY + dt.timedelta(seconds=30), tick=False):
+        fresh = received()
+        report = leads_route_stale(older_than_seconds=10)
+
+    assert report.leads == 1
+    assert Lead.objects.get(pk=forgotten.pk).status == "assigned"
+    assert Lead.objects.get(pk=fresh.pk).status == "received"
+
+
+def test_a_lead_is_stored_before_routing_so_a_failed_batch_leaves_it_received(dach, monkeypatch):
+    lead = received()
+
+    def broken_write(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(dispatch, "_write", broken_write)
+    with time_machine.travel(MONDAY, tick=False), pytest.raises(RuntimeError):
+        leads_route(lead_ids=[lead.pk])
+
+    # Nothing half-written: the lead is still received, with its payload, for the sweep.
+    lead.refresh_from_db()
+    assert (lead.status, lead.owner, lead.routing_attempts) == ("received", None, 0)
+    assert not Assignment.objects.exists()
