@@ -187,6 +187,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=RECEIVED_SWEEP_INTERVAL_SECONDS),
         "options": {"expire_seconds": RECEIVED_SWEEP_INTERVAL_SECONDS},
     },
+    "notification-sweep": {
+        "task": "routing.tasks.sweep_notifications",
+        "schedule": timedelta(seconds=60),
+        "options": {"expire_seconds": 60},
+    },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

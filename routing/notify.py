@@ -392,3 +392,17 @@ def _format_due(due_at: dt.datetime, time_zone: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
     return timezone.localtime(due_at, zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def notifications_sweep(*, pending_for_seconds: int = 60, max_attempts: int = 3) -> int:
+    """Send what a lost message or a failure left behind: notifications still pending after
+    ``pending_for_seconds`` (the broker was down after routing), and failed ones with attempts left.
+    Returns how many went out. Safe to overlap with ``notifications_send``: each is claimed first."""
+    cutoff = timezone.now() - dt.timedelta(seconds=pending_for_seconds)
+    overdue = set(
+        Notification.objects.filter(status=Notification.Status.PENDING, created_at__lt=cutoff).values_list(
+            "assignment_id", flat=True
+        )
+    )
+    overdue.update(notifications_retry_failed(max_attempts=max_attempts))
+    return notifications_send(assignment_ids=sorted(overdue)) if overdue else 0

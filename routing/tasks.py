@@ -37,3 +37,11 @@ def notify_assignments(assignment_ids: list[int]) -> None:
     from routing.notify import notifications_send
 
     notifications_send(assignment_ids=assignment_ids)
+
+
+@shared_task(ignore_result=True)
+def sweep_notifications() -> None:
+    """Send notifications a lost message left pending, and retry failed ones a few times."""
+    from routing.notify import notifications_sweep
+
+    notifications_sweep()

@@ -16,10 +16,11 @@ import factory
 import pytest
 from django.core import mail
 from django.db import connections
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from routing.models import Assignment, Notification, RepTask, Rule
-from routing.notify import notifications_plan, notifications_retry_failed, notifications_send
+from routing.notify import notifications_plan, notifications_retry_failed, notifications_send, notifications_sweep
 from tests.factories import AccountFactory, AssignmentFactory, LeadFactory, QueueFactory, RepFactory, UserFactory
 
 SUMMARY = "Country DE matched rule 'DACH enterprise'; round robin in DACH queue picked jane."
@@ -459,3 +460,17 @@ def test_racing_senders_send_one_email():
     assert len(mail.outbox) == 1
     row = notification(assignment, "email")
     assert (row.status, row.attempts) == ("sent", 1)
+
+
+def test_the_sweep_sends_what_a_lost_message_left_pending_and_retries_failures(db, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assignment = AssignmentFactory(rep=RepFactory(user=UserFactory(email="pat@seller.example")))
+    notifications, _task = notifications_plan(assignment=assignment)
+    Notification.objects.bulk_create(notifications)
+    Notification.objects.update(created_at=timezone.now() - dt.timedelta(minutes=5))
+
+    assert notifications_sweep() == 1
+    assert Notification.objects.get().status == "sent"
+    # Nothing left to do: running it again sends nothing.
+    assert notifications_sweep() == 0
+    assert len(mail.outbox) == 1
