@@ -33,7 +33,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -186,11 +186,20 @@ def leads_route_stale(*, older_than_seconds: int, budget_seconds: float = SWEEP_
 
 
 def _claim(lead_ids: list[int] | None, limit: int) -> list[Lead]:
-    leads = Lead.objects.filter(status=Lead.Status.RECEIVED)
-    if lead_ids is not None:
-        leads = leads.filter(pk__in=lead_ids)
-    # The oldest first, through the partial index on received leads; leads another worker holds are skipped.
-    return list(leads.select_for_update(skip_locked=True).order_by("received_at", "pk")[:limit])
+    """Lock up to ``limit`` received leads for this transaction: these ids first, then the oldest others.
+
+    Filling the batch with other waiting leads is what keeps a burst of single-lead posts
+    fast: one worker routes many in one transaction, and the tasks sent for those leads
+    find nothing left to do. Leads another worker holds are skipped, never waited for.
+    """
+    waiting = Lead.objects.filter(status=Lead.Status.RECEIVED).select_for_update(skip_locked=True)
+    claimed = list(waiting.filter(pk__in=lead_ids).order_by("pk")[:limit]) if lead_ids else []
+    if len(claimed) < limit:
+        # The oldest first, through the partial index on received leads.
+        others = waiting.exclude(pk__in=[lead.pk for lead in claimed]).order_by("received_at", "pk")
+        claimed.extend(others[: limit - len(claimed)])
+    # Routed in arrival order, so round robin and caps favour whoever waited longest.
+    return sorted(claimed, key=lambda lead: (lead.received_at, lead.pk))
 
 
 @dataclass
@@ -353,10 +362,11 @@ def _write(routed: list[_Routed], snapshot: Snapshot, start_pointers: dict[int, 
     """Leads, assignment history, pointers, notifications and tasks, in bulk, in the caller's transaction."""
     report = RouteReport(leads=len(routed))
     assignments = []
+    written_at = timezone.now()
     for item in routed:
         lead = item.lead
         lead.routed_at = now
-        lead.updated_at = now
+        lead.updated_at = written_at
         lead.routing_attempts += 1
         lead.receipt["elapsed_ms"] = round(item.elapsed_ms, 2)
         report.by_status[lead.status] = report.by_status.get(lead.status, 0) + 1
@@ -386,13 +396,13 @@ def rows_update(model: type[models.Model], objects: list[Any], field_names: list
     """
     if not objects:
         return
-    fields = [model._meta.get_field(name) for name in field_names]
+    fields = [cast("models.Field[Any, Any]", model._meta.get_field(name)) for name in field_names]
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)  # type: ignore[union-attr]
-    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"  # type: ignore[union-attr]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    pk_column = quote(model._meta.pk.column) if model._meta.pk is not None else "id"
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {pk_column} = %s"
     rows = [
-        [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields]  # type: ignore[union-attr]
-        + [obj.pk]
+        [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields] + [obj.pk]
         for obj in objects
     ]
     with connection.cursor() as cursor:

@@ -33,13 +33,14 @@ def _api_key_hash(raw_key: str) -> str:
 
 
 @transaction.atomic
-def apikey_create(*, name: str, by: User | None = None) -> tuple[ApiKey, str]:
+def apikey_create(*, name: str, by: User | None = None, raw_key: str | None = None) -> tuple[ApiKey, str]:
     """Create an API key for an intake source and return it with the raw key.
 
     The raw key is shown once and never stored; only its hash is. Raises
-    ValidationError when the name is taken or empty.
+    ValidationError when the name is taken or empty. ``raw_key`` is for the demo
+    organisation's published key only; real keys are always generated.
     """
-    raw_key = "lr_" + secrets.token_urlsafe(32)
+    raw_key = raw_key or "lr_" + secrets.token_urlsafe(32)
     api_key = ApiKey(
         name=name.strip(),
         prefix=raw_key[:API_KEY_PREFIX_LENGTH],

@@ -233,7 +233,7 @@ def test_healthz_reports_the_worker_ok_once_beat_and_worker_run(
 
 
 @pytest.fixture
-def inbound() -> tuple[Queue, list[Rep]]:
+def inbound():
     """One round-robin queue of three reps that every lead goes to, and the catch-all."""
     Queue.objects.get_or_create(is_catch_all=True, defaults={"name": "Catch-all"})
     queue = QueueFactory(name="Inbound")

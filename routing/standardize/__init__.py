@@ -35,7 +35,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import phonenumbers
@@ -175,6 +175,7 @@ def standardize(raw: Mapping[str, Any]) -> StandardizedLead:
     return StandardizedLead(**out, flags=flags)
 
 
+@lru_cache(maxsize=65_536)  # Pure, and costly (cleanco): account names come back every routing batch.
 def company_key(name: str) -> str:
     """A key for account matching: "IBM India Pvt. Ltd." → "ibm india", "Siemens AG" → "siemens".
 

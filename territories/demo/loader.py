@@ -12,6 +12,10 @@ from territories.roles import ensure_role_groups
 
 DEMO_FILE = Path(__file__).with_name("coverage.yaml")
 DEMO_PASSWORD = "demo"
+# The demo intake source's key, published like the demo password so the README's curl works.
+# Demo only: real keys come from ``manage.py apikey create NAME`` and are never shown twice.
+DEMO_API_KEY = "lr_demo_website_form_key"
+DEMO_API_KEY_NAME = "Website demo form (demo)"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,16 @@ def demo_load(*, path: Path = DEMO_FILE) -> None:
     """
     apply_import(load_yaml(path.read_text(encoding="utf-8")))
     demo_logins_ensure()
+    demo_api_key_ensure()
+
+
+def demo_api_key_ensure() -> None:
+    """Create the demo intake source with the published demo key, unless it exists. Idempotent."""
+    from routing.models import ApiKey
+    from routing.services import apikey_create
+
+    if not ApiKey.objects.filter(name=DEMO_API_KEY_NAME).exists():
+        apikey_create(name=DEMO_API_KEY_NAME, raw_key=DEMO_API_KEY)
 
 
 def demo_logins_ensure() -> None:

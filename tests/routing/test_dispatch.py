@@ -269,3 +269,24 @@ def test_a_lead_is_stored_before_routing_so_a_failed_batch_leaves_it_received(da
     lead.refresh_from_db()
     assert (lead.status, lead.owner, lead.routing_attempts) == ("received", None, 0)
     assert not Assignment.objects.exists()
+
+
+def test_a_task_for_one_lead_also_routes_the_others_waiting_oldest_first(dach):
+    # A burst of single posts: the first task to run takes the whole backlog in one batch.
+    leads = [received() for _ in range(4)]
+    with time_machine.travel(MONDAY, tick=False):
+        report = leads_route(lead_ids=[leads[-1].pk])
+        later = leads_route(lead_ids=[leads[0].pk])
+
+    assert report.leads == 4
+    assert later.leads == 0
+    # Routed in arrival order, whichever lead the task was sent for.
+    assert owners(leads) == ["anna", "ben", "anna", "ben"]
+
+
+@pytest.mark.sqlite
+def test_the_routing_benchmark_asks_for_postgresql_rather_than_measuring_sqlite():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="measures PostgreSQL"):
+        call_command("bench_routing")

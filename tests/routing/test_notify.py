@@ -36,7 +36,7 @@ class RuleFactory(DjangoModelFactory):
     queue = factory.SubFactory(QueueFactory)
 
 
-def routed_assignment(*, rep=None, queue=None, **lead_fields) -> Assignment:
+def routed_assignment(*, rep=None, queue=None, **lead_fields):
     """A lead routed to ``rep`` through ``queue``, with its notifications and task stored as routing stores them."""
     queue = queue or QueueFactory(name="DACH")
     rep = rep or RepFactory(user=UserFactory(username="jane", email="jane@seller.example"))

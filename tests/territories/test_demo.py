@@ -184,3 +184,25 @@ def test_load_demo_twice_is_harmless(demo):
     counts = (Rep.objects.count(), Queue.objects.count(), Territory.objects.count(), Account.objects.count())
     call_command("load_demo", stdout=StringIO())
     assert counts == (Rep.objects.count(), Queue.objects.count(), Territory.objects.count(), Account.objects.count())
+
+
+def test_the_demo_intake_key_posts_a_lead_that_the_demo_routes(demo, client, django_capture_on_commit_callbacks):
+    # The README's curl example, through the API and the routing service, as the worker would run it.
+    from routing.dispatch import leads_route
+    from routing.models import Lead
+    from territories.demo.loader import DEMO_API_KEY
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(
+            "/api/v1/leads/",
+            {"email": "jana.keller@keller-maschinenbau.de", "company": "Keller Maschinenbau", "country": "Deutschland"},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Token {DEMO_API_KEY}",
+        )
+    assert response.status_code == 201
+    leads_route(lead_ids=[response.json()["id"]])
+
+    lead = Lead.objects.get(pk=response.json()["id"])
+    assert lead.status in (Lead.Status.ASSIGNED, Lead.Status.QUEUED)
+    assert lead.territory is not None and lead.queue is not None
+    assert lead.receipt["routing"]["summary"]

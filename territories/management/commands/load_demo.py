@@ -6,7 +6,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from routing.models import Queue
 from territories.coverage import CoverageError
-from territories.demo.loader import DEMO_LOGINS, DEMO_PASSWORD, coverage_exists, demo_load, demo_logins_exist
+from territories.demo.loader import (
+    DEMO_API_KEY,
+    DEMO_LOGINS,
+    DEMO_PASSWORD,
+    coverage_exists,
+    demo_load,
+    demo_logins_exist,
+)
 from territories.models import Account, Rep, Team, Territory
 
 
@@ -43,3 +50,4 @@ class Command(BaseCommand):
         self.stdout.write("Demo logins:")
         for login in DEMO_LOGINS:
             self.stdout.write(f"  {login.username:<13} / {DEMO_PASSWORD}   {login.role}: {login.can}")
+        self.stdout.write(f"Demo intake API key (demo only): {DEMO_API_KEY}")
