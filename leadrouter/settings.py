@@ -235,6 +235,10 @@ LEADROUTER_ROUTING_BATCH_SIZE = env.int("LEADROUTER_ROUTING_BATCH_SIZE", default
 # A lead still "received" this long after intake is routed by the sweep (a lost
 # message, a broker that was down, a killed worker).
 LEADROUTER_RECEIVED_SWEEP_AFTER_SECONDS = env.int("LEADROUTER_RECEIVED_SWEEP_AFTER_SECONDS", default=10)
+# How long a worker reuses its copy of the coverage model (territories, rules, queues, reps'
+# availability, accounts, scoring) before reading it again. Load, caps and round-robin
+# pointers are always read fresh. 0 reads everything for every batch.
+LEADROUTER_COVERAGE_CACHE_SECONDS = env.float("LEADROUTER_COVERAGE_CACHE_SECONDS", default=5.0)
 # Due time of the rep's in-app task for a new lead (SLA policies refine this).
 LEADROUTER_FIRST_TOUCH_MINUTES = env.int("LEADROUTER_FIRST_TOUCH_MINUTES", default=60)
 # Intake limits: leads per POST and bytes per request body.

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -48,6 +48,7 @@ from routing.models import Assignment, Lead, Notification, Queue, RepTask
 from routing.notify import notifications_plan
 from routing.pipeline import Prepared, prepare_lead, route_prepared
 from routing.selectors import account_facts, routing_snapshot, scoring_snapshot
+from territories.models import Rep
 
 logger = logging.getLogger(__name__)
 
@@ -335,12 +336,13 @@ def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dic
 
 def _copy_prepared(lead: Lead, prepared: Prepared) -> None:
     """The standardized and enriched values, score and account match onto the lead row."""
-    values = asdict(prepared.standardized)
+    standardized = prepared.standardized
     for name in STANDARDIZED_FIELDS:
-        setattr(lead, name, values[name] if values[name] is not None else _blank(name))
+        value = getattr(standardized, name)
+        setattr(lead, name, value if value is not None else _blank(name))
     for name in ENRICHABLE_FIELDS:
         enriched = getattr(prepared.facts, name, None)
-        if enriched not in (None, "") and not values.get(name):
+        if enriched not in (None, "") and not getattr(standardized, name):
             setattr(lead, name, enriched)
     lead.flags = dict(prepared.standardized.flags)
     lead.enrichment_sources = dict(prepared.enrichment.sources)
@@ -377,7 +379,8 @@ def _write(routed: list[_Routed], snapshot: Snapshot, start_pointers: dict[int, 
                     rep_id=lead.owner_id,
                     queue_id=lead.queue_id,
                     reason=Assignment.Reason.ROUTED,
-                    receipt=lead.receipt.get("routing", {}),
+                    # The full receipt is on the lead; the history row keeps the one-line why.
+                    receipt={"summary": lead.receipt.get("routing", {}).get("summary", "")},
                     assigned_at=now,
                 )
             )
@@ -423,10 +426,7 @@ def _record_assignments(assignments: list[Assignment], report: RouteReport) -> N
     if not with_rep:
         return
     # notifications_plan reads the rep's user and webhooks and the queue's webhook: load them once.
-    reps = {
-        assignment.rep_id: assignment.rep
-        for assignment in Assignment.objects.filter(pk__in=[a.pk for a in with_rep]).select_related("rep__user")
-    }
+    reps = Rep.objects.select_related("user").in_bulk({assignment.rep_id for assignment in with_rep})
     queues = {queue.pk: queue for queue in Queue.objects.filter(pk__in={a.queue_id for a in with_rep if a.queue_id})}
     notifications: list[Notification] = []
     tasks: list[RepTask] = []

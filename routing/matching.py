@@ -55,6 +55,8 @@ class AccountIndex:
         self.names = names
         self.strong = float(settings.LEADROUTER_ACCOUNT_MATCH_STRONG)
         self.weak = float(settings.LEADROUTER_ACCOUNT_MATCH_WEAK)
+        # Fuzzy matching is the costly step; one index serves a routing batch, where names repeat.
+        self._by_name_cache: dict[str, AccountMatch] = {}
 
     @classmethod
     def load(cls) -> "AccountIndex":
@@ -90,6 +92,11 @@ class AccountIndex:
         return None
 
     def _by_name(self, key: str) -> AccountMatch:
+        if key not in self._by_name_cache:
+            self._by_name_cache[key] = self._fuzzy_by_name(key)
+        return self._by_name_cache[key]
+
+    def _fuzzy_by_name(self, key: str) -> AccountMatch:
         if not key or not self.names:
             return AccountMatch()
         if key in self.names:

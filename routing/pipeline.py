@@ -13,7 +13,7 @@ and writes what the decision says. The steps, in the order the practice prescrib
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -79,8 +79,9 @@ def prepare_lead(
     """Steps 1–4 for ``raw``: standardize, enrich, match an account, score. Reads only what it is given
     (``providers`` default to the configured enrichment providers)."""
     standardized = standardize(raw)
-    enrichment = enrich(lead=asdict(standardized), providers=providers)
-    values = {**asdict(standardized), **enrichment.values}
+    values = standardized.as_values()
+    enrichment = enrich(lead=values, providers=providers)
+    values = {**values, **enrichment.values}
     if "employees" in enrichment.values and not standardized.size_band:
         values["size_band"] = size_band_for(values["employees"])
 

@@ -3,6 +3,7 @@
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -140,17 +141,44 @@ def _criteria_by_kind(criteria: Iterable[TerritoryCriterion]) -> dict[str, froze
 
 def _rep_infos(now: datetime) -> tuple[RepInfo, ...]:
     reps = list(
-        Rep.objects.select_related("user")
-        .prefetch_related(
+        Rep.objects.select_related("user").prefetch_related(
             "skills",
             "working_hours",
             Prefetch("out_of_office", queryset=OutOfOffice.objects.filter(ends_at__gt=now)),
         )
-        .annotate(open_lead_count=Count("leads", filter=Q(leads__status__in=Lead.OPEN_STATUSES)))
     )
-    # New leads today, counted from each rep's own midnight: one count per time zone in use.
+    open_leads, assigned_today = rep_loads(now=now, time_zones={rep.time_zone for rep in reps})
+    return tuple(
+        RepInfo(
+            id=rep.pk,
+            username=rep.user.username,
+            active=rep.active,
+            time_zone=rep.time_zone,
+            working_hours=tuple((window.weekday, window.start, window.end) for window in rep.working_hours.all()),
+            out_of_office=tuple((period.starts_at, period.ends_at) for period in rep.out_of_office.all()),
+            skills=frozenset(skill.code for skill in rep.skills.all()),
+            open_leads=open_leads.get(rep.pk, 0),
+            max_open_leads=rep.max_open_leads,
+            assigned_today=assigned_today.get(rep.pk, 0),
+            daily_cap=rep.daily_cap,
+        )
+        for rep in reps
+    )
+
+
+def rep_loads(*, now: datetime, time_zones: Iterable[str]) -> tuple[dict[int, int], dict[int, int]]:
+    """Each rep's open leads, and new leads since midnight in the rep's own time zone (one count per zone).
+
+    Read from the leads and assignments themselves, so load never drifts from the data.
+    """
+    open_leads = dict(
+        Lead.objects.filter(status__in=Lead.OPEN_STATUSES, owner__isnull=False)
+        .values("owner_id")
+        .annotate(count=Count("id"))
+        .values_list("owner_id", "count")
+    )
     assigned_today: dict[int, int] = {}
-    for time_zone in {rep.time_zone for rep in reps}:
+    for time_zone in set(time_zones):
         local_midnight = now.astimezone(ZoneInfo(time_zone)).replace(hour=0, minute=0, second=0, microsecond=0)
         assigned_today.update(
             Assignment.objects.filter(rep__time_zone=time_zone, assigned_at__gte=local_midnight)
@@ -158,24 +186,22 @@ def _rep_infos(now: datetime) -> tuple[RepInfo, ...]:
             .annotate(count=Count("id"))
             .values_list("rep_id", "count")
         )
-    infos = []
-    for rep in reps:
-        infos.append(
-            RepInfo(
-                id=rep.pk,
-                username=rep.user.username,
-                active=rep.active,
-                time_zone=rep.time_zone,
-                working_hours=tuple((window.weekday, window.start, window.end) for window in rep.working_hours.all()),
-                out_of_office=tuple((period.starts_at, period.ends_at) for period in rep.out_of_office.all()),
-                skills=frozenset(skill.code for skill in rep.skills.all()),
-                open_leads=rep.open_lead_count,  # type: ignore[attr-defined]
-                max_open_leads=rep.max_open_leads,
-                assigned_today=assigned_today.get(rep.pk, 0),
-                daily_cap=rep.daily_cap,
-            )
-        )
-    return tuple(infos)
+    return open_leads, assigned_today
+
+
+def snapshot_with_current_load(snapshot: Snapshot, *, now: datetime) -> Snapshot:
+    """``snapshot`` (possibly cached) with today's round-robin pointers and rep loads read fresh: the state
+    that changes with every lead. Three small queries whatever the size of the coverage model."""
+    pointers = dict(Queue.objects.values_list("id", "rr_pointer"))
+    open_leads, assigned_today = rep_loads(now=now, time_zones={rep.time_zone for rep in snapshot.reps})
+    return replace(
+        snapshot,
+        queues=tuple(replace(queue, rr_pointer=pointers.get(queue.id, queue.rr_pointer)) for queue in snapshot.queues),
+        reps=tuple(
+            replace(rep, open_leads=open_leads.get(rep.id, 0), assigned_today=assigned_today.get(rep.id, 0))
+            for rep in snapshot.reps
+        ),
+    )
 
 
 def account_facts(account_id: int) -> AccountFacts | None:

@@ -202,4 +202,8 @@ def apply_decision(snapshot: Snapshot, decision: Decision) -> Snapshot:
         replace(queue, rr_pointer=decision.pointer_advance[queue.id]) if queue.id in decision.pointer_advance else queue
         for queue in snapshot.queues
     )
-    return replace(snapshot, reps=reps, queues=queues)
+    after = replace(snapshot, reps=reps, queues=queues)
+    # The territories did not change: keep their index rather than rebuild it for every lead of a batch.
+    if "territory_by_id" in snapshot.__dict__:
+        after.__dict__["territory_by_id"] = snapshot.territory_by_id
+    return after

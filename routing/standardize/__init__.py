@@ -94,6 +94,13 @@ class StandardizedLead:
     # Field name → what could not be mapped, quoting the original value.
     flags: dict[str, str] = field(default_factory=dict)
 
+    def as_values(self) -> dict[str, Any]:
+        """The fields by name, without the flags (a shallow, fast ``asdict``)."""
+        return {name: getattr(self, name) for name in _VALUE_FIELDS}
+
+
+_VALUE_FIELDS = tuple(name for name in StandardizedLead.__dataclass_fields__ if name != "flags")
+
 
 def standardize(raw: Mapping[str, Any]) -> StandardizedLead:
     """Standardize one raw lead payload. Never raises on text, numbers or None.

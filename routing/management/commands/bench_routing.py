@@ -25,6 +25,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -138,6 +139,8 @@ class Command(BaseCommand):
             "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
             "LOG_LEVEL": "WARNING",
         }
+        log = open(os.path.join(tempfile.gettempdir(), f"{queue}.log"), "wb")  # noqa: SIM115 - closed below
+        self.stdout.write(f"Web server and worker log: {log.name}")
         processes = [
             subprocess.Popen(
                 [
@@ -146,6 +149,8 @@ class Command(BaseCommand):
                 ],
                 cwd=settings.BASE_DIR,
                 env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             ),
             subprocess.Popen(
@@ -156,6 +161,8 @@ class Command(BaseCommand):
                 ],
                 cwd=settings.BASE_DIR,
                 env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             ),
         ]
@@ -164,14 +171,14 @@ class Command(BaseCommand):
             yield ("127.0.0.1", port)
         finally:
             for process in processes:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
+                process.terminate()  # Warm shutdown: the worker finishes its task.
             for process in processes:
                 try:
-                    process.wait(15)
+                    process.wait(30)
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
+            log.close()
 
     # --- runs ------------------------------------------------------------------------------------------------
 
