@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -47,7 +48,8 @@ from routing.matching import AccountIndex
 from routing.models import Assignment, Lead, Notification, Queue, RepTask
 from routing.notify import notifications_plan
 from routing.pipeline import Prepared, prepare_lead, route_prepared
-from routing.selectors import account_facts, routing_snapshot, scoring_snapshot
+from routing.scoring import ScoringRuleInfo, Thresholds
+from routing.selectors import account_facts, routing_snapshot, scoring_snapshot, snapshot_with_current_load
 from territories.models import Rep
 
 logger = logging.getLogger(__name__)
@@ -117,6 +119,40 @@ STANDARDIZED_FIELDS = [name for name in ROUTED_FIELDS[: ROUTED_FIELDS.index("fla
 ENRICHABLE_FIELDS = ("company", "employees", "industry", "country", "size_band")
 
 
+class CoverageCache:
+    """This process's copy of the slowly changing coverage model: territories, rules, queues, reps'
+    availability, accounts and scoring rules, reloaded after ``LEADROUTER_COVERAGE_CACHE_SECONDS``.
+
+    What changes with every lead (round-robin pointers, open leads, today's counts) is never
+    taken from here: ``snapshot_with_current_load`` reads it fresh under the routing lock. So a
+    RevOps edit reaches routing within seconds, and caps and rotation are always exact.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, tuple[float, Any]] = {}
+
+    def _get(self, name: str, load: Callable[[], Any]) -> Any:
+        ttl = settings.LEADROUTER_COVERAGE_CACHE_SECONDS
+        if name not in self._loaded or ttl <= 0 or time.monotonic() - self._loaded[name][0] > ttl:
+            self._loaded[name] = (time.monotonic(), load())
+        return self._loaded[name][1]
+
+    def snapshot(self, *, now: datetime) -> Snapshot:
+        snapshot: Snapshot = self._get("snapshot", lambda: routing_snapshot(now=now))
+        return snapshot
+
+    def accounts(self) -> AccountIndex:
+        accounts: AccountIndex = self._get("accounts", AccountIndex.load)
+        return accounts
+
+    def scoring(self) -> tuple[list[ScoringRuleInfo], Thresholds]:
+        scoring: tuple[list[ScoringRuleInfo], Thresholds] = self._get("scoring", scoring_snapshot)
+        return scoring
+
+
+coverage = CoverageCache()
+
+
 @dataclass
 class RouteReport:
     """What one call routed, by resulting status."""
@@ -150,6 +186,8 @@ def leads_route(*, lead_ids: list[int] | None = None, batch_size: int | None = N
     """
     batch_size = batch_size or settings.LEADROUTER_ROUTING_BATCH_SIZE
     report = RouteReport()
+    if lead_ids is not None and not Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.RECEIVED).exists():
+        return report  # An earlier batch took them along (see _claim): one cheap query, no transaction.
     remaining = sorted(set(lead_ids)) if lead_ids is not None else None
     while remaining is None or remaining:
         chunk = remaining[:batch_size] if remaining is not None else None
@@ -221,7 +259,7 @@ def _route_batch(*, lead_ids: list[int] | None, limit: int) -> RouteReport:
 
         routing_lock()
         now = timezone.now()
-        snapshot = routing_snapshot(now=now)
+        snapshot = snapshot_with_current_load(coverage.snapshot(now=now), now=now)
         open_by_email = _open_leads_by_email(routed) if settings.LEADROUTER_ATTACH_DUPLICATES else {}
         start_pointers = {queue.id: queue.rr_pointer for queue in snapshot.queues}
         for item in routed:
@@ -236,8 +274,8 @@ def _route_batch(*, lead_ids: list[int] | None, limit: int) -> RouteReport:
 
 def _prepare_all(leads: list[Lead]) -> list[_Routed]:
     """Steps 1–4 for every claimed lead; a lead whose preparation fails is kept and sent to the catch-all."""
-    accounts = AccountIndex.load()
-    scoring = scoring_snapshot()
+    accounts = coverage.accounts()
+    scoring = coverage.scoring()
     providers = configured_providers()
     # Providers that can look up many domains at once get the batch's likely domains up front.
     domains = {_likely_domain(lead.raw_payload) for lead in leads}
@@ -472,7 +510,7 @@ def queued_leads_distribute(*, limit: int | None = None) -> RouteReport:
             return report
         routing_lock()
         now = timezone.now()
-        snapshot = routing_snapshot(now=now)
+        snapshot = snapshot_with_current_load(coverage.snapshot(now=now), now=now)
         start_pointers = {queue.id: queue.rr_pointer for queue in snapshot.queues}
         placed_leads = []
         assignments = []

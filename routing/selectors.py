@@ -177,15 +177,21 @@ def rep_loads(*, now: datetime, time_zones: Iterable[str]) -> tuple[dict[int, in
         .annotate(count=Count("id"))
         .values_list("owner_id", "count")
     )
-    assigned_today: dict[int, int] = {}
-    for time_zone in set(time_zones):
-        local_midnight = now.astimezone(ZoneInfo(time_zone)).replace(hour=0, minute=0, second=0, microsecond=0)
-        assigned_today.update(
-            Assignment.objects.filter(rep__time_zone=time_zone, assigned_at__gte=local_midnight)
-            .values("rep_id")
-            .annotate(count=Count("id"))
-            .values_list("rep_id", "count")
-        )
+    midnights = {
+        time_zone: now.astimezone(ZoneInfo(time_zone)).replace(hour=0, minute=0, second=0, microsecond=0)
+        for time_zone in set(time_zones)
+    }
+    if not midnights:
+        return open_leads, {}
+    since_own_midnight = Q()
+    for time_zone, midnight in midnights.items():
+        since_own_midnight |= Q(rep__time_zone=time_zone, assigned_at__gte=midnight)
+    assigned_today = dict(
+        Assignment.objects.filter(since_own_midnight, assigned_at__gte=min(midnights.values()))
+        .values("rep_id")
+        .annotate(count=Count("id"))
+        .values_list("rep_id", "count")
+    )
     return open_leads, assigned_today
 
 
