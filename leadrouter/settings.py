@@ -174,6 +174,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # do not pile up. The worker integration tests shorten the heartbeat interval.
 HEARTBEAT_INTERVAL_SECONDS = env.int("HEARTBEAT_INTERVAL_SECONDS", default=30)
 RECEIVED_SWEEP_INTERVAL_SECONDS = env.int("RECEIVED_SWEEP_INTERVAL_SECONDS", default=15)
+SLA_SWEEP_INTERVAL_SECONDS = env.int("SLA_SWEEP_INTERVAL_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "routing.tasks.heartbeat",
@@ -186,6 +187,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "routing.tasks.sweep_received",
         "schedule": timedelta(seconds=RECEIVED_SWEEP_INTERVAL_SECONDS),
         "options": {"expire_seconds": RECEIVED_SWEEP_INTERVAL_SECONDS},
+    },
+    # First-touch SLAs: fire the escalation steps that are due (see sla/sweep.py).
+    "sla-escalation-sweep": {
+        "task": "sla.tasks.sweep_escalations",
+        "schedule": timedelta(seconds=SLA_SWEEP_INTERVAL_SECONDS),
+        "options": {"expire_seconds": SLA_SWEEP_INTERVAL_SECONDS},
     },
     "notification-sweep": {
         "task": "routing.tasks.sweep_notifications",
