@@ -15,6 +15,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("routing.urls")),
+    path("api/v1/", include("sla.urls")),
     # The schema and its docs are public on purpose: they describe the API and hold no data.
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"),
     path(

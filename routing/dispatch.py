@@ -458,7 +458,7 @@ def _save_pointers(snapshot: Snapshot, start_pointers: dict[int, int]) -> None:
 
 
 def _record_assignments(assignments: list[Assignment], report: RouteReport) -> None:
-    """Assignment rows, and for each one with a rep its notifications and in-app task."""
+    """Assignment rows, and for each one with a rep its notifications, in-app task and first-touch clock."""
     Assignment.objects.bulk_create(assignments)
     with_rep = [assignment for assignment in assignments if assignment.rep_id is not None]
     if not with_rep:
@@ -474,6 +474,14 @@ def _record_assignments(assignments: list[Assignment], report: RouteReport) -> N
         planned, task = notifications_plan(assignment=assignment)
         notifications.extend(planned)
         tasks.append(task)
+    # The first-touch clock starts with the assignment, in the same transaction; the rep's task is due
+    # when the SLA says (the default first-touch minutes only where no SLA applies).
+    from sla.services import sla_clocks_start
+
+    clocks = sla_clocks_start(leads=[assignment.lead for assignment in with_rep], now=with_rep[0].assigned_at)
+    due_by_lead = {clock.lead_id: clock.due_at for clock in clocks if clock.due_at is not None}
+    for task in tasks:
+        task.due_at = due_by_lead.get(task.lead_id, task.due_at)
     Notification.objects.bulk_create(notifications, ignore_conflicts=True)
     RepTask.objects.bulk_create(tasks, ignore_conflicts=True)
     report.assignment_ids.extend(assignment.pk for assignment in with_rep)

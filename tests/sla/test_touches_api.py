@@ -1,0 +1,153 @@
+"""Touches API: systems and people log touches of the leads they may see; the first stops the SLA clock."""
+
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.urls import include, path
+from rest_framework.test import APIClient
+
+from routing.models import Lead
+from routing.services import apikey_create
+from sla.models import BusinessCalendar, CalendarHours, LeadSla, SlaPolicy, Touch
+from sla.services import sla_clocks_start
+from tests.factories import LeadFactory
+
+# The project includes sla.urls under api/v1/; these tests do not depend on that wiring.
+urlpatterns = [path("api/v1/", include("sla.urls"))]
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+
+BERLIN = ZoneInfo("Europe/Berlin")
+MONDAY_7AM = datetime(2026, 11, 23, 7, 0, tzinfo=BERLIN)
+MONDAY_930 = datetime(2026, 11, 23, 9, 30, tzinfo=BERLIN)
+
+
+def touches_url(lead_id: int) -> str:
+    return f"/api/v1/leads/{lead_id}/touches/"
+
+
+def key_client(raw_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {raw_key}")
+    return client
+
+
+def session_client(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def website(db):
+    api_key, raw_key = apikey_create(name="Website demo form")
+    return api_key, key_client(raw_key)
+
+
+@pytest.fixture
+def lead(rep, website):
+    """Posted by the website, routed to the rep at 07:00 on Monday; due 10:00 in Berlin office hours."""
+    calendar = BusinessCalendar.objects.create(name="Berlin office", time_zone="Europe/Berlin", is_default=True)
+    CalendarHours.objects.bulk_create(
+        CalendarHours(calendar=calendar, weekday=weekday, start=time(9), end=time(18)) for weekday in range(5)
+    )
+    SlaPolicy.objects.create(name="Standard", first_touch_minutes=60, is_default=True)
+    lead = LeadFactory(owner=rep, status=Lead.Status.ASSIGNED, routed_at=MONDAY_7AM, intake_source=website[0])
+    sla_clocks_start(leads=[lead], now=MONDAY_7AM)
+    return lead
+
+
+def test_owner_rep_logs_a_touch_and_gets_the_sla(rep, lead):
+    with time_machine.travel(MONDAY_930, tick=False):
+        response = session_client(rep.user).post(
+            touches_url(lead.pk), {"kind": "call", "note": "Left a voicemail"}, format="json"
+        )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["touch"]["kind"] == "call"
+    assert body["touch"]["by"] == "rep"
+    assert body["touch"]["note"] == "Left a voicemail"
+    assert body["sla"]["state"] == "met"
+    assert body["sla"]["breach_business_seconds"] is None
+    assert body["sla"]["speed_wall_seconds"] == 9000
+    assert body["sla"]["speed_business_seconds"] == 1800
+    assert LeadSla.objects.get(lead=lead).touched_at == MONDAY_930
+
+
+def test_late_touch_reports_the_breach(rep, lead):
+    with time_machine.travel(datetime(2026, 11, 23, 12, tzinfo=BERLIN), tick=False):
+        response = session_client(rep.user).post(
+            touches_url(lead.pk), {"kind": "email", "at": "2026-11-23T10:00:00Z"}, format="json"
+        )
+    assert response.status_code == 201, response.json()
+    # Due 09:00 UTC (10:00 Berlin), touched 10:00 UTC: one business hour late.
+    assert response.json()["sla"]["state"] == "missed"
+    assert response.json()["sla"]["breach_business_seconds"] == 3600
+
+
+def test_manager_may_touch_their_rep_s_lead(manager, lead):
+    with time_machine.travel(MONDAY_930, tick=False):
+        response = session_client(manager).post(touches_url(lead.pk), {"kind": "meeting"}, format="json")
+    assert response.status_code == 201
+
+
+def test_intake_source_may_touch_the_leads_it_posted(website, lead):
+    _, client = website
+    with time_machine.travel(MONDAY_930, tick=False):
+        response = client.post(touches_url(lead.pk), {"kind": "email"}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["touch"]["intake_source"] == "Website demo form"
+    assert response.json()["touch"]["by"] is None
+
+
+def test_repeated_identical_touch_from_a_system_is_stored_once(website, lead):
+    _, client = website
+    body = {"kind": "email", "at": "2026-11-23T08:30:00Z"}
+    with time_machine.travel(MONDAY_930, tick=False):
+        first = client.post(touches_url(lead.pk), body, format="json")
+        again = client.post(touches_url(lead.pk), body, format="json")
+    assert first.json()["touch"]["id"] == again.json()["touch"]["id"]
+    assert Touch.objects.filter(lead=lead).count() == 1
+
+
+def test_outsider_gets_404(outsider, lead):
+    response = session_client(outsider.user).post(touches_url(lead.pk), {"kind": "call"}, format="json")
+    assert response.status_code == 404
+    assert not Touch.objects.exists()
+
+
+def test_another_api_key_gets_404(lead):
+    _, raw_key = apikey_create(name="Partner portal")
+    response = key_client(raw_key).post(touches_url(lead.pk), {"kind": "call"}, format="json")
+    assert response.status_code == 404
+    assert not Touch.objects.exists()
+
+
+def test_unknown_lead_is_404(rep, lead):
+    response = session_client(rep.user).post(touches_url(lead.pk + 1000), {"kind": "call"}, format="json")
+    assert response.status_code == 404
+
+
+def test_anonymous_request_is_refused(lead):
+    response = APIClient().post(touches_url(lead.pk), {"kind": "call"}, format="json")
+    assert response.status_code == 401
+
+
+def test_bad_kind_is_400_with_the_field_error(rep, lead):
+    response = session_client(rep.user).post(touches_url(lead.pk), {"kind": "fax"}, format="json")
+    assert response.status_code == 400
+    assert "kind" in response.json()
+    assert not Touch.objects.exists()
+
+
+def test_touch_far_in_the_future_is_400(rep, lead):
+    with time_machine.travel(MONDAY_930, tick=False):
+        response = session_client(rep.user).post(
+            touches_url(lead.pk), {"kind": "call", "at": "2026-11-23T08:40:00Z"}, format="json"
+        )
+    # 08:40 UTC is ten minutes after 09:30 in Berlin.
+    assert response.status_code == 400
+    assert "at" in response.json()
+    assert LeadSla.objects.get(lead=lead).touched_at is None
