@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
+    extend_schema_field,
 )
 from rest_framework import permissions, serializers, status
 from rest_framework.authentication import SessionAuthentication
@@ -237,6 +238,40 @@ class AccountMatchSerializer(serializers.Serializer):
     )
 
 
+class LeadClockSerializer(serializers.Serializer):
+    """The lead's first-touch clock. ``state`` is as of the request: on_track, at_risk, breached, met,
+    missed (touched late) or none."""
+
+    policy = serializers.CharField(source="policy.name", allow_null=True, read_only=True)
+    state = serializers.SerializerMethodField()
+    due_at = serializers.DateTimeField(allow_null=True, read_only=True)
+    touched_at = serializers.DateTimeField(allow_null=True, read_only=True)
+    breach_business_seconds = serializers.IntegerField(allow_null=True, read_only=True)
+    speed_wall_seconds = serializers.IntegerField(allow_null=True, read_only=True)
+    speed_business_seconds = serializers.IntegerField(allow_null=True, read_only=True)
+    reassignments = serializers.IntegerField(read_only=True)
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_state(self, lead_sla: Any) -> str:
+        from django.utils import timezone
+
+        from sla.services import sla_state
+
+        return sla_state(lead_sla=lead_sla, now=timezone.now())
+
+
+class EscalationSummarySerializer(serializers.Serializer):
+    """One escalation step that fired for the lead."""
+
+    step = serializers.CharField(allow_null=True, read_only=True)
+    action = serializers.CharField(read_only=True)
+    rep = serializers.CharField(source="rep.user.username", allow_null=True, read_only=True)
+    to_rep = serializers.CharField(source="to_rep.user.username", allow_null=True, read_only=True)
+    reason = serializers.CharField(read_only=True)
+    fired_at = serializers.DateTimeField(read_only=True)
+    status = serializers.CharField(read_only=True)
+
+
 class LeadDetailSerializer(serializers.ModelSerializer):
     created = serializers.DateTimeField(source="received_at", read_only=True)
     owner = serializers.CharField(source="owner.user.username", allow_null=True, read_only=True)
@@ -245,6 +280,8 @@ class LeadDetailSerializer(serializers.ModelSerializer):
     account = serializers.CharField(source="account.name", allow_null=True, read_only=True)
     rule = serializers.CharField(source="rule.name", allow_null=True, read_only=True)
     account_match = AccountMatchSerializer(source="*", read_only=True)
+    sla = LeadClockSerializer(read_only=True, allow_null=True)
+    escalations = EscalationSummarySerializer(many=True, read_only=True)
 
     class Meta:
         model = Lead
@@ -287,6 +324,8 @@ class LeadDetailSerializer(serializers.ModelSerializer):
             "form_answers",
             "page_history",
             "receipt",
+            "sla",
+            "escalations",
         ]
         read_only_fields = fields
 

@@ -257,3 +257,24 @@ def test_a_lead_scored_out_of_sales_routing_shows_its_score_instead_of_rules(cli
     assert "country: unknown country" in page
     assert "Rules, in order" not in page
     assert "Decided in" not in page
+
+
+def test_the_lead_page_shows_its_sla_clock_and_escalations(client, revops):
+    import datetime as dt
+
+    import time_machine
+
+    from sla.models import Escalation, LeadSla
+
+    lead = LeadFactory(status="assigned")
+    started = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+    LeadSla.objects.create(lead=lead, started_at=started, due_at=started + dt.timedelta(hours=1))
+    Escalation.objects.create(lead=lead, action="alert_manager", reason="Breached: no first touch", fired_at=started)
+    client.force_login(revops)
+
+    with time_machine.travel(started + dt.timedelta(hours=2), tick=False):
+        page = client.get(f"/admin/routing/lead/{lead.pk}/change/").content.decode()
+
+    assert "State now: Breached" in page
+    assert "due 2026-11-23 10:00 UTC" in page
+    assert "Breached: no first touch" in page

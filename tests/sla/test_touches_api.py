@@ -1,11 +1,11 @@
 """Touches API: systems and people log touches of the leads they may see; the first stops the SLA clock."""
 
+import datetime as dt
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.urls import include, path
 from rest_framework.test import APIClient
 
 from routing.models import Lead
@@ -14,10 +14,7 @@ from sla.models import BusinessCalendar, CalendarHours, LeadSla, SlaPolicy, Touc
 from sla.services import sla_clocks_start
 from tests.factories import LeadFactory
 
-# The project includes sla.urls under api/v1/; these tests do not depend on that wiring.
-urlpatterns = [path("api/v1/", include("sla.urls"))]
-
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MONDAY_7AM = datetime(2026, 11, 23, 7, 0, tzinfo=BERLIN)
@@ -151,3 +148,23 @@ def test_touch_far_in_the_future_is_400(rep, lead):
     assert response.status_code == 400
     assert "at" in response.json()
     assert LeadSla.objects.get(lead=lead).touched_at is None
+
+
+def test_the_lead_api_shows_the_clock_and_the_escalations(client, revops):
+    # The lead's page in the API carries its SLA as of now and every step that fired.
+    from sla.models import Escalation
+
+    lead = Lead.objects.create(raw_payload={"email": "max@prospect.de"}, status=Lead.Status.ASSIGNED)
+    started = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+    LeadSla.objects.create(lead=lead, started_at=started, due_at=started + dt.timedelta(hours=1))
+    Escalation.objects.create(
+        lead=lead, action="remind_rep", reason="No first touch at 80% of the target", fired_at=started
+    )
+    client.force_login(revops)
+
+    with time_machine.travel(started + dt.timedelta(hours=2), tick=False):
+        body = client.get(f"/api/v1/leads/{lead.pk}/").json()
+
+    assert body["sla"]["state"] == "breached"
+    assert body["sla"]["due_at"] == "2026-11-23T10:00:00Z"
+    assert [(row["action"], row["status"]) for row in body["escalations"]] == [("remind_rep", "open")]
