@@ -50,6 +50,7 @@ from routing.notify import notifications_plan
 from routing.pipeline import Prepared, prepare_lead, route_prepared
 from routing.scoring import ScoringRuleInfo, Thresholds
 from routing.selectors import account_facts, routing_snapshot, scoring_snapshot, snapshot_with_current_load
+from routing.standardize import StandardizedLead
 from territories.models import Rep
 
 logger = logging.getLogger(__name__)
@@ -69,29 +70,12 @@ STATUS_BY_OUTCOME = {
     "disqualified": Lead.Status.DISQUALIFIED,
 }
 
+# Standardized values the lead row keeps (every StandardizedLead field but the flags); enrichment only
+# fills what the lead left blank.
+STANDARDIZED_FIELDS = list(StandardizedLead.value_fields())
 # The lead columns a routing batch writes.
 ROUTED_FIELDS = [
-    "email",
-    "email_domain",
-    "is_free_email",
-    "first_name",
-    "last_name",
-    "title",
-    "phone",
-    "company",
-    "company_key",
-    "website",
-    "country",
-    "subdivision",
-    "city",
-    "postal_code",
-    "industry",
-    "employees",
-    "size_band",
-    "annual_revenue",
-    "product_interest",
-    "source",
-    "campaign",
+    *STANDARDIZED_FIELDS,
     "flags",
     "enrichment_sources",
     "enrichment_failures",
@@ -114,8 +98,6 @@ ROUTED_FIELDS = [
     "routed_at",
     "updated_at",
 ]
-# Standardized values the lead row keeps; enrichment only fills what the lead left blank.
-STANDARDIZED_FIELDS = [name for name in ROUTED_FIELDS[: ROUTED_FIELDS.index("flags")]]
 ENRICHABLE_FIELDS = ("company", "employees", "industry", "country", "size_band")
 
 
@@ -411,17 +393,8 @@ def _write(routed: list[_Routed], snapshot: Snapshot, start_pointers: dict[int, 
         lead.receipt["elapsed_ms"] = round(item.elapsed_ms, 2)
         report.by_status[lead.status] = report.by_status.get(lead.status, 0) + 1
         if lead.status in (Lead.Status.ASSIGNED, Lead.Status.QUEUED) and item.decision is not None:
-            assignments.append(
-                Assignment(
-                    lead=lead,
-                    rep_id=lead.owner_id,
-                    queue_id=lead.queue_id,
-                    reason=Assignment.Reason.ROUTED,
-                    # The full receipt is on the lead; the history row keeps the one-line why.
-                    receipt={"summary": lead.receipt.get("routing", {}).get("summary", "")},
-                    assigned_at=now,
-                )
-            )
+            # The full receipt is on the lead; the history row keeps the one-line why.
+            assignments.append(_routed_assignment(lead, now, {"summary": lead.receipt["routing"].get("summary", "")}))
     rows_update(Lead, [item.lead for item in routed], ROUTED_FIELDS)
     _save_pointers(snapshot, start_pointers)
     _record_assignments(assignments, report)
@@ -448,6 +421,18 @@ def rows_update(model: type[models.Model], objects: list[Any], field_names: list
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def _routed_assignment(lead: Lead, now: datetime, receipt: dict[str, Any]) -> Assignment:
+    """The history row for the owner (or queue) routing just gave the lead."""
+    return Assignment(
+        lead=lead,
+        rep_id=lead.owner_id,
+        queue_id=lead.queue_id,
+        reason=Assignment.Reason.ROUTED,
+        receipt=receipt,
+        assigned_at=now,
+    )
 
 
 def _save_pointers(snapshot: Snapshot, start_pointers: dict[int, int]) -> None:
@@ -550,16 +535,7 @@ def queued_leads_distribute(*, limit: int | None = None) -> RouteReport:
             lead.queue_id = placed.queue_id
             lead.updated_at = now
             placed_leads.append(lead)
-            assignments.append(
-                Assignment(
-                    lead=lead,
-                    rep_id=placed.rep_id,
-                    queue_id=placed.queue_id,
-                    reason=Assignment.Reason.ROUTED,
-                    receipt=routing["released"],
-                    assigned_at=now,
-                )
-            )
+            assignments.append(_routed_assignment(lead, now, routing["released"]))
         if not placed_leads:
             return report
         # The held period ends where the rep's begins.

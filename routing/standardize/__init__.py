@@ -94,6 +94,11 @@ class StandardizedLead:
     # Field name → what could not be mapped, quoting the original value.
     flags: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def value_fields(cls) -> tuple[str, ...]:
+        """Every field but the flags: the values a Lead row stores under the same names."""
+        return _VALUE_FIELDS
+
     def as_values(self) -> dict[str, Any]:
         """The fields by name, without the flags (a shallow, fast ``asdict``)."""
         return {name: getattr(self, name) for name in _VALUE_FIELDS}
