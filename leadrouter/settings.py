@@ -115,7 +115,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "escalations"
+LOGOUT_REDIRECT_URL = "login"
 # guardian's anonymous user is not used: every read is scoped to a real user.
 ANONYMOUS_USER_NAME = None
 

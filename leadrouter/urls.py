@@ -13,6 +13,7 @@ admin.site.index_title = "Coverage model"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("healthz", healthz, name="healthz"),
+    path("", include("sla.urls_pages")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("routing.urls")),
     path("api/v1/", include("sla.urls")),

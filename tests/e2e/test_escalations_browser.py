@@ -1,0 +1,77 @@
+"""A manager at work on the escalations page, in real Chromium against the live test server."""
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from sla.models import Escalation
+from tests.e2e.conftest import screenshot
+from tests.factories import PASSWORD
+from tests.sla.test_escalations_page import escalated_lead
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def log_in(page: Page, live_server_url: str, username: str) -> None:
+    page.goto(f"{live_server_url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def test_manager_logs_in_and_acknowledges_an_escalation(page: Page, live_server, manager, rep):
+    escalation = escalated_lead(rep, company="Acme Robotics AG")
+
+    log_in(page, live_server.url, "manager")
+
+    # Managers land on their escalations.
+    expect(page).to_have_url(f"{live_server.url}/escalations/")
+    row = page.locator(f"#escalation-{escalation.pk}")
+    expect(row).to_contain_text("Acme Robotics AG")
+    expect(row).to_contain_text("Alert the manager")
+    expect(row).to_contain_text("breached")
+    screenshot(page, "escalations-open")
+
+    row.get_by_label("Comment").fill("Spoke to the rep; calling them now.")
+    row.get_by_role("button", name="Acknowledge").click()
+
+    expect(page.locator(".messages")).to_contain_text("acknowledged")
+    # The open list no longer holds it; the acknowledged filter shows who handled it and why.
+    expect(page.locator(f"#escalation-{escalation.pk}")).to_have_count(0)
+    page.select_option("#id_status", "acknowledged")
+    page.get_by_role("button", name="Filter").click()
+    row = page.locator(f"#escalation-{escalation.pk}")
+    expect(row).to_contain_text("Acknowledged")
+    expect(row).to_contain_text("Spoke to the rep; calling them now.")
+    screenshot(page, "escalations-acknowledged")
+
+    escalation.refresh_from_db()
+    assert escalation.status == Escalation.Status.ACKNOWLEDGED
+    assert escalation.handled_by == manager
+
+
+def test_the_page_fits_a_phone_without_horizontal_scrolling(page: Page, live_server, manager, rep):
+    for company in ("Acme Robotics AG", "Müller Präzisionsmaschinenbau Gesellschaft mit beschränkter Haftung"):
+        escalated_lead(rep, company=company)
+    page.set_viewport_size({"width": 390, "height": 844})
+
+    log_in(page, live_server.url, "manager")
+
+    expect(page.locator("tr.escalation")).to_have_count(2)
+    screenshot(page, "escalations-phone")
+    fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits, page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+
+
+def test_the_skip_link_and_focus_are_keyboard_usable(page: Page, live_server, manager, rep):
+    escalated_lead(rep)
+    log_in(page, live_server.url, "manager")
+    expect(page.locator("tr.escalation")).to_have_count(1)
+
+    # The first Tab on the page reaches the skip link, which shows itself and jumps past the top bar.
+    page.keyboard.press("Tab")
+
+    skip = page.locator(".skip-link")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    expect(page.locator("#main")).to_be_focused()
