@@ -1,0 +1,372 @@
+"""The escalation sweep: the ladder fires each step once, in order, and only for untouched leads.
+
+Time is walked forward with time-machine. The scenario policy has a 5-minute
+first-touch target on a 24/7 calendar and four steps: remind the rep at 50%
+(2.5 min), alert the manager at the breach (5 min), reassign 2 minutes after
+it (7 min) and move the lead to a queue 5 minutes after it (10 min).
+"""
+
+import threading
+from datetime import UTC, datetime, time, timedelta
+
+import factory
+import pytest
+import time_machine
+from django.core import mail
+from django.db import connection, transaction
+from factory.django import DjangoModelFactory
+
+from routing.models import Assignment, Lead, Notification, Queue, RepTask
+from sla.models import BusinessCalendar, CalendarHours, Escalation, EscalationStep, LeadSla, SlaPolicy, Touch
+from sla.services import sla_clocks_start
+from sla.sweep import claim_queryset, escalations_sweep
+from tests.factories import (
+    AssignmentFactory,
+    LeadFactory,
+    OutOfOfficeFactory,
+    QueueFactory,
+    QueueMembershipFactory,
+    RepFactory,
+    UserFactory,
+)
+
+# Monday 30 November 2026, 10:00 UTC.
+T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+Action = EscalationStep.Action
+When = EscalationStep.When
+
+
+class SlaPolicyFactory(DjangoModelFactory):
+    class Meta:
+        model = SlaPolicy
+
+    name = factory.Sequence(lambda n: f"Policy {n}")
+    is_default = True
+    first_touch_minutes = 5
+
+
+class EscalationStepFactory(DjangoModelFactory):
+    class Meta:
+        model = EscalationStep
+
+    policy = factory.SubFactory(SlaPolicyFactory)
+    position = factory.Sequence(lambda n: n + 1)
+    when = When.AFTER_DUE
+    minutes_after_due = 0
+    action = Action.REMIND_REP
+
+
+def ladder_policy(**fields):
+    policy = SlaPolicyFactory(**fields)
+    EscalationStepFactory(policy=policy, position=1, when=When.PERCENT_OF_TARGET, percent=50, action=Action.REMIND_REP)
+    EscalationStepFactory(policy=policy, position=2, minutes_after_due=0, action=Action.ALERT_MANAGER)
+    EscalationStepFactory(policy=policy, position=3, minutes_after_due=2, action=Action.REASSIGN)
+    EscalationStepFactory(policy=policy, position=4, minutes_after_due=5, action=Action.MOVE_TO_QUEUE)
+    return policy
+
+
+def inbound_queue(names, **queue_fields):
+    """A round-robin queue of always-working UTC reps, in this order; plus the catch-all."""
+    Queue.objects.get_or_create(is_catch_all=True, defaults={"name": "Catch-all"})
+    queue = QueueFactory(name="Inbound", **queue_fields)
+    manager = UserFactory(username="boss")
+    reps = []
+    for position, name in enumerate(names):
+        rep = RepFactory(user=UserFactory(username=name), time_zone="UTC", manager=manager, max_open_leads=20)
+        QueueMembershipFactory(queue=queue, rep=rep, position=position)
+        reps.append(rep)
+    return queue, reps
+
+
+def assigned_lead(rep, queue, *, at=T0):
+    """A lead routed to ``rep`` at ``at`` with its clock started by the SLA service."""
+    lead = LeadFactory(status=Lead.Status.ASSIGNED, owner=rep, queue=queue)
+    AssignmentFactory(lead=lead, rep=rep, queue=queue, assigned_at=at)
+    with time_machine.travel(at, tick=False):
+        sla_clocks_start(leads=[lead], now=at)
+    return lead
+
+
+@pytest.fixture
+def sweep_at(django_capture_on_commit_callbacks):
+    def sweep(at, **options):
+        with time_machine.travel(at, tick=False), django_capture_on_commit_callbacks(execute=True):
+            return escalations_sweep(**options)
+
+    return sweep
+
+
+def fired(lead):
+    return list(Escalation.objects.filter(lead=lead).order_by("fired_at", "pk").values_list("action", flat=True))
+
+
+@pytest.mark.django_db
+def test_walking_the_clock_fires_each_step_once_and_in_order(sweep_at):
+    # The next reps in the rotation: Bea is at capacity, Carl out of office, so Dana takes the lead.
+    queue, (ann, bea, carl, dana) = inbound_queue(["ann", "bea", "carl", "dana"])
+    overflow = QueueFactory(name="Overflow")
+    Queue.objects.filter(pk=queue.pk).update(fallback=overflow, rr_pointer=1)
+    bea.max_open_leads = 1
+    bea.save()
+    LeadFactory(status=Lead.Status.ASSIGNED, owner=bea, queue=queue)
+    OutOfOfficeFactory(rep=carl, starts_at=T0 - timedelta(days=1), ends_at=T0 + timedelta(days=1))
+    ladder_policy()
+    lead = assigned_lead(ann, queue)
+
+    assert sweep_at(T0 + 2 * MINUTE).total_fired == 0
+    # 2.5 minutes: the reminder to Ann.
+    report = sweep_at(T0 + 150 * MINUTE / 60)
+    assert report.fired == {"remind_rep": 1}
+    assert [(m.to, m.subject.startswith("Reminder: first touch due")) for m in mail.outbox] == [
+        (["ann@example.com"], True)
+    ]
+    reminder = Escalation.objects.get(lead=lead)
+    assert reminder.rep == ann and reminder.notified == ann.user
+    assert reminder.reason == "No first touch 2.5 business minutes after assignment (50% of the 5-minute target)"
+
+    # 5 minutes, the breach: Ann's manager hears about it.
+    assert sweep_at(T0 + 5 * MINUTE).fired == {"alert_manager": 1}
+    assert mail.outbox[1].to == ["boss@example.com"]
+    assert Escalation.objects.get(lead=lead, action=Action.ALERT_MANAGER).notified.username == "boss"
+
+    # 7 minutes: reassigned past Bea (at capacity) and Carl (away) to Dana.
+    assert sweep_at(T0 + 7 * MINUTE).fired == {"reassign": 1}
+    lead.refresh_from_db()
+    assert lead.owner == dana and lead.status == Lead.Status.ASSIGNED
+    old, new = Assignment.objects.filter(lead=lead).order_by("assigned_at")
+    assert old.rep == ann and old.ended_at == T0 + 7 * MINUTE
+    assert new.rep == dana and new.reason == Assignment.Reason.ESCALATION and new.ended_at is None
+    assert "reassigned from ann to dana" in new.note
+    assert Notification.objects.filter(assignment=new).exists() and RepTask.objects.filter(assignment=new).exists()
+    assert Escalation.objects.get(lead=lead, action=Action.REASSIGN).to_rep == dana
+    assert Queue.objects.get(pk=queue.pk).rr_pointer == 4
+    # Dana's clock starts now; the steps that fired do not fire again, so the next one is the move.
+    clock = LeadSla.objects.get(lead=lead)
+    assert (clock.reassignments, clock.previous_owner_ids) == (1, [ann.pk])
+    assert clock.started_at == T0 + 7 * MINUTE and clock.due_at == T0 + 12 * MINUTE
+    assert clock.next_step.action == Action.MOVE_TO_QUEUE and clock.next_step_at == T0 + 17 * MINUTE
+
+    assert sweep_at(T0 + 16 * MINUTE).total_fired == 0
+    # 5 minutes after Dana's due time: the lead leaves her and waits in the queue's fallback.
+    assert sweep_at(T0 + 17 * MINUTE).fired == {"move_to_queue": 1}
+    lead.refresh_from_db()
+    assert (lead.status, lead.owner, lead.queue) == (Lead.Status.QUEUED, None, overflow)
+    held = Assignment.objects.get(lead=lead, ended_at__isnull=True)
+    assert held.rep is None and held.queue == overflow and held.reason == Assignment.Reason.ESCALATION
+    assert Escalation.objects.get(lead=lead, action=Action.MOVE_TO_QUEUE).to_queue == overflow
+    assert LeadSla.objects.get(lead=lead).next_step is None
+
+    assert fired(lead) == ["remind_rep", "alert_manager", "reassign", "move_to_queue"]
+    assert sweep_at(T0 + 60 * MINUTE).total_fired == 0
+    assert len(mail.outbox) == 2
+
+
+@pytest.mark.django_db
+def test_a_late_sweep_fires_every_due_step_in_order_in_one_run(sweep_at):
+    queue, (ann, bea) = inbound_queue(["ann", "bea"])
+    ladder_policy()
+    lead = assigned_lead(ann, queue)
+
+    report = sweep_at(T0 + 8 * MINUTE)
+
+    assert report.fired == {"remind_rep": 1, "alert_manager": 1, "reassign": 1}
+    assert fired(lead) == ["remind_rep", "alert_manager", "reassign"]
+    assert Lead.objects.get(pk=lead.pk).owner == bea
+
+
+@pytest.mark.django_db
+def test_sweeping_twice_at_the_same_instant_fires_nothing_twice(sweep_at):
+    queue, (ann, _bea) = inbound_queue(["ann", "bea"])
+    ladder_policy()
+    lead = assigned_lead(ann, queue)
+
+    first = sweep_at(T0 + 7 * MINUTE)
+    second = sweep_at(T0 + 7 * MINUTE)
+
+    assert first.total_fired == 3 and second.total_fired == 0
+    assert fired(lead) == ["remind_rep", "alert_manager", "reassign"]
+    assert len(mail.outbox) == 2
+    assert Assignment.objects.filter(lead=lead).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_touched_lead_stops_escalating(sweep_at):
+    queue, (ann, _bea) = inbound_queue(["ann", "bea"])
+    ladder_policy()
+    touched = assigned_lead(ann, queue)
+    logged = assigned_lead(ann, queue)
+    sweep_at(T0 + 3 * MINUTE)
+    # One touch is stamped on the clock; the other is only logged so far.
+    LeadSla.objects.filter(lead=touched).update(touched_at=T0 + 4 * MINUTE)
+    Touch.objects.create(lead=logged, kind=Touch.Kind.CALL, at=T0 + 4 * MINUTE)
+
+    report = sweep_at(T0 + 30 * MINUTE)
+
+    assert report.total_fired == 0
+    assert fired(touched) == fired(logged) == ["remind_rep"]
+    assert Lead.objects.get(pk=logged.pk).owner == ann
+    assert LeadSla.objects.get(lead=logged).next_step is None
+    assert sweep_at(T0 + 31 * MINUTE).claimed == 0
+
+
+@pytest.mark.django_db
+def test_reassignment_never_returns_a_lead_to_a_previous_owner(sweep_at):
+    # Two reassign steps, two reps: after Ann → Bea nobody else is left.
+    queue, (ann, bea) = inbound_queue(["ann", "bea"])
+    policy = SlaPolicyFactory()
+    EscalationStepFactory(policy=policy, position=1, minutes_after_due=0, action=Action.REASSIGN)
+    EscalationStepFactory(policy=policy, position=2, minutes_after_due=2, action=Action.REASSIGN)
+    lead = assigned_lead(ann, queue)
+
+    sweep_at(T0 + 5 * MINUTE)
+    assert Lead.objects.get(pk=lead.pk).owner == bea
+    # Bea's clock restarted at 5: due at 10, the second reassign at 12.
+    assert sweep_at(T0 + 12 * MINUTE).fired == {"reassign": 1}
+
+    assert Lead.objects.get(pk=lead.pk).owner == bea
+    second = Escalation.objects.get(lead=lead, step__position=2)
+    assert "nobody else eligible" in second.reason and second.to_rep is None and second.rep == bea
+    assert Assignment.objects.filter(lead=lead).count() == 2
+
+
+@pytest.mark.django_db
+def test_max_reassignments_is_respected(sweep_at):
+    queue, (ann, bea, _carl) = inbound_queue(["ann", "bea", "carl"])
+    policy = SlaPolicyFactory(max_reassignments=1)
+    EscalationStepFactory(policy=policy, position=1, minutes_after_due=0, action=Action.REASSIGN)
+    EscalationStepFactory(policy=policy, position=2, minutes_after_due=2, action=Action.REASSIGN)
+    lead = assigned_lead(ann, queue)
+
+    sweep_at(T0 + 5 * MINUTE)
+    sweep_at(T0 + 12 * MINUTE)
+
+    assert Lead.objects.get(pk=lead.pk).owner == bea
+    assert LeadSla.objects.get(lead=lead).reassignments == 1
+    second = Escalation.objects.get(lead=lead, step__position=2)
+    assert "nobody else eligible: already reassigned 1 times" in second.reason
+
+
+@pytest.mark.django_db
+def test_a_reminder_outside_the_reps_business_hours_waits_for_the_next_opening(sweep_at):
+    queue, (ann,) = inbound_queue(["ann"])
+    calendar = BusinessCalendar.objects.create(name="Ann's week", rep=ann, time_zone="UTC")
+    for weekday in range(5):
+        CalendarHours.objects.create(calendar=calendar, weekday=weekday, start=time(9), end=time(17))
+    policy = SlaPolicyFactory()
+    remind = EscalationStepFactory(policy=policy, position=1, minutes_after_due=0, action=Action.REMIND_REP)
+    lead = LeadFactory(status=Lead.Status.ASSIGNED, owner=ann, queue=queue)
+    # A clock counted around the clock (no calendar of its own), due at 17:05 Monday, after Ann's day.
+    monday_evening = datetime(2026, 11, 30, 17, 5, tzinfo=UTC)
+    LeadSla.objects.create(
+        lead=lead,
+        policy=policy,
+        started_at=monday_evening - 5 * MINUTE,
+        due_at=monday_evening,
+        next_step=remind,
+        next_step_at=monday_evening,
+    )
+
+    report = sweep_at(monday_evening)
+
+    assert report.total_fired == 0 and report.waiting == 1
+    tuesday_morning = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    assert LeadSla.objects.get(lead=lead).next_step_at == tuesday_morning
+    assert sweep_at(tuesday_morning - MINUTE).claimed == 0
+    assert sweep_at(tuesday_morning).fired == {"remind_rep": 1}
+    assert sweep_at(tuesday_morning + MINUTE).claimed == 0
+    assert len(mail.outbox) == 1 and fired(lead) == ["remind_rep"]
+
+
+@pytest.mark.django_db
+def test_a_policy_that_notifies_at_any_hour_reminds_at_once(sweep_at):
+    queue, (ann,) = inbound_queue(["ann"])
+    calendar = BusinessCalendar.objects.create(name="Ann's week", rep=ann, time_zone="UTC")
+    CalendarHours.objects.create(calendar=calendar, weekday=0, start=time(9), end=time(17))
+    policy = SlaPolicyFactory(notify_outside_business_hours=True)
+    remind = EscalationStepFactory(policy=policy, position=1, minutes_after_due=0, action=Action.REMIND_REP)
+    lead = LeadFactory(status=Lead.Status.ASSIGNED, owner=ann, queue=queue)
+    at = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
+    LeadSla.objects.create(
+        lead=lead, policy=policy, started_at=at - 5 * MINUTE, due_at=at, next_step=remind, next_step_at=at
+    )
+
+    assert sweep_at(at).fired == {"remind_rep": 1}
+
+
+@pytest.mark.django_db
+def test_an_alert_goes_to_the_team_managers_when_the_rep_has_no_manager(sweep_at, team, manager):
+    queue, (ann,) = inbound_queue(["ann"])
+    ann.manager = None
+    ann.team = team
+    ann.save()
+    policy = SlaPolicyFactory()
+    EscalationStepFactory(policy=policy, position=1, minutes_after_due=0, action=Action.ALERT_MANAGER)
+    lead = assigned_lead(ann, queue)
+
+    sweep_at(T0 + 5 * MINUTE)
+
+    assert Escalation.objects.get(lead=lead).notified == manager
+    assert mail.outbox[0].to == [manager.email]
+
+
+@pytest.mark.django_db
+def test_the_idle_sweep_runs_a_bounded_number_of_queries(sweep_at, django_assert_max_num_queries):
+    queue, (ann,) = inbound_queue(["ann"])
+    ladder_policy()
+    assigned_lead(ann, queue)
+
+    # The claim, inside the batch's savepoint in this test's transaction.
+    with django_assert_max_num_queries(3):
+        report = sweep_at(T0 + MINUTE)
+    assert report.claimed == 0
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_sweeps_racing_at_the_same_instant_fire_each_step_once():
+    queue, reps = inbound_queue([f"rep{n}" for n in range(5)])
+    ladder_policy()
+    leads = [assigned_lead(reps[n % 5], queue) for n in range(30)]
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def sweep():
+        try:
+            barrier.wait()
+            with time_machine.travel(T0 + 7 * MINUTE, tick=False):
+                escalations_sweep(batch_size=4)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sweep) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+    assert errors == []
+    for lead in leads:
+        assert fired(lead) == ["remind_rep", "alert_manager", "reassign"]
+        assert Assignment.objects.filter(lead=lead).count() == 2
+        assert Assignment.objects.filter(lead=lead, ended_at__isnull=True).count() == 1
+        lead.refresh_from_db()
+        assert lead.owner_id not in LeadSla.objects.get(lead=lead).previous_owner_ids
+    assert len(mail.outbox) == 60
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_claim_is_served_by_the_partial_index():
+    with transaction.atomic():
+        # A near-empty table would be scanned whole; forbid that to see the index is usable for the claim.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = claim_queryset(now=T0, limit=500).explain()
+
+    assert "leadsla_due_step_idx" in plan
