@@ -80,12 +80,15 @@ class BusinessCalendar(models.Model):
 
     def spec(self) -> CalendarSpec:
         """The pure calendar the SLA arithmetic reads (queries hours and closed dates unless prefetched)."""
+        saved = self.pk is not None  # An unsaved calendar has no hours or closed dates yet.
         return CalendarSpec(
             time_zone=self.time_zone,
-            windows=tuple(WeeklyWindow(hours.weekday, hours.start, hours.end) for hours in self.hours.all()),
+            windows=tuple(WeeklyWindow(hours.weekday, hours.start, hours.end) for hours in self.hours.all())
+            if saved
+            else (),
             holiday_country=self.holiday_country,
             holiday_subdivision=self.holiday_subdivision,
-            closed_dates=frozenset(closed.date for closed in self.closed_dates.all()),
+            closed_dates=frozenset(closed.date for closed in self.closed_dates.all()) if saved else frozenset(),
         )
 
 

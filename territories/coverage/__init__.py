@@ -1,6 +1,7 @@
 """Coverage as code: the whole coverage model as one YAML document.
 
-RevOps export the teams, reps, queues, territories, accounts and routing rules,
+RevOps export the teams, reps, queues, territories, accounts, routing rules,
+business calendars and SLA policies,
 edit the file, review the plan (``manage.py coverage import FILE --dry-run``) and
 import it back. The format is described in docs/coverage.md and checked by
 ``schema.json`` in this package.

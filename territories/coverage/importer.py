@@ -10,6 +10,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, models, transaction
 
 from routing.models import Queue, QueueMembership, Rule
+from sla.models import BusinessCalendar, CalendarHours, ClosedDate, EscalationStep, SlaPolicy
 from territories.coverage.errors import CoverageError
 from territories.coverage.plan import CREATE, DEACTIVATE, DELETE, Change, CoveragePlan, build_plan
 from territories.coverage.state import (
@@ -19,11 +20,14 @@ from territories.coverage.state import (
     KEY_FIELDS,
     Entry,
     entity_key,
+    expand_hours,
     format_datetime,
     format_window,
     parse_datetime,
+    parse_percent,
     parse_window,
     read_state,
+    step_entry,
     weekday_number,
 )
 from territories.coverage.validation import Desired, show, validate_document
@@ -53,6 +57,20 @@ _OWN_FIELDS = {
     "territories": {"parent", "description", "queue", "rep"},
     "accounts": {"name", "owner", "territory", "is_customer", "tier", "industry", "country"},
     "rules": {"description", "position", "active", "when", "action", "queue", "rep"},
+    "calendars": {"time_zone", "holidays", "owner"},
+    "sla_policies": {
+        "description",
+        "position",
+        "active",
+        "default",
+        "condition",
+        "territory",
+        "queue",
+        "no_sla",
+        "first_touch_minutes",
+        "max_reassignments",
+        "notify_outside_business_hours",
+    },
 }
 _USER_FIELDS = ("email", "first_name", "last_name")
 
@@ -142,6 +160,8 @@ class _Applier:
         self.territories = {territory.name: territory for territory in Territory.objects.all()}
         self.accounts = {entity_key("accounts", account.name): account for account in Account.objects.all()}
         self.rules = {rule.name: rule for rule in Rule.objects.all()}
+        self.calendars = {calendar.name: calendar for calendar in BusinessCalendar.objects.all()}
+        self.policies = {policy.name: policy for policy in SlaPolicy.objects.all()}
         # The document's catch-all is the existing catch-all row, whatever either is called.
         catch_all = next((queue for queue in self.queues.values() if queue.is_catch_all), None)
         wanted = next((key for key, entry in self.state.get("queues", {}).items() if entry["catch_all"]), None)
@@ -158,11 +178,22 @@ class _Applier:
         if self.user is not None:
             row._history_user = self.user  # type: ignore[attr-defined]
 
-    def save(self, row: models.Model, path: str, field_paths: dict[str, str] | None = None) -> None:
-        """Check ``row`` like a form would (``full_clean``), then save it; errors point at ``path``."""
+    def save(
+        self, row: models.Model, path: str, field_paths: dict[str, str] | None = None, *, model_clean: bool = True
+    ) -> None:
+        """Check ``row`` like a form would (``full_clean``), then save it; errors point at ``path``.
+
+        ``model_clean=False`` skips the model's ``clean()`` (fields, uniqueness and constraints are still
+        checked), for rows whose ``clean()`` validation has already checked more thoroughly.
+        """
         self.stamp(row)
         try:
-            row.full_clean()
+            if model_clean:
+                row.full_clean()
+            else:
+                row.clean_fields()
+                row.validate_unique()
+                row.validate_constraints()
         except ValidationError as error:
             raise CoverageError(_model_errors(error, path, field_paths or {})) from error
         try:
@@ -207,6 +238,8 @@ class _Applier:
         self.write_territories()
         self.write_accounts()
         self.write_rules()
+        self.write_calendars()
+        self.write_policies()
         self.prune()
 
     def create_users(self) -> None:
@@ -444,6 +477,126 @@ class _Applier:
             self.save(rule, path, {"condition": f"{path}.when"})
             self.rules[key] = rule
 
+    def write_calendars(self) -> None:
+        """Calendars come after the reps, teams and queues that own them."""
+        for key, entry, change in self.to_write("calendars"):
+            changed = _changed("calendars", entry, change)
+            path = self.path("calendars", key)
+            calendar = self.calendars.get(key) or BusinessCalendar(name=key)
+            if calendar.pk is None or changed & _OWN_FIELDS["calendars"]:
+                holidays = entry["holidays"] or {"country": "", "subdivision": ""}
+                owner = entry["owner"] or {}
+                calendar.time_zone = entry["time_zone"]
+                calendar.holiday_country = holidays["country"]
+                calendar.holiday_subdivision = holidays["subdivision"]
+                calendar.rep = self.reps[owner["rep"]] if owner.get("rep") else None
+                calendar.team = self.teams[owner["team"]] if owner.get("team") else None
+                calendar.queue = self.queues[owner["queue"]] if owner.get("queue") else None
+                calendar.is_default = bool(owner.get("default"))
+                # Validation built the calendar's spec already; clean() cannot read the hours of an unsaved row.
+                self.save(
+                    calendar,
+                    path,
+                    {
+                        "time_zone": f"{path}.time_zone",
+                        "holiday_country": f"{path}.holidays",
+                        "holiday_subdivision": f"{path}.holidays",
+                        "rep": f"{path}.owner",
+                        "team": f"{path}.owner",
+                        "queue": f"{path}.owner",
+                        "is_default": f"{path}.owner",
+                    },
+                    model_clean=False,
+                )
+                self.calendars[key] = calendar
+            if "hours" in changed:
+                self.replace_calendar_hours(calendar, path, entry)
+            if "closed" in changed:
+                self.replace_closed_dates(calendar, path, entry)
+
+    def replace_calendar_hours(self, calendar: BusinessCalendar, path: str, entry: Entry) -> None:
+        wanted = expand_hours(entry["hours"])
+        for row in calendar.hours.all():
+            item = (row.weekday, f"{row.start:%H:%M}", f"{row.end:%H:%M}")
+            if item in wanted:
+                wanted.remove(item)
+            else:
+                self.delete(row, path, f"opening hours {row}")
+        for weekday, start, end in sorted(wanted):
+            row = CalendarHours(
+                calendar=calendar,
+                weekday=weekday,
+                start=dt.time.fromisoformat(start),
+                end=dt.time.fromisoformat(end),
+            )
+            self.save(row, f"{path}.hours")
+
+    def replace_closed_dates(self, calendar: BusinessCalendar, path: str, entry: Entry) -> None:
+        wanted = {item["date"]: item["reason"] for item in entry["closed"]}
+        for row in calendar.closed_dates.all():
+            day = row.date.isoformat()
+            if day not in wanted:
+                self.delete(row, path, f"closed date {row}")
+                continue
+            reason = wanted.pop(day)
+            if row.reason != reason:
+                row.reason = reason
+                self.save(row, f"{path}.closed")
+        for day, reason in sorted(wanted.items()):
+            self.save(ClosedDate(calendar=calendar, date=dt.date.fromisoformat(day), reason=reason), f"{path}.closed")
+
+    def write_policies(self) -> None:
+        """SLA policies come after the territories and queues they name."""
+        for key, entry, change in self.to_write("sla_policies"):
+            changed = _changed("sla_policies", entry, change)
+            path = self.path("sla_policies", key)
+            policy = self.policies.get(key) or SlaPolicy(name=key)
+            if policy.pk is None or changed & _OWN_FIELDS["sla_policies"]:
+                policy.description = entry["description"]
+                policy.position = entry["position"]
+                policy.active = entry["active"]
+                policy.is_default = entry["default"]
+                policy.condition = entry["condition"]
+                policy.territory = self.territories[entry["territory"]] if entry["territory"] else None
+                policy.queue = self.queues[entry["queue"]] if entry["queue"] else None
+                policy.no_sla = entry["no_sla"]
+                policy.first_touch_minutes = entry["first_touch_minutes"]
+                policy.max_reassignments = entry["max_reassignments"]
+                policy.notify_outside_business_hours = entry["notify_outside_business_hours"]
+                self.save(policy, path, {"is_default": f"{path}.default"})
+                self.policies[key] = policy
+            if "steps" in changed:
+                self.replace_steps(policy, path, entry)
+
+    def replace_steps(self, policy: SlaPolicy, path: str, entry: Entry) -> None:
+        """Make the ladder match the document, step by step in place.
+
+        Existing rows are kept and rewritten by position rather than replaced, so
+        a lead whose clock points at its next step keeps pointing at that rung.
+        """
+        rows = list(policy.steps.select_related("queue").order_by("position"))
+        for row in rows[len(entry["steps"]) :]:
+            self.delete(row, path, f"escalation step {row}")
+        kept = rows[: len(entry["steps"])]
+        # Positions are unique per policy: park the renumbered rows out of the way first.
+        moving = [row.pk for position, row in enumerate(kept, start=1) if row.position != position]
+        EscalationStep.objects.filter(pk__in=moving).update(position=models.F("position") + 10_000)
+        for position, step in enumerate(entry["steps"], start=1):
+            row = kept[position - 1] if position <= len(kept) else EscalationStep(policy=policy)
+            if row.pk is not None and row.pk not in moving and step_entry(row) == step:
+                continue
+            if "at" in step:
+                row.when = EscalationStep.When.PERCENT_OF_TARGET
+                row.percent, row.minutes_after_due = parse_percent(step["at"]), None
+            else:
+                row.when = EscalationStep.When.AFTER_DUE
+                row.percent, row.minutes_after_due = None, step["after_due"]
+            row.position = position
+            row.action = step["action"]
+            row.queue = self.queues[step["queue"]] if step["queue"] else None
+            step_path = f"{path}.steps[{position - 1}]"
+            self.save(row, step_path, {"percent": f"{step_path}.at", "minutes_after_due": f"{step_path}.after_due"})
+
     # --- Pruning -----------------------------------------------------------------------------------
 
     def prune(self) -> None:
@@ -457,8 +610,23 @@ class _Applier:
             section: [
                 change.key for change in self.plan.changes if change.section == section and change.action == DELETE
             ]
-            for section in ("rules", "accounts", "territories", "queues", "teams", "product_lines", "skills")
+            for section in (
+                "sla_policies",
+                "calendars",
+                "rules",
+                "accounts",
+                "territories",
+                "queues",
+                "teams",
+                "product_lines",
+                "skills",
+            )
         }
+        # SLA policies and calendars name queues, territories, teams and reps; they go first.
+        for name in deleted["sla_policies"]:
+            self.delete(self.policies[name], "sla_policies", f"SLA policy {show(name)}")
+        for name in deleted["calendars"]:
+            self.delete(self.calendars[name], "calendars", f"calendar {show(name)}")
         # Rules point at queues and reps, so they go before anything they could name.
         for name in deleted["rules"]:
             self.delete(self.rules[name], "rules", f"rule {show(name)}")

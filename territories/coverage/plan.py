@@ -11,6 +11,7 @@ from typing import Any
 from django.db import models
 
 from routing.models import Queue, QueueMembership, Rule
+from sla.models import BusinessCalendar, CalendarHours, ClosedDate, EscalationStep, SlaPolicy
 from territories.coverage.errors import CoverageError
 from territories.coverage.state import (
     FIELDS,
@@ -18,6 +19,7 @@ from territories.coverage.state import (
     KIND_NAMES,
     MEMBER_DEFAULTS,
     OUT_OF_OFFICE_DEFAULTS,
+    STEP_DEFAULTS,
     State,
     existing_usernames,
     rename_catch_all,
@@ -59,6 +61,11 @@ _COVERAGE_MODELS: frozenset[type[models.Model]] = frozenset(
         Account,
         AccountDomain,
         Rule,
+        BusinessCalendar,
+        CalendarHours,
+        ClosedDate,
+        SlaPolicy,
+        EscalationStep,
     }
 )
 _DELETABLE: dict[str, tuple[type[models.Model], str]] = {
@@ -69,6 +76,8 @@ _DELETABLE: dict[str, tuple[type[models.Model], str]] = {
     "territories": (Territory, "name"),
     "accounts": (Account, "name"),
     "rules": (Rule, "name"),
+    "calendars": (BusinessCalendar, "name"),
+    "sla_policies": (SlaPolicy, "name"),
 }
 
 
@@ -142,11 +151,13 @@ _ACTION_WORDS = {CREATE: "to create", UPDATE: "to update", DELETE: "to delete", 
 
 
 def _display(name: str, value: Any) -> str:
-    """A field value for a plan line; queue members and time off without their default keys."""
+    """A field value for a plan line; queue members, time off and ladder steps without their default keys."""
     if name == "members":
         value = [{k: v for k, v in item.items() if MEMBER_DEFAULTS.get(k, object()) != v} for item in value]
     elif name == "out_of_office":
         value = [{k: v for k, v in item.items() if OUT_OF_OFFICE_DEFAULTS.get(k, object()) != v} for item in value]
+    elif name == "steps":
+        value = [{k: v for k, v in item.items() if STEP_DEFAULTS.get(k, object()) != v} for item in value]
     return show(value)
 
 

@@ -16,6 +16,7 @@ from django.db.models import Prefetch
 
 from routing.conditions import canonical_condition
 from routing.models import Queue, QueueMembership, Rule
+from sla.models import BusinessCalendar, EscalationStep, SlaPolicy
 from territories.coverage.yamlio import SECTION_ORDER
 from territories.models import Account, ProductLine, Rep, Skill, Team, Territory, TerritoryCriterion
 
@@ -45,6 +46,8 @@ KEY_FIELDS = {
     "territories": "name",
     "accounts": "name",
     "rules": "name",
+    "calendars": "name",
+    "sla_policies": "name",
 }
 
 # How a change to each section is named in a plan.
@@ -57,6 +60,8 @@ KIND_NAMES = {
     "territories": "territory",
     "accounts": "account",
     "rules": "rule",
+    "calendars": "calendar",
+    "sla_policies": "SLA policy",
 }
 
 # Every key of each section in document order; the key field comes first.
@@ -94,6 +99,22 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "territories": ("name", "parent", "description", "queue", "rep", "criteria"),
     "accounts": ("name", "domains", "owner", "territory", "is_customer", "tier", "industry", "country"),
     "rules": ("name", "description", "position", "active", "when", "action", "queue", "rep"),
+    "calendars": ("name", "time_zone", "holidays", "owner", "hours", "closed"),
+    "sla_policies": (
+        "name",
+        "description",
+        "position",
+        "active",
+        "default",
+        "condition",
+        "territory",
+        "queue",
+        "no_sla",
+        "first_touch_minutes",
+        "max_reassignments",
+        "notify_outside_business_hours",
+        "steps",
+    ),
 }
 
 # The value an omitted key stands for; these match the model defaults.
@@ -137,9 +158,29 @@ DEFAULTS: dict[str, Entry] = {
         "country": "",
     },
     "rules": {"description": "", "position": 100, "active": True, "when": None, "queue": None, "rep": None},
+    "calendars": {"time_zone": "UTC", "holidays": None, "owner": None, "hours": [], "closed": []},
+    "sla_policies": {
+        "description": "",
+        "position": 100,
+        "active": True,
+        "default": False,
+        "condition": None,
+        "territory": None,
+        "queue": None,
+        "no_sla": False,
+        "first_touch_minutes": None,
+        "max_reassignments": 2,
+        "notify_outside_business_hours": False,
+        "steps": [],
+    },
 }
 MEMBER_DEFAULTS: Entry = {"weight": 1, "active": True}
 OUT_OF_OFFICE_DEFAULTS: Entry = {"reason": ""}
+CLOSED_DEFAULTS: Entry = {"reason": ""}
+HOLIDAY_DEFAULTS: Entry = {"subdivision": ""}
+STEP_DEFAULTS: Entry = {"queue": None}
+# The keys of a calendar's owner that name a row; ``default: true`` may stand beside one of them.
+OWNER_KINDS = ("rep", "team", "queue")
 
 
 def entity_key(section: str, value: str) -> str:
@@ -168,6 +209,55 @@ def format_window(start: dt.time, end: dt.time) -> str:
 def parse_window(window: str) -> tuple[dt.time, dt.time]:
     start, end = window.split("-")
     return dt.time.fromisoformat(start), dt.time.fromisoformat(end)
+
+
+def parse_days(days: str) -> list[int] | None:
+    """``"mon-fri"`` or ``"mon,wed,fri"`` or ``"mon-wed,sat"`` → weekday numbers; None when a range runs backwards."""
+    found: list[int] = []
+    for part in days.split(","):
+        first, _, last = part.partition("-")
+        start, end = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        if end < start:
+            return None
+        found.extend(range(start, end + 1))
+    return found
+
+
+def format_days(weekdays: set[int]) -> str:
+    """Weekday numbers → ``"mon-fri"``, ``"mon,wed"``, ``"mon-wed,sat-sun"`` (runs of two or more as ranges)."""
+    parts = []
+    ordered = sorted(weekdays)
+    index = 0
+    while index < len(ordered):
+        end = index
+        while end + 1 < len(ordered) and ordered[end + 1] == ordered[end] + 1:
+            end += 1
+        first, last = WEEKDAYS[ordered[index]], WEEKDAYS[ordered[end]]
+        parts.append(first if index == end else f"{first}-{last}")
+        index = end + 1
+    return ",".join(parts)
+
+
+def group_hours(windows: set[tuple[int, str, str]]) -> list[Entry]:
+    """Opening windows ``(weekday, "HH:MM", "HH:MM")`` as the fewest ``{days, start, end}`` entries, in week order."""
+    by_times: dict[tuple[str, str], set[int]] = {}
+    for weekday, start, end in windows:
+        by_times.setdefault((start, end), set()).add(weekday)
+    entries = [{"days": format_days(days), "start": start, "end": end} for (start, end), days in by_times.items()]
+    return sorted(entries, key=lambda entry: (WEEKDAYS.index(entry["days"][:3]), entry["start"], entry["end"]))
+
+
+def expand_hours(entries: list[Entry]) -> set[tuple[int, str, str]]:
+    """``{days, start, end}`` entries → opening windows ``(weekday, "HH:MM", "HH:MM")``."""
+    return {(weekday, entry["start"], entry["end"]) for entry in entries for weekday in parse_days(entry["days"]) or []}
+
+
+def format_percent(percent: int) -> str:
+    return f"{percent}%"
+
+
+def parse_percent(value: str) -> int:
+    return int(value.rstrip("%"))
 
 
 # --- From a document ----------------------------------------------------------------------------
@@ -210,7 +300,34 @@ def normalize_entry(section: str, raw: Entry) -> Entry:
     elif section == "rules":
         # An empty condition always holds, like an omitted one.
         entry["when"] = canonical_condition(entry["when"]) or None
+    elif section == "calendars":
+        if entry["holidays"] is not None:
+            entry["holidays"] = {**HOLIDAY_DEFAULTS, **entry["holidays"]}
+        entry["owner"] = _normalize_owner(entry["owner"])
+        entry["hours"] = group_hours(expand_hours(entry["hours"]))
+        entry["closed"] = sorted(
+            ({"date": item["date"], **CLOSED_DEFAULTS, **item} for item in entry["closed"]),
+            key=lambda item: item["date"],
+        )
+    elif section == "sla_policies":
+        entry["condition"] = canonical_condition(entry["condition"]) or None
+        entry["steps"] = [_normalize_step(step) for step in entry["steps"]]
     return entry
+
+
+def _normalize_owner(owner: Entry | None) -> Entry | None:
+    if not owner:
+        return None
+    normalized = {kind: owner[kind] for kind in OWNER_KINDS if owner.get(kind)}
+    if owner.get("default"):
+        normalized["default"] = True
+    return normalized or None
+
+
+def _normalize_step(step: Entry) -> Entry:
+    """A step with its keys in the written order: when (``at`` or ``after_due``), action, queue."""
+    when = {"at": format_percent(parse_percent(step["at"]))} if "at" in step else {"after_due": step["after_due"]}
+    return {**when, "action": step["action"], "queue": step.get("queue")}
 
 
 # --- To a document ------------------------------------------------------------------------------
@@ -228,6 +345,12 @@ def compact_entry(section: str, entry: Entry) -> Entry:
             value = [_without_defaults(member, MEMBER_DEFAULTS) for member in value]
         elif name == "out_of_office":
             value = [_without_defaults(period, OUT_OF_OFFICE_DEFAULTS) for period in value]
+        elif name == "closed":
+            value = [_without_defaults(item, CLOSED_DEFAULTS) for item in value]
+        elif name == "holidays":
+            value = _without_defaults(value, HOLIDAY_DEFAULTS)
+        elif name == "steps":
+            value = [_without_defaults(step, STEP_DEFAULTS) for step in value]
         compact[name] = value
     return compact
 
@@ -256,14 +379,38 @@ def rename_catch_all(state: State, name: str | None) -> State:
     }
     territories = {key: {**entry, "queue": renamed(entry["queue"])} for key, entry in state["territories"].items()}
     rules = {key: {**entry, "queue": renamed(entry["queue"])} for key, entry in state["rules"].items()}
-    return {**state, "queues": queues, "territories": territories, "rules": rules}
+    calendars = {
+        key: {
+            **entry,
+            "owner": {kind: renamed(value) if kind == "queue" else value for kind, value in entry["owner"].items()},
+        }
+        if entry["owner"]
+        else entry
+        for key, entry in state["calendars"].items()
+    }
+    policies = {
+        key: {
+            **entry,
+            "queue": renamed(entry["queue"]),
+            "steps": [{**step, "queue": renamed(step["queue"])} for step in entry["steps"]],
+        }
+        for key, entry in state["sla_policies"].items()
+    }
+    return {
+        **state,
+        "queues": queues,
+        "territories": territories,
+        "rules": rules,
+        "calendars": calendars,
+        "sla_policies": policies,
+    }
 
 
 def state_to_document(state: State) -> dict[str, Any]:
     """A compact, deterministic document: sections in format order, entities sorted by key.
 
-    Rules are the exception: they are written in the order they run (position,
-    then name), so the file reads like the routing matrix.
+    Rules and SLA policies are the exception: they are written in the order they
+    are tried (position, then name), so the file reads like the routing matrix.
     """
     document: dict[str, Any] = {"version": VERSION}
     for section in SECTION_ORDER:
@@ -271,7 +418,7 @@ def state_to_document(state: State) -> dict[str, Any]:
         if not entries:
             continue
         keys = sorted(entries)
-        if section == "rules":
+        if section in ("rules", "sla_policies"):
             keys.sort(key=lambda key: (entries[key]["position"], key))
         document[section] = [compact_entry(section, entries[key]) for key in keys]
     return document
@@ -386,7 +533,69 @@ def read_state() -> State:
             "queue": rule.queue.name if rule.queue else None,
             "rep": rule.rep.user.get_username() if rule.rep else None,
         }
+
+    calendars = BusinessCalendar.objects.select_related("rep__user", "team", "queue").prefetch_related(
+        "hours", "closed_dates"
+    )
+    for calendar in calendars:
+        owner: Entry = {}
+        if calendar.rep:
+            owner["rep"] = calendar.rep.user.get_username()
+        if calendar.team:
+            owner["team"] = calendar.team.name
+        if calendar.queue:
+            owner["queue"] = calendar.queue.name
+        if calendar.is_default:
+            owner["default"] = True
+        state["calendars"][calendar.name] = {
+            "name": calendar.name,
+            "time_zone": calendar.time_zone,
+            "holidays": (
+                {"country": calendar.holiday_country, "subdivision": calendar.holiday_subdivision}
+                if calendar.holiday_country or calendar.holiday_subdivision
+                else None
+            ),
+            "owner": owner or None,
+            "hours": group_hours(
+                {(row.weekday, f"{row.start:%H:%M}", f"{row.end:%H:%M}") for row in calendar.hours.all()}
+            ),
+            "closed": sorted(
+                ({"date": row.date.isoformat(), "reason": row.reason} for row in calendar.closed_dates.all()),
+                key=lambda item: item["date"],
+            ),
+        }
+
+    steps = EscalationStep.objects.select_related("queue").order_by("position")
+    policies = SlaPolicy.objects.select_related("territory", "queue").prefetch_related(
+        Prefetch("steps", queryset=steps)
+    )
+    for policy in policies:
+        state["sla_policies"][policy.name] = {
+            "name": policy.name,
+            "description": policy.description,
+            "position": policy.position,
+            "active": policy.active,
+            "default": policy.is_default,
+            "condition": canonical_condition(policy.condition) or None,
+            "territory": policy.territory.name if policy.territory else None,
+            "queue": policy.queue.name if policy.queue else None,
+            "no_sla": policy.no_sla,
+            "first_touch_minutes": policy.first_touch_minutes,
+            "max_reassignments": policy.max_reassignments,
+            "notify_outside_business_hours": policy.notify_outside_business_hours,
+            "steps": [step_entry(step) for step in policy.steps.all()],
+        }
     return state
+
+
+def step_entry(step: EscalationStep) -> Entry:
+    """An escalation step as the document writes it."""
+    when: Entry = (
+        {"at": format_percent(step.percent or 0)}
+        if step.when == EscalationStep.When.PERCENT_OF_TARGET
+        else {"after_due": step.minutes_after_due}
+    )
+    return {**when, "action": step.action, "queue": step.queue.name if step.queue else None}
 
 
 def existing_usernames(usernames: set[str]) -> set[str]:

@@ -7,14 +7,18 @@ RevOps everything to fix. The checks come in two layers:
    patterns.
 2. Rules that need more than one entry or the database: unique keys,
    references, the single catch-all queue, cycles of fallbacks and parents,
-   ISO codes, time zones, domains, working-hour windows, time off, and
-   routing rules' conditions (``parse_condition``) and action targets.
+   ISO codes, time zones, domains, working-hour windows, time off,
+   routing rules' conditions (``parse_condition``) and action targets,
+   business calendars (``CalendarSpec``: zone and holiday region; one owner;
+   one calendar per owner) and SLA policies (condition, target, ladder steps,
+   a single default).
 
 Keys with a schema error are left out of the second layer (whole entries when
 their key is wrong), so one typo does not come back as a cascade of follow-on
 errors.
 """
 
+import datetime as dt
 import json
 import re
 import unicodedata
@@ -30,16 +34,21 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
 from routing.conditions import ConditionError, parse_condition
+from sla.calendar import CalendarSpec
 from territories import validators
 from territories.coverage.errors import CoverageError
 from territories.coverage.state import (
     KEY_FIELDS,
+    OWNER_KINDS,
+    WEEKDAYS,
     Entry,
     State,
     entity_key,
     existing_usernames,
     normalize_entry,
     parse_datetime,
+    parse_days,
+    parse_percent,
     parse_window,
     rename_catch_all,
 )
@@ -132,6 +141,9 @@ def _schema_messages(error: SchemaError) -> Iterator[tuple[list[str | int], str]
         for name in instance:
             if name not in allowed:
                 yield [*path, str(name)], "is not a known key; use one of: " + ", ".join(allowed)
+    elif error.validator == "type" and path and path[-1] in ("start", "end") and isinstance(instance, int):
+        # YAML 1.1 reads an unquoted 10:00 as the number 600.
+        yield path, 'write the time in quotes, such as "09:00"'
     elif error.validator == "type":
         yield path, _type_message(expected, instance)
     elif error.validator == "enum":
@@ -491,6 +503,144 @@ class _Checker:
             else:
                 self.reference(f"{path}.rep", rep, "reps", "rep")
 
+    def check_calendars(self) -> None:
+        for index, calendar in self.entries("calendars"):
+            path = f"calendars[{index}]"
+            time_zone = calendar.get("time_zone", "UTC")
+            try:
+                validators.validate_time_zone(time_zone)
+            except ValidationError as error:
+                self.error(f"{path}.time_zone", messages(error))
+            holidays = calendar.get("holidays") or {}
+            try:
+                CalendarSpec("UTC", (), holidays.get("country", ""), holidays.get("subdivision", ""))
+            except ValueError as error:
+                self.error(f"{path}.holidays", str(error))
+            self.check_owner(path, calendar)
+            windows: list[tuple[int, int, int, str]] = []
+            for position, hours in enumerate(calendar.get("hours", [])):
+                item_path = f"{path}.hours[{position}]"
+                days = parse_days(hours["days"])
+                if days is None:
+                    self.error(f"{item_path}.days", f"{show(hours['days'])} runs backwards; write days in week order")
+                    continue
+                start, end = dt.time.fromisoformat(hours["start"]), dt.time.fromisoformat(hours["end"])
+                begins = start.hour * 60 + start.minute
+                # An end at or before the start runs past midnight; an equal one lasts 24 hours.
+                length = (end.hour * 60 + end.minute - begins) % (24 * 60) or 24 * 60
+                for weekday in days:
+                    windows.append((weekday * 24 * 60 + begins, length, position, WEEKDAYS[weekday]))
+            self.check_overlaps(path, windows)
+            seen: dict[str, int] = {}
+            for position, closed in enumerate(calendar.get("closed", [])):
+                item_path = f"{path}.closed[{position}].date"
+                try:
+                    dt.date.fromisoformat(closed["date"])
+                except ValueError:
+                    self.error(item_path, f"{show(closed['date'])} is not a date such as 2026-12-24")
+                    continue
+                if closed["date"] in seen:
+                    self.error(item_path, f"{show(closed['date'])} is already in closed[{seen[closed['date']]}]")
+                seen.setdefault(closed["date"], position)
+        self.check_unique_claims(
+            "calendars", "owner", lambda entry: _owner_claims(entry.get("owner")), _owner_claim_message
+        )
+
+    def check_owner(self, path: str, calendar: Entry) -> None:
+        owner = calendar.get("owner")
+        if owner is None:
+            return
+        kinds = [kind for kind in OWNER_KINDS if kind in owner]
+        if len(kinds) > 1:
+            self.error(f"{path}.owner", "a calendar belongs to one rep, one team or one queue, not several; keep one")
+        elif not kinds and not owner.get("default"):
+            self.error(f"{path}.owner", "name a rep, a team or a queue, or write default: true; or leave owner out")
+        self.reference(f"{path}.owner.rep", owner.get("rep"), "reps", "rep")
+        self.reference(f"{path}.owner.team", owner.get("team"), "teams", "team")
+        self.reference(f"{path}.owner.queue", owner.get("queue"), "queues", "queue")
+
+    def check_overlaps(self, path: str, windows: list[tuple[int, int, int, str]]) -> None:
+        """Opening windows must not overlap on the weekly clock, so a calendar's week reads one way."""
+        week = 7 * 24 * 60
+        reported: set[int] = set()
+        for number, (begins, length, position, day) in enumerate(windows):
+            for other_begins, other_length, other_position, _other_day in windows[:number]:
+                overlaps = any(
+                    begins < other_begins + other_length + shift and other_begins + shift < begins + length
+                    for shift in (-week, 0, week)
+                )
+                if overlaps and position not in reported:
+                    where = "another day of this entry" if other_position == position else f"hours[{other_position}]"
+                    self.error(f"{path}.hours[{position}]", f"the {day} window overlaps {where}")
+                    reported.add(position)
+
+    def check_sla_policies(self) -> None:
+        for index, policy in self.entries("sla_policies"):
+            path = f"sla_policies[{index}]"
+            if "condition" in policy:
+                try:
+                    parse_condition(policy["condition"])
+                except ConditionError as error:
+                    for part, message in error.errors:
+                        self.error(f"{path}.condition.{part}" if part else f"{path}.condition", message)
+            # A target with a schema error was reported already and is missing from ``policy``.
+            target_reported = "first_touch_minutes" in self.bad_fields.get(("sla_policies", index), set())
+            if not policy.get("no_sla") and not policy.get("first_touch_minutes") and not target_reported:
+                self.error(
+                    f"{path}.first_touch_minutes",
+                    "set a target in business minutes, or write no_sla: true to say these leads have none",
+                )
+            self.reference(f"{path}.territory", policy.get("territory"), "territories", "territory")
+            self.reference(f"{path}.queue", policy.get("queue"), "queues", "queue")
+            for position, step in enumerate(policy.get("steps", [])):
+                self.check_step(f"{path}.steps[{position}]", step)
+        self.check_unique_claims(
+            "sla_policies",
+            "default",
+            lambda entry: [("default",)] if entry.get("default") else [],
+            lambda claim, other: f"{show(other)} is already the default policy; only one can be",
+        )
+
+    def check_step(self, path: str, step: Entry) -> None:
+        if ("at" in step) == ("after_due" in step):
+            self.error(
+                path,
+                "give either at: 80% (a share of the target) or after_due: 15 (business minutes after the due time)",
+            )
+        elif "at" in step and not 1 <= parse_percent(step["at"]) <= 100:
+            self.error(f"{path}.at", f"{show(step['at'])} is not a share from 1% to 100%")
+        queue = step.get("queue")
+        if queue and step["action"] != "move_to_queue":
+            self.error(f"{path}.queue", "only action: move_to_queue uses a queue; remove it or change the action")
+        else:
+            self.reference(f"{path}.queue", queue, "queues", "queue")
+
+    def check_unique_claims(self, section: str, field_name: str, claims: Any, message: Any) -> None:
+        """Report a document entry that claims what another calendar or policy already holds after the import.
+
+        ``claims(entry)`` lists what an entry holds (an owner, the default); the result of the import is the
+        database (unless pruning) with the document's entries on top.
+        """
+        if section not in self.sections():
+            return
+        holders: dict[Any, str] = {}
+        doc_names: set[str] = set()
+        for _index, entry in self.entries(section):
+            doc_names.add(entry["name"])
+        if not self.prune:
+            for name, entry in self.current[section].items():
+                if name in doc_names:
+                    continue
+                for claim in claims(entry):
+                    holders.setdefault(claim, name)
+        for index, entry in self.entries(section):
+            if field_name in self.bad_fields.get((section, index), set()):
+                continue
+            for claim in claims(entry):
+                other = holders.setdefault(claim, entry["name"])
+                if other != entry["name"]:
+                    self.error(f"{section}[{index}].{field_name}", message(claim, other))
+
     def check_cycles(self) -> None:
         """Fallback chains and territory parents must end; checked on the combined result of the import."""
         current_queues = {} if self.prune else self.current["queues"]
@@ -555,6 +705,8 @@ class _Checker:
         self.check_territories()
         self.check_accounts()
         self.check_rules()
+        self.check_calendars()
+        self.check_sla_policies()
         self.check_cycles()
         if self.errors:
             raise CoverageError(sorted(self.errors, key=lambda error: _document_order(error[0])))
@@ -569,6 +721,22 @@ class _Checker:
                 desired.raw[(section, key)] = raw
             desired.state[section] = entries
         return desired
+
+
+def _owner_claims(owner: Any) -> list[tuple[str, ...]]:
+    if not isinstance(owner, dict):
+        return []
+    claims: list[tuple[str, ...]] = [(kind, owner[kind]) for kind in OWNER_KINDS if isinstance(owner.get(kind), str)]
+    if owner.get("default") is True:
+        claims.append(("default",))
+    return claims
+
+
+def _owner_claim_message(claim: tuple[str, ...], other: str) -> str:
+    if claim == ("default",):
+        return f"the calendar {show(other)} is already the default; only one can be"
+    kind, name = claim
+    return f"the {kind} {show(name)} already has the calendar {show(other)}; a {kind} has one calendar"
 
 
 def _document_order(path: str) -> tuple[int, int]:

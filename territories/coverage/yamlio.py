@@ -19,7 +19,18 @@ import yaml
 
 from territories.coverage.errors import CoverageError
 
-SECTION_ORDER = ("skills", "product_lines", "teams", "reps", "queues", "territories", "accounts", "rules")
+SECTION_ORDER = (
+    "skills",
+    "product_lines",
+    "teams",
+    "reps",
+    "queues",
+    "territories",
+    "accounts",
+    "rules",
+    "calendars",
+    "sla_policies",
+)
 
 # Sections whose entries are small enough to read best on one line each.
 _ONE_LINE_SECTIONS = frozenset({"skills", "product_lines"})
@@ -90,10 +101,16 @@ def _styled(value: Any, *, one_line_entries: bool = False) -> Any:
 
     Lists of scalars are written inline; mappings of scalars inside a list are
     written inline when they are nested (queue members, out-of-office periods)
-    or belong to a section of small entries (skills, product lines).
+    or belong to a section of small entries (skills, product lines); so are
+    mappings of scalars under a key of an entry (a calendar's owner, holidays).
     """
     if isinstance(value, dict):
-        return {key: _styled(item, one_line_entries=True) for key, item in value.items()}
+        return {
+            key: _FlowDict(item)
+            if isinstance(item, dict) and item and all(_is_scalar(v) for v in item.values())
+            else _styled(item, one_line_entries=True)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         if all(_is_scalar(item) for item in value):
             return _FlowList(value)

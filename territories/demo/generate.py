@@ -438,6 +438,67 @@ RULES: list[dict[str, Any]] = [
     },
 ]
 
+# --- Business calendars and SLA policies ------------------------------------------
+
+# Opening hours for the SLA clocks. For a lead the rep's calendar wins, then the
+# team's, then the queue's, then the default one.
+CALENDARS: list[dict[str, Any]] = [
+    {
+        "name": "AMER business hours",
+        "time_zone": "America/New_York",
+        "holidays": Flow(country="US"),
+        "owner": Flow(team="AMER"),
+        "hours": [Flow(days="mon-fri", start="09:00", end="18:00")],
+    },
+    {
+        "name": "DACH business hours",
+        "time_zone": "Europe/Berlin",
+        "holidays": Flow(country="DE"),
+        "owner": Flow(queue="DACH Commercial"),
+        "hours": [Flow(days="mon-fri", start="08:00", end="18:00")],
+        "closed": [Flow(date="2026-12-24", reason="Christmas Eve"), Flow(date="2026-12-31", reason="New Year's Eve")],
+    },
+    {
+        "name": "Default business hours",
+        "owner": Flow(default=True),
+        "hours": [Flow(days="mon-fri", start="09:00", end="17:00")],
+    },
+]
+
+# First-touch targets, tried by position. Demo requests have a five-minute target
+# so the demo visibly climbs the whole ladder.
+SLA_POLICIES: list[dict[str, Any]] = [
+    {
+        "name": "Demo requests",
+        "description": "Hot inbound: a rep calls back within five business minutes, or the lead moves on.",
+        "position": 10,
+        "condition": {"all": [Flow(field="source", op="equals", value="Demo request")]},
+        "first_touch_minutes": 5,
+        "steps": [
+            Flow(at="50%", action="remind_rep"),
+            Flow(after_due=0, action="alert_manager"),
+            Flow(after_due=2, action="reassign"),
+            Flow(after_due=5, action="move_to_queue"),
+        ],
+    },
+    {
+        "name": "Customers",
+        "description": "Existing customers hear back within two business hours.",
+        "position": 20,
+        "condition": {"all": [Flow(field="account.is_customer", op="equals", value=True)]},
+        "first_touch_minutes": 120,
+        "steps": [Flow(at="80%", action="remind_rep"), Flow(after_due=0, action="alert_manager")],
+    },
+    {
+        "name": "Everyone else",
+        "description": "Every other lead: a first touch within four business hours.",
+        "position": 900,
+        "default": True,
+        "first_touch_minutes": 240,
+        "steps": [Flow(at="80%", action="remind_rep"), Flow(after_due=0, action="alert_manager")],
+    },
+]
+
 # --- Territories ----------------------------------------------------------------
 
 # US states (and DC) by sales region, with a rough weight for how many demo accounts sit there.
@@ -1003,6 +1064,8 @@ def build_document() -> dict[str, Any]:
         "territories": build_territories(),
         "accounts": [Flow(account) for account in sorted(build_accounts(rng), key=lambda a: a["name"].lower())],
         "rules": RULES,
+        "calendars": CALENDARS,
+        "sla_policies": SLA_POLICIES,
     }
 
 

@@ -36,13 +36,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import psycopg
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.db.models import Max
 
+from leadrouter.bench import scratch_database
 from routing.models import Lead
 from routing.services import apikey_create
 from territories.models import OutOfOffice, Rep, WorkingHours
@@ -67,7 +67,7 @@ class Command(BaseCommand):
         if settings.CELERY_BROKER_URL.startswith("filesystem://"):
             raise CommandError("Use a real broker: set CELERY_BROKER_URL=redis://… (or amqp://…).")
         bench_db = f"{settings.DATABASES['default']['NAME']}_bench"
-        with self._scratch_database(bench_db, keep=options["keep"]):
+        with scratch_database(bench_db, keep=options["keep"], stdout=self.stdout):
             raw_key = self._set_up()
             with self._servers(options) as base:
                 self.stdout.write(
@@ -81,33 +81,6 @@ class Command(BaseCommand):
                     self._single(base, raw_key, options["rate"], options["seconds"])
 
     # --- set-up ---------------------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _scratch_database(self, name: str, *, keep: bool) -> Iterator[None]:
-        db = settings.DATABASES["default"]
-        admin = psycopg.connect(
-            dbname="postgres",
-            user=db["USER"] or None,
-            password=db["PASSWORD"] or None,
-            host=db["HOST"] or None,
-            port=db["PORT"] or None,
-            autocommit=True,
-        )
-        with admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{name}"')
-            original = db["NAME"]
-            connection.close()
-            db["NAME"] = name
-            try:
-                yield
-            finally:
-                connection.close()
-                db["NAME"] = original
-                if keep:
-                    self.stdout.write(f"Kept database {name}.")
-                else:
-                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def _set_up(self) -> str:
         self.stdout.write("Setting up the demo organisation in the scratch database…")

@@ -20,15 +20,12 @@ The scratch database is dropped at the end unless ``--keep``.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import statistics
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -36,6 +33,7 @@ from django.db import connection, models, transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
+from leadrouter.bench import scratch_database
 from routing.models import Lead, Queue, QueueMembership
 from sla.models import EscalationStep, LeadSla, SlaPolicy
 from sla.sweep import claim_queryset, escalations_sweep
@@ -64,41 +62,13 @@ class Command(BaseCommand):
         if options["leads"] < 1:
             raise CommandError("--leads must be at least 1.")
         bench_db = f"{settings.DATABASES['default']['NAME']}_slabench"
-        with self._scratch_database(bench_db, keep=options["keep"]):
+        with scratch_database(bench_db, keep=options["keep"], stdout=self.stdout):
             now = timezone.now()
             due = self._fill(options["leads"], options["due_share"], now)
             with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
                 self._measure(now, due, options["batch_size"])
 
     # --- set-up ---------------------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _scratch_database(self, name: str, *, keep: bool) -> Iterator[None]:
-        """The approach of ``bench_routing``: a database of its own next to the configured one."""
-        db = settings.DATABASES["default"]
-        admin = psycopg.connect(
-            dbname="postgres",
-            user=db["USER"] or None,
-            password=db["PASSWORD"] or None,
-            host=db["HOST"] or None,
-            port=db["PORT"] or None,
-            autocommit=True,
-        )
-        with admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{name}"')
-            original = db["NAME"]
-            connection.close()
-            db["NAME"] = name
-            try:
-                yield
-            finally:
-                connection.close()
-                db["NAME"] = original
-                if keep:
-                    self.stdout.write(f"Kept database {name}.")
-                else:
-                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def _fill(self, count: int, due_share: float, now: datetime) -> int:
         """Minimal valid rows: reps in one queue, one policy with one reminder, the leads and their clocks."""
