@@ -370,3 +370,56 @@ def test_the_claim_is_served_by_the_partial_index():
         plan = claim_queryset(now=T0, limit=500).explain()
 
     assert "leadsla_due_step_idx" in plan
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_touches_racing_the_sweep_always_stop_the_ladder_and_leave_one_owner():
+    # Reps touch their leads at the very moment two sweeps fire the due steps (up to a reassignment).
+    from sla.services import touch_log
+
+    queue, reps = inbound_queue([f"rep{n}" for n in range(4)])
+    ladder_policy()
+    leads = [assigned_lead(reps[n % 4], queue) for n in range(24)]
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def sweep():
+        try:
+            barrier.wait()
+            with time_machine.travel(T0 + 7 * MINUTE, tick=False):
+                escalations_sweep(batch_size=3)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def touch(batch):
+        try:
+            barrier.wait()
+            with time_machine.travel(T0 + 7 * MINUTE, tick=False):
+                for lead in batch:
+                    touch_log(lead=Lead.objects.get(pk=lead.pk), kind="call", at=None)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)] + [
+        threading.Thread(target=touch, args=(leads[start::2],)) for start in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+    assert errors == []
+    escalations_sweep(now=T0 + 30 * MINUTE)  # Whatever a touch did not stop in time is past now; nothing more fires.
+    for lead in leads:
+        clock = LeadSla.objects.get(lead=lead)
+        assert clock.touched_at is not None
+        assert clock.next_step_at is None
+        assert Touch.objects.filter(lead=lead).count() == 1
+        assert Assignment.objects.filter(lead=lead, ended_at__isnull=True).count() == 1
+        actions = fired(lead)
+        assert len(actions) == len(set(actions))
