@@ -22,7 +22,7 @@ migrate: install
 ## run: set up and start web + worker + beat on http://127.0.0.1:$(PORT) with the demo organisation.
 run: migrate
 	$(BIN)/python manage.py load_demo --if-empty
-	@echo "Lead Router: http://127.0.0.1:$(PORT)/admin/   (Ctrl-C stops web, worker and beat)"
+	@echo "Lead Router: http://127.0.0.1:$(PORT)/   (admin: /admin/; Ctrl-C stops web, worker and beat)"
 	$(BIN)/honcho start --procfile Procfile --port $(PORT)
 
 # The browser tests drive Debian's Chromium (Playwright cannot download its own

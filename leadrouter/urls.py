@@ -11,7 +11,8 @@ admin.site.site_title = "Lead Router admin"
 admin.site.index_title = "Coverage model"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    # Signing in lands each person on their own page (see sla.views.LoginView).
+    path("", RedirectView.as_view(pattern_name="login", permanent=False)),
     path("healthz", healthz, name="healthz"),
     path("", include("sla.urls_pages")),
     path("", include("routing.urls_pages")),

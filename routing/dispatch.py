@@ -23,8 +23,13 @@ Within a batch's transaction:
 4. Write leads, assignment history, pointers, notifications and rep tasks in
    bulk, then commit. Notifications go out after commit, once per kind.
 
-Other writers of ownership (manual reassignment, SLA escalation, "take next")
-take the same lock with ``routing_lock()``.
+Other writers of ownership (a manager's reassignment and a rep's departure in
+routing/reassign.py, the SLA ladder in sla/sweep.py, "take next" and "not mine"
+in routing/services.py) take the same lock with ``routing_lock()`` and write
+through ``record_assignments``, so every new owner gets the same history row,
+notifications, task and SLA clock. Lock order, everywhere: first the rows being
+changed (leads, clocks) in id order, then the routing lock — the order a
+routing batch uses — so writers never deadlock on each other.
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ STANDARDIZED_FIELDS = list(StandardizedLead.value_fields())
 # The lead columns a routing batch writes.
 ROUTED_FIELDS = [
     *STANDARDIZED_FIELDS,
+    "form_answers",
+    "page_history",
     "flags",
     "enrichment_sources",
     "enrichment_failures",
@@ -250,7 +257,7 @@ def _route_batch(*, lead_ids: list[int] | None, limit: int) -> RouteReport:
             item.elapsed_ms += (time.perf_counter() - clock) * 1000
         report = _write(routed, snapshot, start_pointers, now)
     if report.assignment_ids:
-        _notify_after_commit(report.assignment_ids)
+        notify_after_commit(report.assignment_ids)
     return report
 
 
@@ -355,7 +362,12 @@ def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dic
 
 
 def _copy_prepared(lead: Lead, prepared: Prepared) -> None:
-    """The standardized and enriched values, score and account match onto the lead row."""
+    """The standardized and enriched values, form answers, page history, score and account match onto the
+    lead row."""
+    raw = lead.raw_payload if isinstance(lead.raw_payload, dict) else {}
+    answers, pages = raw.get("form_answers"), raw.get("page_history")
+    lead.form_answers = answers if isinstance(answers, dict) else {}
+    lead.page_history = pages if isinstance(pages, list) else []
     standardized = prepared.standardized
     for name in STANDARDIZED_FIELDS:
         value = getattr(standardized, name)
@@ -396,8 +408,8 @@ def _write(routed: list[_Routed], snapshot: Snapshot, start_pointers: dict[int, 
             # The full receipt is on the lead; the history row keeps the one-line why.
             assignments.append(_routed_assignment(lead, now, {"summary": lead.receipt["routing"].get("summary", "")}))
     rows_update(Lead, [item.lead for item in routed], ROUTED_FIELDS)
-    _save_pointers(snapshot, start_pointers)
-    _record_assignments(assignments, report)
+    save_pointers(snapshot, start_pointers)
+    record_assignments(assignments, report)
     return report
 
 
@@ -435,14 +447,14 @@ def _routed_assignment(lead: Lead, now: datetime, receipt: dict[str, Any]) -> As
     )
 
 
-def _save_pointers(snapshot: Snapshot, start_pointers: dict[int, int]) -> None:
+def save_pointers(snapshot: Snapshot, start_pointers: dict[int, int]) -> None:
     """Persist the round-robin pointers the batch moved (under the routing lock, so nobody else moved them)."""
     for queue in snapshot.queues:
         if queue.rr_pointer != start_pointers.get(queue.id):
             Queue.objects.filter(pk=queue.id).update(rr_pointer=queue.rr_pointer)
 
 
-def _record_assignments(assignments: list[Assignment], report: RouteReport) -> None:
+def record_assignments(assignments: list[Assignment], report: RouteReport) -> None:
     """Assignment rows, and for each one with a rep its notifications, in-app task and first-touch clock."""
     Assignment.objects.bulk_create(assignments)
     with_rep = [assignment for assignment in assignments if assignment.rep_id is not None]
@@ -472,7 +484,7 @@ def _record_assignments(assignments: list[Assignment], report: RouteReport) -> N
     report.assignment_ids.extend(assignment.pk for assignment in with_rep)
 
 
-def _notify_after_commit(assignment_ids: list[int]) -> None:
+def notify_after_commit(assignment_ids: list[int]) -> None:
     from routing.tasks import notify_assignments
 
     def send() -> None:
@@ -541,9 +553,9 @@ def queued_leads_distribute(*, limit: int | None = None) -> RouteReport:
         # The held period ends where the rep's begins.
         Assignment.objects.filter(lead__in=placed_leads, rep__isnull=True, ended_at__isnull=True).update(ended_at=now)
         rows_update(Lead, placed_leads, ["receipt", "status", "owner", "queue", "updated_at"])
-        _save_pointers(snapshot, start_pointers)
+        save_pointers(snapshot, start_pointers)
         report.leads = len(placed_leads)
         report.by_status[Lead.Status.ASSIGNED] = len(placed_leads)
-        _record_assignments(assignments, report)
-    _notify_after_commit(report.assignment_ids)
+        record_assignments(assignments, report)
+    notify_after_commit(report.assignment_ids)
     return report

@@ -221,14 +221,22 @@ def account_facts(account_id: int) -> AccountFacts | None:
         .values_list("owner_id", flat=True)
         .first()
     )
+    return account_facts_of(account, open_opportunity_owner_rep_id=open_opportunity_owner)
+
+
+def account_facts_of(
+    account: Account, *, open_opportunity_owner_rep_id: int | None = None, weak_match: bool = False
+) -> AccountFacts:
+    """An account row as the engine and rule conditions read it."""
     return AccountFacts(
         id=account.pk,
         name=account.name,
         tier=account.tier,
         is_customer=account.is_customer,
         owner_rep_id=account.owner_id,
-        open_opportunity_owner_rep_id=open_opportunity_owner,
+        open_opportunity_owner_rep_id=open_opportunity_owner_rep_id,
         territory_id=account.territory_id,
+        weak_match=weak_match,
     )
 
 
@@ -262,3 +270,78 @@ def lead_for_requester(*, requester: Any, lead_id: int) -> Lead | None:
     if requester.has_perm("routing.view_lead"):
         return leads.first()
     return leads.filter(Q(owner__user=requester) | Q(owner__team__in=requester.managed_teams.all())).first()
+
+
+# --- The rep's pages ----------------------------------------------------------------------------------
+
+
+def lead_for_page(*, user: Any, lead_id: int) -> Lead | None:
+    """The lead with this id if ``user`` may open its page and act on it, else None (the page answers 404).
+
+    The API's rules (``lead_for_requester``): RevOps (``routing.view_lead``) see every lead, a rep the
+    leads they own, a manager the leads of their teams' reps; and a rep's direct manager too.
+    """
+    lead = lead_for_requester(requester=user, lead_id=lead_id)
+    if lead is None and user is not None and user.is_authenticated:
+        lead = (
+            Lead.objects.select_related("owner__user", "queue", "territory", "account", "rule")
+            .filter(pk=lead_id, owner__manager=user)
+            .first()
+        )
+    return lead
+
+
+def leads_for_rep(*, user: Any, status: str = "", queue_id: int | None = None) -> list[Lead]:
+    """The open leads ``user`` owns as a rep, the most urgent SLA first, leads without a due time last.
+
+    ``status`` (one of the open statuses) and ``queue_id`` narrow the list. Each lead comes with its
+    clock (``lead.sla``, or no attribute when it has none) and its queue.
+    """
+    from django.db.models import F
+
+    if not user.is_authenticated:
+        return []
+    leads = Lead.objects.select_related("queue", "sla__policy", "sla__calendar").filter(
+        owner__user=user, status__in=Lead.OPEN_STATUSES
+    )
+    if status:
+        leads = leads.filter(status=status)
+    if queue_id is not None:
+        leads = leads.filter(queue_id=queue_id)
+    # The policy's steps and the calendar's hours are read by the live SLA state of every row.
+    leads = leads.prefetch_related("sla__policy__steps", "sla__calendar__hours", "sla__calendar__closed_dates")
+    return list(leads.order_by(F("sla__due_at").asc(nulls_last=True), "received_at", "pk"))
+
+
+def queues_for_rep(*, user: Any) -> list[Queue]:
+    """The shared queues ``user`` is an active member of, each with ``waiting``: its leads held in the queue."""
+    if not user.is_authenticated:
+        return []
+    return list(
+        Queue.objects.filter(memberships__rep__user=user, memberships__active=True, active=True)
+        .annotate(waiting=Count("leads", filter=Q(leads__status=Lead.Status.QUEUED)))
+        .order_by("name")
+    )
+
+
+def lead_history(*, lead: Lead) -> dict[str, Any]:
+    """What the lead's page shows beyond the lead row: its clock, assignments, touches and escalations."""
+    from sla.models import Escalation, LeadSla, Touch
+
+    return {
+        "lead_sla": LeadSla.objects.select_related("policy", "calendar")
+        .prefetch_related("policy__steps", "calendar__hours", "calendar__closed_dates")
+        .filter(lead=lead)
+        .first(),
+        "assignments": list(
+            Assignment.objects.select_related("rep__user", "queue", "assigned_by")
+            .filter(lead=lead)
+            .order_by("-assigned_at", "-pk")
+        ),
+        "touches": list(Touch.objects.select_related("by").filter(lead=lead).order_by("-at", "-pk")),
+        "escalations": list(
+            Escalation.objects.select_related("step", "rep__user", "to_rep__user", "to_queue")
+            .filter(lead=lead)
+            .order_by("-fired_at", "-pk")
+        ),
+    }

@@ -69,3 +69,204 @@ def apikey_authenticate(*, raw_key: str, now: datetime | None = None) -> ApiKey 
         ApiKey.objects.filter(pk=candidate.pk).update(last_used_at=now)
         candidate.last_used_at = now
     return candidate
+
+
+# --- The rep's actions on a lead ----------------------------------------------------------------------
+
+# The rep's pages arrived after the API keys; their imports sit with them to keep this file append-only.
+from routing.models import Assignment, Lead, Queue, QueueMembership, RepTask  # noqa: E402
+from territories.models import Rep  # noqa: E402
+
+
+class LeadActionError(Exception):
+    """The action cannot be done as asked; the message says why, for the page."""
+
+
+# A rep who passes a lead back must say why; this keeps the note readable in history and admin.
+NOT_MINE_REASON_MAX_CHARS = 500
+
+
+def _rep_capacity_problem(*, rep: Rep, now: datetime) -> str:
+    """Why ``rep`` may not take another lead now (at capacity, daily cap), or "" when they may."""
+    from routing.selectors import rep_loads
+
+    open_leads, assigned_today = rep_loads(now=now, time_zones={rep.time_zone})
+    if open_leads.get(rep.pk, 0) >= rep.max_open_leads:
+        return f"You are at capacity ({rep.max_open_leads} open leads). Work or close one first."
+    if rep.daily_cap is not None and assigned_today.get(rep.pk, 0) >= rep.daily_cap:
+        return f"You have reached your daily cap of {rep.daily_cap} new leads."
+    return ""
+
+
+def lead_take_next(*, rep: Rep, queue: Queue, now: datetime | None = None) -> Lead | None:
+    """Give ``rep`` the oldest lead waiting in ``queue``; None when nothing waits.
+
+    1. Take the routing lock (``routing.dispatch.routing_lock``): ownership and loads change only under it.
+    2. Check the rep is active, an active member of the queue, and under capacity and daily cap;
+       else raise LeadActionError.
+    3. Claim the oldest queued lead with ``SELECT … FOR UPDATE SKIP LOCKED``, so a lead the sweep is
+       releasing is skipped rather than waited for.
+    4. The lead becomes the rep's (``assigned``); the held (queue-only) assignment ends and a new one
+       starts, reason ``routed``, note "taken from the queue".
+    5. Notifications, the rep's task and the first-touch clock are written as routing writes them.
+
+    Atomic. Side effects: updates Lead and Assignment rows, inserts Assignment, Notification, RepTask,
+    LeadSla rows; enqueues ``notify_assignments`` after commit.
+    """
+    from routing.dispatch import RouteReport, notify_after_commit, record_assignments, routing_lock
+
+    report = RouteReport()
+    with transaction.atomic():
+        routing_lock()
+        now = now or timezone.now()
+        if not rep.active or not QueueMembership.objects.filter(queue=queue, rep=rep, active=True).exists():
+            raise LeadActionError(f"You are not an active member of {queue}.")
+        if problem := _rep_capacity_problem(rep=rep, now=now):
+            raise LeadActionError(problem)
+        lead = (
+            Lead.objects.filter(queue=queue, status=Lead.Status.QUEUED)
+            .select_for_update(skip_locked=True)
+            .order_by("received_at", "pk")
+            .first()
+        )
+        if lead is None:
+            return None
+        summary = f"Taken from the queue {queue} by {rep}."
+        routing = dict(lead.receipt.get("routing", {}))
+        routing["taken"] = {"at": now.isoformat(), "rep_id": rep.pk, "queue_id": queue.pk, "summary": summary}
+        lead.receipt = {**lead.receipt, "routing": routing}
+        lead.status = Lead.Status.ASSIGNED
+        lead.owner = rep
+        lead.updated_at = now
+        lead.save(update_fields=["receipt", "status", "owner", "updated_at"])
+        # The held period ends where the rep's begins.
+        Assignment.objects.filter(lead=lead, ended_at__isnull=True).update(ended_at=now)
+        assignment = Assignment(
+            lead=lead,
+            rep=rep,
+            queue=queue,
+            reason=Assignment.Reason.ROUTED,
+            assigned_by=rep.user,
+            note="taken from the queue",
+            receipt={"summary": summary},
+            assigned_at=now,
+        )
+        record_assignments([assignment], report)
+    notify_after_commit(report.assignment_ids)
+    return lead
+
+
+def _lead_status_change(
+    *, lead: Lead, to: str, by: User, from_statuses: tuple[str, ...], note: str = "", now: datetime | None = None
+) -> bool:
+    """Move ``lead`` to status ``to`` if it is still in one of ``from_statuses``; False when it was not.
+
+    The conditional UPDATE makes a double submit (or two people at once) change the lead once. A lead
+    leaving the open statuses closes the owner's open task; ``note`` is kept in the receipt.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = Lead.objects.select_for_update().filter(pk=lead.pk, status__in=from_statuses).first()
+        if current is None:
+            return False
+        receipt = {
+            **current.receipt,
+            "closed": {"status": to, "by": by.get_username(), "at": now.isoformat(), "reason": note},
+        }
+        changed = Lead.objects.filter(pk=lead.pk, status__in=from_statuses).update(
+            status=to, receipt=receipt, updated_at=now
+        )
+        if changed and to not in Lead.OPEN_STATUSES and current.owner_id is not None:
+            RepTask.objects.filter(lead_id=lead.pk, rep_id=current.owner_id, done_at__isnull=True).update(done_at=now)
+    if changed:
+        lead.status, lead.receipt = to, receipt
+    return bool(changed)
+
+
+def lead_accept(*, lead: Lead, by: User) -> bool:
+    """The rep accepts a lead routed to them: ``assigned`` → ``accepted``. False when it was not ``assigned``
+    (already accepted, worked or closed). Atomic; updates Lead."""
+    with transaction.atomic():
+        changed = Lead.objects.filter(pk=lead.pk, status=Lead.Status.ASSIGNED).update(
+            status=Lead.Status.ACCEPTED, updated_at=timezone.now()
+        )
+    if changed:
+        lead.status = Lead.Status.ACCEPTED
+    return bool(changed)
+
+
+def lead_disqualify(*, lead: Lead, by: User, reason: str) -> bool:
+    """Disqualify an open lead, keeping ``reason`` (required) in its receipt. False when the lead was no
+    longer open. Atomic; updates Lead and closes the owner's open task."""
+    reason = reason.strip()
+    if not reason:
+        raise LeadActionError("Say why the lead is disqualified.")
+    return _lead_status_change(
+        lead=lead, to=Lead.Status.DISQUALIFIED, by=by, from_statuses=Lead.OPEN_STATUSES, note=reason
+    )
+
+
+def lead_nurture(*, lead: Lead, by: User) -> bool:
+    """Send an open lead back to marketing nurture. False when the lead was no longer open.
+    Atomic; updates Lead and closes the owner's open task."""
+    return _lead_status_change(
+        lead=lead, to=Lead.Status.NURTURE, by=by, from_statuses=Lead.OPEN_STATUSES, note="sent back to nurture"
+    )
+
+
+def lead_not_mine(*, lead: Lead, by: User, reason: str, now: datetime | None = None) -> bool:
+    """The owner (or their manager) says the lead was misrouted: it goes back to routing.
+
+    1. Under the routing lock, and only if the lead is still open and still owned by the same rep
+       (a double submit changes nothing the second time): the lead becomes ``received`` with no owner.
+    2. The rep's open assignment ends with reason ``not_mine`` and ``reason`` as its note; the lead's
+       receipt and the assignment's receipt record who sent it back and why.
+    3. The rep joins the clock's ``previous_owner_ids`` (when the lead has a clock), so SLA reassignment
+       never hands it back to them; their open task is closed.
+    4. After commit, ``routing.dispatch.leads_route`` routes the lead again.
+
+    Returns False when nothing changed. Side effects: updates Lead, Assignment, LeadSla and RepTask; after
+    commit routes the lead (writes and notifications as routing does).
+    """
+    from routing.dispatch import leads_route, routing_lock
+    from sla.models import LeadSla
+
+    reason = reason.strip()[:NOT_MINE_REASON_MAX_CHARS]
+    if not reason:
+        raise LeadActionError("Say why the lead is not yours, so RevOps can fix the rule.")
+    with transaction.atomic():
+        routing_lock()
+        now = now or timezone.now()
+        current = (
+            Lead.objects.select_for_update()
+            .filter(pk=lead.pk, status__in=Lead.OPEN_STATUSES, owner__isnull=False)
+            .first()
+        )
+        owner_id = current.owner_id if current is not None else None
+        if current is None or owner_id is None or owner_id != lead.owner_id:
+            return False
+        sent_back = {
+            "at": now.isoformat(),
+            "rep_id": owner_id,
+            "by": by.get_username(),
+            "reason": reason,
+            "summary": f"Sent back by {by.get_username()} as not theirs: {reason}",
+        }
+        receipt = {**current.receipt, "sent_back": [*current.receipt.get("sent_back", []), sent_back]}
+        Lead.objects.filter(pk=lead.pk).update(status=Lead.Status.RECEIVED, owner=None, receipt=receipt, updated_at=now)
+        for assignment in Assignment.objects.filter(lead_id=lead.pk, rep_id=owner_id, ended_at__isnull=True):
+            assignment.ended_at = now
+            assignment.reason = Assignment.Reason.NOT_MINE
+            assignment.note = reason
+            assignment.assigned_by = by
+            assignment.receipt = {**assignment.receipt, "sent_back": sent_back}
+            assignment.save(update_fields=["ended_at", "reason", "note", "assigned_by", "receipt"])
+        clock = LeadSla.objects.select_for_update().filter(lead_id=lead.pk).first()
+        if clock is not None and owner_id not in clock.previous_owner_ids:
+            clock.previous_owner_ids = [*clock.previous_owner_ids, owner_id]
+            clock.save(update_fields=["previous_owner_ids"])
+        RepTask.objects.filter(lead_id=lead.pk, rep_id=owner_id, done_at__isnull=True).update(done_at=now)
+        lead_id = lead.pk
+        transaction.on_commit(lambda: leads_route(lead_ids=[lead_id]))
+    lead.status, lead.owner_id, lead.receipt = Lead.Status.RECEIVED, None, receipt
+    return True

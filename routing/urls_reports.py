@@ -1,5 +1,10 @@
-"""Pages (filled in as they are built)."""
+"""The routing health page and the reports, for RevOps and team managers."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from routing import report_views
+
+urlpatterns: list[URLPattern] = [
+    path("health/", report_views.routing_health, name="routing-health"),
+    path("reports/", report_views.reports_page, name="reports"),
+]

@@ -13,3 +13,275 @@ def healthz(request: HttpRequest) -> JsonResponse:
         cursor.execute("SELECT 1")
     worker = heartbeat_status()
     return JsonResponse({"database": "ok", "worker": {"ok": worker["ok"], "age_seconds": worker["age_seconds"]}})
+
+
+# --- The rep's pages: my leads, take next, the lead page and its actions --------------------------------
+# Each view checks access, calls a selector or a service and renders; scoping lives in routing.selectors.
+# The imports sit here to keep this file append-only while other pages are being written.
+
+import json  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+from django import forms  # noqa: E402
+from django.contrib import messages  # noqa: E402
+from django.contrib.auth.decorators import login_required  # noqa: E402
+from django.db.models import Q  # noqa: E402
+from django.http import Http404, HttpResponse, HttpResponseRedirect  # noqa: E402
+from django.shortcuts import render  # noqa: E402
+from django.urls import reverse  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from django.views.decorators.http import require_POST  # noqa: E402
+
+from routing.models import Lead, Queue  # noqa: E402
+from routing.notify import _form_answers, _page_history  # noqa: E402
+from routing.selectors import lead_for_page, lead_history, leads_for_rep, queues_for_rep  # noqa: E402
+from routing.services import (  # noqa: E402
+    LeadActionError,
+    lead_accept,
+    lead_disqualify,
+    lead_not_mine,
+    lead_nurture,
+    lead_take_next,
+)
+from sla.models import LeadSla, Touch  # noqa: E402
+from sla.services import sla_state, touch_log  # noqa: E402
+from sla.views import shell  # noqa: E402
+from territories.models import Rep  # noqa: E402
+
+OPEN_STATUS_CHOICES = [("", "All open")] + [(status.value, status.label) for status in Lead.OPEN_STATUSES]
+
+
+class MyLeadsFilterForm(forms.Form):
+    status = forms.ChoiceField(choices=OPEN_STATUS_CHOICES, required=False)
+    queue = forms.ModelChoiceField(queryset=Queue.objects.none(), required=False, empty_label="All queues")
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The queues of the rep's own leads and the queues they belong to: nothing else is worth filtering by.
+        queue_field = self.fields["queue"]
+        assert isinstance(queue_field, forms.ModelChoiceField)
+        queue_field.queryset = (
+            Queue.objects.filter(Q(leads__owner__user=user) | Q(memberships__rep__user=user))
+            .distinct()
+            .order_by("name")
+        )
+
+
+def countdown_label(seconds: float) -> str:
+    """What the live clock shows: "due in 12:30", "due in 2:05:30", or "overdue 3:10" past the due time.
+    The inline script on the page formats the same way every second."""
+    whole = int(abs(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return f"due in {clock}" if seconds >= 0 else f"overdue {clock}"
+
+
+@dataclass
+class Clock:
+    """A lead's SLA clock as the rep's pages show it."""
+
+    state: str
+    label: str
+    due_at: datetime | None
+    countdown: str
+    touched_at: datetime | None
+
+    @property
+    def ticking(self) -> bool:
+        return self.due_at is not None and self.touched_at is None
+
+
+def clock_for(lead_sla: LeadSla | None, *, now: datetime) -> Clock:
+    if lead_sla is None:
+        return Clock(state=LeadSla.State.NONE, label="No SLA", due_at=None, countdown="", touched_at=None)
+    state = LeadSla.State(sla_state(lead_sla=lead_sla, now=now))
+    ticking = lead_sla.due_at is not None and lead_sla.touched_at is None
+    countdown = countdown_label((lead_sla.due_at - now).total_seconds()) if ticking and lead_sla.due_at else ""
+    return Clock(
+        state=state.value,
+        label=state.label,
+        due_at=lead_sla.due_at,
+        countdown=countdown,
+        touched_at=lead_sla.touched_at,
+    )
+
+
+@dataclass
+class LeadRow:
+    lead: Lead
+    name: str
+    clock: Clock
+
+
+def _rep_of(request: HttpRequest) -> Rep | None:
+    user = request.user
+    if not user.is_authenticated:
+        return None
+    return Rep.objects.select_related("user").filter(user=user).first()
+
+
+def lead_name(lead: Lead) -> str:
+    return " ".join(part for part in (lead.first_name, lead.last_name) if part) or lead.email or f"Lead {lead.pk}"
+
+
+@require_GET
+@login_required
+def my_leads(request: HttpRequest) -> HttpResponse:
+    """The signed-in rep's open leads, the most urgent SLA first, and the shared queues they can take from."""
+    form = MyLeadsFilterForm(request.GET or None, user=request.user)
+    filters: dict[str, Any] = {}
+    if form.is_bound:
+        form.is_valid()
+        filters = form.cleaned_data
+    queue = filters.get("queue")
+    leads = leads_for_rep(user=request.user, status=filters.get("status") or "", queue_id=queue.pk if queue else None)
+    now = timezone.now()
+    rows = [
+        LeadRow(lead=lead, name=lead_name(lead), clock=clock_for(getattr(lead, "sla", None), now=now)) for lead in leads
+    ]
+    return render(
+        request,
+        "routing/pages/my_leads.html",
+        {
+            "form": form,
+            "rows": rows,
+            "queues": queues_for_rep(user=request.user),
+            "is_rep": _rep_of(request) is not None,
+            **shell(request, current="my-leads"),
+        },
+    )
+
+
+@require_POST
+@login_required
+def take_next(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """Take the oldest lead waiting in one of the rep's shared queues."""
+    rep = _rep_of(request)
+    queue = Queue.objects.filter(pk=queue_id, memberships__rep=rep).first() if rep is not None else None
+    if rep is None or queue is None:
+        raise Http404("No such queue.")
+    try:
+        lead = lead_take_next(rep=rep, queue=queue)
+    except LeadActionError as error:
+        messages.error(request, str(error))
+        return HttpResponseRedirect(reverse("my-leads"))
+    if lead is None:
+        messages.info(request, f"Nothing is waiting in {queue}.")
+        return HttpResponseRedirect(reverse("my-leads"))
+    messages.success(request, f"{lead} is yours now.")
+    return HttpResponseRedirect(reverse("lead-page", args=[lead.pk]))
+
+
+@require_GET
+@login_required
+def lead_page(request: HttpRequest, lead_id: int) -> HttpResponse:
+    """Everything about one lead on one page: contact, account, answers, why it is yours, the clock, history."""
+    lead = lead_for_page(user=request.user, lead_id=lead_id)
+    if lead is None:
+        raise Http404("No such lead.")
+    history = lead_history(lead=lead)
+    now = timezone.now()
+    return render(
+        request,
+        "routing/pages/lead_detail.html",
+        {
+            "lead": lead,
+            "name": lead_name(lead),
+            "clock": clock_for(history["lead_sla"], now=now),
+            "receipt": lead.receipt,
+            "receipt_json": json.dumps(lead.receipt, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+            "is_open": lead.status in Lead.OPEN_STATUSES,
+            "touch_kinds": Touch.Kind.choices,
+            "form_answers": _form_answers(lead.form_answers),
+            "page_history": _page_history(lead.page_history),
+            "sent_back": [a for a in history["assignments"] if a.reason == a.Reason.NOT_MINE],
+            **history,
+            **shell(request, current="my-leads"),
+        },
+    )
+
+
+def _lead_or_404(request: HttpRequest, lead_id: int) -> Lead:
+    lead = lead_for_page(user=request.user, lead_id=lead_id)
+    if lead is None:
+        raise Http404("No such lead.")
+    return lead
+
+
+def _to_lead(lead: Lead) -> HttpResponseRedirect:
+    return HttpResponseRedirect(reverse("lead-page", args=[lead.pk]))
+
+
+@require_POST
+@login_required
+def lead_accept_view(request: HttpRequest, lead_id: int) -> HttpResponse:
+    lead = _lead_or_404(request, lead_id)
+    if lead_accept(lead=lead, by=request.user):  # type: ignore[arg-type]
+        messages.success(request, "Accepted.")
+    else:
+        messages.info(request, f"Nothing to accept: the lead is {lead.get_status_display().lower()}.")
+    return _to_lead(lead)
+
+
+@require_POST
+@login_required
+def lead_touch_view(request: HttpRequest, lead_id: int) -> HttpResponse:
+    lead = _lead_or_404(request, lead_id)
+    kind = request.POST.get("kind", "")
+    if kind not in Touch.Kind.values:
+        messages.error(request, "Choose call, e-mail or meeting.")
+    elif lead.status not in Lead.OPEN_STATUSES:
+        messages.error(request, f"The lead is {lead.get_status_display().lower()}; touches are for open leads.")
+    else:
+        touch_log(lead=lead, kind=kind, at=None, by=request.user)  # type: ignore[arg-type]
+        messages.success(request, f"{Touch.Kind(kind).label} logged.")
+    return _to_lead(lead)
+
+
+@require_POST
+@login_required
+def lead_disqualify_view(request: HttpRequest, lead_id: int) -> HttpResponse:
+    lead = _lead_or_404(request, lead_id)
+    try:
+        changed = lead_disqualify(lead=lead, by=request.user, reason=request.POST.get("reason", ""))  # type: ignore[arg-type]
+    except LeadActionError as error:
+        messages.error(request, str(error))
+        return _to_lead(lead)
+    if changed:
+        messages.success(request, "Disqualified.")
+    else:
+        messages.info(request, f"Nothing changed: the lead is {lead.get_status_display().lower()}.")
+    return _to_lead(lead)
+
+
+@require_POST
+@login_required
+def lead_nurture_view(request: HttpRequest, lead_id: int) -> HttpResponse:
+    lead = _lead_or_404(request, lead_id)
+    if lead_nurture(lead=lead, by=request.user):  # type: ignore[arg-type]
+        messages.success(request, "Sent back to nurture.")
+    else:
+        messages.info(request, f"Nothing changed: the lead is {lead.get_status_display().lower()}.")
+    return _to_lead(lead)
+
+
+@require_POST
+@login_required
+def lead_not_mine_view(request: HttpRequest, lead_id: int) -> HttpResponse:
+    lead = _lead_or_404(request, lead_id)
+    try:
+        changed = lead_not_mine(lead=lead, by=request.user, reason=request.POST.get("reason", ""))  # type: ignore[arg-type]
+    except LeadActionError as error:
+        messages.error(request, str(error))
+        return _to_lead(lead)
+    if not changed:
+        messages.info(request, "Nothing changed: the lead was already sent back or closed.")
+        return _to_lead(lead)
+    messages.success(request, f"{lead} was sent back to routing. Thank you for saying why.")
+    # Routing ran after commit; the lead page is still open to a manager or RevOps, not to the rep.
+    if lead_for_page(user=request.user, lead_id=lead.pk) is not None:
+        return _to_lead(lead)
+    return HttpResponseRedirect(reverse("my-leads"))

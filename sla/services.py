@@ -18,8 +18,10 @@ from django.utils import timezone
 
 from routing.conditions import ConditionError, parse_condition
 from routing.engine.conditions import evaluate
-from routing.engine.facts import AccountFacts, LeadFacts
+from routing.engine.facts import LeadFacts
 from routing.models import ApiKey, Lead, Queue, RepTask
+from routing.pipeline import LEAD_FACT_FIELDS
+from routing.selectors import account_facts_of
 from sla import ladder
 from sla.calendar import CalendarSpec, business_time_between
 from sla.models import BusinessCalendar, EscalationStep, LeadSla, SlaPolicy, Touch
@@ -44,33 +46,9 @@ def lead_facts_from_row(lead: Lead, *, account: Account | None = None) -> LeadFa
     if account is None and lead.account_id is not None:
         account = lead.account
     return LeadFacts(
-        email=lead.email,
-        email_domain=lead.email_domain,
-        is_free_email=lead.is_free_email,
-        company=lead.company,
-        title=lead.title,
-        country=lead.country,
-        subdivision=lead.subdivision,
-        postal_code=lead.postal_code,
-        industry=lead.industry,
-        employees=lead.employees,
-        size_band=lead.size_band,
-        annual_revenue=lead.annual_revenue,
-        product_interest=lead.product_interest,
-        source=lead.source,
-        campaign=lead.campaign,
+        **{name: getattr(lead, name) for name in LEAD_FACT_FIELDS},
         score=lead.score or 0,
-        account=None
-        if account is None
-        else AccountFacts(
-            id=account.pk,
-            name=account.name,
-            tier=account.tier,
-            is_customer=account.is_customer,
-            owner_rep_id=account.owner_id,
-            territory_id=account.territory_id,
-            weak_match=lead.account_match_weak,
-        ),
+        account=None if account is None else account_facts_of(account, weak_match=lead.account_match_weak),
     )
 
 

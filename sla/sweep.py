@@ -50,12 +50,12 @@ from django.utils import timezone
 
 from routing.dispatch import (
     RouteReport,
-    _notify_after_commit,
-    _record_assignments,
-    _save_pointers,
     coverage,
+    notify_after_commit,
+    record_assignments,
     routing_lock,
     rows_update,
+    save_pointers,
 )
 from routing.engine import Decision, Snapshot, apply_decision
 from routing.engine.distribution import distribute
@@ -575,13 +575,13 @@ def _write(batch: _Batch, slas: list[LeadSla]) -> None:
         return
     rows_update(Lead, batch.changed_leads, ["owner", "queue", "status", "updated_at"])
     if batch.snapshot is not None:
-        _save_pointers(batch.snapshot, batch.start_pointers)
+        save_pointers(batch.snapshot, batch.start_pointers)
     routed = RouteReport()
-    _record_assignments(batch.assignments, routed)
+    record_assignments(batch.assignments, routed)
     if batch.reassigned:
         _clocks_restart(batch)
     if routed.assignment_ids:
-        _notify_after_commit(routed.assignment_ids)
+        notify_after_commit(routed.assignment_ids)
 
 
 def _escalations_insert(fired: list[_Fired]) -> None:

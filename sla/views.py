@@ -35,15 +35,20 @@ PAGE_SIZE = 50
 
 
 class LoginView(auth_views.LoginView):
-    """Django's login with the site shell. Without a ``next``, staff (RevOps) land in the admin and
-    everyone else on the escalations page."""
+    """Django's login with the site shell. Without a ``next``: staff (RevOps) land in the admin,
+    managers on their team's board, reps on their own leads, anyone else on the escalations page."""
 
     template_name = "registration/login.html"
     redirect_authenticated_user = True
 
     def get_default_redirect_url(self) -> str:
-        if self.request.user.is_staff:
+        user = self.request.user
+        if user.is_staff:
             return reverse("admin:index")
+        if user_manages_anyone(user=user):
+            return reverse("team-board")
+        if hasattr(user, "rep"):
+            return reverse("my-leads")
         return reverse("escalations")
 
 
@@ -52,12 +57,46 @@ def shell(request: HttpRequest, *, current: str = "") -> dict[str, Any]:
 
     Works as a template context processor too; each page view merges it into its context for now.
     """
+    from routing import reports
+    from territories.selectors import is_routing_revops
+
     user = request.user
+    roles = _roles(user)
     return {
         "shell": {
-            "show_escalations": is_revops(user) or user_manages_anyone(user=user),
+            "show_my_leads": roles["is_rep"],
+            "show_team": roles["manages_team"] or roles["has_reports"] or is_routing_revops(user),
+            "show_escalations": is_revops(user) or roles["manages_team"] or roles["has_reports"],
+            "show_reports": roles["manages_team"] or (user.is_authenticated and reports.is_revops(user)),
             "current": current,
         }
+    }
+
+
+def _roles(user: Any) -> dict[str, bool]:
+    """Whether ``user`` is a rep, manages a team, or has direct reports: one query for the whole shell."""
+    if not user.is_authenticated:
+        return {"is_rep": False, "manages_team": False, "has_reports": False}
+    from django.contrib.auth import get_user_model
+    from django.db.models import Exists, OuterRef
+
+    from territories.models import Rep, Team
+
+    row = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .annotate(
+            is_rep=Exists(Rep.objects.filter(user=OuterRef("pk"))),
+            manages_team=Exists(Team.managers.through.objects.filter(user=OuterRef("pk"))),
+            has_reports=Exists(Rep.objects.filter(manager=OuterRef("pk"))),
+        )
+        .values("is_rep", "manages_team", "has_reports")
+        .first()
+    )
+    return {key: bool(value) for key, value in (row or {}).items()} or {
+        "is_rep": False,
+        "manages_team": False,
+        "has_reports": False,
     }
 
 

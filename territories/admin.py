@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
+from guardian.admin import GuardedModelAdminMixin
 from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 from simple_history.admin import SimpleHistoryAdmin
@@ -52,6 +53,7 @@ from territories.models import (
     TerritoryCriterion,
     WorkingHours,
 )
+from territories.permissions import request_granted_ids
 from territories.resources import AccountResource, RepResource, TerritoryResource
 from territories.selectors import TerritoryNode, change_log_page, change_log_users, territory_roots, territory_tree
 
@@ -91,6 +93,70 @@ class CoverageAdmin(SimpleHistoryAdmin):
         if request.method == "POST":
             raise PermissionDenied
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class GrantedObjectsAdminMixin(GuardedModelAdminMixin, admin.ModelAdmin):  # type: ignore[misc]
+    """Rows for regional RevOps: with the model permission a user works on every row; without it, on the
+    rows granted to them as object permissions (a territory's grant covers its subtree), and nothing else.
+    Granting (the *Object permissions* button) stays with those who hold the model permission."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        rows = super().get_queryset(request)
+        ids = request_granted_ids(request, self.model, "view")
+        return rows if ids is None else rows.filter(pk__in=ids)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or bool(request_granted_ids(request, self.model, "view"))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or self._granted(request, "view", obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) or self._granted(request, "change", obj)
+
+    def _granted(self, request: HttpRequest, action: str, obj: Any) -> bool:
+        ids = request_granted_ids(request, self.model, action)
+        if ids is None:
+            return True
+        return bool(ids) if obj is None else obj.pk in ids
+
+    def _may_grant(self, request: HttpRequest) -> None:
+        if request_granted_ids(request, self.model, "change") is not None:
+            raise PermissionDenied
+
+    def obj_perms_manage_view(self, request: HttpRequest, object_pk: str) -> HttpResponse:
+        self._may_grant(request)
+        return super().obj_perms_manage_view(request, object_pk)
+
+    def obj_perms_manage_user_view(self, request: HttpRequest, object_pk: str, user_id: int) -> HttpResponse:
+        self._may_grant(request)
+        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+
+    def obj_perms_manage_group_view(self, request: HttpRequest, object_pk: str, group_id: int) -> HttpResponse:
+        self._may_grant(request)
+        return super().obj_perms_manage_group_view(request, object_pk, group_id)
+
+
+class ParentGrantedInlineMixin:
+    """An inline edited by whoever may change its parent row (a regional RevOps user on a granted territory)."""
+
+    parent_model_for_grants: type[models.Model]
+
+    def _parent_granted(self, request: HttpRequest, obj: Any) -> bool:
+        ids = request_granted_ids(request, self.parent_model_for_grants, "change")
+        return ids is None or (obj is not None and obj.pk in ids)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or self._parent_granted(request, obj)  # type: ignore[misc]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_add_permission(request, obj) or self._parent_granted(request, obj)  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) or self._parent_granted(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) or self._parent_granted(request, obj)  # type: ignore[misc]
 
 
 class CsvImportExportMixin(ImportExportMixin):
@@ -386,8 +452,9 @@ class OutOfOfficeAdmin(ReadOnlyAdminMixin, CoverageAdmin):
 # --- Territories -------------------------------------------------------------------------------------------------
 
 
-class TerritoryCriterionInline(admin.TabularInline):
+class TerritoryCriterionInline(ParentGrantedInlineMixin, admin.TabularInline):
     model = TerritoryCriterion
+    parent_model_for_grants = Territory
     formset = TerritoryCriterionFormSet
     extra = 1
     fields = ["kind", "value"]
@@ -411,9 +478,9 @@ class TerritoryCoverageFilter(admin.SimpleListFilter):
 
 
 @admin.register(Territory)
-class TerritoryAdmin(CsvImportExportMixin, CoverageAdmin):
+class TerritoryAdmin(GrantedObjectsAdminMixin, CsvImportExportMixin, CoverageAdmin):  # type: ignore[misc]
     resource_classes = [TerritoryResource]
-    change_list_template = "admin/territories/territory/change_list.html"
+    change_list_template = "admin/territories/territory/change_list.html"  # type: ignore[misc]
     list_display = ["name", "path", "coverage", "criteria_summary", "account_count"]
     list_filter = [TerritoryCoverageFilter, ("parent", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "criteria__value"]
@@ -423,6 +490,14 @@ class TerritoryAdmin(CsvImportExportMixin, CoverageAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Territory]:
         return super().get_queryset(request).annotate(account_count=Count("accounts", distinct=True))
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "parent":
+            # A regional user may only hang territories below ones granted to them.
+            ids = request_granted_ids(request, Territory, "change")
+            if ids is not None:
+                kwargs["queryset"] = Territory.objects.filter(pk__in=ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         changelist = super().get_changelist_instance(request)

@@ -376,3 +376,145 @@ def _change_log_entry(
             FieldChange(str(m2m_field.verbose_name), names(old_ids) if earlier else None, names(new_ids))
         )
     return entry
+
+
+# --- Manager pages: scope, team board ------------------------------------------------------------------------
+
+# Imported here so this section can be read (and grown) on its own.
+from datetime import timedelta  # noqa: E402
+from zoneinfo import ZoneInfo  # noqa: E402
+
+from django.db.models import Prefetch  # noqa: E402
+
+from routing.models import Lead  # noqa: E402
+from territories.models import Team  # noqa: E402
+
+
+def is_routing_revops(user: Any) -> bool:
+    """RevOps act on every team from the manager pages: staff who may change leads, or a superuser."""
+    return bool(
+        user.is_authenticated and (user.is_superuser or (user.is_staff and user.has_perm("routing.change_lead")))
+    )
+
+
+def teams_for_user(*, user: Any) -> QuerySet[Team]:
+    """The teams ``user`` acts on as a manager: all for RevOps, else the teams they manage."""
+    if is_routing_revops(user):
+        return Team.objects.order_by("name")
+    if not user.is_authenticated:
+        return Team.objects.none()
+    return Team.objects.filter(managers=user).order_by("name")
+
+
+def reps_for_user(*, user: Any) -> QuerySet[Rep]:
+    """The reps ``user`` acts on as a manager: all for RevOps, else the reps of the teams they manage and
+    their direct reports. Anyone else: none (the pages answer 404)."""
+    reps = Rep.objects.select_related("user", "team").order_by("user__username")
+    if is_routing_revops(user):
+        return reps
+    if not user.is_authenticated:
+        return reps.none()
+    in_scope = Rep.objects.filter(Q(team__managers=user) | Q(manager=user)).values("pk")
+    return reps.filter(pk__in=in_scope)
+
+
+def open_leads_for_user(*, user: Any) -> QuerySet[Lead]:
+    """Open leads (assigned, accepted, working) owned by the reps ``user`` acts on: what they may reassign."""
+    return Lead.objects.filter(
+        status__in=Lead.OPEN_STATUSES, owner__in=reps_for_user(user=user).values("pk")
+    ).select_related("owner__user", "queue", "sla")
+
+
+@dataclass
+class RepBoardRow:
+    """One rep on the team board: load against capacity and caps, and availability now and next."""
+
+    rep: Rep
+    open_leads: int
+    assigned_today: int
+    load_percent: int
+    at_capacity: bool
+    at_daily_cap: bool
+    away_until: datetime | None
+    working_now: bool | None  # None: no working hours configured, so always available
+    local_time: datetime
+    next_away: OutOfOffice | None
+
+
+@dataclass
+class AgingLead:
+    lead: Lead
+    age: timedelta
+    lead_sla: Any  # sla.models.LeadSla or None
+
+
+@dataclass
+class TeamBoard:
+    teams: list[Team]
+    reps: list[RepBoardRow]
+    leads: list[AgingLead]
+    leads_total: int
+    targets: list[Rep]
+
+
+BOARD_LEAD_LIMIT = 200
+
+
+def team_board(*, user: Any, now: datetime, older_than: timedelta | None) -> TeamBoard:
+    """What the team board shows ``user``: each rep in scope with load and availability, and the open
+    leads of those reps, oldest first.
+
+    ``older_than`` set: only leads received longer ago than that and never touched (no first touch on
+    their SLA clock) — the aging leads. None: every open lead. At most ``BOARD_LEAD_LIMIT`` leads are
+    listed (the oldest); ``leads_total`` counts them all. A fixed number of queries.
+    """
+    from routing.engine import RepInfo, is_working
+    from routing.selectors import rep_loads
+
+    reps = list(
+        reps_for_user(user=user).prefetch_related(
+            "working_hours",
+            Prefetch("out_of_office", queryset=OutOfOffice.objects.filter(ends_at__gt=now).order_by("starts_at")),
+        )
+    )
+    open_counts, today_counts = rep_loads(now=now, time_zones={rep.time_zone for rep in reps})
+    rows = []
+    for rep in reps:
+        periods = list(rep.out_of_office.all())
+        current = [period for period in periods if period.starts_at <= now]
+        upcoming = [period for period in periods if period.starts_at > now]
+        hours = tuple((window.weekday, window.start, window.end) for window in rep.working_hours.all())
+        info = RepInfo(id=rep.pk, username=rep.user.username, time_zone=rep.time_zone, working_hours=hours)
+        open_leads = open_counts.get(rep.pk, 0)
+        assigned_today = today_counts.get(rep.pk, 0)
+        rows.append(
+            RepBoardRow(
+                rep=rep,
+                open_leads=open_leads,
+                assigned_today=assigned_today,
+                load_percent=min(100, round(100 * open_leads / rep.max_open_leads)) if rep.max_open_leads else 100,
+                at_capacity=open_leads >= rep.max_open_leads,
+                at_daily_cap=rep.daily_cap is not None and assigned_today >= rep.daily_cap,
+                away_until=max(period.ends_at for period in current) if current else None,
+                working_now=is_working(info, now) if hours else None,
+                local_time=now.astimezone(ZoneInfo(rep.time_zone)),
+                next_away=upcoming[0] if upcoming else None,
+            )
+        )
+
+    leads = open_leads_for_user(user=user)
+    if older_than is not None:
+        leads = leads.filter(Q(sla__isnull=True) | Q(sla__touched_at__isnull=True), received_at__lte=now - older_than)
+    leads = leads.order_by("received_at", "pk")
+    total = leads.count()
+    aging = [
+        AgingLead(lead=lead, age=now - lead.received_at, lead_sla=getattr(lead, "sla", None))
+        for lead in leads[:BOARD_LEAD_LIMIT]
+    ]
+    return TeamBoard(
+        teams=list(teams_for_user(user=user)),
+        reps=rows,
+        leads=aging,
+        leads_total=total,
+        targets=[rep for rep in reps if rep.active],
+    )

@@ -1,5 +1,12 @@
-"""Pages (filled in as they are built)."""
+"""The manager's pages: team board, reassignment, out of office and departures. Included at the site root."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from territories import views
+
+urlpatterns = [
+    path("team/", views.team_board, name="team-board"),
+    path("team/reassign/", views.team_reassign, name="team-reassign"),
+    path("team/reps/<int:rep_id>/out-of-office/", views.rep_out_of_office, name="rep-out-of-office"),
+    path("team/reps/<int:rep_id>/departure/", views.rep_departure, name="rep-departure"),
+]

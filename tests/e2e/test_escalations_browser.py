@@ -23,7 +23,9 @@ def test_manager_logs_in_and_acknowledges_an_escalation(page: Page, live_server,
 
     log_in(page, live_server.url, "manager")
 
-    # Managers land on their escalations.
+    # Managers land on their team's board; the escalations are one link away.
+    expect(page).to_have_url(f"{live_server.url}/team/")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Escalations").click()
     expect(page).to_have_url(f"{live_server.url}/escalations/")
     row = page.locator(f"#escalation-{escalation.pk}")
     expect(row).to_contain_text("Acme Robotics AG")
@@ -55,6 +57,7 @@ def test_the_page_fits_a_phone_without_horizontal_scrolling(page: Page, live_ser
     page.set_viewport_size({"width": 390, "height": 844})
 
     log_in(page, live_server.url, "manager")
+    page.goto(f"{live_server.url}/escalations/")
 
     expect(page.locator("tr.escalation")).to_have_count(2)
     screenshot(page, "escalations-phone")
@@ -65,6 +68,7 @@ def test_the_page_fits_a_phone_without_horizontal_scrolling(page: Page, live_ser
 def test_the_skip_link_and_focus_are_keyboard_usable(page: Page, live_server, manager, rep):
     escalated_lead(rep)
     log_in(page, live_server.url, "manager")
+    page.goto(f"{live_server.url}/escalations/")
     expect(page.locator("tr.escalation")).to_have_count(1)
 
     # The first Tab on the page reaches the skip link, which shows itself and jumps past the top bar.

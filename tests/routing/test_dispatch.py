@@ -51,7 +51,13 @@ def owners(leads):
 def test_a_received_lead_is_assigned_with_its_receipt_history_task_and_notification(
     dach, django_capture_on_commit_callbacks
 ):
-    lead = received(email=" Max.Muster@Prospect.DE ", company="Prospect GmbH", phone="030 1234567")
+    lead = received(
+        email=" Max.Muster@Prospect.DE ",
+        company="Prospect GmbH",
+        phone="030 1234567",
+        form_answers={"What do you need?": "Routing for 3 regions"},
+        page_history=["/pricing", {"url": "/demo", "at": "2026-11-23T09:58:00Z"}],
+    )
 
     with time_machine.travel(MONDAY, tick=False), django_capture_on_commit_callbacks() as callbacks:
         report = leads_route(lead_ids=[lead.pk])
@@ -70,6 +76,9 @@ def test_a_received_lead_is_assigned_with_its_receipt_history_task_and_notificat
         "prospect",
     )
     assert lead.raw_payload["email"] == " Max.Muster@Prospect.DE "
+    # What the rep needs for the first call travels with the lead.
+    assert lead.form_answers == {"What do you need?": "Routing for 3 regions"}
+    assert lead.page_history == ["/pricing", {"url": "/demo", "at": "2026-11-23T09:58:00Z"}]
     assert lead.receipt["routing"]["summary"] == "Assigned to anna in DACH Inbound by rule 'By territory'."
     assert lead.receipt["elapsed_ms"] > 0
     assignment = Assignment.objects.get(lead=lead)

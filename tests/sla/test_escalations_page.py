@@ -310,9 +310,13 @@ def test_handling_needs_a_post(as_user, manager, rep):
     assert as_user(manager).get(f"/escalations/{escalation.pk}/acknowledge/").status_code == 405
 
 
-def test_after_login_managers_land_on_escalations_and_staff_in_admin(client, manager, revops):
+def test_after_login_each_person_lands_on_their_own_page(client, manager, rep, revops):
     response = client.post("/accounts/login/", {"username": "manager", "password": PASSWORD})
-    assert response["Location"] == "/escalations/"
+    assert response["Location"] == "/team/"
+
+    client.post("/accounts/logout/")
+    response = client.post("/accounts/login/", {"username": "rep", "password": PASSWORD})
+    assert response["Location"] == "/leads/"
 
     client.post("/accounts/logout/")
     response = client.post("/accounts/login/", {"username": "revops", "password": PASSWORD})

@@ -1,0 +1,571 @@
+"""Reads for the routing health page and the reports: every figure is scoped to who is asking.
+
+RevOps (staff with ``routing.view_lead``, or a superuser) see every lead. A manager sees the leads owned by the
+reps of the teams they manage, and the leads in queues those reps are members of. Anyone else sees nothing; the
+views answer 404 for them. Each selector takes ``user`` and applies the scope itself, and runs a fixed number of
+queries whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.urls import reverse
+from django.utils import timezone
+
+from routing.models import Assignment, Lead, Queue, QueueMembership
+from sla.models import LeadSla
+from territories.models import Rep
+
+PERIOD_CHOICES = (7, 30, 90)
+DEFAULT_PERIOD_DAYS = 30
+# A lead still in "received" after this long was missed by intake and the outbox sweep.
+STUCK_AFTER = timedelta(minutes=5)
+LATEST_ROWS = 20
+# Percentiles are computed in Python over at most this many of the newest rows; the page says when it cut.
+MAX_SPEED_ROWS = 50_000
+
+
+# -- Who may see what ---------------------------------------------------------------------------------------------
+
+
+def is_revops(user: Any) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or (user.is_staff and user.has_perm("routing.view_lead"))))
+
+
+def may_see_reports(*, user: Any) -> bool:
+    """RevOps and the managers of a team see the health page and the reports; anyone else gets a 404."""
+    if not user.is_authenticated:
+        return False
+    return is_revops(user) or user.managed_teams.exists()
+
+
+def _managed_reps(user: Any) -> QuerySet[Rep, Any]:
+    return Rep.objects.filter(team__managers=user).values("pk")
+
+
+def _lead_scope(user: Any, prefix: str = "") -> Q:
+    """The leads ``user`` may count, as a filter on Lead (or on a model pointing at it through ``prefix``).
+
+    The reps and queues are subqueries, so the scope adds no query of its own.
+    """
+    if is_revops(user):
+        return Q()
+    if not user.is_authenticated:
+        return Q(pk__in=[])
+    reps = _managed_reps(user)
+    queues = QueueMembership.objects.filter(rep__in=reps).values("queue_id")
+    return Q(**{f"{prefix}owner__in": reps}) | Q(**{f"{prefix}queue__in": queues})
+
+
+def leads_for_reports(*, user: Any) -> QuerySet[Lead]:
+    return Lead.objects.filter(_lead_scope(user))
+
+
+def report_queues(*, user: Any) -> QuerySet[Queue]:
+    """The queues whose workload ``user`` may look at: all for RevOps, else those with a managed rep."""
+    if is_revops(user):
+        return Queue.objects.order_by("-is_catch_all", "name")
+    if not user.is_authenticated:
+        return Queue.objects.none()
+    with_managed = QueueMembership.objects.filter(rep__in=_managed_reps(user)).values("queue_id")
+    return Queue.objects.filter(pk__in=with_managed).order_by("-is_catch_all", "name")
+
+
+# -- The period ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """The last ``days`` days, today included, in the current time zone."""
+
+    days: int
+    first_day: date
+    start: datetime
+    end: datetime
+
+    @property
+    def day_list(self) -> list[date]:
+        return [self.first_day + timedelta(days=offset) for offset in range(self.days)]
+
+    @property
+    def labels(self) -> list[str]:
+        return [f"{day:%m-%d}" for day in self.day_list]
+
+
+def period_for(days: Any = None, *, now: datetime | None = None) -> Period:
+    """The period for a ``days`` GET value; anything but 7, 30 or 90 means the default of 30."""
+    try:
+        count = int(days)
+    except (TypeError, ValueError):
+        count = DEFAULT_PERIOD_DAYS
+    if count not in PERIOD_CHOICES:
+        count = DEFAULT_PERIOD_DAYS
+    today = timezone.localdate(now or timezone.now())
+    first_day = today - timedelta(days=count - 1)
+    zone = timezone.get_current_timezone()
+    start = datetime.combine(first_day, time.min, tzinfo=zone)
+    end = datetime.combine(today + timedelta(days=1), time.min, tzinfo=zone)
+    return Period(days=count, first_day=first_day, start=start, end=end)
+
+
+def _daily(queryset: QuerySet[Any], field_name: str, period: Period) -> list[int]:
+    """Rows per day of ``field_name`` over the period, zeros included: one grouped query."""
+    counts: dict[date, int] = dict(
+        queryset.filter(**{f"{field_name}__gte": period.start, f"{field_name}__lt": period.end})
+        .annotate(day=TruncDate(field_name))
+        .order_by()
+        .values("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
+    )
+    return [counts.get(day, 0) for day in period.day_list]
+
+
+# -- Routing health -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HealthRow:
+    lead: Lead
+    when: datetime
+    detail: str
+
+
+@dataclass
+class HealthSection:
+    key: str
+    title: str
+    description: str
+    total: int
+    daily: list[int]
+    rows: list[HealthRow]
+    admin_url: str = ""
+    # True when the figure should be zero in a healthy system.
+    expect_zero: bool = False
+
+
+def _changelist(params: dict[str, Any]) -> str:
+    return f"{reverse('admin:routing_lead_changelist')}?{urlencode(params)}"
+
+
+def routing_health(*, user: Any, period: Period, now: datetime | None = None) -> list[HealthSection]:
+    """The exceptions RevOps audit and fold back into the matrix, counted per day over the period.
+
+    1. Leads that ended in the catch-all queue, by day received.
+    2. Manual reassignments and "not mine", by day of the assignment.
+    3. Leads an enrichment provider failed on, and weak account matches, by day received.
+    4. Leads stuck in "received" past ``STUCK_AFTER`` right now (the sweep should have routed them), whenever
+       they arrived, and leads whose routing failed, by day received.
+
+    Two queries per section (daily counts, latest rows) plus one for the catch-all queue's id.
+    """
+    now = now or timezone.now()
+    leads = leads_for_reports(user=user).select_related("queue", "owner__user", "account")
+    in_period = Q(received_at__gte=period.start, received_at__lt=period.end)
+    link = is_revops(user)
+    dates = {"received_at__gte": period.start.isoformat(), "received_at__lt": period.end.isoformat()}
+
+    def section(
+        key: str,
+        title: str,
+        description: str,
+        queryset: QuerySet[Lead],
+        detail: Any,
+        admin_params: dict[str, Any] | None,
+        *,
+        expect_zero: bool = False,
+        total_queryset: QuerySet[Lead] | None = None,
+    ) -> HealthSection:
+        daily = _daily(queryset, "received_at", period)
+        latest = list(queryset.filter(in_period).order_by("-received_at", "-pk")[:LATEST_ROWS])
+        if total_queryset is not None:
+            # "Right now" figures: every row counts, not only those received in the period.
+            latest = list(total_queryset.order_by("-received_at", "-pk")[:LATEST_ROWS])
+            total = total_queryset.count()
+        else:
+            total = sum(daily)
+        return HealthSection(
+            key=key,
+            title=title,
+            description=description,
+            total=total,
+            daily=daily,
+            rows=[HealthRow(lead=lead, when=lead.received_at, detail=detail(lead)) for lead in latest],
+            admin_url=_changelist(admin_params) if link and admin_params is not None else "",
+            expect_zero=expect_zero,
+        )
+
+    catch_all_id = Queue.objects.filter(is_catch_all=True).values_list("pk", flat=True).first()
+    stuck = leads.filter(status=Lead.Status.RECEIVED, received_at__lt=now - STUCK_AFTER)
+    sections = [
+        section(
+            "catch-all",
+            "Ended in the catch-all queue",
+            "No rule placed these leads: each one is a gap in the routing matrix.",
+            leads.filter(queue__is_catch_all=True),
+            lambda lead: lead.routing_error or (f"Owner: {lead.owner}" if lead.owner else "Waiting in the queue"),
+            {"queue__id__exact": catch_all_id, **dates} if catch_all_id else None,
+        ),
+        _reassignments(user=user, period=period),
+        section(
+            "enrichment",
+            "Enrichment failures",
+            "A provider failed, so rules may have fired on incomplete data.",
+            leads.exclude(enrichment_failures={}),
+            lambda lead: "; ".join(f"{name}: {why}" for name, why in sorted(lead.enrichment_failures.items())),
+            {"enrichment_failed": "yes", **dates},
+        ),
+        section(
+            "weak-match",
+            "Weak account matches",
+            "A fuzzy match below the trusted confidence: review it, it was not used for ownership.",
+            leads.filter(account_match_weak=True),
+            lambda lead: (
+                f"{lead.account or 'No account'}"
+                + (f" ({lead.account_match_confidence:.0%})" if lead.account_match_confidence is not None else "")
+            ),
+            {"account_match_weak__exact": "1", **dates},
+        ),
+        section(
+            "stuck",
+            "Stuck in received",
+            f"Still waiting for routing after {int(STUCK_AFTER.total_seconds() // 60)} minutes right now. "
+            "Should be 0: the sweep routes them.",
+            stuck,
+            lambda lead: f"{lead.routing_attempts} routing attempt{'s' if lead.routing_attempts != 1 else ''}",
+            {"status__exact": Lead.Status.RECEIVED},
+            expect_zero=True,
+            total_queryset=stuck,
+        ),
+        section(
+            "routing-errors",
+            "Routing errors",
+            "Routing failed and the catch-all queue took the lead.",
+            leads.exclude(routing_error=""),
+            lambda lead: lead.routing_error,
+            {"routing_error": "yes", **dates},
+            expect_zero=True,
+        ),
+    ]
+    return sections
+
+
+def _reassignments(*, user: Any, period: Period) -> HealthSection:
+    assignments = Assignment.objects.filter(
+        _lead_scope(user, "lead__"), reason__in=[Assignment.Reason.MANUAL, Assignment.Reason.NOT_MINE]
+    )
+    daily = _daily(assignments, "assigned_at", period)
+    latest = (
+        assignments.filter(assigned_at__gte=period.start, assigned_at__lt=period.end)
+        .select_related("lead", "rep__user", "queue")
+        .order_by("-assigned_at", "-pk")[:LATEST_ROWS]
+    )
+    rows = []
+    for assignment in latest:
+        to = assignment.rep or assignment.queue or "nobody"
+        note = f": {assignment.note}" if assignment.note else ""
+        rows.append(
+            HealthRow(
+                lead=assignment.lead,
+                when=assignment.assigned_at,
+                detail=f"{assignment.get_reason_display()}, to {to}{note}",
+            )
+        )
+    return HealthSection(
+        key="reassignments",
+        title="Manual reassignments and “not mine”",
+        description="Each one is a lead the rules sent to the wrong place.",
+        total=sum(daily),
+        daily=daily,
+        rows=rows,
+    )
+
+
+# -- Speed-to-lead ------------------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """The ``fraction`` percentile with linear interpolation between ranks, as PostgreSQL's percentile_cont."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass
+class SpeedRow:
+    label: str
+    count: int
+    wall_p50: float | None
+    wall_p90: float | None
+    business_p50: float | None
+    business_p90: float | None
+
+
+@dataclass
+class SpeedReport:
+    by_day: list[SpeedRow]
+    by_segment: list[SpeedRow]
+    by_rule: list[SpeedRow]
+    overall: SpeedRow
+    truncated: bool
+
+
+def _speed_row(label: str, samples: list[tuple[int, int | None]]) -> SpeedRow:
+    wall = [float(w) for w, _ in samples]
+    business = [float(b) for _, b in samples if b is not None]
+    return SpeedRow(
+        label=label,
+        count=len(samples),
+        wall_p50=percentile(wall, 0.5),
+        wall_p90=percentile(wall, 0.9),
+        business_p50=percentile(business, 0.5),
+        business_p90=percentile(business, 0.9),
+    )
+
+
+def speed_to_lead(*, user: Any, period: Period) -> SpeedReport:
+    """Median and p90 of routed → first touch, wall clock and business time, by day routed, source and rule.
+
+    One query over at most ``MAX_SPEED_ROWS`` of the newest touched leads; percentiles in Python, so SQLite and
+    PostgreSQL give the same figures.
+    """
+    rows = list(
+        LeadSla.objects.filter(
+            _lead_scope(user, "lead__"),
+            lead__routed_at__gte=period.start,
+            lead__routed_at__lt=period.end,
+            speed_wall_seconds__isnull=False,
+        )
+        .order_by("-lead__routed_at")
+        .values_list(
+            "lead__routed_at", "speed_wall_seconds", "speed_business_seconds", "lead__source", "lead__rule__name"
+        )[: MAX_SPEED_ROWS + 1]
+    )
+    truncated = len(rows) > MAX_SPEED_ROWS
+    rows = rows[:MAX_SPEED_ROWS]
+    by_day: dict[date, list[tuple[int, int | None]]] = defaultdict(list)
+    by_source: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
+    by_rule: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
+    samples: list[tuple[int, int | None]] = []
+    for routed_at, wall, business, source, rule in rows:
+        # The filter excludes a missing wall-clock speed; mypy cannot see that.
+        sample = (int(wall or 0), business)
+        samples.append(sample)
+        by_day[timezone.localdate(routed_at)].append(sample)
+        by_source[source or "(no source)"].append(sample)
+        by_rule[rule or "(no rule)"].append(sample)
+    return SpeedReport(
+        by_day=[_speed_row(f"{day:%Y-%m-%d}", by_day.get(day, [])) for day in period.day_list],
+        by_segment=[_speed_row(label, samples) for label, samples in sorted(by_source.items())],
+        by_rule=[_speed_row(label, samples) for label, samples in sorted(by_rule.items())],
+        overall=_speed_row("All", samples),
+        truncated=truncated,
+    )
+
+
+# -- SLA adherence ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AdherenceRow:
+    label: str
+    met: int = 0
+    missed: int = 0
+    breached: int = 0
+
+    @property
+    def decided(self) -> int:
+        return self.met + self.missed + self.breached
+
+    @property
+    def percent_met(self) -> float | None:
+        return round(100 * self.met / self.decided, 1) if self.decided else None
+
+
+@dataclass
+class AdherenceReport:
+    by_day: list[AdherenceRow]
+    total: AdherenceRow = field(default_factory=lambda: AdherenceRow(label="All"))
+
+
+def sla_adherence(*, user: Any, period: Period, now: datetime | None = None) -> AdherenceReport:
+    """First-touch SLAs started in the period, by day: met, touched late, and breached with no touch yet.
+
+    An untouched clock past its due time counts as breached even before the sweep stores that. Clocks still
+    running (or leads without an SLA) are in none of the three. One grouped query.
+    """
+    now = now or timezone.now()
+    breached = Q(touched_at__isnull=True) & (Q(state=LeadSla.State.BREACHED) | Q(due_at__lt=now))
+    grouped = (
+        LeadSla.objects.filter(_lead_scope(user, "lead__"), started_at__gte=period.start, started_at__lt=period.end)
+        .annotate(day=TruncDate("started_at"))
+        .order_by()
+        .values("day")
+        .annotate(
+            met=Count("pk", filter=Q(state=LeadSla.State.MET)),
+            missed=Count("pk", filter=Q(state=LeadSla.State.MISSED)),
+            breached=Count("pk", filter=breached),
+        )
+    )
+    counts = {row["day"]: row for row in grouped}
+    report = AdherenceReport(by_day=[])
+    for day in period.day_list:
+        found = counts.get(day, {})
+        row = AdherenceRow(
+            label=f"{day:%Y-%m-%d}",
+            met=found.get("met", 0),
+            missed=found.get("missed", 0),
+            breached=found.get("breached", 0),
+        )
+        report.by_day.append(row)
+        report.total.met += row.met
+        report.total.missed += row.missed
+        report.total.breached += row.breached
+    return report
+
+
+# -- Workload and fairness ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class WorkloadRow:
+    rep: Rep
+    active: bool
+    weight: int
+    open_leads: int
+    new_leads: int
+
+
+@dataclass
+class Spread:
+    minimum: int
+    maximum: int
+
+    @property
+    def spread(self) -> int:
+        return self.maximum - self.minimum
+
+
+@dataclass
+class WorkloadReport:
+    queue: Queue
+    rows: list[WorkloadRow]
+    open_spread: Spread | None
+    new_spread: Spread | None
+
+
+def _spread(values: Iterable[int]) -> Spread | None:
+    values = list(values)
+    return Spread(minimum=min(values), maximum=max(values)) if values else None
+
+
+def queue_workload(*, user: Any, queue_id: int | None, period: Period) -> WorkloadReport | None:
+    """Open leads now and new leads in the period per member of one queue, with min, max and spread over the
+    members taking leads. None when the user may not see the queue (or there is none). Four queries."""
+    queues = report_queues(user=user)
+    queue = queues.filter(pk=queue_id).first() if queue_id else None
+    if queue is None:
+        queue = queues.first()
+    if queue is None:
+        return None
+    memberships = list(
+        QueueMembership.objects.filter(queue=queue).select_related("rep__user").order_by("position", "rep_id")
+    )
+    rep_ids = [membership.rep_id for membership in memberships]
+    scope = _lead_scope(user)
+    open_counts = dict(
+        Lead.objects.filter(scope, queue=queue, owner__in=rep_ids, status__in=Lead.OPEN_STATUSES)
+        .order_by()
+        .values("owner")
+        .annotate(n=Count("pk"))
+        .values_list("owner", "n")
+    )
+    new_counts = dict(
+        Assignment.objects.filter(
+            _lead_scope(user, "lead__"),
+            queue=queue,
+            rep__in=rep_ids,
+            assigned_at__gte=period.start,
+            assigned_at__lt=period.end,
+        )
+        .order_by()
+        .values("rep")
+        .annotate(n=Count("pk"))
+        .values_list("rep", "n")
+    )
+    rows = [
+        WorkloadRow(
+            rep=membership.rep,
+            active=membership.active and membership.rep.active,
+            weight=membership.weight,
+            open_leads=open_counts.get(membership.rep_id, 0),
+            new_leads=new_counts.get(membership.rep_id, 0),
+        )
+        for membership in memberships
+    ]
+    # Fairness is judged among the reps taking leads; an inactive member's zero is not unfair.
+    taking = [row for row in rows if row.active]
+    return WorkloadReport(
+        queue=queue,
+        rows=rows,
+        open_spread=_spread(row.open_leads for row in taking),
+        new_spread=_spread(row.new_leads for row in taking),
+    )
+
+
+# -- Conversion by rule -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ConversionRow:
+    rule: str
+    routed: int
+    accepted: int
+    touched: int
+    reached: int
+
+    @property
+    def percent_reached(self) -> float | None:
+        return round(100 * self.reached / self.routed, 1) if self.routed else None
+
+
+def conversion_by_rule(*, user: Any, period: Period) -> list[ConversionRow]:
+    """Per winning rule, the leads routed in the period and how many reached a rep's hands: accepted or
+    working now, or touched (first touch logged). One grouped query."""
+    accepted = Q(status__in=[Lead.Status.ACCEPTED, Lead.Status.WORKING])
+    touched = Q(sla__touched_at__isnull=False)
+    grouped = (
+        leads_for_reports(user=user)
+        .filter(rule__isnull=False, routed_at__gte=period.start, routed_at__lt=period.end)
+        .order_by()
+        .values("rule__name")
+        .annotate(
+            routed=Count("pk"),
+            accepted=Count("pk", filter=accepted),
+            touched=Count("pk", filter=touched),
+            reached=Count("pk", filter=accepted | touched),
+        )
+        .order_by("rule__name")
+    )
+    return [
+        ConversionRow(
+            rule=row["rule__name"],
+            routed=row["routed"],
+            accepted=row["accepted"],
+            touched=row["touched"],
+            reached=row["reached"],
+        )
+        for row in grouped
+    ]
