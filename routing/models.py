@@ -88,6 +88,8 @@ class Queue(models.Model):
 
     class Meta:
         ordering = ["-is_catch_all", "name"]
+        # Granted per queue (django-guardian): a manager's deputy acts on the queue's leads as the manager would.
+        permissions = [("deputize_queue", "Can act as a manager for this queue's leads")]
         constraints = [
             models.UniqueConstraint(
                 fields=["is_catch_all"],

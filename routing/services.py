@@ -4,13 +4,16 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
+from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
-from routing.models import ApiKey, WorkerHeartbeat
+from routing.models import ApiKey, Assignment, Lead, Queue, QueueMembership, RepTask, WorkerHeartbeat
+from territories.models import Rep
 
 
 def heartbeat_record(*, name: str, hostname: str = "", now: datetime | None = None) -> WorkerHeartbeat:
@@ -72,10 +75,6 @@ def apikey_authenticate(*, raw_key: str, now: datetime | None = None) -> ApiKey 
 
 
 # --- The rep's actions on a lead ----------------------------------------------------------------------
-
-# The rep's pages arrived after the API keys; their imports sit with them to keep this file append-only.
-from routing.models import Assignment, Lead, Queue, QueueMembership, RepTask  # noqa: E402
-from territories.models import Rep  # noqa: E402
 
 
 class LeadActionError(Exception):
@@ -270,3 +269,45 @@ def lead_not_mine(*, lead: Lead, by: User, reason: str, now: datetime | None = N
         transaction.on_commit(lambda: leads_route(lead_ids=[lead_id]))
     lead.status, lead.owner_id, lead.receipt = Lead.Status.RECEIVED, None, receipt
     return True
+
+
+# --- Deputies ---------------------------------------------------------------------------------------------------
+
+
+class DelegationError(Exception):
+    """A delegation the user may not make; the message says why."""
+
+
+def queue_delegate(*, queue: Queue, deputy: Any, by: Any) -> None:
+    """Let ``deputy`` act as a manager for ``queue``'s leads (board, reassignment, escalations), until undone.
+
+    ``by`` is RevOps or a manager with reps in the queue; a deputy cannot delegate further.
+    Side effect: a django-guardian object permission ``routing.deputize_queue`` on the queue.
+    """
+    _may_delegate(queue=queue, by=by)
+    if not deputy.is_active:
+        raise DelegationError("An inactive user cannot be a deputy.")
+    assign_perm("routing.deputize_queue", deputy, queue)
+
+
+def queue_undelegate(*, queue: Queue, deputy: Any, by: Any) -> None:
+    """Take ``queue`` back from ``deputy``. Side effect: removes the object permission."""
+    _may_delegate(queue=queue, by=by)
+    remove_perm("routing.deputize_queue", deputy, queue)
+
+
+def queue_deputies(*, queue: Queue) -> list[Any]:
+    """The users ``queue`` is delegated to."""
+    return list(get_users_with_perms(queue, only_with_perms_in=["deputize_queue"], with_superusers=False))
+
+
+def _may_delegate(*, queue: Queue, by: Any) -> None:
+    from territories.selectors import is_routing_revops
+
+    if is_routing_revops(by):
+        return
+    manages_members = QueueMembership.objects.filter(queue=queue, active=True).filter(
+        Q(rep__team__managers=by) | Q(rep__manager=by)
+    )
+    if not manages_members.exists():
+        raise DelegationError("Only a manager of the queue's reps (or RevOps) can delegate it.")

@@ -25,7 +25,10 @@ def _manager_scope(user: Any) -> Q:
     # The rep who held the lead counts as well as its owner today, so a reassignment to another
     # team does not hide the escalation from the manager of the rep who let it age.
     managed = _managed_reps(user)
-    return Q(lead__owner__in=managed) | Q(rep__in=managed) | Q(notified=user)
+    from territories.selectors import delegated_queues
+
+    deputy_for = delegated_queues(user=user).values("pk")
+    return Q(lead__owner__in=managed) | Q(rep__in=managed) | Q(notified=user) | Q(lead__queue__in=deputy_for)
 
 
 def _rep_scope(user: Any) -> Q:
@@ -96,4 +99,6 @@ def user_manages_anyone(*, user: Any) -> bool:
     """Whether ``user`` manages a team or has direct reports: the page shell shows them the escalations link."""
     if not user.is_authenticated:
         return False
-    return bool(user.managed_teams.exists() or user.direct_reports.exists())
+    from territories.selectors import delegated_queues
+
+    return bool(user.managed_teams.exists() or user.direct_reports.exists() or delegated_queues(user=user).exists())

@@ -65,8 +65,8 @@ def shell(request: HttpRequest, *, current: str = "") -> dict[str, Any]:
     return {
         "shell": {
             "show_my_leads": roles["is_rep"],
-            "show_team": roles["manages_team"] or roles["has_reports"] or is_routing_revops(user),
-            "show_escalations": is_revops(user) or roles["manages_team"] or roles["has_reports"],
+            "show_team": roles["manages_team"] or roles["has_reports"] or roles["is_deputy"] or is_routing_revops(user),
+            "show_escalations": is_revops(user) or roles["manages_team"] or roles["has_reports"] or roles["is_deputy"],
             "show_reports": roles["manages_team"] or (user.is_authenticated and reports.is_revops(user)),
             "current": current,
         }
@@ -76,9 +76,10 @@ def shell(request: HttpRequest, *, current: str = "") -> dict[str, Any]:
 def _roles(user: Any) -> dict[str, bool]:
     """Whether ``user`` is a rep, manages a team, or has direct reports: one query for the whole shell."""
     if not user.is_authenticated:
-        return {"is_rep": False, "manages_team": False, "has_reports": False}
+        return {"is_rep": False, "manages_team": False, "has_reports": False, "is_deputy": False}
     from django.contrib.auth import get_user_model
     from django.db.models import Exists, OuterRef
+    from guardian.models import UserObjectPermission
 
     from territories.models import Rep, Team
 
@@ -89,14 +90,20 @@ def _roles(user: Any) -> dict[str, bool]:
             is_rep=Exists(Rep.objects.filter(user=OuterRef("pk"))),
             manages_team=Exists(Team.managers.through.objects.filter(user=OuterRef("pk"))),
             has_reports=Exists(Rep.objects.filter(manager=OuterRef("pk"))),
+            is_deputy=Exists(
+                UserObjectPermission.objects.filter(
+                    user=OuterRef("pk"), permission__codename="deputize_queue", content_type__app_label="routing"
+                )
+            ),
         )
-        .values("is_rep", "manages_team", "has_reports")
+        .values("is_rep", "manages_team", "has_reports", "is_deputy")
         .first()
     )
     return {key: bool(value) for key, value in (row or {}).items()} or {
         "is_rep": False,
         "manages_team": False,
         "has_reports": False,
+        "is_deputy": False,
     }
 
 

@@ -385,8 +385,9 @@ from datetime import timedelta  # noqa: E402
 from zoneinfo import ZoneInfo  # noqa: E402
 
 from django.db.models import Prefetch  # noqa: E402
+from guardian.shortcuts import get_objects_for_user  # noqa: E402
 
-from routing.models import Lead  # noqa: E402
+from routing.models import Lead, Queue  # noqa: E402
 from territories.models import Team  # noqa: E402
 
 
@@ -406,23 +407,50 @@ def teams_for_user(*, user: Any) -> QuerySet[Team]:
     return Team.objects.filter(managers=user).order_by("name")
 
 
+def delegated_queues(*, user: Any) -> QuerySet[Queue]:
+    """The queues a manager delegated to ``user`` as their deputy (a guardian grant of ``deputize_queue``)."""
+    if not user.is_authenticated:
+        return Queue.objects.none()
+    return get_objects_for_user(user, "routing.deputize_queue", klass=Queue, accept_global_perms=False)
+
+
+def delegable_queues(*, user: Any) -> QuerySet[Queue]:
+    """The queues ``user`` may hand to a deputy: all for RevOps, else those with active members from the
+    teams they manage or their direct reports. Deputies do not delegate further."""
+    if is_routing_revops(user):
+        return Queue.objects.order_by("name")
+    if not user.is_authenticated:
+        return Queue.objects.none()
+    members = Rep.objects.filter(Q(team__managers=user) | Q(manager=user)).values("pk")
+    return Queue.objects.filter(memberships__rep__in=members, memberships__active=True).distinct().order_by("name")
+
+
 def reps_for_user(*, user: Any) -> QuerySet[Rep]:
-    """The reps ``user`` acts on as a manager: all for RevOps, else the reps of the teams they manage and
-    their direct reports. Anyone else: none (the pages answer 404)."""
+    """The reps ``user`` acts on as a manager: all for RevOps, else the reps of the teams they manage, their
+    direct reports, and the members of the queues delegated to them. Anyone else: none (the pages answer 404)."""
     reps = Rep.objects.select_related("user", "team").order_by("user__username")
     if is_routing_revops(user):
         return reps
     if not user.is_authenticated:
         return reps.none()
-    in_scope = Rep.objects.filter(Q(team__managers=user) | Q(manager=user)).values("pk")
+    in_scope = Rep.objects.filter(
+        Q(team__managers=user)
+        | Q(manager=user)
+        | Q(memberships__queue__in=delegated_queues(user=user).values("pk"), memberships__active=True)
+    ).values("pk")
     return reps.filter(pk__in=in_scope)
 
 
 def open_leads_for_user(*, user: Any) -> QuerySet[Lead]:
-    """Open leads (assigned, accepted, working) owned by the reps ``user`` acts on: what they may reassign."""
-    return Lead.objects.filter(
-        status__in=Lead.OPEN_STATUSES, owner__in=reps_for_user(user=user).values("pk")
-    ).select_related("owner__user", "queue", "sla")
+    """Open leads (assigned, accepted, working) ``user`` may reassign: those owned by the reps of their teams
+    and their direct reports, and, for a deputy, those in the queues delegated to them. RevOps: all."""
+    leads = Lead.objects.filter(status__in=Lead.OPEN_STATUSES).select_related("owner__user", "queue", "sla")
+    if is_routing_revops(user):
+        return leads
+    if not user.is_authenticated:
+        return leads.none()
+    managed = Rep.objects.filter(Q(team__managers=user) | Q(manager=user)).values("pk")
+    return leads.filter(Q(owner__in=managed) | Q(queue__in=delegated_queues(user=user).values("pk")))
 
 
 @dataclass

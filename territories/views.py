@@ -20,7 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from routing.models import Queue
 from routing.reassign import ReassignError, departure_plan, leads_reassign, rep_departure_apply
+from routing.services import DelegationError, queue_delegate, queue_deputies, queue_undelegate
 from sla.views import duration_label, shell, sla_view
 from territories import selectors
 from territories.models import Rep
@@ -83,6 +85,7 @@ def team_board(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     older_than = None if aging == "all" else timedelta(hours=int(aging))
     board = selectors.team_board(user=request.user, now=now, older_than=older_than)
+    queues = list(selectors.delegable_queues(user=request.user))
     return render(
         request,
         "territories/pages/team_board.html",
@@ -98,6 +101,8 @@ def team_board(request: HttpRequest) -> HttpResponse:
                 }
                 for item in board.leads
             ],
+            "delegations": [{"queue": queue, "deputies": queue_deputies(queue=queue)} for queue in queues],
+            "deputy_choices": [rep.user for rep in board.targets],
             **shell(request, current="team"),
         },
     )
@@ -191,3 +196,45 @@ def rep_departure(request: HttpRequest, rep_id: int) -> HttpResponse:
         "territories/pages/rep_departure.html",
         {"plan": plan, "rep": rep, "applied": applied, **shell(request, current="team")},
     )
+
+
+@require_POST
+@login_required
+def queue_deputy_add(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """Hand a queue's leads to a deputy (a rep of the team, while the manager is away)."""
+    queue = _delegable_queue(request, queue_id)
+    deputy = _deputy_in_scope(request, request.POST.get("deputy", ""))
+    try:
+        queue_delegate(queue=queue, deputy=deputy, by=request.user)
+    except DelegationError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{deputy.get_full_name() or deputy.username} now acts for {queue}.")
+    return HttpResponseRedirect(reverse("team-board"))
+
+
+@require_POST
+@login_required
+def queue_deputy_remove(request: HttpRequest, queue_id: int, user_id: int) -> HttpResponse:
+    queue = _delegable_queue(request, queue_id)
+    deputy = next((user for user in queue_deputies(queue=queue) if user.pk == user_id), None)
+    if deputy is None:
+        raise Http404("No such deputy.")
+    queue_undelegate(queue=queue, deputy=deputy, by=request.user)
+    messages.success(request, f"{deputy.get_full_name() or deputy.username} no longer acts for {queue}.")
+    return HttpResponseRedirect(reverse("team-board"))
+
+
+def _delegable_queue(request: HttpRequest, queue_id: int) -> Queue:
+    queue = selectors.delegable_queues(user=request.user).filter(pk=queue_id).first()
+    if queue is None:
+        raise Http404("No such queue.")
+    return queue
+
+
+def _deputy_in_scope(request: HttpRequest, raw_id: str) -> Any:
+    """A deputy is a rep the manager acts on; anyone else answers 404."""
+    rep = reps_for_user(user=request.user).filter(user_id=int(raw_id) if raw_id.isdigit() else 0).first()
+    if rep is None:
+        raise Http404("No such rep.")
+    return rep.user
