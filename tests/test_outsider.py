@@ -1,0 +1,98 @@
+"""The outsider persona against every page and endpoint outside admin: 404, 403 or a redirect, never data.
+
+The outsider is a rep of another team ("Field Sales"). The data belongs to the "Inside Sales" team: a lead of
+its rep in a queue, an escalation, a deputy. Every URL pattern of the project (admin has its own tests) must be
+listed here, so a new page cannot ship without its outsider case.
+"""
+
+import pytest
+from django.urls import URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from routing.models import Lead
+from sla.models import Escalation
+from tests.factories import AssignmentFactory, LeadFactory, QueueFactory, QueueMembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "Inside Sales Secret GmbH"
+REFUSED = {302, 401, 403, 404}
+
+
+@pytest.fixture
+def inside(rep, manager):
+    queue = QueueFactory(name="Inside Inbound")
+    QueueMembershipFactory(queue=queue, rep=rep)
+    lead = LeadFactory(status=Lead.Status.ASSIGNED, owner=rep, queue=queue, company=SECRET)
+    AssignmentFactory(lead=lead, rep=rep, queue=queue)
+    escalation = Escalation.objects.create(
+        lead=lead, action="alert_manager", reason="Breached", fired_at=timezone.now()
+    )
+    return {"queue": queue, "lead": lead, "escalation": escalation, "rep": rep, "manager": manager}
+
+
+# name → (method, arguments from the fixture, what the outsider may get). "own" pages answer 200 with the
+# outsider's own (empty) view; they must not show the other team's data.
+CASES = {
+    "escalations": ("get", lambda d: [], "own"),
+    "escalation-acknowledge": ("post", lambda d: [d["escalation"].pk], REFUSED),
+    "escalation-resolve": ("post", lambda d: [d["escalation"].pk], REFUSED),
+    "my-leads": ("get", lambda d: [], "own"),
+    "take-next": ("post", lambda d: [d["queue"].pk], REFUSED),
+    "lead-page": ("get", lambda d: [d["lead"].pk], REFUSED),
+    "lead-accept": ("post", lambda d: [d["lead"].pk], REFUSED),
+    "lead-touch": ("post", lambda d: [d["lead"].pk], REFUSED),
+    "lead-disqualify": ("post", lambda d: [d["lead"].pk], REFUSED),
+    "lead-nurture": ("post", lambda d: [d["lead"].pk], REFUSED),
+    "lead-not-mine": ("post", lambda d: [d["lead"].pk], REFUSED),
+    "routing-health": ("get", lambda d: [], REFUSED),
+    "reports": ("get", lambda d: [], REFUSED),
+    "team-board": ("get", lambda d: [], REFUSED),
+    "team-reassign": ("post", lambda d: [], REFUSED),
+    "rep-out-of-office": ("post", lambda d: [d["rep"].pk], REFUSED),
+    "rep-departure": ("get", lambda d: [d["rep"].pk], REFUSED),
+    "queue-deputy-add": ("post", lambda d: [d["queue"].pk], REFUSED),
+    "queue-deputy-remove": ("post", lambda d: [d["queue"].pk, d["manager"].pk], REFUSED),
+    "lead-intake": ("post", lambda d: [], REFUSED),
+    "lead-detail": ("get", lambda d: [d["lead"].pk], REFUSED),
+    "lead-touches": ("post", lambda d: [d["lead"].pk], REFUSED),
+    "routing-simulate": ("post", lambda d: [], REFUSED),
+}
+# Public on purpose: they hold no data of anyone.
+PUBLIC = {"healthz", "login", "logout", "api-schema", "api-docs", None}
+
+
+def project_url_names():
+    def walk(patterns):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                if "admin" not in str(pattern.pattern):
+                    yield from walk(pattern.url_patterns)
+            else:
+                yield pattern.name
+
+    return set(walk(get_resolver().url_patterns))
+
+
+def test_every_page_and_endpoint_has_an_outsider_case():
+    assert project_url_names() - PUBLIC == set(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_outsider_gets_nothing(client, outsider, inside, name):
+    method, arguments, allowed = CASES[name]
+    client.force_login(outsider.user)
+    url = reverse(name, args=arguments(inside))
+
+    response = client.get(url) if method == "get" else client.post(url, {"kind": "call", "reason": "x"})
+
+    body = response.content.decode(errors="replace")
+    assert SECRET not in body
+    if allowed == "own":
+        assert response.status_code == 200
+    else:
+        assert response.status_code in allowed
+    # Nothing changed hands.
+    lead = Lead.objects.get(pk=inside["lead"].pk)
+    assert (lead.owner, lead.status) == (inside["rep"], Lead.Status.ASSIGNED)
+    assert Escalation.objects.get(pk=inside["escalation"].pk).status == "open"
