@@ -38,8 +38,16 @@ from routing.resources import FirmographicResource
 from routing.selectors import HEARTBEAT_STALE_AFTER, lead_simulate
 from sla.models import Escalation, LeadSla
 from sla.services import sla_state
-from territories.admin import CoverageAdmin, CsvImportExportMixin, ReadOnlyAdminMixin
+from territories.admin import (
+    CoverageAdmin,
+    CsvImportExportMixin,
+    GrantedObjectsAdminMixin,
+    ParentGrantedInlineMixin,
+    ReadOnlyAdminMixin,
+)
 from territories.forms import QueueMembershipFormSet
+from territories.models import Rep
+from territories.permissions import request_granted_ids
 
 
 def pretty_json(value: Any) -> str:
@@ -54,17 +62,45 @@ def pretty_json(value: Any) -> str:
 # --- Queues ------------------------------------------------------------------------------------------------------
 
 
-class QueueMembershipInline(admin.TabularInline):
+def granted_queues_only(request: HttpRequest, kwargs: dict[str, Any]) -> None:
+    """Limit a form field that points at a queue to the queues the user may change (all of them for RevOps)."""
+    ids = request_granted_ids(request, Queue, "change")
+    if ids is not None:
+        kwargs["queryset"] = Queue.objects.filter(pk__in=ids)
+
+
+def keep_current_choice(form: Any, name: str, current_id: int | None) -> None:
+    """Let a form keep the row its object already points at, even outside the user's grant (a queue's
+    fallback to the catch-all, say), so saving other fields never forces a new choice."""
+    field = form.base_fields.get(name)
+    if field is not None and current_id is not None and not field.queryset.filter(pk=current_id).exists():
+        field.queryset = field.queryset.model.objects.filter(Q(pk__in=field.queryset.values("pk")) | Q(pk=current_id))
+
+
+def without_rep_autocomplete(admin_site: admin.AdminSite, request: HttpRequest, fields: list[str]) -> list[str]:
+    """The rep autocomplete asks the rep admin, which a regional RevOps user may not open: they get a plain list."""
+    if admin_site.get_model_admin(Rep).has_view_permission(request):
+        return fields
+    return [name for name in fields if name != "rep"]
+
+
+class QueueMembershipInline(ParentGrantedInlineMixin, admin.TabularInline):
     model = QueueMembership
+    parent_model_for_grants = Queue
     formset = QueueMembershipFormSet
     extra = 1
     fields = ["rep", "weight", "active", "position"]
     autocomplete_fields = ["rep"]
     ordering = ["position", "rep__user__username"]
 
+    def get_autocomplete_fields(self, request: HttpRequest) -> list[str]:
+        return without_rep_autocomplete(self.admin_site, request, list(super().get_autocomplete_fields(request)))
+
 
 @admin.register(Queue)
-class QueueAdmin(CoverageAdmin):
+class QueueAdmin(GrantedObjectsAdminMixin, CoverageAdmin):  # type: ignore[misc]
+    """Queues; a regional RevOps user sees and changes only the queues granted to them."""
+
     list_display = [
         "name",
         "method",
@@ -77,6 +113,8 @@ class QueueAdmin(CoverageAdmin):
     ]
     list_filter = ["method", "active", "when_nobody_eligible"]
     search_fields = ["name"]
+    # Explicit, because the member counts below group the rows and a grouped query drops Meta.ordering.
+    ordering = ["-is_catch_all", "name"]
     list_select_related = ["fallback"]
     autocomplete_fields = ["fallback"]
     filter_horizontal = ["required_skills"]
@@ -105,6 +143,17 @@ class QueueAdmin(CoverageAdmin):
                 ),
             )
         )
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "fallback":
+            # A regional user may only overflow into queues granted to them.
+            granted_queues_only(request, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_form(self, request: HttpRequest, obj: Queue | None = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        keep_current_choice(form, "fallback", obj.fallback_id if obj else None)
+        return form
 
     def has_delete_permission(self, request: HttpRequest, obj: Queue | None = None) -> bool:
         # The catch-all is the last stop of every routing path; without it a lead could fall through.
@@ -470,10 +519,14 @@ class LeadImportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Rule)
-class RuleAdmin(CoverageAdmin):
-    """The routing matrix: ordered rules, first match wins, the catch-all closes the list."""
+class RuleAdmin(GrantedObjectsAdminMixin, CoverageAdmin):  # type: ignore[misc]
+    """The routing matrix: ordered rules, first match wins, the catch-all closes the list.
 
-    change_list_template = "admin/routing/rule/change_list.html"
+    A regional RevOps user sees and changes only the rules granted to them, points them only at queues
+    granted to them, and cannot simulate: a simulation runs the whole matrix and shows every rule it tried.
+    """
+
+    change_list_template = "admin/routing/rule/change_list.html"  # type: ignore[misc]
     list_display = ["position", "name", "active", "when", "action", "target"]
     list_display_links = ["name"]
     list_editable = ["position", "active"]
@@ -497,6 +550,32 @@ class RuleAdmin(CoverageAdmin):
     def target(self, rule: Rule) -> str:
         return str(rule.queue or rule.rep or "—")
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "queue":
+            # A regional user may only route to queues granted to them.
+            granted_queues_only(request, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_form(self, request: HttpRequest, obj: Rule | None = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        keep_current_choice(form, "queue", obj.queue_id if obj else None)
+        return form
+
+    def get_autocomplete_fields(self, request: HttpRequest) -> list[str]:
+        return without_rep_autocomplete(self.admin_site, request, list(super().get_autocomplete_fields(request)))
+
+    def may_simulate(self, request: HttpRequest) -> bool:
+        """Only with the model permission, as in the API: a regional grant covers some rules, a simulation
+        reads all of them."""
+        return request.user.has_perm("routing.view_rule")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        if isinstance(response, TemplateResponse) and not self.may_simulate(request):
+            # The plain coverage list, without the Simulate button.
+            response.template_name = CoverageAdmin.change_list_template
+        return response
+
     def get_urls(self) -> list[URLPattern]:
         return [
             path("simulate/", self.admin_site.admin_view(self.simulate_view), name="routing_rule_simulate"),
@@ -505,7 +584,7 @@ class RuleAdmin(CoverageAdmin):
 
     def simulate_view(self, request: HttpRequest) -> TemplateResponse:
         """Try a lead against the live coverage model; nothing is saved."""
-        if not self.has_view_permission(request):
+        if not self.may_simulate(request):
             raise PermissionDenied
         form = SimulateLeadForm(request.POST or None)
         context: dict[str, Any] = {
