@@ -44,17 +44,35 @@ def demo_logins_exist() -> bool:
     return get_user_model().objects.filter(username__in=usernames).count() == len(usernames)
 
 
-@transaction.atomic
-def demo_load(*, path: Path = DEMO_FILE) -> None:
-    """Import the demo organisation and set up the demo logins, in one transaction.
+def demo_load(*, path: Path = DEMO_FILE, history: bool = False) -> int:
+    """Import the demo organisation and set up the demo logins, in one transaction; then, with ``history``,
+    a month of demo leads in a second one (``demo_history_load``). Returns the number of history leads.
 
     Side effects: creates or updates the coverage rows named in the demo file
     (nothing else is pruned), and sets the password of every demo login to
     ``DEMO_PASSWORD``. Raises CoverageError when the file does not import.
+    The history is made once: a database that already has demo leads gets none.
+    ``load_demo`` asks for it unless told ``--no-history``; other callers (tests
+    that need the organisation only) get the organisation alone by default.
+    The two transactions are separate so the history's after-commit work (its
+    e-mail, which goes nowhere) runs while the history controls it.
     """
-    apply_import(load_yaml(path.read_text(encoding="utf-8")))
-    demo_logins_ensure()
-    demo_api_key_ensure()
+    with transaction.atomic():
+        apply_import(load_yaml(path.read_text(encoding="utf-8")))
+        demo_logins_ensure()
+        demo_api_key_ensure()
+    if not history or demo_history_exists():
+        return 0
+    from territories.demo.history import demo_history_load
+
+    return demo_history_load()
+
+
+def demo_history_exists() -> bool:
+    """Whether the demo intake source has posted any lead (an earlier history, or someone's curl)."""
+    from routing.models import Lead
+
+    return Lead.objects.filter(intake_source__name=DEMO_API_KEY_NAME).exists()
 
 
 def demo_api_key_ensure() -> None:

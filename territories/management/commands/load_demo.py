@@ -1,4 +1,5 @@
-"""``manage.py load_demo [--if-empty]``: load the demo organisation and the demo logins."""
+"""``manage.py load_demo [--if-empty] [--no-history]``: load the demo organisation, the demo logins and a
+month of demo lead history."""
 
 from typing import Any
 
@@ -6,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from routing.models import Queue
 from territories.coverage import CoverageError
+from territories.demo.history import HISTORY_DAYS
 from territories.demo.loader import (
     DEMO_API_KEY,
     DEMO_LOGINS,
@@ -26,15 +28,20 @@ class Command(BaseCommand):
             action="store_true",
             help="Do nothing when the database already has teams, reps, territories or accounts.",
         )
+        parser.add_argument(
+            "--no-history",
+            action="store_true",
+            help="Load the organisation and logins only, without the last 30 days of demo leads.",
+        )
 
-    def handle(self, *args: Any, if_empty: bool = False, **options: Any) -> None:
+    def handle(self, *args: Any, if_empty: bool = False, no_history: bool = False, **options: Any) -> None:
         if if_empty and coverage_exists():
             self.stdout.write("The database already has coverage data; the demo organisation was not loaded.")
             if demo_logins_exist():
                 self._print_logins()
             return
         try:
-            demo_load()
+            history_leads = demo_load(history=not no_history)
         except CoverageError as error:
             raise CommandError(f"The demo organisation did not import:\n{error}") from error
         self.stdout.write(
@@ -44,6 +51,10 @@ class Command(BaseCommand):
                 f"{Account.objects.count()} accounts."
             )
         )
+        if history_leads:
+            self.stdout.write(
+                self.style.SUCCESS(f"Loaded {history_leads} demo leads over the last {HISTORY_DAYS} days.")
+            )
         self._print_logins()
 
     def _print_logins(self) -> None:
