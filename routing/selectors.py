@@ -310,7 +310,12 @@ def leads_for_rep(*, user: Any, status: str = "", queue_id: int | None = None) -
         leads = leads.filter(queue_id=queue_id)
     # The policy's steps and the calendar's hours are read by the live SLA state of every row.
     leads = leads.prefetch_related("sla__policy__steps", "sla__calendar__hours", "sla__calendar__closed_dates")
-    return list(leads.order_by(F("sla__due_at").asc(nulls_last=True), "received_at", "pk"))
+    # Untouched clocks first, by due time (the most urgent on top); then touched leads and leads without an SLA.
+    return list(
+        leads.order_by(
+            F("sla__touched_at").asc(nulls_first=True), F("sla__due_at").asc(nulls_last=True), "received_at", "pk"
+        )
+    )
 
 
 def queues_for_rep(*, user: Any) -> list[Queue]:

@@ -70,12 +70,17 @@ class MyLeadsFilterForm(forms.Form):
 
 
 def countdown_label(seconds: float) -> str:
-    """What the live clock shows: "due in 12:30", "due in 2:05:30", or "overdue 3:10" past the due time.
-    The inline script on the page formats the same way every second."""
+    """What the live clock shows: "due in 12:30", "due in 2:05:30", "overdue 3:10" past the due time, and
+    whole days and hours beyond a day ("overdue 3 d 4 h": seconds no longer matter). The inline script on the
+    page formats the same way every second."""
     whole = int(abs(seconds))
-    hours, rest = divmod(whole, 3600)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    clock = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    if days:
+        clock = f"{days} d {hours} h"
+    else:
+        clock = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
     return f"due in {clock}" if seconds >= 0 else f"overdue {clock}"
 
 

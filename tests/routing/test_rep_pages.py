@@ -65,6 +65,9 @@ def test_rep_sees_own_open_leads_most_urgent_first_and_not_others(client, rep, o
     no_sla = owned_lead(rep, company="No Clock AG")
     sooner = owned_lead(rep, due_in=dt.timedelta(minutes=5), company="Sooner AG")
     breached = owned_lead(rep, due_in=dt.timedelta(minutes=-3), company="Late AG")
+    # Touched long ago: its old due time no longer makes it urgent.
+    touched = owned_lead(rep, due_in=dt.timedelta(hours=-30), company="Touched AG", status=Lead.Status.WORKING)
+    LeadSla.objects.filter(lead=touched).update(touched_at=timezone.now() - dt.timedelta(hours=29), state="met")
     owned_lead(rep, status=Lead.Status.DISQUALIFIED, company="Closed AG")
     theirs = owned_lead(outsider, due_in=dt.timedelta(minutes=1), company="Theirs AG")
     client.force_login(rep.user)
@@ -72,7 +75,7 @@ def test_rep_sees_own_open_leads_most_urgent_first_and_not_others(client, rep, o
     response = client.get(reverse("my-leads"))
 
     assert response.status_code == 200
-    assert [row.lead for row in response.context["rows"]] == [breached, sooner, later, no_sla]
+    assert [row.lead for row in response.context["rows"]] == [breached, sooner, later, no_sla, touched]
     page = response.content.decode()
     assert theirs.company not in page and "Closed AG" not in page
     # The clock is rendered by the server and ticks from data-due; overdue rows are marked red.
@@ -340,3 +343,18 @@ def test_four_reps_taking_from_three_waiting_leads_get_three_distinct_leads_and_
     owners = list(Assignment.objects.filter(rep__isnull=False).values_list("lead_id", "rep_id"))
     assert len(owners) == 3 and len({lead for lead, _ in owners}) == 3 and len({rep for _, rep in owners}) == 3
     assert not Queue.objects.get(pk=queue.pk).leads.filter(status=Lead.Status.QUEUED).exists()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "label"),
+    [
+        (750, "due in 12:30"),
+        (7530, "due in 2:05:30"),
+        (-190, "overdue 3:10"),
+        (-(3 * 86400 + 4 * 3600 + 59), "overdue 3 d 4 h"),
+    ],
+)
+def test_the_clock_reads_in_minutes_hours_or_days(seconds, label):
+    from routing.views import countdown_label
+
+    assert countdown_label(seconds) == label
