@@ -77,10 +77,8 @@ def countdown_label(seconds: float) -> str:
     days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    if days:
-        clock = f"{days} d {hours} h"
-    else:
-        clock = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    clock = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    clock = f"{days} d {hours} h" if days else clock
     return f"due in {clock}" if seconds >= 0 else f"overdue {clock}"
 
 
