@@ -225,8 +225,8 @@ def notification_context(*, assignment: Assignment) -> dict[str, Any]:
         "routing_summary": summary,
         "rule_name": lead.rule.name if lead.rule is not None else "",
         "queue_name": assignment.queue.name if assignment.queue is not None else "",
-        "form_answers": _form_answers(lead.form_answers),
-        "page_history": _page_history(lead.page_history),
+        "form_answers": form_answer_pairs(lead.form_answers),
+        "page_history": page_history_lines(lead.page_history),
         "due_at": _format_due(due_at, rep.time_zone if rep is not None else "UTC"),
         "link": lead_admin_link(lead),
         "rep_name": (rep.user.get_short_name() or rep.user.get_username()) if rep is not None else "",
@@ -340,7 +340,7 @@ def _lead_label(lead: Lead) -> str:
     return f"{_lead_name(lead)} ({company})" if company else _lead_name(lead)
 
 
-def _form_answers(answers: Any) -> list[tuple[str, str]]:
+def form_answer_pairs(answers: Any) -> list[tuple[str, str]]:
     if isinstance(answers, dict):
         items = list(answers.items())
     elif isinstance(answers, list):
@@ -368,7 +368,7 @@ def _answer_text(value: Any) -> str:
     return str(value)
 
 
-def _page_history(pages: Any) -> list[str]:
+def page_history_lines(pages: Any) -> list[str]:
     if not isinstance(pages, list):
         return []
     lines = []

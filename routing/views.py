@@ -1,8 +1,37 @@
-from django.db import connection
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
+"""Server-rendered pages of the routing app: health for load balancers, and the rep's pages (my leads, take
+next, the lead page and its actions). Each page view checks access, calls a selector or a service and
+renders; scoping lives in routing.selectors."""
 
-from routing.selectors import heartbeat_status
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from routing.models import Lead, Queue
+from routing.notify import form_answer_pairs, page_history_lines
+from routing.selectors import heartbeat_status, lead_for_page, lead_history, leads_for_rep, queues_for_rep
+from routing.services import (
+    LeadActionError,
+    lead_accept,
+    lead_disqualify,
+    lead_not_mine,
+    lead_nurture,
+    lead_take_next,
+)
+from sla.models import LeadSla, Touch
+from sla.services import sla_state, touch_log
+from sla.views import shell
 
 
 @require_GET
@@ -16,38 +45,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 # --- The rep's pages: my leads, take next, the lead page and its actions --------------------------------
-# Each view checks access, calls a selector or a service and renders; scoping lives in routing.selectors.
-# The imports sit here to keep this file append-only while other pages are being written.
-
-import json  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from datetime import datetime  # noqa: E402
-from typing import Any  # noqa: E402
-
-from django import forms  # noqa: E402
-from django.contrib import messages  # noqa: E402
-from django.contrib.auth.decorators import login_required  # noqa: E402
-from django.db.models import Q  # noqa: E402
-from django.http import Http404, HttpResponse, HttpResponseRedirect  # noqa: E402
-from django.shortcuts import render  # noqa: E402
-from django.urls import reverse  # noqa: E402
-from django.utils import timezone  # noqa: E402
-from django.views.decorators.http import require_POST  # noqa: E402
-
-from routing.models import Lead, Queue  # noqa: E402
-from routing.notify import _form_answers, _page_history  # noqa: E402
-from routing.selectors import lead_for_page, lead_history, leads_for_rep, queues_for_rep  # noqa: E402
-from routing.services import (  # noqa: E402
-    LeadActionError,
-    lead_accept,
-    lead_disqualify,
-    lead_not_mine,
-    lead_nurture,
-    lead_take_next,
-)
-from sla.models import LeadSla, Touch  # noqa: E402
-from sla.services import sla_state, touch_log  # noqa: E402
-from sla.views import shell  # noqa: E402
 from territories.models import Rep  # noqa: E402
 
 OPEN_STATUS_CHOICES = [("", "All open")] + [(status.value, status.label) for status in Lead.OPEN_STATUSES]
@@ -198,8 +195,8 @@ def lead_page(request: HttpRequest, lead_id: int) -> HttpResponse:
             "receipt_json": json.dumps(lead.receipt, indent=2, sort_keys=True, ensure_ascii=False, default=str),
             "is_open": lead.status in Lead.OPEN_STATUSES,
             "touch_kinds": Touch.Kind.choices,
-            "form_answers": _form_answers(lead.form_answers),
-            "page_history": _page_history(lead.page_history),
+            "form_answers": form_answer_pairs(lead.form_answers),
+            "page_history": page_history_lines(lead.page_history),
             "sent_back": [a for a in history["assignments"] if a.reason == a.Reason.NOT_MINE],
             **history,
             **shell(request, current="my-leads"),
@@ -218,15 +215,25 @@ def _to_lead(lead: Lead) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("lead-page", args=[lead.pk]))
 
 
+def _status_action(request: HttpRequest, lead_id: int, action: Any, done: str, **fields: Any) -> HttpResponse:
+    """Run one of the rep's status services on a lead they may act on, and say what happened."""
+    lead = _lead_or_404(request, lead_id)
+    try:
+        changed = action(lead=lead, by=request.user, **fields)
+    except LeadActionError as error:
+        messages.error(request, str(error))
+    else:
+        if changed:
+            messages.success(request, done)
+        else:
+            messages.info(request, f"Nothing changed: the lead is {lead.get_status_display().lower()}.")
+    return _to_lead(lead)
+
+
 @require_POST
 @login_required
 def lead_accept_view(request: HttpRequest, lead_id: int) -> HttpResponse:
-    lead = _lead_or_404(request, lead_id)
-    if lead_accept(lead=lead, by=request.user):  # type: ignore[arg-type]
-        messages.success(request, "Accepted.")
-    else:
-        messages.info(request, f"Nothing to accept: the lead is {lead.get_status_display().lower()}.")
-    return _to_lead(lead)
+    return _status_action(request, lead_id, lead_accept, "Accepted.")
 
 
 @require_POST
@@ -247,28 +254,13 @@ def lead_touch_view(request: HttpRequest, lead_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def lead_disqualify_view(request: HttpRequest, lead_id: int) -> HttpResponse:
-    lead = _lead_or_404(request, lead_id)
-    try:
-        changed = lead_disqualify(lead=lead, by=request.user, reason=request.POST.get("reason", ""))  # type: ignore[arg-type]
-    except LeadActionError as error:
-        messages.error(request, str(error))
-        return _to_lead(lead)
-    if changed:
-        messages.success(request, "Disqualified.")
-    else:
-        messages.info(request, f"Nothing changed: the lead is {lead.get_status_display().lower()}.")
-    return _to_lead(lead)
+    return _status_action(request, lead_id, lead_disqualify, "Disqualified.", reason=request.POST.get("reason", ""))
 
 
 @require_POST
 @login_required
 def lead_nurture_view(request: HttpRequest, lead_id: int) -> HttpResponse:
-    lead = _lead_or_404(request, lead_id)
-    if lead_nurture(lead=lead, by=request.user):  # type: ignore[arg-type]
-        messages.success(request, "Sent back to nurture.")
-    else:
-        messages.info(request, f"Nothing changed: the lead is {lead.get_status_display().lower()}.")
-    return _to_lead(lead)
+    return _status_action(request, lead_id, lead_nurture, "Sent back to nurture.")
 
 
 @require_POST
