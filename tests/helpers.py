@@ -2,9 +2,12 @@
 
 import csv
 import io
+import threading
+from collections.abc import Callable
 
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.urls import reverse
 
 
@@ -58,3 +61,26 @@ def export_csv(client, model) -> list[dict[str, str]]:
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     return list(csv.DictReader(io.StringIO(response.content.decode())))
+
+
+def run_together(*work: Callable[[], object], timeout: float = 120) -> list[BaseException]:
+    """Run each callable in its own thread, all released at once by a barrier, each with its own database
+    connection (closed at the end), as separate workers would. Returns what any of them raised."""
+    barrier = threading.Barrier(len(work))
+    errors: list[BaseException] = []
+
+    def run(job: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            job()
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return errors

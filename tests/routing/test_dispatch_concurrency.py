@@ -5,16 +5,15 @@ Celery worker process would; they start together at a barrier. The tests
 assert invariants on the committed rows, never an interleaving.
 """
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 from django.db.models import Count
 
 from routing.dispatch import leads_route
 from routing.models import Assignment, Lead, Queue, Rule
 from tests.factories import QueueFactory, QueueMembershipFactory, RepFactory, UserFactory
+from tests.helpers import run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -23,24 +22,7 @@ WORKERS = 4
 
 def route_from_threads(*, batch_size: int) -> list[BaseException]:
     """Every worker drains the received leads at the same time; returns what any of them raised."""
-    barrier = threading.Barrier(WORKERS)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            barrier.wait()
-            leads_route(batch_size=batch_size)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    return errors
+    return run_together(*[lambda: leads_route(batch_size=batch_size)] * WORKERS)
 
 
 def queue_with_reps(name: str, count: int, **rep_fields):

@@ -6,7 +6,6 @@ first-touch target on a 24/7 calendar and four steps: remind the rep at 50%
 it (7 min) and move the lead to a queue 5 minutes after it (10 min).
 """
 
-import threading
 from datetime import UTC, datetime, time, timedelta
 
 import factory
@@ -29,6 +28,7 @@ from tests.factories import (
     RepFactory,
     UserFactory,
 )
+from tests.helpers import run_together
 
 # Monday 30 November 2026, 10:00 UTC.
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
@@ -331,26 +331,12 @@ def test_sweeps_racing_at_the_same_instant_fire_each_step_once():
     queue, reps = inbound_queue([f"rep{n}" for n in range(5)])
     ladder_policy()
     leads = [assigned_lead(reps[n % 5], queue) for n in range(30)]
-    barrier = threading.Barrier(4)
-    errors = []
 
     def sweep():
-        try:
-            barrier.wait()
-            with time_machine.travel(T0 + 7 * MINUTE, tick=False):
-                escalations_sweep(batch_size=4)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        with time_machine.travel(T0 + 7 * MINUTE, tick=False):
+            escalations_sweep(batch_size=4)
 
-    threads = [threading.Thread(target=sweep) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-
-    assert errors == []
+    assert run_together(sweep, sweep, sweep, sweep) == []
     for lead in leads:
         assert fired(lead) == ["remind_rep", "alert_manager", "reassign"]
         assert Assignment.objects.filter(lead=lead).count() == 2
@@ -381,39 +367,17 @@ def test_touches_racing_the_sweep_always_stop_the_ladder_and_leave_one_owner():
     queue, reps = inbound_queue([f"rep{n}" for n in range(4)])
     ladder_policy()
     leads = [assigned_lead(reps[n % 4], queue) for n in range(24)]
-    barrier = threading.Barrier(4)
-    errors = []
 
     def sweep():
-        try:
-            barrier.wait()
-            with time_machine.travel(T0 + 7 * MINUTE, tick=False):
-                escalations_sweep(batch_size=3)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        with time_machine.travel(T0 + 7 * MINUTE, tick=False):
+            escalations_sweep(batch_size=3)
 
     def touch(batch):
-        try:
-            barrier.wait()
-            with time_machine.travel(T0 + 7 * MINUTE, tick=False):
-                for lead in batch:
-                    touch_log(lead=Lead.objects.get(pk=lead.pk), kind="call", at=None)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        with time_machine.travel(T0 + 7 * MINUTE, tick=False):
+            for lead in batch:
+                touch_log(lead=Lead.objects.get(pk=lead.pk), kind="call", at=None)
 
-    threads = [threading.Thread(target=sweep) for _ in range(2)] + [
-        threading.Thread(target=touch, args=(leads[start::2],)) for start in range(2)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-
-    assert errors == []
+    assert run_together(sweep, sweep, lambda: touch(leads[0::2]), lambda: touch(leads[1::2])) == []
     escalations_sweep(now=T0 + 30 * MINUTE)  # Whatever a touch did not stop in time is past now; nothing more fires.
     for lead in leads:
         clock = LeadSla.objects.get(lead=lead)
