@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -245,6 +245,7 @@ def _route_batch(*, lead_ids: list[int] | None, limit: int) -> RouteReport:
         if not leads:
             return RouteReport()
         routed = _prepare_all(leads)
+        _exclude_reps_who_sent_back(routed)
 
         routing_lock()
         now = timezone.now()
@@ -296,6 +297,19 @@ def _prepare_all(leads: list[Lead]) -> list[_Routed]:
             prepared = None
         routed.append(_Routed(lead, prepared, elapsed_ms=(time.perf_counter() - clock) * 1000))
     return routed
+
+
+def _exclude_reps_who_sent_back(routed: list[_Routed]) -> None:
+    """A lead coming back after "not mine" must not go to the reps who sent it back (one query per batch)."""
+    sent_back: dict[int, set[int]] = {}
+    for lead_id, rep_id in Assignment.objects.filter(
+        lead_id__in=[item.lead.pk for item in routed], reason=Assignment.Reason.NOT_MINE, rep__isnull=False
+    ).values_list("lead_id", "rep_id"):
+        sent_back.setdefault(lead_id, set()).add(rep_id)
+    for item in routed:
+        if item.prepared is not None and item.lead.pk in sent_back:
+            facts = replace(item.prepared.facts, excluded_rep_ids=frozenset(sent_back[item.lead.pk]))
+            item.prepared = replace(item.prepared, facts=facts)
 
 
 def _likely_domain(raw: dict[str, Any]) -> str:

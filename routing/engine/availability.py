@@ -40,6 +40,8 @@ def direct_skip_reason(rep: RepInfo | None, now: datetime) -> str | None:
     """Why a rep named directly (account owner, a rule's rep, a territory's rep) cannot take the lead."""
     if rep is None:
         return "unknown rep"
+    if rep.unavailable:
+        return rep.unavailable
     if not rep.active:
         return "inactive"
     if is_out_of_office(rep, now):

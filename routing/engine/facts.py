@@ -96,6 +96,8 @@ class LeadFacts:
     campaign: str = ""
     score: int = 0
     account: AccountFacts | None = None
+    # Reps who sent this lead back ("not mine"): routing never gives it to them again.
+    excluded_rep_ids: frozenset[int] = frozenset()
 
     def value(self, field_name: str) -> Any:
         """The value a rule condition reads: a lead field, or ``account.<field>`` (None without an account)."""
@@ -230,6 +232,8 @@ class RepInfo:
     max_open_leads: int = 50
     assigned_today: int = 0
     daily_cap: int | None = None
+    # Set for one lead's decision only: why this rep may not have this particular lead.
+    unavailable: str | None = None
 
 
 @dataclass(frozen=True)

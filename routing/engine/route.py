@@ -17,6 +17,16 @@ def route_lead(lead: LeadFacts, snapshot: Snapshot, *, now: datetime) -> Decisio
     """Decide where ``lead`` goes at instant ``now`` (timezone-aware). See the package docstring for the steps."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware.")
+    if lead.excluded_rep_ids:
+        # This decision only: reps who sent the lead back are skipped with that reason. The caller's snapshot
+        # (and apply_decision on it) is untouched.
+        snapshot = replace(
+            snapshot,
+            reps=tuple(
+                replace(rep, unavailable="sent this lead back") if rep.id in lead.excluded_rep_ids else rep
+                for rep in snapshot.reps
+            ),
+        )
     match = match_territory(lead, snapshot.territory_by_id)
     territory_id = match.territory.id if match.territory else None
     receipt: dict[str, Any] = {

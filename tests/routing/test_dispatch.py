@@ -299,3 +299,42 @@ def test_the_routing_benchmark_asks_for_postgresql_rather_than_measuring_sqlite(
 
     with pytest.raises(CommandError, match="measures PostgreSQL"):
         call_command("bench_routing")
+
+
+def test_a_lead_sent_back_never_returns_to_the_rep_who_sent_it(dach, django_capture_on_commit_callbacks):
+    from routing.services import lead_not_mine
+
+    first, second = received(), received()
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[first.pk, second.pk])
+        # Anna had the first lead and says it is not hers; the rotation would give her the next one.
+        first.refresh_from_db()
+        anna = first.owner
+        with django_capture_on_commit_callbacks(execute=False):
+            lead_not_mine(lead=first, by=anna.user, reason="We sell to Austria only")
+        leads_route(lead_ids=[first.pk])
+
+    first.refresh_from_db()
+    assert first.owner.user.username == "ben"
+    candidates = {line["username"]: line["reason"] for line in first.receipt["routing"]["queue_path"][0]["candidates"]}
+    assert candidates["anna"] == "sent this lead back"
+
+
+def test_an_account_owner_who_sent_the_lead_back_is_passed_over_for_the_rules(dach, django_capture_on_commit_callbacks):
+    from routing.services import lead_not_mine
+
+    owner = RepFactory(user=UserFactory(username="olga"), time_zone="UTC")
+    account = AccountFactory(name="Nordwind Logistik GmbH", owner=owner)
+    AccountDomainFactory(account=account, domain="nordwind-logistik.de")
+    lead = received(email="kai@nordwind-logistik.de")
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[lead.pk])
+        lead.refresh_from_db()
+        assert lead.owner == owner
+        with django_capture_on_commit_callbacks(execute=False):
+            lead_not_mine(lead=lead, by=owner.user, reason="Wrong division")
+        leads_route(lead_ids=[lead.pk])
+
+    lead.refresh_from_db()
+    assert lead.owner.user.username in {"anna", "ben"}
+    assert "sent this lead back" in str(lead.receipt["routing"]["account"])
