@@ -196,15 +196,30 @@ def rep_loads(*, now: datetime, time_zones: Iterable[str]) -> tuple[dict[int, in
 
 
 def snapshot_with_current_load(snapshot: Snapshot, *, now: datetime) -> Snapshot:
-    """``snapshot`` (possibly cached) with today's round-robin pointers and rep loads read fresh: the state
-    that changes with every lead. Three small queries whatever the size of the coverage model."""
-    pointers = dict(Queue.objects.values_list("id", "rr_pointer"))
+    """``snapshot`` (possibly cached) with the state that changes with every lead read fresh: round-robin
+    pointers, rep loads, and whether each queue and rep still exists and is active — so a rep deactivated
+    a moment ago (a departure) gets nothing, and a row deleted since the cache was filled is never chosen.
+    Four small queries whatever the size of the coverage model."""
+    queues_now = {
+        pk: (pointer, active) for pk, pointer, active in Queue.objects.values_list("id", "rr_pointer", "active")
+    }
+    reps_active = dict(Rep.objects.values_list("id", "active"))
     open_leads, assigned_today = rep_loads(now=now, time_zones={rep.time_zone for rep in snapshot.reps})
     return replace(
         snapshot,
-        queues=tuple(replace(queue, rr_pointer=pointers.get(queue.id, queue.rr_pointer)) for queue in snapshot.queues),
+        queues=tuple(
+            replace(queue, rr_pointer=queues_now[queue.id][0], active=queues_now[queue.id][1])
+            if queue.id in queues_now
+            else replace(queue, active=False)
+            for queue in snapshot.queues
+        ),
         reps=tuple(
-            replace(rep, open_leads=open_leads.get(rep.id, 0), assigned_today=assigned_today.get(rep.id, 0))
+            replace(
+                rep,
+                active=reps_active.get(rep.id, False),
+                open_leads=open_leads.get(rep.id, 0),
+                assigned_today=assigned_today.get(rep.id, 0),
+            )
             for rep in snapshot.reps
         ),
     )

@@ -338,3 +338,19 @@ def test_an_account_owner_who_sent_the_lead_back_is_passed_over_for_the_rules(da
     lead.refresh_from_db()
     assert lead.owner.user.username in {"anna", "ben"}
     assert "sent this lead back" in str(lead.receipt["routing"]["account"])
+
+
+def test_a_rep_deactivated_while_workers_cache_the_coverage_model_gets_nothing_more(dach, settings):
+    settings.LEADROUTER_COVERAGE_CACHE_SECONDS = 60
+    dispatch.coverage = dispatch.CoverageCache()  # A fresh worker process.
+    first, second = received(), received()
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[first.pk])  # Anna; the cache now holds her as active.
+        anna = Lead.objects.get(pk=first.pk).owner
+        anna.active = False
+        anna.save()
+        # The rotation points at ben next; send two, so the second would be anna's turn again.
+        third = received()
+        leads_route(lead_ids=[second.pk, third.pk])
+
+    assert owners([second, third]) == ["ben", "ben"]
