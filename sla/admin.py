@@ -64,20 +64,6 @@ class BusinessCalendarForm(forms.ModelForm):
         model = BusinessCalendar
         fields = ["name", "time_zone", "holiday_country", "holiday_subdivision", "rep", "team", "queue", "is_default"]
 
-    def _post_clean(self) -> None:
-        # BusinessCalendar.clean() builds spec() from the saved hours, and Django refuses to read the hours of
-        # a calendar that is not saved yet. Until then, check the zone and holidays without hours; the hours
-        # inline checks its rows against the same spec.
-        if self.instance.pk is None:
-            calendar = self.instance
-            calendar.spec = lambda: CalendarSpec(
-                calendar.time_zone, (), calendar.holiday_country, calendar.holiday_subdivision
-            )
-        try:
-            super()._post_clean()  # type: ignore[misc]  # ModelForm's hook that runs the model's clean().
-        finally:
-            vars(self.instance).pop("spec", None)
-
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data

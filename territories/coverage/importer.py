@@ -178,22 +178,11 @@ class _Applier:
         if self.user is not None:
             row._history_user = self.user  # type: ignore[attr-defined]
 
-    def save(
-        self, row: models.Model, path: str, field_paths: dict[str, str] | None = None, *, model_clean: bool = True
-    ) -> None:
-        """Check ``row`` like a form would (``full_clean``), then save it; errors point at ``path``.
-
-        ``model_clean=False`` skips the model's ``clean()`` (fields, uniqueness and constraints are still
-        checked), for rows whose ``clean()`` validation has already checked more thoroughly.
-        """
+    def save(self, row: models.Model, path: str, field_paths: dict[str, str] | None = None) -> None:
+        """Check ``row`` like a form would (``full_clean``), then save it; errors point at ``path``."""
         self.stamp(row)
         try:
-            if model_clean:
-                row.full_clean()
-            else:
-                row.clean_fields()
-                row.validate_unique()
-                row.validate_constraints()
+            row.full_clean()
         except ValidationError as error:
             raise CoverageError(_model_errors(error, path, field_paths or {})) from error
         try:
@@ -493,7 +482,6 @@ class _Applier:
                 calendar.team = self.teams[owner["team"]] if owner.get("team") else None
                 calendar.queue = self.queues[owner["queue"]] if owner.get("queue") else None
                 calendar.is_default = bool(owner.get("default"))
-                # Validation built the calendar's spec already; clean() cannot read the hours of an unsaved row.
                 self.save(
                     calendar,
                     path,
@@ -506,7 +494,6 @@ class _Applier:
                         "queue": f"{path}.owner",
                         "is_default": f"{path}.owner",
                     },
-                    model_clean=False,
                 )
                 self.calendars[key] = calendar
             if "hours" in changed:
