@@ -1,10 +1,13 @@
-"""Small helpers the admin tests share."""
+"""Small helpers the tests share: admin pages, CSV, threads, and waiting on work done elsewhere."""
 
 import csv
 import io
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
+import pytest
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -63,15 +66,66 @@ def export_csv(client, model) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(response.content.decode())))
 
 
-def run_together(*work: Callable[[], object], timeout: float = 120) -> list[BaseException]:
+# How long a wait may see nothing move before it fails. Work done elsewhere (a worker process, other threads)
+# is slower on a busy machine, not stuck: waits watch progress, never a budget for the whole job.
+STALL_SECONDS = 60
+
+T = TypeVar("T")
+
+
+def wait_for_progress(
+    measure: Callable[[], T],
+    done: Callable[[T], bool],
+    *,
+    what: str,
+    check: Callable[[], None] | None = None,
+    stall_seconds: float = STALL_SECONDS,
+    poll_seconds: float = 0.2,
+) -> T:
+    """Poll ``measure()`` until ``done(value)`` holds, and return that value.
+
+    Fails only when the value has not changed for ``stall_seconds``: as long as something moves (a count of
+    routed leads, a log that grows, threads that finish) the wait goes on, however long the whole job takes.
+    ``check`` runs on every poll to fail early, for example when a process the test waits on has exited.
+    """
+    value = measure()
+    changed_at = time.monotonic()
+    while not done(value):
+        if check is not None:
+            check()
+        if time.monotonic() - changed_at > stall_seconds:
+            pytest.fail(f"{what}: nothing moved for {stall_seconds:g} s (last seen: {value!r})")
+        time.sleep(poll_seconds)
+        latest = measure()
+        if latest != value:
+            value, changed_at = latest, time.monotonic()
+    return value
+
+
+def join_all(
+    threads: Iterable[threading.Thread], *, what: str = "threads", progress: Callable[[], Any] | None = None
+) -> None:
+    """Wait for ``threads`` to finish; fail only when none finished (and ``progress()`` did not change) for
+    STALL_SECONDS, which is a deadlock, not a slow machine."""
+    threads = list(threads)
+    wait_for_progress(
+        lambda: (sum(thread.is_alive() for thread in threads), progress() if progress is not None else None),
+        lambda value: value[0] == 0,
+        what=f"{what} still running",
+    )
+
+
+def run_together(*work: Callable[[], object], progress: Callable[[], Any] | None = None) -> list[BaseException]:
     """Run each callable in its own thread, all released at once by a barrier, each with its own database
-    connection (closed at the end), as separate workers would. Returns what any of them raised."""
+    connection (closed at the end), as separate workers would. Returns what any of them raised.
+
+    ``progress`` (for example a count of routed leads) lets a long job run as long as it keeps moving."""
     barrier = threading.Barrier(len(work))
     errors: list[BaseException] = []
 
     def run(job: Callable[[], object]) -> None:
         try:
-            barrier.wait()
+            barrier.wait(STALL_SECONDS)
             job()
         except BaseException as error:
             errors.append(error)
@@ -81,6 +135,5 @@ def run_together(*work: Callable[[], object], timeout: float = 120) -> list[Base
     threads = [threading.Thread(target=run, args=(job,)) for job in work]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(timeout)
+    join_all(threads, what="workers", progress=progress)
     return errors

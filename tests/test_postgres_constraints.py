@@ -6,6 +6,7 @@ import pytest
 from django.db import IntegrityError, connections, transaction
 
 from routing.models import Queue
+from tests.helpers import STALL_SECONDS, join_all
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -23,7 +24,7 @@ def test_racing_catch_all_creations_leave_exactly_one() -> None:
             with transaction.atomic():
                 # The check application code would make; both transactions pass it.
                 saw_catch_all.append(Queue.objects.filter(is_catch_all=True).exists())
-                both_checked.wait(timeout=30)
+                both_checked.wait(STALL_SECONDS)
                 Queue.objects.create(name=name, is_catch_all=True)
             outcomes.append("created")
         except IntegrityError as exc:
@@ -36,8 +37,7 @@ def test_racing_catch_all_creations_leave_exactly_one() -> None:
     threads = [threading.Thread(target=create_catch_all, args=(f"Catch-all {n}",)) for n in (1, 2)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    join_all(threads)
 
     assert errors == []
     assert saw_catch_all == [False, False]

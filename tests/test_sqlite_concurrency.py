@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 
 from routing.models import Lead, Queue
+from tests.helpers import STALL_SECONDS, join_all, wait_for_progress
 
 pytestmark = [pytest.mark.sqlite, pytest.mark.django_db(transaction=True)]
 
@@ -54,7 +55,7 @@ def test_concurrent_writers_never_hit_database_is_locked() -> None:
 
     def thread_writer(name: str) -> None:
         try:
-            start.wait(timeout=30)
+            start.wait(STALL_SECONDS)
             write_leads(queue_id=queue.pk, writer=name, count=WRITES)
         except BaseException as exc:
             errors.append(exc)
@@ -82,19 +83,25 @@ def test_concurrent_writers_never_hit_database_is_locked() -> None:
         for thread in threads:
             thread.start()
         # Threads and process start writing together.
-        start.wait(timeout=30)
+        start.wait(STALL_SECONDS)
         child.stdin.write("go\n")
         child.stdin.flush()
-        _, child_errors = child.communicate(timeout=120)
+        # The writers queue behind each other; on a busy machine that takes longer, but the count keeps moving.
+        wait_for_progress(
+            lambda: (Lead.objects.count(), child.poll()),
+            lambda value: value[1] is not None,
+            what="the writer process (leads stored, exit code)",
+        )
+        _, child_errors = child.communicate()
     finally:
         # On an early failure, release the threads still waiting to start.
         start.abort()
         if child.poll() is None:
             child.kill()
             child.wait()
-        for thread in threads:
-            if thread.is_alive():
-                thread.join(timeout=120)
+        join_all(
+            [thread for thread in threads if thread.is_alive()], what="writer threads", progress=Lead.objects.count
+        )
 
     assert errors == []
     assert child.returncode == 0, child_errors

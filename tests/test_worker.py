@@ -8,6 +8,10 @@ PostgreSQL the ``test_…`` database with Redis or RabbitMQ.
 Every test sends and consumes on a queue of its own, so messages left by an
 earlier run, a parallel pytest-xdist process or a local ``make run`` never
 reach it, and it never takes theirs.
+
+Waits watch progress (leads routed, the processes' logs growing), never a
+budget for the whole job: on a busy machine the worker is slower, not stuck,
+and a test fails only when nothing has moved for ``STALL_SECONDS``.
 """
 
 import contextlib
@@ -15,7 +19,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -36,11 +39,13 @@ from routing.services import apikey_create
 from routing.tasks import heartbeat
 from territories.models import Rep
 from tests.factories import QueueFactory, QueueMembershipFactory, RepFactory, UserFactory
+from tests.helpers import wait_for_progress
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-WAIT_SECONDS = 60
 STOP_SECONDS = 15
+# Each started process's log, by process id: its growth is progress while the database shows none yet.
+LOGS: dict[int, Path] = {}
 
 # ``celery beat`` has no option for the queue it sends to, so beat is started
 # through the same command line with the test's queue as the default queue.
@@ -125,6 +130,7 @@ def start_process(transactional_db: None, celery_queue: str, tmp_path: Path) -> 
                 start_new_session=True,
             )
         started.append((name, process, log))
+        LOGS[process.pid] = log
         return process
 
     yield start
@@ -169,23 +175,40 @@ def start_beat(start_process: StartProcess, queue: str) -> subprocess.Popen[byte
     )
 
 
+def output_of(processes: list[subprocess.Popen[bytes]]) -> int:
+    """Bytes the processes have logged so far: a worker still starting up shows its progress only there."""
+    return sum(LOGS[process.pid].stat().st_size for process in processes if process.pid in LOGS)
+
+
+def alive(processes: list[subprocess.Popen[bytes]]) -> Callable[[], None]:
+    """A check for ``wait_for_progress``: fail at once when one of the processes has exited."""
+
+    def check() -> None:
+        exited = [process.args for process in processes if process.poll() is not None]
+        if exited:
+            pytest.fail(f"exited early: {exited} (logs below)")
+
+    return check
+
+
 def wait_for_heartbeat(queue: str, processes: list[subprocess.Popen[bytes]]) -> WorkerHeartbeat:
-    """Poll until this test's worker has stamped the heartbeat.
+    """Poll until this test's worker has stamped the heartbeat, as long as the processes' logs keep growing.
 
     Each query runs in autocommit, outside any transaction, so on SQLite this
     process holds no lock while the worker writes, and always reads the latest
     commit.
     """
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        stamped = WorkerHeartbeat.objects.filter(name="worker", hostname=worker_name(queue)).first()
-        if stamped is not None:
-            return stamped
-        exited = [process.args for process in processes if process.poll() is not None]
-        if exited:
-            pytest.fail(f"exited early: {exited} (logs below)")
-        time.sleep(0.2)
-    pytest.fail(f"no heartbeat from the worker on {queue} within {WAIT_SECONDS} s (logs below)")
+    stamped, _output = wait_for_progress(
+        lambda: (
+            WorkerHeartbeat.objects.filter(name="worker", hostname=worker_name(queue)).first(),
+            output_of(processes),
+        ),
+        lambda value: value[0] is not None,
+        what=f"no heartbeat from the worker on {queue}",
+        check=alive(processes),
+    )
+    assert stamped is not None
+    return stamped
 
 
 def test_worker_runs_a_task_sent_with_delay(start_process: StartProcess, celery_queue: str) -> None:
@@ -267,16 +290,13 @@ def post_leads(client: Client, raw_key: str, count: int, *, start: int = 0) -> l
 
 
 def wait_until_routed(lead_ids: list[int], processes: list[subprocess.Popen[bytes]]) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if not Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.RECEIVED).exists():
-            return
-        exited = [process.args for process in processes if process.poll() is not None]
-        if exited:
-            pytest.fail(f"exited early: {exited} (logs below)")
-        time.sleep(0.2)
-    waiting = Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.RECEIVED).count()
-    pytest.fail(f"{waiting} leads still received after {WAIT_SECONDS} s (logs below)")
+    """Wait until none of the leads is still ``received``, as long as that count (or the logs) keeps moving."""
+    wait_for_progress(
+        lambda: (Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.RECEIVED).count(), output_of(processes)),
+        lambda value: value[0] == 0,
+        what="leads still received (count, log bytes)",
+        check=alive(processes),
+    )
 
 
 def assert_routed_exactly_once(lead_ids: list[int], reps: list[Rep]) -> None:
@@ -293,7 +313,7 @@ def test_a_worker_routes_leads_posted_through_the_api_and_notifies_the_reps(
     client: Client, start_process: StartProcess, celery_queue: str, inbound: tuple[Queue, list[Rep]]
 ) -> None:
     _queue, reps = inbound
-    _key, raw_key = apikey_create(name="Website form")
+    _key, raw_key = apikey_create(name="Website form", scopes=["leads:write", "receipts:read"])
     worker = start_worker(start_process, celery_queue)
 
     lead_ids = post_leads(client, raw_key, 30)
@@ -301,9 +321,12 @@ def test_a_worker_routes_leads_posted_through_the_api_and_notifies_the_reps(
 
     assert_routed_exactly_once(lead_ids, reps)
     # The rep's e-mail went out after commit, once per lead.
-    deadline = time.monotonic() + WAIT_SECONDS
-    while Notification.objects.filter(status=Notification.Status.PENDING).exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for_progress(
+        lambda: (Notification.objects.filter(status=Notification.Status.PENDING).count(), output_of([worker])),
+        lambda value: value[0] == 0,
+        what="notifications still pending (count, log bytes)",
+        check=alive([worker]),
+    )
     assert Notification.objects.filter(lead_id__in=lead_ids, kind="email", status="sent").count() == 30
     lead = client.get(f"/api/v1/leads/{lead_ids[0]}/", HTTP_AUTHORIZATION=f"Token {raw_key}").json()
     assert lead["status"] == "assigned"
@@ -320,10 +343,17 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_routes_nothing_twice(
     lead_ids = post_leads(client, raw_key, 3000)
     doomed = start_worker(start_process, celery_queue, small_batches, name="doomed-worker")
 
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not Lead.objects.filter(pk__in=lead_ids).exclude(status=Lead.Status.RECEIVED).exists():
-        assert time.monotonic() < deadline, "the first worker routed nothing"
-        time.sleep(0.05)
+    # Kill it as soon as it has routed something, while most leads are still waiting.
+    wait_for_progress(
+        lambda: (
+            Lead.objects.filter(pk__in=lead_ids).exclude(status=Lead.Status.RECEIVED).exists(),
+            output_of([doomed]),
+        ),
+        lambda value: value[0],
+        what="the first worker routed nothing (routed any, log bytes)",
+        check=alive([doomed]),
+        poll_seconds=0.05,
+    )
     os.killpg(doomed.pid, signal.SIGKILL)
     doomed.wait(STOP_SECONDS)
     left = Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.RECEIVED).count()

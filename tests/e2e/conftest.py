@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.helpers import STALL_SECONDS
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -49,7 +51,10 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1366, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    # One page action (a load, a click, an element to appear) may take as long as any wait in the suite may
+    # stall: a busy machine renders slowly, and a missing element still fails, just later.
+    page.set_default_timeout(STALL_SECONDS * 1000)
+    expect.set_options(timeout=STALL_SECONDS * 1000)
     yield page
     context.close()
 

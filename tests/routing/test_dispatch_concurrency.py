@@ -22,7 +22,10 @@ WORKERS = 4
 
 def route_from_threads(*, batch_size: int) -> list[BaseException]:
     """Every worker drains the received leads at the same time; returns what any of them raised."""
-    return run_together(*[lambda: leads_route(batch_size=batch_size)] * WORKERS)
+    return run_together(
+        *[lambda: leads_route(batch_size=batch_size)] * WORKERS,
+        progress=lambda: Lead.objects.exclude(status=Lead.Status.RECEIVED).count(),
+    )
 
 
 def queue_with_reps(name: str, count: int, **rep_fields):

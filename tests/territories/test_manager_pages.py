@@ -25,7 +25,7 @@ from tests.factories import (
     TerritoryFactory,
     UserFactory,
 )
-from tests.helpers import messages_text
+from tests.helpers import STALL_SECONDS, join_all, messages_text
 
 
 def open_lead(rep, *, hours_old=48, **fields):
@@ -314,7 +314,7 @@ def test_reassignment_racing_routing_never_leaves_two_current_assignments(team, 
 
     def run(work):
         try:
-            start.wait(timeout=10)
+            start.wait(STALL_SECONDS)
             for _ in range(5):
                 work()
         except Exception as error:  # Reported below: a thread's exception would otherwise vanish.
@@ -328,8 +328,7 @@ def test_reassignment_racing_routing_never_leaves_two_current_assignments(team, 
     ]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    join_all(threads)
 
     assert not errors
     doubled = Assignment.objects.filter(ended_at__isnull=True).values("lead").annotate(n=Count("id")).filter(n__gt=1)
