@@ -86,7 +86,7 @@ def plan_import(document: dict[str, Any], *, prune: bool = False) -> CoveragePla
 
 
 def apply_import(
-    document: dict[str, Any], *, prune: bool = False, user: AbstractBaseUser | None = None
+    document: dict[str, Any], *, prune: bool = False, user: AbstractBaseUser | None = None, dry_run: bool = False
 ) -> CoveragePlan:
     """Validate ``document`` and make the database match it, all in one transaction.
 
@@ -95,11 +95,17 @@ def apply_import(
     first and is recorded in its change history with ``user`` and the reason
     "coverage import". Any error rolls the whole import back and is raised as
     CoverageError.
+
+    With ``dry_run`` every write is made exactly as in a real import and the
+    transaction is then rolled back, so a dry run that passes means the
+    import passes (the database's own constraints included).
     """
     with transaction.atomic():
         plan = plan_import(document, prune=prune)
         if not plan.is_empty:
             _Applier(plan, user=user).run()
+        if dry_run:
+            transaction.set_rollback(True)
     return plan
 
 
@@ -218,6 +224,7 @@ class _Applier:
     # --- Sections, in dependency order ------------------------------------------------------------
 
     def run(self) -> None:
+        self.release_claims()
         self.create_users()
         self.write_codes("skills", Skill, self.skills)
         self.write_codes("product_lines", ProductLine, self.product_lines)
@@ -230,6 +237,44 @@ class _Applier:
         self.write_calendars()
         self.write_policies()
         self.prune()
+
+    def release_claims(self) -> None:
+        """Clear the single-holder claims that move to another row before any row takes them.
+
+        The default SLA policy, the default calendar and a rep's, team's or queue's calendar are held by
+        one row at a time (database constraints). When the document moves one from row A to row B, or drops
+        A, writing B first would meet A still holding it, so whether the import passed would depend on the
+        order of entries in the file. Every such claim is cleared on the rows giving it up first; the
+        sections then write the final values in any order. The rows are saved again (or deleted) later in
+        the same transaction, which records the change in their history.
+        """
+        policies = self.state.get("sla_policies", {})
+        policies_changed = self.plan.changes_for("sla_policies")
+        releasing = [
+            policy.pk
+            for name, policy in self.policies.items()
+            if policy.is_default
+            and name in policies_changed
+            and (policies_changed[name].action == DELETE or not policies.get(name, {}).get("default"))
+        ]
+        SlaPolicy.objects.filter(pk__in=releasing).update(is_default=False)
+        calendars = self.state.get("calendars", {})
+        calendars_changed = self.plan.changes_for("calendars")
+        for name, calendar in self.calendars.items():
+            change = calendars_changed.get(name)
+            if change is None:
+                continue
+            owner = {} if change.action == DELETE else (calendars.get(name, {}).get("owner") or {})
+            released: dict[str, Any] = {}
+            if calendar.is_default and not owner.get("default"):
+                released["is_default"] = False
+            for kind, rows in (("rep", self.reps), ("team", self.teams), ("queue", self.queues)):
+                holder = getattr(calendar, f"{kind}_id")
+                wanted = rows.get(owner[kind]) if owner.get(kind) else None
+                if holder is not None and (wanted is None or wanted.pk != holder):
+                    released[kind] = None
+            if released:
+                BusinessCalendar.objects.filter(pk=calendar.pk).update(**released)
 
     def create_users(self) -> None:
         User = get_user_model()

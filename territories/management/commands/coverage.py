@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from territories.coverage import CoverageError, apply_import, dump_yaml, export_coverage, load_yaml, plan_import
+from territories.coverage import CoverageError, apply_import, dump_yaml, export_coverage, load_yaml
 
 
 class Command(BaseCommand):
@@ -24,7 +24,11 @@ class Command(BaseCommand):
         export.add_argument("file", nargs="?", help="Where to write; standard output when left out.")
         load = actions.add_parser("import", help="Make the coverage model match a YAML document.")
         load.add_argument("file", help="The YAML document to import.")
-        load.add_argument("--dry-run", action="store_true", help="Validate and show the plan; write nothing.")
+        load.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Validate, try every write and show the plan; roll back, so nothing is written.",
+        )
         load.add_argument(
             "--prune",
             action="store_true",
@@ -60,7 +64,9 @@ class Command(BaseCommand):
                 raise CommandError(f"There is no user {username!r} to record in the change history.") from error
         try:
             document = load_yaml(text)
-            plan = plan_import(document, prune=prune) if dry_run else apply_import(document, prune=prune, user=user)
+            # A dry run makes the same writes as the import and rolls them back, so the database's own
+            # constraints judge it too: a dry run that passes means the import passes.
+            plan = apply_import(document, prune=prune, user=user, dry_run=dry_run)
         except CoverageError as error:
             for path, message in error.errors:
                 self.stderr.write(f"{path}: {message}")
