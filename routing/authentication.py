@@ -1,35 +1,15 @@
 """API-key authentication for intake sources: ``Authorization: Token <key>``."""
 
-from dataclasses import dataclass
+from typing import Any
 
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from routing.access import IntakeClient
 from routing.models import ApiKey
 from routing.services import apikey_authenticate
-
-
-@dataclass(frozen=True)
-class IntakeClient:
-    """The requester behind an API key: a system, not a person.
-
-    It can post leads and read the leads it posted; it is never a user, so no
-    page or admin permission applies to it.
-    """
-
-    api_key: ApiKey
-    is_authenticated: bool = True
-    is_active: bool = True
-    is_staff: bool = False
-    is_superuser: bool = False
-
-    @property
-    def pk(self) -> int:
-        return self.api_key.pk
-
-    def __str__(self) -> str:
-        return f"intake source {self.api_key.name}"
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -55,3 +35,24 @@ class ApiKeyAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (not 403) with a WWW-Authenticate header.
         return self.keyword
+
+
+class ApiKeyScopes(BasePermission):
+    """An API key must hold one of ``scopes``; people signing in are not scoped (their permissions and the
+    selectors decide). The 403 names the first scope, the one the endpoint is meant for."""
+
+    scopes: tuple[str, ...] = ()
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        client = request.user
+        if not isinstance(client, IntakeClient):
+            return True
+        if any(client.api_key.has_scope(scope) for scope in self.scopes):
+            return True
+        self.message = f"This API key lacks the scope {self.scopes[0]}."
+        return False
+
+
+def scope_required(*scopes: str) -> type[ApiKeyScopes]:
+    """A permission class for an endpoint an API key may call with any of ``scopes``."""
+    return type("ApiKeyScopes", (ApiKeyScopes,), {"scopes": scopes})

@@ -1,16 +1,20 @@
 """The routing health page and the reports: check access, call the selectors in ``routing.reports``, render.
 
-Only RevOps and team managers may see them; anyone else gets a 404, so the pages do not even admit they exist.
+Only RevOps and people who manage (``routing.access.may_see_reports``) may see them; anyone else gets a 404, so
+the pages do not even admit they exist.
 """
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
-from routing import charts, reports
+from routing import access, charts, reports
+from routing.notify import notifications_resend
 from sla.views import duration_label, shell
 
 
@@ -23,7 +27,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _check_access(request: HttpRequest) -> None:
-    if not reports.may_see_reports(user=request.user):
+    if not access.may_see_reports(user=request.user):
         raise Http404("No such page.")
 
 
@@ -52,6 +56,22 @@ def routing_health(request: HttpRequest) -> HttpResponse:
             **shell(request, current="routing-health"),
         },
     )
+
+
+@require_POST
+@login_required
+def notification_resend(request: HttpRequest, notification_id: int) -> HttpResponse:
+    """Send a notification whose delivery is unknown (or that failed for good) again, from the health page.
+    Only a notice about a lead the user sees on that page; anything else is a 404."""
+    _check_access(request)
+    notification = reports.undelivered_notifications(user=request.user).filter(pk=notification_id).first()
+    if notification is None:
+        raise Http404("No such notification.")
+    if notifications_resend(notification_ids=[notification.pk], by=request.user):
+        messages.success(request, f"Resending the {notification.get_kind_display()} notice about {notification.lead}.")
+    else:
+        messages.info(request, "Nothing to resend: it is already on its way.")
+    return HttpResponseRedirect(reverse("routing-health") + "#notifications")
 
 
 def _speed_table(rows: list[reports.SpeedRow]) -> list[dict[str, Any]]:
@@ -130,7 +150,7 @@ def reports_page(request: HttpRequest) -> HttpResponse:
             "speed_chart": speed_chart,
             "adherence": adherence,
             "adherence_chart": adherence_chart,
-            "queues": list(reports.report_queues(user=user)),
+            "queues": list(access.report_queues(user=user)),
             "workload": workload,
             "workload_chart": workload_chart,
             "conversion": conversion,

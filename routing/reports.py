@@ -1,9 +1,10 @@
 """Reads for the routing health page and the reports: every figure is scoped to who is asking.
 
-RevOps (staff with ``routing.view_lead``, or a superuser) see every lead. A manager sees the leads owned by the
-reps of the teams they manage, and the leads in queues those reps are members of. Anyone else sees nothing; the
-views answer 404 for them. Each selector takes ``user`` and applies the scope itself, and runs a fixed number of
-queries whatever the number of rows.
+Every figure counts the leads ``user`` sees, as ``routing.access`` defines them for every page: RevOps all, a
+manager those of the reps they manage, a deputy those of the queues delegated to them. Only RevOps and people who
+manage see the pages at all (``routing.access.may_see_reports``); the views answer 404 to anyone else. Each
+selector takes ``user`` and applies the scope itself, and runs a fixed number of queries whatever the number of
+rows.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
 
-from routing.models import Assignment, Lead, Queue, QueueMembership
+from routing.access import deputy_queues, is_revops, lead_scope, report_queues, visible_leads
+from routing.models import Assignment, Lead, Notification, Queue, QueueMembership
+from routing.notify import undelivered
+from routing.render import safe_text
 from sla.models import LeadSla
+from territories.access import managed_reps
 from territories.models import Rep
 
 PERIOD_CHOICES = (7, 30, 90)
@@ -37,47 +42,8 @@ MAX_SPEED_ROWS = 50_000
 # -- Who may see what ---------------------------------------------------------------------------------------------
 
 
-def is_revops(user: Any) -> bool:
-    return bool(user.is_authenticated and (user.is_superuser or (user.is_staff and user.has_perm("routing.view_lead"))))
-
-
-def may_see_reports(*, user: Any) -> bool:
-    """RevOps and the managers of a team see the health page and the reports; anyone else gets a 404."""
-    if not user.is_authenticated:
-        return False
-    return is_revops(user) or user.managed_teams.exists()
-
-
-def _managed_reps(user: Any) -> QuerySet[Rep, Any]:
-    return Rep.objects.filter(team__managers=user).values("pk")
-
-
-def _lead_scope(user: Any, prefix: str = "") -> Q:
-    """The leads ``user`` may count, as a filter on Lead (or on a model pointing at it through ``prefix``).
-
-    The reps and queues are subqueries, so the scope adds no query of its own.
-    """
-    if is_revops(user):
-        return Q()
-    if not user.is_authenticated:
-        return Q(pk__in=[])
-    reps = _managed_reps(user)
-    queues = QueueMembership.objects.filter(rep__in=reps).values("queue_id")
-    return Q(**{f"{prefix}owner__in": reps}) | Q(**{f"{prefix}queue__in": queues})
-
-
 def leads_for_reports(*, user: Any) -> QuerySet[Lead]:
-    return Lead.objects.filter(_lead_scope(user))
-
-
-def report_queues(*, user: Any) -> QuerySet[Queue]:
-    """The queues whose workload ``user`` may look at: all for RevOps, else those with a managed rep."""
-    if is_revops(user):
-        return Queue.objects.order_by("-is_catch_all", "name")
-    if not user.is_authenticated:
-        return Queue.objects.none()
-    with_managed = QueueMembership.objects.filter(rep__in=_managed_reps(user)).values("queue_id")
-    return Queue.objects.filter(pk__in=with_managed).order_by("-is_catch_all", "name")
+    return visible_leads(user=user)
 
 
 # -- The period ---------------------------------------------------------------------------------------------------
@@ -138,6 +104,8 @@ class HealthRow:
     lead: Lead
     when: datetime
     detail: str
+    # Where a POST resends the row's notification (the undelivered-notifications section only).
+    resend_url: str = ""
 
 
 @dataclass
@@ -165,6 +133,8 @@ def routing_health(*, user: Any, period: Period, now: datetime | None = None) ->
     3. Leads an enrichment provider failed on, and weak account matches, by day received.
     4. Leads stuck in "received" past ``STUCK_AFTER`` right now (the sweep should have routed them), whenever
        they arrived, and leads whose routing failed, by day received.
+    5. Notifications not delivered right now (delivery unknown, or failed for good), by day created, each
+       with a resend action.
 
     Two queries per section (daily counts, latest rows) plus one for the catch-all queue's id.
     """
@@ -255,13 +225,52 @@ def routing_health(*, user: Any, period: Period, now: datetime | None = None) ->
             {"routing_error": "yes", **dates},
             expect_zero=True,
         ),
+        _undelivered(user=user, period=period, link=link),
     ]
     return sections
 
 
+def undelivered_notifications(*, user: Any) -> QuerySet[Notification]:
+    """The notifications about leads ``user`` may see that no one will send again on their own: delivery
+    unknown (a worker died while sending, on a channel that is not retried), or failed ``MAX_ATTEMPTS`` times.
+    Scoped like every health figure: the notices about the leads ``user`` sees."""
+    return Notification.objects.filter(undelivered(), lead__in=leads_for_reports(user=user).values("pk"))
+
+
+def _undelivered(*, user: Any, period: Period, link: bool) -> HealthSection:
+    undelivered = undelivered_notifications(user=user)
+    latest = undelivered.select_related("lead", "rep__user").order_by("-created_at", "-pk")[:LATEST_ROWS]
+    rows = []
+    for notification in latest:
+        if notification.status == Notification.Status.UNKNOWN:
+            outcome = "delivery unknown: the worker sending it stopped"
+        else:
+            outcome = f"failed {notification.attempts} times: {safe_text(notification.error, 200)}"
+        rows.append(
+            HealthRow(
+                lead=notification.lead,
+                when=notification.created_at,
+                detail=f"{notification.get_kind_display()} to {notification.rep}, {outcome}",
+                resend_url=reverse("notification-resend", args=[notification.pk]),
+            )
+        )
+    admin_url = reverse("admin:routing_notification_changelist") + "?" + urlencode({"undelivered": "yes"})
+    return HealthSection(
+        key="notifications",
+        title="Notifications not delivered",
+        description="The rep may not have been told: delivery is unknown (a worker stopped while sending it) or "
+        "it failed every retry. Should be 0. Resend once the cause is fixed.",
+        total=undelivered.count(),
+        daily=_daily(undelivered, "created_at", period),
+        rows=rows,
+        admin_url=admin_url if link else "",
+        expect_zero=True,
+    )
+
+
 def _reassignments(*, user: Any, period: Period) -> HealthSection:
     assignments = Assignment.objects.filter(
-        _lead_scope(user, "lead__"), reason__in=[Assignment.Reason.MANUAL, Assignment.Reason.NOT_MINE]
+        lead_scope(user, "lead__"), reason__in=[Assignment.Reason.MANUAL, Assignment.Reason.NOT_MINE]
     )
     daily = _daily(assignments, "assigned_at", period)
     latest = (
@@ -343,7 +352,7 @@ def speed_to_lead(*, user: Any, period: Period) -> SpeedReport:
     """
     rows = list(
         LeadSla.objects.filter(
-            _lead_scope(user, "lead__"),
+            lead_scope(user, "lead__"),
             lead__routed_at__gte=period.start,
             lead__routed_at__lt=period.end,
             speed_wall_seconds__isnull=False,
@@ -409,7 +418,7 @@ def sla_adherence(*, user: Any, period: Period, now: datetime | None = None) -> 
     now = now or timezone.now()
     breached = Q(touched_at__isnull=True) & (Q(state=LeadSla.State.BREACHED) | Q(due_at__lt=now))
     grouped = (
-        LeadSla.objects.filter(_lead_scope(user, "lead__"), started_at__gte=period.start, started_at__lt=period.end)
+        LeadSla.objects.filter(lead_scope(user, "lead__"), started_at__gte=period.start, started_at__lt=period.end)
         .annotate(day=TruncDate("started_at"))
         .order_by()
         .values("day")
@@ -473,18 +482,22 @@ def _spread(values: Iterable[int]) -> Spread | None:
 
 def queue_workload(*, user: Any, queue_id: int | None, period: Period) -> WorkloadReport | None:
     """Open leads now and new leads in the period per member of one queue, with min, max and spread over the
-    members taking leads. None when the user may not see the queue (or there is none). Four queries."""
+    members taking leads. None when the user may not see the queue (or there is none). A manager gets the rows
+    of the members they manage; RevOps and the queue's deputies every member. At most five queries."""
     queues = report_queues(user=user)
     queue = queues.filter(pk=queue_id).first() if queue_id else None
     if queue is None:
         queue = queues.first()
     if queue is None:
         return None
-    memberships = list(
-        QueueMembership.objects.filter(queue=queue).select_related("rep__user").order_by("position", "rep_id")
-    )
+    members = QueueMembership.objects.filter(queue=queue).select_related("rep__user").order_by("position", "rep_id")
+    if not is_revops(user) and not deputy_queues(user=user).filter(pk=queue.pk).exists():
+        # A manager of some of the queue's reps sees the leads of those reps only: other members' rows would
+        # read as zeros, so they are left out rather than shown wrong.
+        members = members.filter(rep__in=managed_reps(user=user).values("pk"))
+    memberships = list(members)
     rep_ids = [membership.rep_id for membership in memberships]
-    scope = _lead_scope(user)
+    scope = lead_scope(user)
     open_counts = dict(
         Lead.objects.filter(scope, queue=queue, owner__in=rep_ids, status__in=Lead.OPEN_STATUSES)
         .order_by()
@@ -494,7 +507,7 @@ def queue_workload(*, user: Any, queue_id: int | None, period: Period) -> Worklo
     )
     new_counts = dict(
         Assignment.objects.filter(
-            _lead_scope(user, "lead__"),
+            lead_scope(user, "lead__"),
             queue=queue,
             rep__in=rep_ids,
             assigned_at__gte=period.start,

@@ -1,6 +1,8 @@
 """Reads for the routing app."""
 
 import logging
+import os
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -46,6 +48,38 @@ def heartbeat_status(*, name: str = "worker", now: datetime | None = None) -> di
         "age_seconds": round(age, 1),
         "hostname": heartbeat.hostname,
     }
+
+
+def broker_status(*, timeout: float | None = None) -> dict[str, object]:
+    """Whether the Celery broker of the current settings takes a connection now, within ``timeout`` seconds
+    (default ``LEADROUTER_BROKER_CHECK_TIMEOUT_SECONDS``), so an outage shows at once rather than when the
+    heartbeat goes stale.
+
+    Redis and RabbitMQ: a fresh connection (a pooled one could be stale) with one try and no retry; Redis
+    answers a PING on it. The file-system broker has nothing to connect to: its folders must exist and be
+    writable. Never raises; the reason is logged, not returned.
+    """
+    from celery import current_app
+    from django.conf import settings
+
+    timeout = settings.LEADROUTER_BROKER_CHECK_TIMEOUT_SECONDS if timeout is None else timeout
+    url = settings.CELERY_BROKER_URL
+    options = dict(getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {})
+    started = time.monotonic()
+    try:
+        if url.startswith("filesystem://"):
+            folders = {options.get(name) for name in ("data_folder_in", "data_folder_out", "control_folder")}
+            unusable = sorted(str(folder) for folder in folders if folder and not os.access(folder, os.W_OK | os.X_OK))
+            if unusable:
+                raise OSError(f"Broker folders missing or not writable: {', '.join(unusable)}")
+        # Redis reads its timeouts from the transport options; AMQP from connect_timeout.
+        options.update(socket_connect_timeout=timeout, socket_timeout=timeout)
+        with current_app.connection_for_write(url=url, connect_timeout=timeout, transport_options=options) as conn:
+            conn.ensure_connection(max_retries=0, timeout=timeout)
+    except Exception:
+        logger.warning("Health check: the broker does not answer.", exc_info=True)
+        return {"ok": False, "seconds": round(time.monotonic() - started, 3)}
+    return {"ok": True, "seconds": round(time.monotonic() - started, 3)}
 
 
 def _stored_condition(data: Any, *, what: str) -> ConditionGroup | None:
@@ -268,42 +302,8 @@ def lead_simulate(*, raw: Mapping[str, Any], now: datetime | None = None) -> Eva
     )
 
 
-def lead_for_requester(*, requester: Any, lead_id: int) -> Lead | None:
-    """The lead with this id if the requester may see it, else None (the API answers 404, never 403).
-
-    An intake source (API key) sees the leads posted with its own key; a user with ``routing.view_lead``
-    sees every lead; a rep sees the leads they own; a manager sees the leads owned by their teams' reps.
-    One query for the lead, with everything the API shows about it.
-    """
-    from routing.authentication import IntakeClient
-
-    leads = Lead.objects.select_related("owner__user", "queue", "territory", "account", "rule").filter(pk=lead_id)
-    if isinstance(requester, IntakeClient):
-        return leads.filter(intake_source=requester.api_key).first()
-    if requester is None or not requester.is_authenticated:
-        return None
-    if requester.has_perm("routing.view_lead"):
-        return leads.first()
-    return leads.filter(Q(owner__user=requester) | Q(owner__team__in=requester.managed_teams.all())).first()
-
-
 # --- The rep's pages ----------------------------------------------------------------------------------
-
-
-def lead_for_page(*, user: Any, lead_id: int) -> Lead | None:
-    """The lead with this id if ``user`` may open its page and act on it, else None (the page answers 404).
-
-    The API's rules (``lead_for_requester``): RevOps (``routing.view_lead``) see every lead, a rep the
-    leads they own, a manager the leads of their teams' reps; and a rep's direct manager too.
-    """
-    lead = lead_for_requester(requester=user, lead_id=lead_id)
-    if lead is None and user is not None and user.is_authenticated:
-        lead = (
-            Lead.objects.select_related("owner__user", "queue", "territory", "account", "rule")
-            .filter(pk=lead_id, owner__manager=user)
-            .first()
-        )
-    return lead
+# Which lead a page or endpoint may show is ``routing.access.lead_for_requester``.
 
 
 def leads_for_rep(*, user: Any, status: str = "", queue_id: int | None = None) -> list[Lead]:

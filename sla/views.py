@@ -1,6 +1,7 @@
 """Server-rendered pages for managers and reps: the escalations list and its acknowledge/resolve forms.
 
-Each view checks access, calls a selector or a service and renders; scoping lives in ``sla.selectors``.
+Each view checks access, calls a selector or a service and renders; scoping lives in ``sla.selectors``, on top of
+``routing.access``.
 """
 
 from dataclasses import dataclass
@@ -20,15 +21,10 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from routing.access import is_revops, roles_of
 from sla.forms import STATUS_ALL, EscalationFilterForm, EscalationHandleForm
 from sla.models import Escalation, LeadSla
-from sla.selectors import (
-    escalation_for_handling,
-    escalation_ids_user_may_handle,
-    escalations_for_user,
-    is_revops,
-    user_manages_anyone,
-)
+from sla.selectors import escalation_for_handling, escalation_ids_user_may_handle, escalations_for_user
 from sla.services_pages import EscalationHandleError, escalation_handle
 
 PAGE_SIZE = 50
@@ -45,7 +41,7 @@ class LoginView(auth_views.LoginView):
         user = self.request.user
         if user.is_staff:
             return reverse("admin:index")
-        if user_manages_anyone(user=user):
+        if roles_of(user).manages:
             return reverse("team-board")
         if hasattr(user, "rep"):
             return reverse("my-leads")
@@ -55,55 +51,20 @@ class LoginView(auth_views.LoginView):
 def shell(request: HttpRequest, *, current: str = "") -> dict[str, Any]:
     """What the page shell (``base.html``) shows beyond the user: which links, and which is the current page.
 
-    Works as a template context processor too; each page view merges it into its context for now.
+    Links follow ``routing.access``: a rep gets their leads; RevOps and anyone who manages (a team, direct
+    reports, a delegated queue) the team board, the escalations and the reports. Works as a template context
+    processor too; each page view merges it into its context for now.
     """
-    from routing import reports
-    from territories.selectors import is_routing_revops
-
-    user = request.user
-    roles = _roles(user)
+    roles = roles_of(request.user)
+    manages = roles.is_revops or roles.manages
     return {
         "shell": {
-            "show_my_leads": roles["is_rep"],
-            "show_team": roles["manages_team"] or roles["has_reports"] or roles["is_deputy"] or is_routing_revops(user),
-            "show_escalations": is_revops(user) or roles["manages_team"] or roles["has_reports"] or roles["is_deputy"],
-            "show_reports": roles["manages_team"] or (user.is_authenticated and reports.is_revops(user)),
+            "show_my_leads": roles.is_rep,
+            "show_team": manages,
+            "show_escalations": manages,
+            "show_reports": manages,
             "current": current,
         }
-    }
-
-
-def _roles(user: Any) -> dict[str, bool]:
-    """Whether ``user`` is a rep, manages a team, or has direct reports: one query for the whole shell."""
-    if not user.is_authenticated:
-        return {"is_rep": False, "manages_team": False, "has_reports": False, "is_deputy": False}
-    from django.contrib.auth import get_user_model
-    from django.db.models import Exists, OuterRef
-    from guardian.models import UserObjectPermission
-
-    from territories.models import Rep, Team
-
-    row = (
-        get_user_model()
-        .objects.filter(pk=user.pk)
-        .annotate(
-            is_rep=Exists(Rep.objects.filter(user=OuterRef("pk"))),
-            manages_team=Exists(Team.managers.through.objects.filter(user=OuterRef("pk"))),
-            has_reports=Exists(Rep.objects.filter(manager=OuterRef("pk"))),
-            is_deputy=Exists(
-                UserObjectPermission.objects.filter(
-                    user=OuterRef("pk"), permission__codename="deputize_queue", content_type__app_label="routing"
-                )
-            ),
-        )
-        .values("is_rep", "manages_team", "has_reports", "is_deputy")
-        .first()
-    )
-    return {key: bool(value) for key, value in (row or {}).items()} or {
-        "is_rep": False,
-        "manages_team": False,
-        "has_reports": False,
-        "is_deputy": False,
     }
 
 
@@ -196,7 +157,7 @@ def escalation_list(request: HttpRequest) -> HttpResponse:
 
     page = Paginator(escalations, PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
-    link_leads = user.is_staff and user.has_perm("routing.view_lead")
+    link_leads = is_revops(user)
     handleable = escalation_ids_user_may_handle(user=user, escalation_ids=[e.pk for e in page.object_list])
     rows = [
         _row(escalation, now=now, link_leads=link_leads, may_handle=escalation.pk in handleable)

@@ -11,6 +11,9 @@ from django.contrib.auth.models import Group, Permission
 
 REVOPS_GROUP = "RevOps"
 REVOPS_APPS = ("territories", "routing", "sla", "django_celery_beat")
+# What makes a user RevOps on the pages (``territories.access.is_revops``): seeing every lead, as in admin.
+# The RevOps group holds it with every other permission of ``REVOPS_APPS``.
+REVOPS_PERMISSION = "routing.view_lead"
 
 
 def ensure_role_groups(**kwargs: Any) -> Group:

@@ -378,79 +378,19 @@ def _change_log_entry(
     return entry
 
 
-# --- Manager pages: scope, team board ------------------------------------------------------------------------
+# --- Manager pages: the team board -------------------------------------------------------------------------
+# Who a manager acts on (reps, leads, queues) is decided in ``territories.access`` and ``routing.access``.
 
 # Imported here so this section can be read (and grown) on its own.
 from datetime import timedelta  # noqa: E402
 from zoneinfo import ZoneInfo  # noqa: E402
 
 from django.db.models import Prefetch  # noqa: E402
-from guardian.shortcuts import get_objects_for_user  # noqa: E402
 
-from routing.models import Lead, Queue  # noqa: E402
+from routing.access import acting_reps, managed_open_leads  # noqa: E402
+from routing.models import Lead  # noqa: E402
+from territories.access import managed_teams  # noqa: E402
 from territories.models import Team  # noqa: E402
-
-
-def is_routing_revops(user: Any) -> bool:
-    """RevOps act on every team from the manager pages: staff who may change leads, or a superuser."""
-    return bool(
-        user.is_authenticated and (user.is_superuser or (user.is_staff and user.has_perm("routing.change_lead")))
-    )
-
-
-def teams_for_user(*, user: Any) -> QuerySet[Team]:
-    """The teams ``user`` acts on as a manager: all for RevOps, else the teams they manage."""
-    if is_routing_revops(user):
-        return Team.objects.order_by("name")
-    if not user.is_authenticated:
-        return Team.objects.none()
-    return Team.objects.filter(managers=user).order_by("name")
-
-
-def delegated_queues(*, user: Any) -> QuerySet[Queue]:
-    """The queues a manager delegated to ``user`` as their deputy (a guardian grant of ``deputize_queue``)."""
-    if not user.is_authenticated:
-        return Queue.objects.none()
-    return get_objects_for_user(user, "routing.deputize_queue", klass=Queue, accept_global_perms=False)
-
-
-def delegable_queues(*, user: Any) -> QuerySet[Queue]:
-    """The queues ``user`` may hand to a deputy: all for RevOps, else those with active members from the
-    teams they manage or their direct reports. Deputies do not delegate further."""
-    if is_routing_revops(user):
-        return Queue.objects.order_by("name")
-    if not user.is_authenticated:
-        return Queue.objects.none()
-    members = Rep.objects.filter(Q(team__managers=user) | Q(manager=user)).values("pk")
-    return Queue.objects.filter(memberships__rep__in=members, memberships__active=True).distinct().order_by("name")
-
-
-def reps_for_user(*, user: Any) -> QuerySet[Rep]:
-    """The reps ``user`` acts on as a manager: all for RevOps, else the reps of the teams they manage, their
-    direct reports, and the members of the queues delegated to them. Anyone else: none (the pages answer 404)."""
-    reps = Rep.objects.select_related("user", "team").order_by("user__username")
-    if is_routing_revops(user):
-        return reps
-    if not user.is_authenticated:
-        return reps.none()
-    in_scope = Rep.objects.filter(
-        Q(team__managers=user)
-        | Q(manager=user)
-        | Q(memberships__queue__in=delegated_queues(user=user).values("pk"), memberships__active=True)
-    ).values("pk")
-    return reps.filter(pk__in=in_scope)
-
-
-def open_leads_for_user(*, user: Any) -> QuerySet[Lead]:
-    """Open leads (assigned, accepted, working) ``user`` may reassign: those owned by the reps of their teams
-    and their direct reports, and, for a deputy, those in the queues delegated to them. RevOps: all."""
-    leads = Lead.objects.filter(status__in=Lead.OPEN_STATUSES).select_related("owner__user", "queue", "sla")
-    if is_routing_revops(user):
-        return leads
-    if not user.is_authenticated:
-        return leads.none()
-    managed = Rep.objects.filter(Q(team__managers=user) | Q(manager=user)).values("pk")
-    return leads.filter(Q(owner__in=managed) | Q(queue__in=delegated_queues(user=user).values("pk")))
 
 
 @dataclass
@@ -500,7 +440,7 @@ def team_board(*, user: Any, now: datetime, older_than: timedelta | None) -> Tea
     from routing.selectors import rep_loads
 
     reps = list(
-        reps_for_user(user=user).prefetch_related(
+        acting_reps(user=user).prefetch_related(
             "working_hours",
             Prefetch("out_of_office", queryset=OutOfOffice.objects.filter(ends_at__gt=now).order_by("starts_at")),
         )
@@ -530,7 +470,7 @@ def team_board(*, user: Any, now: datetime, older_than: timedelta | None) -> Tea
             )
         )
 
-    leads = open_leads_for_user(user=user)
+    leads = managed_open_leads(user=user)
     if older_than is not None:
         leads = leads.filter(Q(sla__isnull=True) | Q(sla__touched_at__isnull=True), received_at__lte=now - older_than)
     leads = leads.order_by("received_at", "pk")
@@ -540,7 +480,7 @@ def team_board(*, user: Any, now: datetime, older_than: timedelta | None) -> Tea
         for lead in leads[:BOARD_LEAD_LIMIT]
     ]
     return TeamBoard(
-        teams=list(teams_for_user(user=user)),
+        teams=list(managed_teams(user=user)),
         reps=rows,
         leads=aging,
         leads_total=total,

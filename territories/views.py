@@ -1,9 +1,10 @@
 """The manager's pages: the team board (load, availability, aging leads), reassigning leads, setting a rep's
 out-of-office period and handling a rep's departure.
 
-Each view checks access, calls a selector or a service and renders. Scope lives in ``territories.selectors``:
-a manager acts on the reps of the teams they manage and their direct reports, RevOps on all; anything
-outside that answers 404, never 403, so a page does not reveal what exists.
+Each view checks access, calls a selector or a service and renders. Scope lives in ``routing.access``: a manager
+acts on the reps of the teams they manage and their direct reports, a deputy also on the members of the queues
+delegated to them, RevOps on all; anything outside that answers 404, never 403, so a page does not reveal what
+exists.
 """
 
 from datetime import timedelta
@@ -20,13 +21,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from routing.access import acting_reps, delegable_queues, managed_open_leads, roles_of
 from routing.models import Queue
 from routing.reassign import ReassignError, departure_plan, leads_reassign, rep_departure_apply
 from routing.services import DelegationError, queue_delegate, queue_deputies, queue_undelegate
 from sla.views import duration_label, shell, sla_view
 from territories import selectors
 from territories.models import Rep
-from territories.selectors import open_leads_for_user, reps_for_user, teams_for_user
 from territories.services import reps_set_out_of_office
 
 # The aging filter: untouched leads older than this many hours; "all" lists every open lead.
@@ -67,7 +68,7 @@ class OutOfOfficeForm(forms.Form):
 
 
 def _rep_in_scope(request: HttpRequest, rep_id: int) -> Rep:
-    rep = reps_for_user(user=request.user).filter(pk=rep_id).first()
+    rep = acting_reps(user=request.user).filter(pk=rep_id).first()
     if rep is None:
         raise Http404("No such rep.")
     return rep
@@ -77,7 +78,8 @@ def _rep_in_scope(request: HttpRequest, rep_id: int) -> Rep:
 @login_required
 def team_board(request: HttpRequest) -> HttpResponse:
     """Each rep in scope with load, caps and availability; the team's aging leads with a reassign form."""
-    if not (teams_for_user(user=request.user).exists() or reps_for_user(user=request.user).exists()):
+    roles = roles_of(request.user)
+    if not (roles.is_revops or roles.manages):
         raise Http404("You manage no team.")
     aging = request.GET.get("aging", DEFAULT_AGING)
     if aging not in dict(AGING_CHOICES):
@@ -85,7 +87,7 @@ def team_board(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     older_than = None if aging == "all" else timedelta(hours=int(aging))
     board = selectors.team_board(user=request.user, now=now, older_than=older_than)
-    queues = list(selectors.delegable_queues(user=request.user))
+    queues = list(delegable_queues(user=request.user))
     return render(
         request,
         "territories/pages/team_board.html",
@@ -126,7 +128,7 @@ def team_reassign(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(_board_url(request))
     to_rep = _rep_in_scope(request, form.cleaned_data["to_rep"])
     lead_ids = set(form.cleaned_data["leads"])
-    leads = list(open_leads_for_user(user=request.user).filter(pk__in=lead_ids))
+    leads = list(managed_open_leads(user=request.user).filter(pk__in=lead_ids))
     if len(leads) != len(lead_ids):
         raise Http404("Some of these leads are not open leads of your team.")
     try:
@@ -226,7 +228,7 @@ def queue_deputy_remove(request: HttpRequest, queue_id: int, user_id: int) -> Ht
 
 
 def _delegable_queue(request: HttpRequest, queue_id: int) -> Queue:
-    queue = selectors.delegable_queues(user=request.user).filter(pk=queue_id).first()
+    queue = delegable_queues(user=request.user).filter(pk=queue_id).first()
     if queue is None:
         raise Http404("No such queue.")
     return queue
@@ -234,7 +236,7 @@ def _delegable_queue(request: HttpRequest, queue_id: int) -> Queue:
 
 def _deputy_in_scope(request: HttpRequest, raw_id: str) -> Any:
     """A deputy is a rep the manager acts on; anyone else answers 404."""
-    rep = reps_for_user(user=request.user).filter(user_id=int(raw_id) if raw_id.isdigit() else 0).first()
+    rep = acting_reps(user=request.user).filter(user_id=int(raw_id) if raw_id.isdigit() else 0).first()
     if rep is None:
         raise Http404("No such rep.")
     return rep.user

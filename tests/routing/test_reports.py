@@ -191,7 +191,7 @@ def test_manager_sees_only_their_teams_figures(client, manager, rep, outsider, f
     yesterday = NOW - dt.timedelta(days=1)
     lead_at(yesterday, owner=rep, enrichment_failures={"a": "down"}, company="Ours AG")
     lead_at(yesterday, owner=outsider, enrichment_failures={"a": "down"}, company="Theirs AG")
-    # A lead waiting in a queue one of the manager's reps works counts too.
+    # A lead waiting in a queue one of the manager's reps works is not one of their leads (its deputies see it).
     shared = QueueFactory(name="Shared")
     QueueMembershipFactory(queue=shared, rep=rep)
     lead_at(yesterday, queue=shared, enrichment_failures={"a": "down"}, company="Queued AG")
@@ -199,8 +199,8 @@ def test_manager_sees_only_their_teams_figures(client, manager, rep, outsider, f
     period = reports.period_for(None)
     sections = by_key(reports.routing_health(user=manager, period=period))
 
-    assert sections["enrichment"].total == 2
-    assert {row.lead.company for row in sections["enrichment"].rows} == {"Ours AG", "Queued AG"}
+    assert sections["enrichment"].total == 1
+    assert {row.lead.company for row in sections["enrichment"].rows} == {"Ours AG"}
     # Managers are not sent to the admin.
     assert sections["enrichment"].admin_url == ""
     client.force_login(manager)
@@ -404,7 +404,7 @@ def queries_for(client, name, params=None):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("name", "most"), [("routing-health", 20), ("reports", 15)])
+@pytest.mark.parametrize(("name", "most"), [("routing-health", 23), ("reports", 15)])
 def test_queries_are_bounded_whatever_the_row_count(
     client, revops, manager, rep, frozen, name, most, django_assert_max_num_queries
 ):
