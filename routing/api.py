@@ -3,6 +3,8 @@
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.http import Http404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
@@ -16,16 +18,17 @@ from drf_spectacular.utils import (
 )
 from rest_framework import permissions, serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import APIException, ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from routing.authentication import ApiKeyAuthentication, IntakeClient
+from routing.access import lead_for_requester
+from routing.authentication import ApiKeyAuthentication, IntakeClient, scope_required
 from routing.intake import IDEMPOTENCY_KEY_MAX_LENGTH, LeadIntakeSerializer, leads_receive
-from routing.models import ApiKey, Lead
-from routing.selectors import lead_for_requester, lead_simulate
+from routing.models import ApiKey, ApiScope, Lead
+from routing.parsers import BodyTooLarge, LeadJSONParser
+from routing.selectors import lead_simulate
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -39,7 +42,8 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "An intake source's key, sent as `Token <key>`.",
+            "description": "An intake source's key, sent as `Token <key>`. Each endpoint needs a scope of the key "
+            "(leads:write, leads:read, receipts:read, touches:write); a key without it gets 403 naming the scope.",
         }
 
 
@@ -51,7 +55,7 @@ class CanViewRules(permissions.BasePermission):
 
 
 class CanPostLeads(permissions.BasePermission):
-    """An intake source's API key, or a signed-in user who may add leads."""
+    """An intake source's API key (its scope is checked next), or a signed-in user who may add leads."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
@@ -101,12 +105,6 @@ class SimulateView(APIView):
 # --- Intake -------------------------------------------------------------------------------------------
 
 
-class BodyTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is too large; send the leads in smaller batches."
-    default_code = "too_large"
-
-
 class ReceivedSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="lead_id")
     status = serializers.CharField()
@@ -135,8 +133,8 @@ class LeadIntakeView(APIView):
     """Post one lead (a JSON object) or a batch (a JSON list); each is stored as ``received`` and routed."""
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
-    permission_classes = [CanPostLeads]
-    parser_classes = [JSONParser]
+    permission_classes = [CanPostLeads, scope_required(ApiScope.LEADS_WRITE)]
+    parser_classes = [LeadJSONParser]
 
     @extend_schema(
         operation_id="leads_create",
@@ -156,7 +154,8 @@ class LeadIntakeView(APIView):
             200: OpenApiResponse(_RECEIVED_OR_BATCH, description="Every lead was already stored."),
             400: OpenApiResponse(
                 OpenApiTypes.OBJECT,
-                description="Invalid; nothing was stored. One lead: field errors. A batch: errors by index.",
+                description="Invalid; nothing was stored. One lead: field errors. A batch: errors by index. "
+                "A body that is not JSON, not UTF-8, or nested over 32 levels: a detail naming where.",
                 examples=[
                     OpenApiExample(
                         "Batch",
@@ -166,7 +165,12 @@ class LeadIntakeView(APIView):
                 ],
             ),
             401: OpenApiResponse(OpenApiTypes.OBJECT, description="No API key, or an unknown or revoked one."),
+            403: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="The API key lacks the scope leads:write, or the signed-in user may not add leads.",
+            ),
             413: OpenApiResponse(OpenApiTypes.OBJECT, description="The body is over DATA_UPLOAD_MAX_MEMORY_SIZE."),
+            415: OpenApiResponse(OpenApiTypes.OBJECT, description="The body is not application/json."),
         },
         examples=[
             OpenApiExample(
@@ -272,6 +276,95 @@ class EscalationSummarySerializer(serializers.Serializer):
     status = serializers.CharField(read_only=True)
 
 
+class LeadSummarySerializer(serializers.Serializer):
+    """What an API key with ``leads:read`` (and not ``receipts:read``) sees of a lead it posted: enough for a
+    web form to say who will call back and by when."""
+
+    id = serializers.IntegerField(read_only=True)
+    status = serializers.ChoiceField(choices=Lead.Status.choices, read_only=True)
+    created = serializers.DateTimeField(source="received_at", read_only=True)
+    routed_at = serializers.DateTimeField(allow_null=True, read_only=True)
+    external_id = serializers.SerializerMethodField()
+    owner = serializers.CharField(source="owner.user.username", allow_null=True, read_only=True)
+    owner_name = serializers.SerializerMethodField(help_text="The owner's full name, for a message to the lead.")
+    queue = serializers.CharField(source="queue.name", allow_null=True, read_only=True)
+    sla_due_at = serializers.SerializerMethodField(help_text="When the first touch is due; null without a clock.")
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_external_id(self, lead: Lead) -> str | None:
+        return lead.external_id or None
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_owner_name(self, lead: Lead) -> str | None:
+        if lead.owner is None:
+            return None
+        return lead.owner.user.get_full_name() or lead.owner.user.username
+
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
+    def get_sla_due_at(self, lead: Lead) -> str | None:
+        # The clock lives in the sla app (which routing does not import): read it through the reverse relation.
+        clock = getattr(lead, "sla", None)
+        due_at = getattr(clock, "due_at", None)
+        return serializers.DateTimeField().to_representation(due_at) if due_at else None
+
+
+# What GET /api/v1/leads/{id}/ shows of a lead, in this order.
+_LEAD_DETAIL_FIELDS = [
+    "id",
+    "status",
+    "created",
+    "routed_at",
+    "owner",
+    "queue",
+    "territory",
+    "account",
+    "rule",
+    "duplicate_of",
+    "score",
+    "fit_score",
+    "intent_score",
+    "flags",
+    "enrichment_failures",
+    "account_match",
+    "external_id",
+    "source",
+    "campaign",
+    "email",
+    "first_name",
+    "last_name",
+    "title",
+    "phone",
+    "company",
+    "website",
+    "country",
+    "subdivision",
+    "city",
+    "postal_code",
+    "industry",
+    "employees",
+    "size_band",
+    "annual_revenue",
+    "product_interest",
+    "form_answers",
+    "page_history",
+    "receipt",
+    "sla",
+    "escalations",
+]
+
+
+def _blank_text(name: str) -> bool:
+    try:
+        field = Lead._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return isinstance(field, models.CharField) and field.blank
+
+
+# Text fields the lead may not have: null when empty, so a blank never has to pass an enum or a format.
+_OPTIONAL_TEXT = tuple(name for name in _LEAD_DETAIL_FIELDS if _blank_text(name))
+
+
 class LeadDetailSerializer(serializers.ModelSerializer):
     created = serializers.DateTimeField(source="received_at", read_only=True)
     owner = serializers.CharField(source="owner.user.username", allow_null=True, read_only=True)
@@ -285,64 +378,47 @@ class LeadDetailSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Lead
-        fields = [
-            "id",
-            "status",
-            "created",
-            "routed_at",
-            "owner",
-            "queue",
-            "territory",
-            "account",
-            "rule",
-            "duplicate_of",
-            "score",
-            "fit_score",
-            "intent_score",
-            "flags",
-            "enrichment_failures",
-            "account_match",
-            "external_id",
-            "source",
-            "campaign",
-            "email",
-            "first_name",
-            "last_name",
-            "title",
-            "phone",
-            "company",
-            "website",
-            "country",
-            "subdivision",
-            "city",
-            "postal_code",
-            "industry",
-            "employees",
-            "size_band",
-            "annual_revenue",
-            "product_interest",
-            "form_answers",
-            "page_history",
-            "receipt",
-            "sla",
-            "escalations",
-        ]
+        fields = _LEAD_DETAIL_FIELDS
         read_only_fields = fields
+        extra_kwargs = {name: {"allow_null": True} for name in _OPTIONAL_TEXT}
+
+    def to_representation(self, instance: Lead) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        for name in _OPTIONAL_TEXT:
+            if data.get(name) == "":
+                data[name] = None
+        return data
+
+
+_LEAD_OR_SUMMARY = PolymorphicProxySerializer(
+    component_name="LeadOrSummary",
+    serializers=[LeadDetailSerializer, LeadSummarySerializer],
+    resource_type_field_name=None,
+)
 
 
 class LeadDetailView(APIView):
     """A lead, where it went and why. Intake sources see the leads they posted; people see the leads
-    they may see (RevOps all, a rep their own, a manager their team's). Any other lead is a 404."""
+    they may see (``routing.access``: RevOps all, a rep their own, its managers and deputies). Any other
+    lead is a 404.
+
+    An API key needs ``receipts:read`` for the whole lead with its receipt; with ``leads:read`` alone it gets
+    the summary (status, owner, queue, SLA due)."""
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [permissions.IsAuthenticated, scope_required(ApiScope.LEADS_READ, ApiScope.RECEIPTS_READ)]
 
     @extend_schema(
         operation_id="leads_retrieve",
         tags=["leads"],
         responses={
-            200: LeadDetailSerializer,
+            200: OpenApiResponse(
+                _LEAD_OR_SUMMARY,
+                description="The whole lead (people, and keys with receipts:read) or its summary (keys with "
+                "leads:read only).",
+            ),
             401: OpenApiResponse(OpenApiTypes.OBJECT, description="Not signed in and no API key."),
+            403: OpenApiResponse(OpenApiTypes.OBJECT, description="The API key lacks the scope leads:read."),
             404: OpenApiResponse(OpenApiTypes.OBJECT, description="No such lead, or not one you may see."),
         },
     )
@@ -350,4 +426,7 @@ class LeadDetailView(APIView):
         lead = lead_for_requester(requester=request.user, lead_id=lead_id)
         if lead is None:
             raise Http404
+        client = request.user
+        if isinstance(client, IntakeClient) and not client.api_key.has_scope(ApiScope.RECEIPTS_READ):
+            return Response(LeadSummarySerializer(lead).data)
         return Response(LeadDetailSerializer(lead).data)

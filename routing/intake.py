@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -25,6 +27,7 @@ from rest_framework import serializers
 
 from routing import tasks
 from routing.models import ApiKey, Lead, LeadImport
+from routing.parsers import deeper_than, json_path, json_problems, needs_text_walk, text_problem
 from routing.standardize import standardize
 
 logger = logging.getLogger(__name__)
@@ -34,6 +37,12 @@ LEAD_MAX_BYTES = 64 * 1024
 FORM_ANSWERS_MAX_BYTES = 16 * 1024
 PAGE_HISTORY_MAX_BYTES = 16 * 1024
 PAGE_HISTORY_MAX_ENTRIES = 200
+# Any value in a lead (form_answers, page_history, a key we do not know): at most this many levels of objects and
+# lists, the value's own counting as the first, and at most this many characters in any one key or string.
+LEAD_VALUE_MAX_DEPTH = 8
+LEAD_TEXT_MAX_LENGTH = 5000
+# Problems reported per field: enough to fix a payload, not a wall of text.
+_MAX_PROBLEMS_PER_FIELD = 3
 # Leads per route_leads message: small enough for one worker run, few enough messages for a big batch.
 ROUTE_CHUNK_SIZE = 500
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
@@ -65,8 +74,83 @@ class _PageVisitField(serializers.Field):
         return value
 
 
+class _StrictText(serializers.CharField):
+    """Text sent as a JSON string (or null). DRF's CharField would turn 42 or 1.0 into "42" and "1.0"; a number
+    here is a sign of a mapping mistake (an id column, a phone or postal code that lost its leading zero or plus),
+    so it is refused rather than stored as something the sender did not mean."""
+
+    default_error_messages = {"invalid": "Send this as text (a JSON string), not a number or true/false."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+# Blank text means "no value", as null does.
+_DIGITS = r"^\s*([0-9]+\s*)?$"
+_AMOUNT = r"^\s*([0-9]+(\.[0-9]{1,2})?\s*)?$"
+
+
+@extend_schema_field({"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _DIGITS}]})
+class _WholeNumber(serializers.IntegerField):
+    """A count sent as a JSON integer or a string of digits ("250"); 250.0, "2.5e2" and true are refused."""
+
+    default_error_messages = {"invalid": 'Send a whole number, such as 250 or "250".'}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool | float) or (isinstance(data, str) and not re.match(_DIGITS, data)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"oneOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": _AMOUNT}]})
+class _Amount(serializers.DecimalField):
+    """An amount sent as a JSON number or a string such as "1000000.50"; "1e6" and true are refused."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or (isinstance(data, str) and not re.match(_AMOUNT, data)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def _text(max_length: int) -> serializers.CharField:
-    return serializers.CharField(max_length=max_length, required=False, allow_blank=True, allow_null=True)
+    return _StrictText(max_length=max_length, required=False, allow_blank=True, allow_null=True)
+
+
+def lead_value_problems(data: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Problems in a posted lead's values that would break storing or showing it, by top-level key.
+
+    Every key and string, however deep, must be valid text without NUL characters and at most
+    ``LEAD_TEXT_MAX_LENGTH`` characters; every value at most ``LEAD_VALUE_MAX_DEPTH`` levels deep. Each message
+    names its path, such as ``form_answers.q1[3]``. The walk is iterative, so no payload can exhaust the stack.
+    """
+    errors: dict[str, list[str]] = {}
+    # Most leads are plain: their ASCII-escaped JSON shows no NUL or surrogate escape, no string can be over the
+    # limit when the whole is not, and the nesting is counted at C speed. Only the others are walked.
+    escaped = json.dumps(data, ensure_ascii=True, default=str)
+    if (
+        len(escaped) <= LEAD_TEXT_MAX_LENGTH
+        and not needs_text_walk(escaped)
+        and not deeper_than(escaped, LEAD_VALUE_MAX_DEPTH + 1)
+    ):
+        return errors
+    for key, value in data.items():
+        name = key if isinstance(key, str) and not text_problem(key, max_length=LEAD_TEXT_MAX_LENGTH) else None
+        if name is None:
+            errors[json_path([str(key)])] = [
+                f"This key {text_problem(str(key), max_length=LEAD_TEXT_MAX_LENGTH)}; rename it."
+            ]
+            continue
+        problems = list(
+            islice(
+                json_problems(value, path=[key], max_depth=LEAD_VALUE_MAX_DEPTH, max_length=LEAD_TEXT_MAX_LENGTH),
+                _MAX_PROBLEMS_PER_FIELD,
+            )
+        )
+        if problems:
+            errors[json_path([key])] = problems
+    return errors
 
 
 class LeadIntakeSerializer(serializers.Serializer):
@@ -97,10 +181,8 @@ class LeadIntakeSerializer(serializers.Serializer):
     city = _text(100)
     postal_code = _text(20)
     industry = _text(100)
-    employees = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    annual_revenue = serializers.DecimalField(
-        max_digits=16, decimal_places=2, min_value=0, required=False, allow_null=True
-    )
+    employees = _WholeNumber(required=False, allow_null=True, min_value=0)
+    annual_revenue = _Amount(max_digits=16, decimal_places=2, min_value=0, required=False, allow_null=True)
     product_interest = _text(50)
     source = _text(100)
     campaign = _text(200)
@@ -111,15 +193,24 @@ class LeadIntakeSerializer(serializers.Serializer):
     external_id = _text(200)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
+        oversize = serializers.ValidationError(
+            {
+                serializers.api_settings.NON_FIELD_ERRORS_KEY: [
+                    f"A lead is at most {LEAD_MAX_BYTES // 1024} KB of JSON (oversize)."
+                ]
+            }
+        )
+        # First, text and nesting: the field checks and the size check below encode the values as UTF-8 JSON.
+        if isinstance(data, Mapping):
+            # An escaped character is at most 6 ASCII characters per UTF-8 byte: past that, no need to look closer.
+            if len(json.dumps(data, ensure_ascii=True, default=str)) > 6 * LEAD_MAX_BYTES:
+                raise oversize
+            problems = lead_value_problems(data)
+            if problems:
+                raise serializers.ValidationError(problems)
         super().to_internal_value(data)  # Raises with field errors; the cleaned values are not kept.
         if json_size(data) > LEAD_MAX_BYTES:
-            raise serializers.ValidationError(
-                {
-                    serializers.api_settings.NON_FIELD_ERRORS_KEY: [
-                        f"A lead is at most {LEAD_MAX_BYTES // 1024} KB of JSON (oversize)."
-                    ]
-                }
-            )
+            raise oversize
         return dict(data)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +290,8 @@ def leads_receive(
     """Store validated leads as ``received`` and return one ``Received`` per payload, in order.
 
     1. Key each payload by (source, external_id) and by its idempotency key (see
-       ``lead_idempotency_key``).
+       ``lead_idempotency_key``), both within ``intake_source``: another key's
+       lead with the same ids is another lead.
     2. In one transaction, find leads already stored under either key; a repeat
        inside the batch maps to its first occurrence.
     3. Create the rest with one bulk insert. When a concurrent request inserts the
@@ -247,8 +339,9 @@ def _receive(
     by_external_id: dict[tuple[str, str], Lead] = {}
     by_idempotency_key: dict[str, Lead] = {}
     fields = ("id", "status", "source", "external_id", "idempotency_key")
+    # Both keys are scoped to the API key (None: CSV imports and people share one space), as the constraints are.
     if external_ids:
-        for lead in Lead.objects.filter(external_id__in=external_ids).only(*fields):
+        for lead in Lead.objects.filter(intake_source=intake_source, external_id__in=external_ids).only(*fields):
             by_external_id[(lead.source, lead.external_id)] = lead
     if idempotency_keys:
         for lead in Lead.objects.filter(intake_source=intake_source, idempotency_key__in=idempotency_keys).only(

@@ -3,16 +3,27 @@
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
-from routing.models import ApiKey, Assignment, Lead, Queue, QueueMembership, RepTask, WorkerHeartbeat
+from routing.access import may_delegate
+from routing.models import (
+    ApiKey,
+    Assignment,
+    Lead,
+    Queue,
+    QueueMembership,
+    RepTask,
+    WorkerHeartbeat,
+    api_key_default_scopes,
+)
 from territories.models import Rep
 
 
@@ -36,16 +47,24 @@ def _api_key_hash(raw_key: str) -> str:
 
 
 @transaction.atomic
-def apikey_create(*, name: str, by: User | None = None, raw_key: str | None = None) -> tuple[ApiKey, str]:
+def apikey_create(
+    *,
+    name: str,
+    scopes: Iterable[str] | None = None,
+    by: User | None = None,
+    raw_key: str | None = None,
+) -> tuple[ApiKey, str]:
     """Create an API key for an intake source and return it with the raw key.
 
-    The raw key is shown once and never stored; only its hash is. Raises
-    ValidationError when the name is taken or empty. ``raw_key`` is for the demo
+    The raw key is shown once and never stored; only its hash is. ``scopes``
+    default to ``leads:write`` (posting leads only). Raises ValidationError when
+    the name is taken or empty, or a scope is unknown. ``raw_key`` is for the demo
     organisation's published key only; real keys are always generated.
     """
     raw_key = raw_key or "lr_" + secrets.token_urlsafe(32)
     api_key = ApiKey(
         name=name.strip(),
+        scopes=list(dict.fromkeys(scopes)) if scopes is not None else api_key_default_scopes(),
         prefix=raw_key[:API_KEY_PREFIX_LENGTH],
         key_hash=_api_key_hash(raw_key),
         created_by=by if by is not None and by.pk else None,
@@ -302,12 +321,5 @@ def queue_deputies(*, queue: Queue) -> list[Any]:
 
 
 def _may_delegate(*, queue: Queue, by: Any) -> None:
-    from territories.selectors import is_routing_revops
-
-    if is_routing_revops(by):
-        return
-    manages_members = QueueMembership.objects.filter(queue=queue, active=True).filter(
-        Q(rep__team__managers=by) | Q(rep__manager=by)
-    )
-    if not manages_members.exists():
+    if not may_delegate(user=by, queue=queue):
         raise DelegationError("Only a manager of the queue's reps (or RevOps) can delegate it.")

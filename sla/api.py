@@ -1,37 +1,31 @@
 """REST API for SLAs: logging a touch of a lead, which stops its first-touch clock."""
 
-from datetime import timedelta
-from typing import Any
-
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from routing.authentication import ApiKeyAuthentication, IntakeClient
-from routing.selectors import lead_for_requester
+from routing.access import lead_for_requester
+from routing.authentication import ApiKeyAuthentication, IntakeClient, scope_required
+from routing.models import ApiScope
+from routing.parsers import SafeJSONParser
 from sla.models import LeadSla, Touch
-from sla.services import sla_state, touch_log
-
-# Clocks drift: a touch a little "in the future" is the sender's clock, more than this is a mistake.
-FUTURE_TOLERANCE = timedelta(minutes=5)
+from sla.services import TouchTimeError, sla_state, touch_log
 
 
 class TouchCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Touch.Kind.choices)
-    at = serializers.DateTimeField(required=False, help_text="When the touch happened; default now.")
+    at = serializers.DateTimeField(
+        required=False,
+        help_text="When the touch happened; default now. Not before the lead's current assignment started, "
+        "nor more than LEADROUTER_TOUCH_FUTURE_ALLOWANCE_SECONDS (2 minutes) in the future.",
+    )
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
-
-    def validate_at(self, value: Any) -> Any:
-        if value > timezone.now() + FUTURE_TOLERANCE:
-            raise serializers.ValidationError("A touch cannot be more than 5 minutes in the future.")
-        return value
 
 
 class TouchSerializer(serializers.ModelSerializer):
@@ -40,8 +34,12 @@ class TouchSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Touch
-        fields = ["id", "kind", "at", "note", "by", "intake_source", "created_at"]
+        fields = ["id", "kind", "at", "note", "by", "intake_source", "created_at", "logged_late"]
         read_only_fields = fields
+        extra_kwargs = {
+            "created_at": {"help_text": "When the touch was recorded."},
+            "logged_late": {"help_text": "Recorded well after it happened (an integration catching up)."},
+        }
 
 
 class LeadSlaSerializer(serializers.Serializer):
@@ -65,8 +63,8 @@ class TouchCreateView(APIView):
     their managers, RevOps). Any other lead is a 404."""
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
-    permission_classes = [permissions.IsAuthenticated]
-    parser_classes = [JSONParser]
+    permission_classes = [permissions.IsAuthenticated, scope_required(ApiScope.TOUCHES_WRITE)]
+    parser_classes = [SafeJSONParser]
 
     @extend_schema(
         operation_id="leads_touches_create",
@@ -77,9 +75,18 @@ class TouchCreateView(APIView):
             400: OpenApiResponse(
                 OpenApiTypes.OBJECT,
                 description="Invalid; nothing was stored.",
-                examples=[OpenApiExample("Bad kind", value={"kind": ['"fax" is not a valid choice.']})],
+                examples=[
+                    OpenApiExample("Bad kind", value={"kind": ['"fax" is not a valid choice.']}),
+                    OpenApiExample(
+                        "Backdated",
+                        value={
+                            "at": ["A touch cannot be before the lead's current assignment started (2026-11-23 …)."]
+                        },
+                    ),
+                ],
             ),
             401: OpenApiResponse(OpenApiTypes.OBJECT, description="Not signed in and no API key."),
+            403: OpenApiResponse(OpenApiTypes.OBJECT, description="The API key lacks the scope touches:write."),
             404: OpenApiResponse(OpenApiTypes.OBJECT, description="No such lead, or not one you may see."),
         },
         examples=[
@@ -96,14 +103,17 @@ class TouchCreateView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         is_system = isinstance(request.user, IntakeClient)
-        touch = touch_log(
-            lead=lead,
-            kind=data["kind"],
-            at=data.get("at"),
-            by=None if is_system else request.user,
-            intake_source=request.user.api_key if isinstance(request.user, IntakeClient) else None,
-            note=data["note"],
-        )
+        try:
+            touch = touch_log(
+                lead=lead,
+                kind=data["kind"],
+                at=data.get("at"),
+                by=None if is_system else request.user,
+                intake_source=request.user.api_key if isinstance(request.user, IntakeClient) else None,
+                note=data["note"],
+            )
+        except TouchTimeError as error:
+            return Response({"at": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
         clock = LeadSla.objects.select_related("policy", "calendar").filter(lead=lead).first()
         sla = None
         if clock is not None:

@@ -16,6 +16,8 @@ DEMO_PASSWORD = "demo"
 # Demo only: real keys come from ``manage.py apikey create NAME`` and are never shown twice.
 DEMO_API_KEY = "lr_demo_website_form_key"
 DEMO_API_KEY_NAME = "Website demo form (demo)"
+# It posts leads and reads them back with their receipts, so the README's second curl shows where a lead went.
+DEMO_API_KEY_SCOPES = ("leads:write", "leads:read", "receipts:read")
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,13 @@ def demo_history_exists() -> bool:
 
 
 def demo_api_key_ensure() -> None:
-    """Create the demo intake source with the published demo key, unless it exists. Idempotent."""
+    """Create the demo intake source with the published demo key and the demo scopes, or give an existing
+    one the demo scopes. Idempotent."""
     from routing.models import ApiKey
     from routing.services import apikey_create
 
-    if not ApiKey.objects.filter(name=DEMO_API_KEY_NAME).exists():
-        apikey_create(name=DEMO_API_KEY_NAME, raw_key=DEMO_API_KEY)
+    if ApiKey.objects.filter(name=DEMO_API_KEY_NAME).update(scopes=list(DEMO_API_KEY_SCOPES)) == 0:
+        apikey_create(name=DEMO_API_KEY_NAME, scopes=DEMO_API_KEY_SCOPES, raw_key=DEMO_API_KEY)
 
 
 def demo_logins_ensure() -> None:

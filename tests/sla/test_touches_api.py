@@ -6,13 +6,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from routing.models import Lead
 from routing.services import apikey_create
 from sla.models import BusinessCalendar, CalendarHours, LeadSla, SlaPolicy, Touch
-from sla.services import sla_clocks_start
-from tests.factories import LeadFactory
+from sla.services import sla_clocks_start, sla_state
+from tests.factories import AssignmentFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,7 @@ def session_client(user) -> APIClient:
 
 @pytest.fixture
 def website(db):
-    api_key, raw_key = apikey_create(name="Website demo form")
+    api_key, raw_key = apikey_create(name="Website demo form", scopes=["leads:write", "touches:write"])
     return api_key, key_client(raw_key)
 
 
@@ -116,7 +117,7 @@ def test_outsider_gets_404(outsider, lead):
 
 
 def test_another_api_key_gets_404(lead):
-    _, raw_key = apikey_create(name="Partner portal")
+    _, raw_key = apikey_create(name="Partner portal", scopes=["touches:write"])
     response = key_client(raw_key).post(touches_url(lead.pk), {"kind": "call"}, format="json")
     assert response.status_code == 404
     assert not Touch.objects.exists()
@@ -168,3 +169,82 @@ def test_the_lead_api_shows_the_clock_and_the_escalations(client, revops):
     assert body["sla"]["state"] == "breached"
     assert body["sla"]["due_at"] == "2026-11-23T10:00:00Z"
     assert [(row["action"], row["status"]) for row in body["escalations"]] == [("remind_rep", "open")]
+
+
+# --- A touch cannot rewrite history ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("at", ["1999-01-01T00:00:00Z", "2026-11-23T05:59:00Z"])
+def test_a_touch_before_the_assignment_is_400_and_the_breach_stands(website, rep, lead, at):
+    # Routed at 07:00 Berlin (06:00 UTC), due 10:00, still untouched at noon: breached. A touch "from 1999" or a
+    # minute before the lead was assigned would turn the breach into "met" with speed 0.
+    AssignmentFactory(lead=lead, rep=rep, assigned_at=MONDAY_7AM)
+    _, client = website
+    with time_machine.travel(datetime(2026, 11, 23, 12, tzinfo=BERLIN), tick=False):
+        response = client.post(touches_url(lead.pk), {"kind": "call", "at": at}, format="json")
+        clock = LeadSla.objects.get(lead=lead)
+        assert sla_state(lead_sla=clock, now=timezone.now()) == LeadSla.State.BREACHED
+    assert response.status_code == 400
+    assert response.json()["at"] == [
+        "A touch cannot be before the lead's current assignment started (2026-11-23 06:00:00 UTC)."
+    ]
+    assert not Touch.objects.exists()
+    assert clock.touched_at is None and clock.speed_wall_seconds is None
+
+
+def test_a_touch_counts_from_the_current_assignment_not_the_first_routing(website, rep, lead):
+    # Routed at 07:00, reassigned at 11:00 Berlin (10:00 UTC): the new owner's period starts at 11:00.
+    reassigned = datetime(2026, 11, 23, 11, tzinfo=BERLIN)
+    AssignmentFactory(lead=lead, rep=rep, assigned_at=MONDAY_7AM, ended_at=reassigned)
+    AssignmentFactory(lead=lead, rep=rep, assigned_at=reassigned)
+    _, client = website
+    with time_machine.travel(datetime(2026, 11, 23, 12, tzinfo=BERLIN), tick=False):
+        before = client.post(touches_url(lead.pk), {"kind": "call", "at": "2026-11-23T09:59:00Z"}, format="json")
+        after = client.post(touches_url(lead.pk), {"kind": "call", "at": "2026-11-23T10:00:00Z"}, format="json")
+    assert before.status_code == 400
+    assert "2026-11-23 10:00:00 UTC" in before.json()["at"][0]
+    assert after.status_code == 201, after.json()
+    assert Touch.objects.filter(lead=lead).count() == 1
+
+
+def test_a_touch_more_than_two_minutes_ahead_is_400_and_a_little_skew_is_fine(rep, lead):
+    client = session_client(rep.user)
+    with time_machine.travel(MONDAY_930, tick=False):
+        ahead = client.post(touches_url(lead.pk), {"kind": "call", "at": "2026-11-23T08:33:00Z"}, format="json")
+        skewed = client.post(touches_url(lead.pk), {"kind": "call", "at": "2026-11-23T08:31:30Z"}, format="json")
+    assert ahead.status_code == 400
+    assert ahead.json()["at"] == ["A touch cannot be more than 2 minutes in the future."]
+    assert skewed.status_code == 201, skewed.json()
+    assert skewed.json()["touch"]["logged_late"] is False
+
+
+def test_a_touch_recorded_late_by_an_integration_is_kept_and_marked(website, lead):
+    # The CRM syncs at noon a call made at 09:30: the clock stops at 09:30 and the history says it came in late.
+    _, client = website
+    noon = datetime(2026, 11, 23, 12, tzinfo=BERLIN)
+    with time_machine.travel(noon, tick=False):
+        response = client.post(touches_url(lead.pk), {"kind": "call", "at": "2026-11-23T08:30:00Z"}, format="json")
+    assert response.status_code == 201, response.json()
+    touch = response.json()["touch"]
+    assert touch["logged_late"] is True
+    assert touch["at"] == "2026-11-23T08:30:00Z"
+    assert touch["created_at"] == "2026-11-23T11:00:00Z"
+    assert response.json()["sla"]["state"] == "met"
+
+
+def test_a_touch_logged_a_few_minutes_after_it_happened_is_not_marked(website, lead):
+    _, client = website
+    with time_machine.travel(MONDAY_930, tick=False):
+        response = client.post(touches_url(lead.pk), {"kind": "call", "at": "2026-11-23T08:27:00Z"}, format="json")
+    assert response.status_code == 201
+    assert response.json()["touch"]["logged_late"] is False
+
+
+def test_a_touch_of_a_lead_not_yet_routed_may_not_predate_its_arrival(website):
+    api_key, client = website
+    with time_machine.travel(MONDAY_7AM, tick=False):
+        lead = LeadFactory(intake_source=api_key)
+    with time_machine.travel(MONDAY_930, tick=False):
+        response = client.post(touches_url(lead.pk), {"kind": "email", "at": "2026-11-23T05:00:00Z"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["at"] == ["A touch cannot be before the lead arrived (2026-11-23 06:00:00 UTC)."]
