@@ -1,6 +1,5 @@
 """The routing admin: queues (part of the coverage model), and read-only views of leads and workers."""
 
-import json
 from typing import Any
 
 from django import forms
@@ -22,18 +21,23 @@ from routing.forms import SimulateLeadForm
 from routing.lead_import import MAX_ROWS, LeadImportError, error_lines, leads_import_csv
 from routing.models import (
     ApiKey,
+    ApiScope,
     Assignment,
     Firmographic,
     Lead,
     LeadImport,
+    Notification,
     Queue,
     QueueMembership,
     Rule,
     ScoringRule,
     ScoringThresholds,
     WorkerHeartbeat,
+    api_key_default_scopes,
 )
+from routing.notify import notifications_resend, undelivered
 from routing.pipeline import Evaluation
+from routing.render import json_text, safe_text
 from routing.resources import FirmographicResource
 from routing.selectors import HEARTBEAT_STALE_AFTER, lead_simulate
 from sla.models import Escalation, LeadSla
@@ -51,12 +55,11 @@ from territories.permissions import request_granted_ids
 
 
 def pretty_json(value: Any) -> str:
-    """JSON as an indented, escaped block for a read-only admin field."""
+    """JSON as an indented, escaped block for a read-only admin field, cut to ``routing.render``'s limits:
+    a stored lead may hold anything, and its page must still open."""
     if not value:
         return "—"
-    return format_html(
-        '<pre style="white-space: pre-wrap; margin: 0">{}</pre>', json.dumps(value, indent=2, sort_keys=True)
-    )
+    return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', json_text(value))
 
 
 # --- Queues ------------------------------------------------------------------------------------------------------
@@ -450,7 +453,7 @@ class LeadAdmin(admin.ModelAdmin):
             "admin/routing/_receipt.html",
             {
                 "receipt": lead.receipt,
-                "receipt_json": json.dumps(lead.receipt, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+                "receipt_json": json_text(lead.receipt),
             },
         )
 
@@ -598,7 +601,7 @@ class RuleAdmin(GrantedObjectsAdminMixin, CoverageAdmin):  # type: ignore[misc]
             context.update(
                 evaluation=evaluation,
                 verdict=simulation_verdict(evaluation),
-                receipt_json=json.dumps(evaluation.receipt(), indent=2, default=str, ensure_ascii=False),
+                receipt_json=json_text(evaluation.receipt()),
             )
         return TemplateResponse(request, "admin/routing/rule/simulate.html", context)
 
@@ -642,11 +645,33 @@ class ScoringThresholdsAdmin(CoverageAdmin):
         return False
 
 
+class ApiKeyForm(forms.ModelForm):
+    """The key's scopes as checkboxes; only known scopes can be chosen."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=ApiScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        initial=api_key_default_scopes,
+        help_text="What the key may do. New keys: leads:write (post leads) unless more is ticked.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "scopes"]
+
+    def clean_scopes(self) -> list[str]:
+        # Stored in the order of ApiScope, so the list reads the same however it was ticked.
+        chosen = set(self.cleaned_data["scopes"])
+        return [scope for scope in ApiScope.values if scope in chosen]
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys for intake sources. The key is shown once, when it is created; revoking is immediate."""
 
-    list_display = ["name", "prefix", "created_at", "created_by", "last_used_at", "state"]
+    form = ApiKeyForm
+    list_display = ["name", "prefix", "scope_list", "created_at", "created_by", "last_used_at", "state"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix"]
     readonly_fields = ["prefix", "created_at", "created_by", "last_used_at", "revoked_at"]
@@ -657,12 +682,20 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        created, raw_key = services.apikey_create(name=obj.name, by=request.user)  # type: ignore[arg-type]
+        created, raw_key = services.apikey_create(
+            name=obj.name,
+            scopes=obj.scopes,
+            by=request.user,  # type: ignore[arg-type]
+        )
         obj.pk, obj.prefix, obj.created_at = created.pk, created.prefix, created.created_at
         messages.warning(
             request,
             f"Copy this key now; it is not stored and will not be shown again: {raw_key}",
         )
+
+    @admin.display(description="scopes")
+    def scope_list(self, api_key: ApiKey) -> str:
+        return ", ".join(api_key.scopes) or "none"
 
     @admin.display(description="state")
     def state(self, api_key: ApiKey) -> str:
@@ -694,3 +727,48 @@ class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="recent", boolean=True)
     def healthy(self, heartbeat: WorkerHeartbeat) -> bool:
         return timezone.now() - heartbeat.last_seen_at <= HEARTBEAT_STALE_AFTER
+
+
+class UndeliveredFilter(admin.SimpleListFilter):
+    """Notices no one will send again on their own, as the routing health page counts them."""
+
+    title = "undelivered"
+    parameter_name = "undelivered"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Delivery unknown or failed for good")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Notification]) -> QuerySet[Notification]:
+        return queryset.filter(undelivered()) if self.value() == "yes" else queryset
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every e-mail and Slack notice to a rep and what became of it. Only the sender and the sweep write
+    them; a person may resend one whose delivery is unknown or that failed."""
+
+    list_display = ["__str__", "kind", "status", "attempts", "created_at", "sending_since", "sent_at", "error_short"]
+    list_filter = [UndeliveredFilter, "status", "kind", "created_at"]
+    search_fields = ["lead__email", "lead__company", "rep__user__username"]
+    list_select_related = ["lead", "rep__user"]
+    date_hierarchy = "created_at"
+    actions = ["resend"]
+
+    @admin.display(description="error")
+    def error_short(self, notification: Notification) -> str:
+        return safe_text(notification.error, 120)
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("routing.change_notification")
+
+    @admin.action(description="Resend the selected notifications (delivery unknown or failed)", permissions=["resend"])
+    def resend(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
+        chosen = list(queryset.values_list("pk", flat=True))
+        resent = notifications_resend(notification_ids=chosen, by=request.user)
+        left = len(chosen) - resent
+        self.message_user(
+            request,
+            f"Resending {resent} notification(s)."
+            + (f" {left} left alone: only those whose delivery is unknown or that failed are resent." if left else ""),
+            messages.SUCCESS if resent else messages.WARNING,
+        )

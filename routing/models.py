@@ -293,17 +293,30 @@ class Lead(models.Model):
             models.Index(Lower("email"), name="lead_email_lower_idx"),
         ]
         constraints = [
-            # A repeated external id from one source is the same lead.
+            # A repeated external id from one source, posted with one API key, is the same lead. Ids are scoped
+            # to the key: another key's lead with the same ids is another lead, never revealed to this one.
+            models.UniqueConstraint(
+                fields=["intake_source", "source", "external_id"],
+                condition=~models.Q(external_id="") & models.Q(intake_source__isnull=False),
+                name="lead_unique_external_id",
+            ),
+            # Without a key (CSV imports, people posting signed in) the ids share one space; NULL would not
+            # collide in the constraint above, so it has its own.
             models.UniqueConstraint(
                 fields=["source", "external_id"],
-                condition=~models.Q(external_id=""),
-                name="lead_unique_external_id",
+                condition=~models.Q(external_id="") & models.Q(intake_source__isnull=True),
+                name="lead_unique_external_id_without_key",
             ),
             # A repeated Idempotency-Key from one API key is the same request.
             models.UniqueConstraint(
                 fields=["intake_source", "idempotency_key"],
-                condition=~models.Q(idempotency_key=""),
+                condition=~models.Q(idempotency_key="") & models.Q(intake_source__isnull=False),
                 name="lead_unique_idempotency_key",
+            ),
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=~models.Q(idempotency_key="") & models.Q(intake_source__isnull=True),
+                name="lead_unique_idempotency_key_without_key",
             ),
         ]
 
@@ -382,6 +395,9 @@ class Notification(models.Model):
         SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        # The worker sending it stopped before recording the outcome, and the channel is not retried
+        # automatically (see routing.notify.RETRY_WHEN_STUCK): a person decides whether to resend.
+        UNKNOWN = "unknown", "Delivery unknown"
 
     assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="notifications")
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="notifications")
@@ -392,6 +408,9 @@ class Notification(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    sending_since = models.DateTimeField(
+        null=True, blank=True, help_text="When the latest attempt to send it began (its claim)."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -400,6 +419,16 @@ class Notification(models.Model):
         ]
         indexes = [
             models.Index(fields=["created_at"], condition=models.Q(status="pending"), name="notification_pending_idx"),
+            # The sweep's "left sending since before the cutoff" (a worker died while sending).
+            models.Index(
+                fields=["sending_since"], condition=models.Q(status="sending"), name="notification_sending_idx"
+            ),
+            # The routing health page: notices whose delivery is unknown or that failed for good, newest first.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(status__in=["unknown", "failed"]),
+                name="notification_undelivered_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -444,6 +473,28 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
         return self.filter(revoked_at__isnull=True)
 
 
+class ApiScope(models.TextChoices):
+    """What an API key may do. Each API endpoint names the scope it needs; people signing in are not scoped."""
+
+    LEADS_WRITE = "leads:write", "leads:write: post leads"
+    LEADS_READ = "leads:read", "leads:read: read status, owner, queue and SLA due of the leads it posted"
+    RECEIPTS_READ = "receipts:read", "receipts:read: read the full lead with its routing receipt"
+    TOUCHES_WRITE = "touches:write", "touches:write: log touches on the leads it posted"
+
+
+def api_key_default_scopes() -> list[str]:
+    """A new key may post leads and nothing else until RevOps grant more."""
+    return [ApiScope.LEADS_WRITE.value]
+
+
+def validate_api_scopes(value: Any) -> None:
+    if not isinstance(value, list) or not all(isinstance(scope, str) for scope in value):
+        raise ValidationError("Scopes are a list of scope names.")
+    unknown = sorted(set(value) - set(ApiScope.values))
+    if unknown:
+        raise ValidationError(f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(ApiScope.values)}.")
+
+
 class ApiKey(models.Model):
     """A secret an intake source (web form, marketing tool, partner system) sends as
     ``Authorization: Token <key>``.
@@ -454,6 +505,13 @@ class ApiKey(models.Model):
     """
 
     name = models.CharField(max_length=100, unique=True, help_text="The intake source, such as Website demo form.")
+    # A JSON list rather than an array column, so it works the same on SQLite and PostgreSQL.
+    scopes = models.JSONField(
+        default=api_key_default_scopes,
+        blank=True,
+        validators=[validate_api_scopes],
+        help_text="What the key may do; each API endpoint needs one scope.",
+    )
     prefix = models.CharField(max_length=12, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -475,6 +533,9 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in (self.scopes or [])
 
 
 class Firmographic(models.Model):

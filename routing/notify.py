@@ -4,7 +4,10 @@ The routing service calls ``notifications_plan`` inside its transaction and
 bulk-creates what it returns; after commit, the ``notify_assignments`` task calls
 ``notifications_send``. The Notification rows are the outbox: each is claimed by a
 conditional UPDATE before it is sent, so it goes out at most once however many
-tasks run.
+tasks run. The periodic ``notifications_sweep`` sends what a lost message left
+pending, retries failures, and deals with notices a dead worker left ``sending``.
+What a message shows of the lead's stored JSON goes through ``routing.render``,
+which bounds it, so no stored lead can keep its rep from being told.
 """
 
 from __future__ import annotations
@@ -21,16 +24,42 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db.models import F
+from django.db import transaction
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from routing import tasks
 from routing.models import Assignment, Lead, Notification, RepTask
+from routing.render import form_answer_pairs, inline_text, page_history_lines, safe_text
 
 logger = logging.getLogger(__name__)
 
 # Longest error text kept on a failed notification.
 ERROR_MAX_CHARS = 1000
+# The longest e-mail body and Slack text sent; the form answers and page history are bounded well below.
+EMAIL_MAX_CHARS = 500_000
+SLACK_MAX_CHARS = 3_000
+# Attempts (the first send included) before a failing notification is left for a person to resend.
+MAX_ATTEMPTS = 3
+# The channels whose notice is sent again when a worker died while sending it (the row is still
+# ``sending`` after LEADROUTER_NOTIFICATION_SENDING_TIMEOUT_SECONDS). E-mail is: a second send delivers at
+# worst a second copy, and both copies carry the same Message-ID, which many mailboxes fold into one. Slack
+# is not: an incoming webhook has no idempotency key, so a retry posts a second visible message to the rep's
+# or the whole queue's channel. Such a notice becomes "delivery unknown" instead; the routing health page
+# and admin list it with a resend action, and the rep's in-app task and the SLA ladder still remind the rep.
+RETRY_WHEN_STUCK = frozenset({Notification.Kind.EMAIL})
+STUCK_RETRY_NOTE = "The worker sending it stopped before recording the outcome; sent again."
+STUCK_UNKNOWN_NOTE = (
+    "The worker sending it stopped before recording the outcome, so whether it arrived is unknown. "
+    "Resend it from routing health or admin if the rep has not seen it."
+)
+
+
+def undelivered() -> Q:
+    """The notifications no one will send again on their own: delivery unknown, or failed ``MAX_ATTEMPTS``
+    times. The routing health page and the admin filter list these, for a person to resend."""
+    return Q(status=Notification.Status.UNKNOWN) | Q(status=Notification.Status.FAILED, attempts__gte=MAX_ATTEMPTS)
 
 
 class DeliveryError(Exception):
@@ -97,8 +126,8 @@ def notifications_send(*, assignment_ids: list[int]) -> int:
        Slack webhook does not stop the e-mail.
 
     A notification left in ``sending`` (a worker killed between the claim and the
-    outcome) is never sent again automatically: whether it reached the rep is
-    unknown, and at most once beats twice. RevOps can see such rows in admin.
+    outcome) is not sent again here: ``notifications_recover_stuck`` decides,
+    after a timeout, whether its channel allows a retry.
 
     Side effects: sends e-mail through Django's mail backend, POSTs to Slack
     webhooks, and updates Notification rows. Call it outside a transaction (as the
@@ -136,7 +165,7 @@ def notifications_send(*, assignment_ids: list[int]) -> int:
     return sent
 
 
-def notifications_retry_failed(*, max_attempts: int = 3) -> list[int]:
+def notifications_retry_failed(*, max_attempts: int = MAX_ATTEMPTS) -> list[int]:
     """Put failed notifications with fewer than ``max_attempts`` attempts back to
     ``pending``; return the ids of their assignments, for ``notify_assignments``.
 
@@ -156,9 +185,77 @@ def notifications_retry_failed(*, max_attempts: int = 3) -> list[int]:
     return sorted({assignment_id for _, assignment_id in failed})
 
 
+def notifications_recover_stuck(
+    *, older_than_seconds: float, max_attempts: int = MAX_ATTEMPTS, now: dt.datetime | None = None
+) -> list[int]:
+    """Deal with notifications left ``sending`` for longer than ``older_than_seconds``: the worker sending
+    them died between the claim and the outcome, so whether they arrived is unknown.
+
+    1. Those of a channel in ``RETRY_WHEN_STUCK`` (e-mail) with attempts left go back to ``pending``; their
+       assignment ids are returned, for ``notifications_send``.
+    2. The others (Slack, or e-mail out of attempts) become ``unknown``: shown on the routing health page and
+       in admin, where a person can resend them.
+
+    Each change is a conditional UPDATE on rows still ``sending`` since before the cutoff, so a sender that
+    records its outcome meanwhile wins. Rows claimed before ``sending_since`` existed count as stale.
+    """
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(seconds=older_than_seconds)
+    stale = Q(status=Notification.Status.SENDING) & (Q(sending_since__lt=cutoff) | Q(sending_since__isnull=True))
+    retry = list(
+        Notification.objects.filter(stale, kind__in=RETRY_WHEN_STUCK, attempts__lt=max_attempts).values_list(
+            "pk", "assignment_id"
+        )
+    )
+    if retry:
+        Notification.objects.filter(stale, pk__in=[pk for pk, _ in retry]).update(
+            status=Notification.Status.PENDING, error=STUCK_RETRY_NOTE
+        )
+    unknown = Notification.objects.filter(stale).update(status=Notification.Status.UNKNOWN, error=STUCK_UNKNOWN_NOTE)
+    if retry or unknown:
+        logger.warning(
+            "Notifications left sending by a stopped worker: %d sent again, %d marked delivery unknown.",
+            len(retry),
+            unknown,
+        )
+    return sorted({assignment_id for _, assignment_id in retry})
+
+
+def notifications_resend(*, notification_ids: list[int], by: Any = None) -> int:
+    """Send these notifications again, if their delivery is unknown or they failed; return how many.
+
+    Puts each back to ``pending`` with a conditional UPDATE (a notice that is pending, sending or sent is left
+    alone, so resending never doubles a notice that is on its way or arrived), then enqueues
+    ``notify_assignments`` after commit. When the broker is down the rows stay pending and the sweep sends
+    them within a minute.
+    """
+    with transaction.atomic():
+        rows = list(
+            Notification.objects.select_for_update()
+            .filter(pk__in=notification_ids, status__in=[Notification.Status.UNKNOWN, Notification.Status.FAILED])
+            .values_list("pk", "assignment_id")
+        )
+        if not rows:
+            return 0
+        Notification.objects.filter(
+            pk__in=[pk for pk, _ in rows], status__in=[Notification.Status.UNKNOWN, Notification.Status.FAILED]
+        ).update(status=Notification.Status.PENDING)
+        assignment_ids = sorted({assignment_id for _, assignment_id in rows})
+        logger.info("%s resent notifications %s.", by or "Someone", [pk for pk, _ in rows])
+
+        def enqueue() -> None:
+            try:
+                tasks.notify_assignments.delay(assignment_ids)
+            except Exception:  # The broker is down: the notifications stay pending for the sweep.
+                logger.exception("Could not enqueue %d resent notifications.", len(rows))
+
+        transaction.on_commit(enqueue)
+    return len(rows)
+
+
 def _claim(notification: Notification) -> bool:
     claimed = Notification.objects.filter(pk=notification.pk, status=Notification.Status.PENDING).update(
-        status=Notification.Status.SENDING, attempts=F("attempts") + 1
+        status=Notification.Status.SENDING, attempts=F("attempts") + 1, sending_since=timezone.now()
     )
     return claimed == 1
 
@@ -200,7 +297,7 @@ def notification_context(*, assignment: Assignment) -> dict[str, Any]:
     receipt = lead.receipt if isinstance(lead.receipt, dict) else {}
     routing = receipt.get("routing")
     routing = routing if isinstance(routing, dict) else {}
-    summary = str(routing.get("summary") or "").strip() or assignment.note or assignment.get_reason_display()
+    summary = inline_text(routing.get("summary")).strip() or assignment.note or assignment.get_reason_display()
     account = (
         _Account(
             name=lead.account.name,
@@ -248,13 +345,23 @@ def _send_email(notification: Notification, context: dict[str, Any]) -> None:
     if not address:
         raise DeliveryError("The rep's user has no e-mail address.")
     message = EmailMultiAlternatives(
-        subject=f"New lead: {context['label']}",
-        body=render_to_string("routing/notify/lead_assigned.txt", context),
+        subject=safe_text(f"New lead: {context['label']}", 250),
+        body=safe_text(render_to_string("routing/notify/lead_assigned.txt", context), EMAIL_MAX_CHARS),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[address],
+        # The same Message-ID on every attempt: a copy sent again after a worker died is one message to the
+        # mailboxes that fold duplicates.
+        headers={"Message-ID": _message_id(notification)},
     )
-    message.attach_alternative(render_to_string("routing/notify/lead_assigned.html", context), "text/html")
+    message.attach_alternative(
+        safe_text(render_to_string("routing/notify/lead_assigned.html", context), EMAIL_MAX_CHARS), "text/html"
+    )
     message.send(fail_silently=False)
+
+
+def _message_id(notification: Notification) -> str:
+    host = urlsplit(settings.LEADROUTER_BASE_URL).hostname or "leadrouter.invalid"
+    return f"<notification-{notification.pk}.lead-{notification.lead_id}@{host}>"
 
 
 def _send_slack(notification: Notification, context: dict[str, Any]) -> None:
@@ -262,7 +369,7 @@ def _send_slack(notification: Notification, context: dict[str, Any]) -> None:
     urls = slack_webhook_urls(assignment=notification.assignment)
     if not urls:
         raise DeliveryError("Neither the rep nor the queue has a Slack webhook any more.")
-    body = json.dumps({"text": slack_text(context)}).encode()
+    body = json.dumps({"text": safe_text(slack_text(context), SLACK_MAX_CHARS)}).encode()
     errors = []
     for url in urls:
         try:
@@ -340,51 +447,6 @@ def _lead_label(lead: Lead) -> str:
     return f"{_lead_name(lead)} ({company})" if company else _lead_name(lead)
 
 
-def form_answer_pairs(answers: Any) -> list[tuple[str, str]]:
-    if isinstance(answers, dict):
-        items = list(answers.items())
-    elif isinstance(answers, list):
-        items = [
-            (
-                str(item.get("question") or item.get("name") or item.get("key") or ""),
-                item.get("answer", item.get("value")),
-            )
-            if isinstance(item, dict)
-            else ("", item)
-            for item in answers
-        ]
-    else:
-        return []
-    return [(str(key), _answer_text(value)) for key, value in items]
-
-
-def _answer_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple):
-        return ", ".join(_answer_text(item) for item in value)
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
-
-
-def page_history_lines(pages: Any) -> list[str]:
-    if not isinstance(pages, list):
-        return []
-    lines = []
-    for page in pages:
-        if isinstance(page, dict):
-            url = str(page.get("url") or page.get("path") or "")
-            title = str(page.get("title") or "")
-            at = str(page.get("at") or page.get("visited_at") or page.get("timestamp") or "")
-            line = " — ".join(part for part in (at, title, url) if part)
-        else:
-            line = str(page)
-        if line:
-            lines.append(line)
-    return lines
-
-
 def _format_due(due_at: dt.datetime, time_zone: str) -> str:
     """The due time in the rep's own time zone, which is what the rep reads it in."""
     try:
@@ -394,10 +456,20 @@ def _format_due(due_at: dt.datetime, time_zone: str) -> str:
     return timezone.localtime(due_at, zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def notifications_sweep(*, pending_for_seconds: int = 60, max_attempts: int = 3) -> int:
-    """Send what a lost message or a failure left behind: notifications still pending after
-    ``pending_for_seconds`` (the broker was down after routing), and failed ones with attempts left.
-    Returns how many went out. Safe to overlap with ``notifications_send``: each is claimed first."""
+def notifications_sweep(
+    *, pending_for_seconds: int = 60, max_attempts: int = MAX_ATTEMPTS, sending_for_seconds: float | None = None
+) -> int:
+    """Send what a lost message, a failure or a dead worker left behind; return how many went out.
+
+    1. Notifications still pending after ``pending_for_seconds`` (the broker was down after routing).
+    2. Failed ones with attempts left (``notifications_retry_failed``).
+    3. Ones left ``sending`` for longer than ``sending_for_seconds``
+       (``LEADROUTER_NOTIFICATION_SENDING_TIMEOUT_SECONDS``): e-mail is sent again, Slack is marked delivery
+       unknown (``notifications_recover_stuck``).
+
+    Safe to overlap with ``notifications_send``: each is claimed first."""
+    if sending_for_seconds is None:
+        sending_for_seconds = settings.LEADROUTER_NOTIFICATION_SENDING_TIMEOUT_SECONDS
     cutoff = timezone.now() - dt.timedelta(seconds=pending_for_seconds)
     overdue = set(
         Notification.objects.filter(status=Notification.Status.PENDING, created_at__lt=cutoff).values_list(
@@ -405,4 +477,5 @@ def notifications_sweep(*, pending_for_seconds: int = 60, max_attempts: int = 3)
         )
     )
     overdue.update(notifications_retry_failed(max_attempts=max_attempts))
+    overdue.update(notifications_recover_stuck(older_than_seconds=sending_for_seconds, max_attempts=max_attempts))
     return notifications_send(assignment_ids=sorted(overdue)) if overdue else 0

@@ -6,5 +6,10 @@ from routing import report_views
 
 urlpatterns: list[URLPattern] = [
     path("health/", report_views.routing_health, name="routing-health"),
+    path(
+        "health/notifications/<int:notification_id>/resend/",
+        report_views.notification_resend,
+        name="notification-resend",
+    ),
     path("reports/", report_views.reports_page, name="reports"),
 ]

@@ -1,8 +1,8 @@
 """Server-rendered pages of the routing app: health for load balancers, and the rep's pages (my leads, take
 next, the lead page and its actions). Each page view checks access, calls a selector or a service and
-renders; scoping lives in routing.selectors."""
+renders; who may see a lead is decided in routing.access."""
 
-import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
@@ -18,9 +18,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from routing.access import lead_for_requester
 from routing.models import Lead, Queue
-from routing.notify import form_answer_pairs, page_history_lines
-from routing.selectors import heartbeat_status, lead_for_page, lead_history, leads_for_rep, queues_for_rep
+from routing.render import form_answer_pairs, json_text, page_history_lines
+from routing.selectors import broker_status, heartbeat_status, lead_history, leads_for_rep, queues_for_rep
 from routing.services import (
     LeadActionError,
     lead_accept,
@@ -30,18 +31,36 @@ from routing.services import (
     lead_take_next,
 )
 from sla.models import LeadSla, Touch
-from sla.services import sla_state, touch_log
+from sla.services import TouchTimeError, sla_state, touch_log
 from sla.views import shell
+
+logger = logging.getLogger(__name__)
 
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness for load balancers and operators: the database answers, and
-    whether a worker has run the periodic heartbeat recently. Reveals no data."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    worker = heartbeat_status()
-    return JsonResponse({"database": "ok", "worker": {"ok": worker["ok"], "age_seconds": worker["age_seconds"]}})
+    """Liveness for load balancers and operators: the database answers, the broker accepts a connection
+    (within ``LEADROUTER_BROKER_CHECK_TIMEOUT_SECONDS``), and whether a worker has run the periodic heartbeat
+    recently. 503 when the database or the broker is down; a stale heartbeat alone still answers 200, since
+    this web process can take leads without workers (they wait, and are routed once workers return).
+    Reveals no data, not even the error."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        database_ok = True
+    except DatabaseError:
+        logger.warning("Health check: the database does not answer.", exc_info=True)
+        database_ok = False
+    broker_ok = broker_status()["ok"]
+    worker = heartbeat_status() if database_ok else {"ok": False, "age_seconds": None}
+    return JsonResponse(
+        {
+            "database": "ok" if database_ok else "down",
+            "broker": "ok" if broker_ok else "down",
+            "worker": {"ok": worker["ok"], "age_seconds": worker["age_seconds"]},
+        },
+        status=200 if database_ok and broker_ok else 503,
+    )
 
 
 # --- The rep's pages: my leads, take next, the lead page and its actions --------------------------------
@@ -179,7 +198,7 @@ def take_next(request: HttpRequest, queue_id: int) -> HttpResponse:
 @login_required
 def lead_page(request: HttpRequest, lead_id: int) -> HttpResponse:
     """Everything about one lead on one page: contact, account, answers, why it is yours, the clock, history."""
-    lead = lead_for_page(user=request.user, lead_id=lead_id)
+    lead = lead_for_requester(requester=request.user, lead_id=lead_id)
     if lead is None:
         raise Http404("No such lead.")
     history = lead_history(lead=lead)
@@ -192,7 +211,7 @@ def lead_page(request: HttpRequest, lead_id: int) -> HttpResponse:
             "name": lead_name(lead),
             "clock": clock_for(history["lead_sla"], now=now),
             "receipt": lead.receipt,
-            "receipt_json": json.dumps(lead.receipt, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+            "receipt_json": json_text(lead.receipt),
             "is_open": lead.status in Lead.OPEN_STATUSES,
             "touch_kinds": Touch.Kind.choices,
             "form_answers": form_answer_pairs(lead.form_answers),
@@ -205,7 +224,7 @@ def lead_page(request: HttpRequest, lead_id: int) -> HttpResponse:
 
 
 def _lead_or_404(request: HttpRequest, lead_id: int) -> Lead:
-    lead = lead_for_page(user=request.user, lead_id=lead_id)
+    lead = lead_for_requester(requester=request.user, lead_id=lead_id)
     if lead is None:
         raise Http404("No such lead.")
     return lead
@@ -236,18 +255,36 @@ def lead_accept_view(request: HttpRequest, lead_id: int) -> HttpResponse:
     return _status_action(request, lead_id, lead_accept, "Accepted.")
 
 
+CHOOSE_KIND = "Choose call, e-mail or meeting."
+
+
+class TouchForm(forms.Form):
+    """A touch logged on the lead page: its kind, and when it happened if not just now (UTC, as on the page)."""
+
+    kind = forms.ChoiceField(
+        choices=Touch.Kind.choices,
+        error_messages={"required": CHOOSE_KIND, "invalid_choice": CHOOSE_KIND},
+    )
+    at = forms.DateTimeField(required=False, label="When")
+
+
 @require_POST
 @login_required
 def lead_touch_view(request: HttpRequest, lead_id: int) -> HttpResponse:
     lead = _lead_or_404(request, lead_id)
-    kind = request.POST.get("kind", "")
-    if kind not in Touch.Kind.values:
-        messages.error(request, "Choose call, e-mail or meeting.")
+    form = TouchForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(error) for errors in form.errors.values() for error in errors))
     elif lead.status not in Lead.OPEN_STATUSES:
         messages.error(request, f"The lead is {lead.get_status_display().lower()}; touches are for open leads.")
     else:
-        touch_log(lead=lead, kind=kind, at=None, by=request.user)  # type: ignore[arg-type]
-        messages.success(request, f"{Touch.Kind(kind).label} logged.")
+        kind = form.cleaned_data["kind"]
+        try:
+            touch_log(lead=lead, kind=kind, at=form.cleaned_data["at"], by=request.user)  # type: ignore[arg-type]
+        except TouchTimeError as error:
+            messages.error(request, f"Not logged: {error}")
+        else:
+            messages.success(request, f"{Touch.Kind(kind).label} logged.")
     return _to_lead(lead)
 
 
@@ -276,7 +313,7 @@ def lead_not_mine_view(request: HttpRequest, lead_id: int) -> HttpResponse:
         messages.info(request, "Nothing changed: the lead was already sent back or closed.")
         return _to_lead(lead)
     messages.success(request, f"{lead} was sent back to routing. Thank you for saying why.")
-    # Routing ran after commit; the lead page is still open to a manager or RevOps, not to the rep.
-    if lead_for_page(user=request.user, lead_id=lead.pk) is not None:
+    # Routing ran after commit; the lead page stays open to its managers and RevOps, not to the rep who sent it.
+    if lead_for_requester(requester=request.user, lead_id=lead.pk) is not None:
         return _to_lead(lead)
     return HttpResponseRedirect(reverse("my-leads"))

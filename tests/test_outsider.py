@@ -9,7 +9,7 @@ import pytest
 from django.urls import URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from routing.models import Lead
+from routing.models import Lead, Notification
 from sla.models import Escalation
 from tests.factories import AssignmentFactory, LeadFactory, QueueFactory, QueueMembershipFactory
 
@@ -24,11 +24,22 @@ def inside(rep, manager):
     queue = QueueFactory(name="Inside Inbound")
     QueueMembershipFactory(queue=queue, rep=rep)
     lead = LeadFactory(status=Lead.Status.ASSIGNED, owner=rep, queue=queue, company=SECRET)
-    AssignmentFactory(lead=lead, rep=rep, queue=queue)
+    assignment = AssignmentFactory(lead=lead, rep=rep, queue=queue)
     escalation = Escalation.objects.create(
         lead=lead, action="alert_manager", reason="Breached", fired_at=timezone.now()
     )
-    return {"queue": queue, "lead": lead, "escalation": escalation, "rep": rep, "manager": manager}
+    # A Slack notice whose delivery is unknown: the health page offers to resend it.
+    notification = Notification.objects.create(
+        assignment=assignment, lead=lead, rep=rep, kind=Notification.Kind.SLACK, status=Notification.Status.UNKNOWN
+    )
+    return {
+        "queue": queue,
+        "lead": lead,
+        "escalation": escalation,
+        "notification": notification,
+        "rep": rep,
+        "manager": manager,
+    }
 
 
 # name → (method, arguments from the fixture, what the outsider may get). "own" pages answer 200 with the
@@ -46,6 +57,7 @@ CASES = {
     "lead-nurture": ("post", lambda d: [d["lead"].pk], REFUSED),
     "lead-not-mine": ("post", lambda d: [d["lead"].pk], REFUSED),
     "routing-health": ("get", lambda d: [], REFUSED),
+    "notification-resend": ("post", lambda d: [d["notification"].pk], REFUSED),
     "reports": ("get", lambda d: [], REFUSED),
     "team-board": ("get", lambda d: [], REFUSED),
     "team-reassign": ("post", lambda d: [], REFUSED),
@@ -96,3 +108,4 @@ def test_the_outsider_gets_nothing(client, outsider, inside, name):
     lead = Lead.objects.get(pk=inside["lead"].pk)
     assert (lead.owner, lead.status) == (inside["rep"], Lead.Status.ASSIGNED)
     assert Escalation.objects.get(pk=inside["escalation"].pk).status == "open"
+    assert Notification.objects.get(pk=inside["notification"].pk).status == Notification.Status.UNKNOWN

@@ -9,6 +9,7 @@ from routing.models import (
     Firmographic,
     Lead,
     LeadImport,
+    Notification,
     Queue,
     QueueMembership,
     Rule,
@@ -62,7 +63,12 @@ def routed_lead(rep):
         status=Lead.Status.ASSIGNED,
         raw_payload={"email": "pat@prospect.example", "utm": {"source": "google"}},
     )
-    AssignmentFactory(lead=lead, rep=rep, queue=queue, receipt={"winner": "rep", "skipped": {"anna": "out of office"}})
+    assignment = AssignmentFactory(
+        lead=lead, rep=rep, queue=queue, receipt={"winner": "rep", "skipped": {"anna": "out of office"}}
+    )
+    Notification.objects.create(
+        assignment=assignment, lead=lead, rep=rep, kind=Notification.Kind.SLACK, status=Notification.Status.UNKNOWN
+    )
     heartbeat_record(name="worker", hostname="worker-1")
     apikey_create(name="Website demo form")
     Firmographic.objects.create(domain="prospect.example", company="Prospect AG", employees=120, country="DE")

@@ -22,6 +22,7 @@ from factory.django import DjangoModelFactory
 from routing.models import Assignment, Notification, RepTask, Rule
 from routing.notify import notifications_plan, notifications_retry_failed, notifications_send, notifications_sweep
 from tests.factories import AccountFactory, AssignmentFactory, LeadFactory, QueueFactory, RepFactory, UserFactory
+from tests.helpers import STALL_SECONDS, join_all
 
 SUMMARY = "Country DE matched rule 'DACH enterprise'; round robin in DACH queue picked jane."
 
@@ -442,7 +443,7 @@ def test_racing_senders_send_one_email():
 
     def send() -> None:
         try:
-            start.wait(timeout=30)
+            start.wait(STALL_SECONDS)
             results.append(notifications_send(assignment_ids=[assignment.pk]))
         except BaseException as exc:
             errors.append(exc)
@@ -452,8 +453,7 @@ def test_racing_senders_send_one_email():
     threads = [threading.Thread(target=send) for _ in range(threads_count)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    join_all(threads)
 
     assert errors == []
     assert sorted(results) == [0, 0, 0, 1]

@@ -1,0 +1,214 @@
+"""Text for people from stored JSON: form answers, page history, raw payloads, receipts.
+
+Pages, admin, e-mail and Slack show these fields as they were stored, and what was stored is not bounded by
+today's intake limits: older rows, CSV imports and direct writes may hold JSON nested hundreds of levels deep,
+strings of a million characters, NULs, lone surrogates or non-string keys. So every function here walks its
+value without recursion, shows at most ``MAX_DEPTH`` levels, ``MAX_ITEMS`` entries per list or object and
+``MAX_STRING_CHARS`` characters per string, marks each cut with "…", and never raises. The output is plain
+text: templates and ``format_html`` escape it for HTML, and the Slack code escapes it for mrkdwn.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from itertools import islice
+from typing import Any, NamedTuple
+
+# Levels of nesting shown; deeper lists and objects read "[…]" and "{…}".
+MAX_DEPTH = 8
+# Entries shown per list or object; the rest are counted.
+MAX_ITEMS = 100
+# Characters shown per string; the rest are counted.
+MAX_STRING_CHARS = 2_000
+# Characters of one JSON block (an admin field, the raw receipt).
+MAX_BLOCK_CHARS = 100_000
+# Characters of a question or an object key.
+MAX_KEY_CHARS = 200
+
+ELLIPSIS = "…"
+# NUL and the other control characters (tabs and line breaks excepted) do not belong in a page or an e-mail,
+# and a lone surrogate cannot be encoded as UTF-8 at all: each is shown as U+FFFD.
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def _plain(value: Any) -> str:
+    """``str(value)`` for a scalar, or a placeholder when even that fails (an int past Python's digit limit,
+    an object whose ``__str__`` raises)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__} that cannot be shown>"
+
+
+def safe_text(value: Any, limit: int = MAX_STRING_CHARS) -> str:
+    """A scalar as text: at most ``limit`` characters (the rest counted after "…"), unshowable characters
+    replaced."""
+    text = _plain(value)
+    extra = len(text) - limit
+    if extra > 0:
+        text = text[:limit]
+    text = _UNSHOWABLE.sub(REPLACEMENT, text)
+    return f"{text}{ELLIPSIS} ({extra:,} more characters)" if extra > 0 else text
+
+
+def _scalar_json(value: Any, limit: int) -> str:
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        try:
+            return json.dumps(value)
+        except Exception:
+            return json.dumps(safe_text(value, limit), ensure_ascii=False)
+    # Strings, and what a receipt may hold besides JSON (dates, decimals), as JSON strings.
+    return json.dumps(safe_text(value, limit), ensure_ascii=False)
+
+
+def _key_text(key: Any) -> str:
+    return safe_text(key if isinstance(key, str) else _scalar_json(key, MAX_KEY_CHARS), MAX_KEY_CHARS)
+
+
+class _Node(NamedTuple):
+    value: Any
+    level: int
+
+
+def json_text(
+    value: Any,
+    *,
+    indent: int | None = 2,
+    max_depth: int = MAX_DEPTH,
+    max_items: int = MAX_ITEMS,
+    max_string: int = MAX_STRING_CHARS,
+    max_chars: int = MAX_BLOCK_CHARS,
+) -> str:
+    """``value`` as JSON text, indented (or on one line with ``indent=None``), within the limits.
+
+    Objects with up to ``max_items`` keys are sorted by key; larger ones keep their stored order. What is cut
+    says so: ``"…"`` for a level too deep, ``"… 12 more items"`` for a long list, ``"… (900 more
+    characters)"`` inside a long string, and a last line when the whole block reached ``max_chars``.
+
+    Walks an explicit stack: each step pops either literal text or a value to open; a list or an object
+    pushes its closing bracket, its entries and the separators between them in reverse, so they pop in order.
+    """
+    out: list[str] = []
+    size = 0
+    stack: list[str | _Node] = [_Node(value, 0)]
+    while stack:
+        item = stack.pop()
+        piece = item if isinstance(item, str) else _open(item, stack, indent, max_depth, max_items, max_string)
+        out.append(piece)
+        size += len(piece)
+        if size > max_chars:
+            return "".join(out)[:max_chars] + f"\n{ELLIPSIS} (cut at {max_chars:,} characters)"
+    return "".join(out)
+
+
+def _open(
+    node: _Node, stack: list[str | _Node], indent: int | None, max_depth: int, max_items: int, max_string: int
+) -> str:
+    value, level = node
+    if isinstance(value, dict):
+        opening, closing, noun = "{", "}", "keys"
+    elif isinstance(value, list | tuple):
+        opening, closing, noun = "[", "]", "items"
+    else:
+        return _scalar_json(value, max_string)
+    count = len(value)
+    if count == 0:
+        return opening + closing
+    if level >= max_depth:
+        return f"{opening}{ELLIPSIS}{closing}"
+    entries: list[Any] = list(islice(value.items() if isinstance(value, dict) else value, max_items))
+    if isinstance(value, dict) and count <= max_items:
+        entries.sort(key=lambda entry: _key_text(entry[0]))
+    newline = "" if indent is None else "\n" + " " * (indent * (level + 1))
+    separator = "," if indent is not None else ", "
+    parts: list[str | _Node] = []
+    for index, entry in enumerate(entries):
+        before = (separator if index else "") + newline
+        if isinstance(value, dict):
+            key, entry_value = entry
+            parts.append(before + json.dumps(_key_text(key), ensure_ascii=False) + ": ")
+            parts.append(_Node(entry_value, level + 1))
+        else:
+            parts.append(before)
+            parts.append(_Node(entry, level + 1))
+    if count > len(entries):
+        parts.append(f'{separator}{newline}"{ELLIPSIS} {count - len(entries):,} more {noun}"')
+    parts.append(("" if indent is None else "\n" + " " * (indent * level)) + closing)
+    stack.extend(reversed(parts))
+    return opening
+
+
+def inline_text(value: Any, limit: int = MAX_STRING_CHARS) -> str:
+    """One value on one line, as a rep reads a form answer: ``""`` for null, a string as typed, a list as
+    "a, b, c" (anything nested inside it as JSON), an object as JSON; at most ``limit`` characters."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return json_text(value, indent=None, max_chars=limit)
+    if not isinstance(value, list | tuple):
+        return safe_text(value, limit)
+    shown = list(islice(value, MAX_ITEMS))
+    parts = []
+    for item in shown:
+        if item is None:
+            parts.append("")
+        elif isinstance(item, dict | list | tuple):
+            parts.append(json_text(item, indent=None, max_depth=MAX_DEPTH - 1, max_chars=limit))
+        else:
+            parts.append(safe_text(item, limit))
+    more = len(value) - len(shown)
+    text = ", ".join(parts) + (f", {ELLIPSIS} {more:,} more" if more > 0 else "")
+    return safe_text(text, limit)
+
+
+def form_answer_pairs(answers: Any) -> list[tuple[str, str]]:
+    """The form answers as (question, answer) lines, from an object ``{"question": answer}`` or a list of
+    ``{"question"|"name"|"key": …, "answer"|"value": …}``; anything else shows nothing. At most ``MAX_ITEMS``
+    answers, then one line counting the rest."""
+    if isinstance(answers, dict):
+        items: list[tuple[Any, Any]] = list(islice(answers.items(), MAX_ITEMS))
+    elif isinstance(answers, list):
+        items = [
+            (item.get("question") or item.get("name") or item.get("key") or "", item.get("answer", item.get("value")))
+            if isinstance(item, dict)
+            else ("", item)
+            for item in islice(answers, MAX_ITEMS)
+        ]
+    else:
+        return []
+    pairs = [(inline_text(question, MAX_KEY_CHARS), inline_text(answer)) for question, answer in items]
+    more = len(answers) - len(items)
+    if more > 0:
+        pairs.append((ELLIPSIS, f"{more:,} more answers not shown"))
+    return pairs
+
+
+def page_history_lines(pages: Any) -> list[str]:
+    """The pages the lead visited, one line each ("at — title — url"); at most ``MAX_ITEMS``, then one line
+    counting the rest."""
+    if not isinstance(pages, list):
+        return []
+    lines = []
+    for page in islice(pages, MAX_ITEMS):
+        if isinstance(page, dict):
+            url = inline_text(page.get("url") or page.get("path"))
+            title = inline_text(page.get("title"))
+            at = inline_text(page.get("at") or page.get("visited_at") or page.get("timestamp"))
+            # An object without any of these keys is shown as it is rather than dropped.
+            line = " — ".join(part for part in (at, title, url) if part) or inline_text(page)
+        else:
+            line = inline_text(page)
+        if line:
+            lines.append(line)
+    more = len(pages) - MAX_ITEMS
+    if more > 0:
+        lines.append(f"{ELLIPSIS} {more:,} more pages not shown")
+    return lines
