@@ -261,8 +261,8 @@ class LeadSlaAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class TouchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Touches logged by reps or posted by other systems."""
 
-    list_display = ["lead", "kind", "at", "by", "intake_source"]
-    list_filter = ["kind"]
+    list_display = ["lead", "kind", "at", "by", "intake_source", "created_at", "logged_late"]
+    list_filter = ["kind", "logged_late"]
     search_fields = ["lead__email"]
     list_select_related = ["lead", "by", "intake_source"]
     date_hierarchy = "at"

@@ -299,7 +299,10 @@ class Touch(models.Model):
     by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     intake_source = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     note = models.TextField(blank=True)
+    # When the touch was recorded; ``at`` is when it happened.
     created_at = models.DateTimeField(auto_now_add=True)
+    # Recorded well after it happened (an integration catching up): the history says so next to the time.
+    logged_late = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["lead", "at"]

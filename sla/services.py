@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Prefetch
@@ -19,7 +20,7 @@ from django.utils import timezone
 from routing.conditions import ConditionError, parse_condition
 from routing.engine.conditions import evaluate
 from routing.engine.facts import LeadFacts
-from routing.models import ApiKey, Lead, Queue, RepTask
+from routing.models import ApiKey, Assignment, Lead, Queue, RepTask
 from routing.pipeline import LEAD_FACT_FIELDS
 from routing.selectors import account_facts_of
 from sla import ladder
@@ -293,6 +294,10 @@ def _restart(
 # --- Touches ------------------------------------------------------------------------------------------
 
 
+class TouchTimeError(ValueError):
+    """A touch's time that would rewrite history: before the current assignment, or in the future."""
+
+
 def touch_log(
     *,
     lead: Lead,
@@ -301,8 +306,14 @@ def touch_log(
     by: User | None = None,
     intake_source: ApiKey | None = None,
     note: str = "",
+    now: datetime | None = None,
 ) -> Touch:
     """Record a touch of ``lead``; the first one stops its SLA clock.
+
+    ``at`` (default ``now``, the moment of recording) may not lie before the start of the lead's
+    current assignment, nor later than ``now`` plus ``LEADROUTER_TOUCH_FUTURE_ALLOWANCE_SECONDS``;
+    otherwise ``TouchTimeError`` is raised and nothing is written. A touch recorded more than
+    ``LEADROUTER_TOUCH_LATE_AFTER_SECONDS`` after ``at`` is stored with ``logged_late`` set.
 
     The first touch sets the clock's ``touched_at``, its state (``met`` when at or before the due time,
     ``missed`` after it, with the breach in business seconds), speed-to-lead (routed → touch, in wall
@@ -313,9 +324,11 @@ def touch_log(
     Atomic; the clock row is locked so a touch racing the escalation sweep sees one consistent clock.
     Side effects: inserts a Touch; updates LeadSla, RepTask and Lead.
     """
-    at = at or timezone.now()
+    now = now or timezone.now()
+    at = at or now
     with transaction.atomic():
         clock = LeadSla.objects.select_for_update().filter(lead_id=lead.pk).first()
+        _check_touch_time(lead=lead, clock=clock, at=at, now=now)
         repeated = Touch.objects.filter(
             lead_id=lead.pk,
             kind=kind,
@@ -325,7 +338,10 @@ def touch_log(
         ).first()
         if repeated is not None:
             return repeated
-        touch = Touch.objects.create(lead=lead, kind=kind, at=at, by=by, intake_source=intake_source, note=note)
+        late = now - at > timedelta(seconds=settings.LEADROUTER_TOUCH_LATE_AFTER_SECONDS)
+        touch = Touch.objects.create(
+            lead=lead, kind=kind, at=at, by=by, intake_source=intake_source, note=note, logged_late=late
+        )
         if clock is not None and clock.touched_at is None:
             _stop(clock, lead=lead, at=at)
         if lead.owner_id is not None:
@@ -333,6 +349,36 @@ def touch_log(
         if Lead.objects.filter(pk=lead.pk, status=Lead.Status.ASSIGNED).update(status=Lead.Status.WORKING):
             lead.status = Lead.Status.WORKING
     return touch
+
+
+def _check_touch_time(*, lead: Lead, clock: LeadSla | None, at: datetime, now: datetime) -> None:
+    """Refuse a touch time that would rewrite the lead's history (see ``touch_log``).
+
+    The earliest allowed time is the start of the current (newest) assignment; a lead without one falls
+    back to its routing time, then its clock's start, then its arrival. A touch before that would stop
+    the clock at a moment the current owner did not yet hold the lead, turning a breach into "met" with
+    no speed at all.
+    """
+    allowance = timedelta(seconds=settings.LEADROUTER_TOUCH_FUTURE_ALLOWANCE_SECONDS)
+    if at > now + allowance:
+        minutes = settings.LEADROUTER_TOUCH_FUTURE_ALLOWANCE_SECONDS / 60
+        raise TouchTimeError(f"A touch cannot be more than {minutes:g} minutes in the future.")
+    current = (
+        Assignment.objects.filter(lead_id=lead.pk)
+        .order_by("-assigned_at", "-pk")
+        .values_list("assigned_at", flat=True)
+        .first()
+    )
+    if current is not None:
+        earliest, since = current, "the lead's current assignment started"
+    elif lead.routed_at is not None:
+        earliest, since = lead.routed_at, "the lead was routed"
+    elif clock is not None:
+        earliest, since = clock.started_at, "the lead was routed"
+    else:
+        earliest, since = lead.received_at, "the lead arrived"
+    if earliest is not None and at < earliest:
+        raise TouchTimeError(f"A touch cannot be before {since} ({earliest.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC).")
 
 
 def _stop(clock: LeadSla, *, lead: Lead, at: datetime) -> None:

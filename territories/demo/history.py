@@ -461,7 +461,8 @@ def _work(rng: random.Random, lead_ids: list[int], *, now: datetime, days_ago: i
                 lead_disqualify(lead=lead, by=user, reason="No answer after several attempts.")
             continue
         kind = rng.choice([Touch.Kind.CALL, Touch.Kind.CALL, Touch.Kind.EMAIL, Touch.Kind.MEETING])
-        touch_log(lead=lead, kind=kind, at=at, by=user)
+        # The history is simulated as lived: the rep logs each touch as it happens, never after the fact.
+        touch_log(lead=lead, kind=kind, at=at, by=user, now=at)
         if days_ago > 7:
             roll = rng.random()
             if roll < 0.45:

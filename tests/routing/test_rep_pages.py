@@ -5,6 +5,7 @@ import datetime as dt
 import threading
 
 import pytest
+import time_machine
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -21,6 +22,7 @@ from tests.factories import (
     RepFactory,
     UserFactory,
 )
+from tests.helpers import join_all
 
 ACTIONS = ("lead-accept", "lead-touch", "lead-disqualify", "lead-nurture", "lead-not-mine")
 
@@ -147,6 +149,51 @@ def test_a_touch_from_the_page_stops_the_clock_and_shows_on_the_page(client, rep
     assert touch.kind == "call" and touch.by == rep.user
     assert "Call logged." in messages_of(response)
     assert 'id="touches"' in response.content.decode() and "Call ·" in response.content.decode()
+
+
+def test_a_touch_dated_before_the_lead_was_assigned_is_refused_on_the_page(client, rep):
+    lead = owned_lead(rep, due_in=dt.timedelta(minutes=-10))
+    client.force_login(rep.user)
+
+    response = client.post(
+        reverse("lead-touch", args=[lead.pk]), {"kind": "call", "at": "1999-01-01T09:00"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert "Not logged: A touch cannot be before the lead's current assignment started" in messages_of(response)
+    assert not Touch.objects.filter(lead=lead).exists()
+    lead.sla.refresh_from_db()
+    assert lead.sla.touched_at is None
+
+
+def test_a_touch_dated_in_the_future_is_refused_on_the_page(client, rep):
+    lead = owned_lead(rep, due_in=dt.timedelta(minutes=20))
+    client.force_login(rep.user)
+    later = (timezone.now() + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+
+    response = client.post(reverse("lead-touch", args=[lead.pk]), {"kind": "email", "at": later}, follow=True)
+
+    assert "Not logged: A touch cannot be more than 2 minutes in the future." in messages_of(response)
+    assert not Touch.objects.filter(lead=lead).exists()
+
+
+def test_a_call_logged_on_the_page_an_hour_later_shows_as_logged_late(client, rep):
+    # The rep called at once but logs the call an hour later, giving its time: the clock stops at the call,
+    # and the history says when it was written down.
+    with time_machine.travel(timezone.now() - dt.timedelta(hours=1), tick=False):
+        lead = owned_lead(rep, due_in=dt.timedelta(minutes=30))
+        called = timezone.now() + dt.timedelta(minutes=2)
+    client.force_login(rep.user)
+
+    response = client.post(
+        reverse("lead-touch", args=[lead.pk]), {"kind": "call", "at": called.strftime("%Y-%m-%dT%H:%M")}, follow=True
+    )
+
+    assert "Call logged." in messages_of(response)
+    touch = Touch.objects.get(lead=lead)
+    assert touch.logged_late and touch.at == called.replace(second=0, microsecond=0)
+    assert LeadSla.objects.get(lead=lead).state == LeadSla.State.MET
+    assert f"logged late at {touch.created_at:%Y-%m-%d %H:%M}" in response.content.decode()
 
 
 @pytest.mark.parametrize(
@@ -332,8 +379,7 @@ def test_four_reps_taking_from_three_waiting_leads_get_three_distinct_leads_and_
     threads = [threading.Thread(target=take, args=(rep,)) for rep in reps]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(60)
+    join_all(threads)
 
     assert errors == []
     taken = [lead.pk for lead in results if lead is not None]
