@@ -20,6 +20,8 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 ## run: set up and start web + worker + beat on http://127.0.0.1:$(PORT) with the demo organisation.
+# The demo runs with DEBUG on (the built-in key and hosts, no HTTPS redirect) unless DEBUG is set already.
+run migrate: export DEBUG ?= true
 run: migrate
 	$(BIN)/python manage.py load_demo --if-empty
 	@echo "Lead Router: http://127.0.0.1:$(PORT)/   (admin: /admin/; Ctrl-C stops web, worker and beat)"
@@ -43,6 +45,8 @@ test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: what CI checks besides the tests.
+# The checks load the settings, which need DEBUG on when no SECRET_KEY is set; lint checks code, not a deployment.
+lint: export DEBUG := true
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -20,10 +22,23 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 VAR_DIR = Path(env.str("LEADROUTER_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env.bool("DEBUG", default=True)
-# The default key is only good for the local demo; production sets SECRET_KEY.
-SECRET_KEY = env.str("SECRET_KEY", default="insecure-local-demo-key-change-me-in-production")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+# Off unless asked for: a forgotten variable must never expose tracebacks and settings.
+# `make run` and the test suite turn it on for the local demo (see Makefile and leadrouter/pytest_env.py).
+DEBUG = env.bool("DEBUG", default=False)
+# The built-in key and host list are only good for the local demo; without DEBUG the app
+# refuses to start rather than sign sessions with a published key.
+SECRET_KEY = env.str("SECRET_KEY", default="")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+if DEBUG:
+    SECRET_KEY = SECRET_KEY or "insecure-local-demo-key-change-me-in-production"
+    ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
+elif not SECRET_KEY or not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DEBUG is off (the default), so SECRET_KEY and ALLOWED_HOSTS must be set: "
+        "SECRET_KEY to a long random value (python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
+        "ALLOWED_HOSTS to the host names the site answers to (leads.example.com). "
+        "For the local demo set DEBUG=true instead (make run does)."
+    )
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -40,6 +55,10 @@ INSTALLED_APPS = [
     "guardian",
     "import_export",
     "simple_history",
+    # Counts failed logins and locks out (lock-outs listed in admin under Axes).
+    "axes",
+    # The Content-Security-Policy header on every response.
+    "csp",
     "territories",
     "routing",
     "sla",
@@ -47,6 +66,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ from the web process itself (gunicorn has no static files server).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -55,6 +77,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the requesting user on every change history row.
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Turns a locked-out login into the lock-out page; last, as django-axes requires.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "leadrouter.urls"
@@ -106,6 +130,8 @@ CACHES = {"default": env.cache_url_config(env.str("CACHE_URL", default="") or f"
 # --- Auth -------------------------------------------------------------------------
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -121,6 +147,42 @@ LOGOUT_REDIRECT_URL = "login"
 # guardian's anonymous user is not used: every read is scoped to a real user.
 ANONYMOUS_USER_NAME = None
 
+# --- Client address, login lock-out, Content-Security-Policy ---------------------------------------------
+
+# How many reverse proxies in front of the web process append to X-Forwarded-For. 0 (the default):
+# the client is the TCP peer (REMOTE_ADDR). Behind one proxy (nginx, a load balancer) set 1: the client is then
+# the address that proxy saw, read from the right of the header, so a client cannot choose its own by sending
+# the header itself. The login lock-out (leadrouter.security.client_ip) and the API throttles (DRF's NUM_PROXIES)
+# read the header the same way.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# django-axes: after LOGIN_FAILURE_LIMIT failed logins for one user name, or from one address (counted
+# separately), further attempts are refused without checking the password until LOGIN_LOCKOUT_MINUTES have
+# passed since the last failure. Admin › Axes lists the attempts; deleting a row lifts its lock.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "leadrouter.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "leadrouter.security.lockout_response"
+
+# Scripts and styles come from this site only. Inline <style> blocks and style attributes are allowed (admin
+# and third-party admin templates use them; they cannot run code); inline scripts are not, except the one
+# inline handler of django-import-export's export page ("Select all"), allowed by its hash.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, "'unsafe-hashes'", "'sha256-wid4zL8fR53ZYy1ljOepzR77Dn6vWUUxuNnnWWBP3I8='"],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 # --- I18N / time ----------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
@@ -132,6 +194,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# With DEBUG on (make run), WhiteNoise serves files straight from the apps' static folders, no collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Celery -------------------------------------------------------------------------------
 
@@ -211,7 +276,31 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Requests per API key, per signed-in user and per address for anonymous calls; over the rate: 429
+    # with Retry-After. A rate is "<number>/<second|minute|hour|day>".
+    "DEFAULT_THROTTLE_CLASSES": [
+        "routing.throttles.ApiKeyRateThrottle",
+        "routing.throttles.UserRateThrottle",
+        "routing.throttles.AnonymousRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": env.str("THROTTLE_RATE_API_KEY", default="3000/minute"),
+        "user": env.str("THROTTLE_RATE_USER", default="600/minute"),
+        "anon": env.str("THROTTLE_RATE_ANONYMOUS", default="60/minute"),
+    },
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
+    # JSON for every error, and 503 with Retry-After when the database refuses connections.
+    "EXCEPTION_HANDLER": "leadrouter.errors.api_exception_handler",
+    # JSON that would crash later (too deep, not UTF-8, NUL, lone surrogates, 1e999) is a 400 at parsing.
+    "DEFAULT_PARSER_CLASSES": [
+        "routing.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Responses escape non-ASCII characters: still the same JSON to every client, and a stored value with a
+    # lone surrogate (SQLite keeps what it is given) is written as its escape instead of failing to encode.
+    "UNICODE_JSON": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lead Router API",
@@ -250,6 +339,10 @@ LEADROUTER_RECEIVED_SWEEP_AFTER_SECONDS = env.int("LEADROUTER_RECEIVED_SWEEP_AFT
 LEADROUTER_COVERAGE_CACHE_SECONDS = env.float("LEADROUTER_COVERAGE_CACHE_SECONDS", default=5.0)
 # Due time of the rep's in-app task for a new lead (SLA policies refine this).
 LEADROUTER_FIRST_TOUCH_MINUTES = env.int("LEADROUTER_FIRST_TOUCH_MINUTES", default=60)
+# A touch may lie this far in the future (the sender's clock runs a little fast); more is refused.
+LEADROUTER_TOUCH_FUTURE_ALLOWANCE_SECONDS = env.int("LEADROUTER_TOUCH_FUTURE_ALLOWANCE_SECONDS", default=120)
+# A touch recorded more than this after its time is marked "logged late" in the lead's history.
+LEADROUTER_TOUCH_LATE_AFTER_SECONDS = env.int("LEADROUTER_TOUCH_LATE_AFTER_SECONDS", default=300)
 # Intake limits: leads per POST and bytes per request body.
 LEADROUTER_INTAKE_MAX_BATCH = 1000
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
@@ -257,6 +350,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 
 LEADROUTER_BASE_URL = env.str("LEADROUTER_BASE_URL", default="http://127.0.0.1:8000")
 # Seconds to wait for a Slack webhook before recording the notice as failed.
 LEADROUTER_SLACK_TIMEOUT_SECONDS = env.float("LEADROUTER_SLACK_TIMEOUT_SECONDS", default=5.0)
+# A notification still "sending" after this long was left by a worker that died mid-send: the notification
+# sweep sends an e-mail again and marks a Slack notice "delivery unknown". Keep it above
+# CELERY_TASK_TIME_LIMIT, so that a send still in progress is never taken for a dead one.
+LEADROUTER_NOTIFICATION_SENDING_TIMEOUT_SECONDS = env.int(
+    "LEADROUTER_NOTIFICATION_SENDING_TIMEOUT_SECONDS", default=300
+)
+# How long /healthz waits for the broker to take a connection before it reports the broker down (503).
+LEADROUTER_BROKER_CHECK_TIMEOUT_SECONDS = env.float("LEADROUTER_BROKER_CHECK_TIMEOUT_SECONDS", default=2.0)
 
 # --- Admin import/export ---------------------------------------------------------------------------
 
@@ -264,6 +365,9 @@ IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+# Admin exports write cells a spreadsheet would run as formulas as text: see territories/export_formats.py.
+# The library's IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT stays off: it only strips a leading "=" (leaving
+# "+", "-" and "@" through) and writes empty cells as "None".
 
 # --- Mail (the network edge) ------------------------------------------------------------------------
 
@@ -285,4 +389,16 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    # A proxy that terminates TLS says so in X-Forwarded-Proto; it must set (not pass on) that header.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Plain-HTTP requests are redirected to HTTPS. SECURE_SSL_REDIRECT=false leaves that to a proxy in front
+    # that redirects itself; the deploy check's warning about it is then silenced on purpose.
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    if not SECURE_SSL_REDIRECT:
+        SILENCED_SYSTEM_CHECKS = ["security.W008"]
+    # Health probes often come over plain HTTP from inside the network; they are answered, not redirected.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    # The preload flag only matters once the domain is submitted to the browsers' preload list.
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)

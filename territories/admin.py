@@ -27,6 +27,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from routing.models import Lead, Queue, QueueMembership, Rule
 from territories import services
+from territories.export_formats import FormulaSafeCSV
 from territories.forms import (
     AccountDomainForm,
     AccountDomainFormSet,
@@ -160,10 +161,10 @@ class ParentGrantedInlineMixin:
 
 
 class CsvImportExportMixin(ImportExportMixin):
-    """CSV only: what RevOps exchange with the CRM and spreadsheets."""
+    """CSV only: what RevOps exchange with the CRM and spreadsheets. Exports write would-be formulas as text."""
 
     import_formats = [base_formats.CSV]
-    export_formats = [base_formats.CSV]
+    export_formats = [FormulaSafeCSV]
 
 
 def _join(items: Iterable[Any]) -> str:

@@ -46,6 +46,15 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limit_counters(settings, request):
+    # API throttles count in the default cache, which is a file cache shared by every test process; each test
+    # starts with its own empty in-memory cache so one test's requests never count against another's.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": request.node.nodeid}
+    }
+
+
 @pytest.fixture
 def team(db):
     return TeamFactory(name="Inside Sales")
