@@ -503,7 +503,7 @@ def _end_current_assignment(batch: _Batch, lead: Lead) -> None:
 def _snapshot(batch: _Batch) -> Snapshot:
     """The routing snapshot with current load, read once per batch (under the routing lock)."""
     if batch.snapshot is None:
-        batch.snapshot = snapshot_with_current_load(coverage.snapshot(now=batch.now), now=batch.now)
+        batch.snapshot = snapshot_with_current_load(coverage.refresh().snapshot(now=batch.now), now=batch.now)
         batch.start_pointers = {queue.id: queue.rr_pointer for queue in batch.snapshot.queues}
     return batch.snapshot
 

@@ -12,3 +12,23 @@ class TerritoriesConfig(AppConfig):
 
         # Role groups need the permission rows, which exist only after migrate.
         post_migrate.connect(ensure_role_groups, sender=self)
+
+        from django.contrib.auth import get_user_model
+
+        from territories import models
+        from territories.coverage_version import coverage_model_track
+
+        # The coverage model workers cache (routing/dispatch.py:CoverageCache) reads these rows.
+        for model in (
+            models.Rep,
+            models.Skill,
+            models.WorkingHours,
+            models.OutOfOffice,
+            models.Territory,
+            models.TerritoryCriterion,
+            models.Account,
+            models.AccountDomain,
+        ):
+            coverage_model_track(model)
+        # Receipts name reps by username; a login only stamps last_login.
+        coverage_model_track(get_user_model(), ignore_fields={"last_login"})

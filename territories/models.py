@@ -418,3 +418,19 @@ class Opportunity(models.Model):
     def clean(self) -> None:
         if self.stage == self.Stage.OPEN and self.closed_at:
             raise ValidationError({"closed_at": "An open opportunity has no close date; clear it or close the stage."})
+
+
+class CoverageVersion(models.Model):
+    """One row that changes with every change to the coverage model, so a worker reloads its copy only then.
+
+    ``version`` counts changes for people reading it; ``stamp`` is new at every change, so a change that was
+    rolled back can never come back under the same value as a later, different change.
+    See ``territories/coverage_version.py``.
+    """
+
+    version = models.PositiveBigIntegerField(default=0)
+    stamp = models.UUIDField(null=True, blank=True)
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Coverage version {self.version}"

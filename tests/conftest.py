@@ -35,12 +35,6 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def fresh_coverage_for_every_batch(settings):
-    # Tests change the coverage model and route straight away; workers may cache it for seconds.
-    settings.LEADROUTER_COVERAGE_CACHE_SECONDS = 0
-
-
-@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # The default hasher takes about 0.4 s per user by design; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -32,6 +32,7 @@ from routing.services import lead_accept, lead_disqualify, lead_not_mine, lead_n
 from sla.models import LeadSla, Touch
 from sla.services import sla_clocks_start, touch_log
 from sla.sweep import escalations_sweep
+from territories.coverage_version import coverage_version_bump
 from territories.models import Account, Rep
 
 # The demo's e-mail goes nowhere while the history is made: reminders and alerts of a month ago are history,
@@ -159,12 +160,14 @@ def demo_history_load(
     with _mail_goes_nowhere(), transaction.atomic():
         skipping = list(Queue.objects.filter(skip_off_hours_reps=True).values_list("pk", flat=True))
         Queue.objects.filter(pk__in=skipping).update(skip_off_hours_reps=False)
+        coverage_version_bump()  # QuerySet.update sends no signals; routing must see the change.
         for days_ago in range(days - 1, -1, -1):
             planned = _plan_day(rng, accounts, now=now, days_ago=days_ago, count=leads_per_day)
             lead_ids = _receive_and_route(rng, planned, intake_source=intake_source, manager=manager)
             total += len(lead_ids)
             _work(rng, lead_ids, now=now, days_ago=days_ago)
         Queue.objects.filter(pk__in=skipping).update(skip_off_hours_reps=True)
+        coverage_version_bump()
         escalations_sweep(now=_last_weekday_afternoon(now))
         escalations_sweep(now=now)
         # The sweep's reassignments notified their new owners: old news too, like routing's (see _backdate).

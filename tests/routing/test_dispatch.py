@@ -340,9 +340,8 @@ def test_an_account_owner_who_sent_the_lead_back_is_passed_over_for_the_rules(da
     assert "sent this lead back" in str(lead.receipt["routing"]["account"])
 
 
-def test_a_rep_deactivated_while_workers_cache_the_coverage_model_gets_nothing_more(dach, settings):
-    settings.LEADROUTER_COVERAGE_CACHE_SECONDS = 60
-    dispatch.coverage = dispatch.CoverageCache()  # A fresh worker process.
+def test_a_rep_deactivated_while_workers_cache_the_coverage_model_gets_nothing_more(dach, monkeypatch):
+    monkeypatch.setattr(dispatch, "coverage", dispatch.CoverageCache())  # A fresh worker process.
     first, second = received(), received()
     with time_machine.travel(MONDAY, tick=False):
         leads_route(lead_ids=[first.pk])  # Anna; the cache now holds her as active.

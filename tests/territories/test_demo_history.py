@@ -11,7 +11,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import transaction
-from django.test import override_settings
 from django.utils import timezone
 
 from routing.models import Assignment, Lead, Notification
@@ -27,9 +26,7 @@ from territories.selectors import team_board
 @pytest.fixture(scope="module")
 def loaded(django_db_setup, django_db_blocker):
     """The output of ``manage.py load_demo``, shared by the module's tests."""
-    # Module-scoped, so the autouse settings fixture does not reach it: routing here must not reuse a coverage
-    # model an earlier test of this process cached from rows that were rolled back.
-    with django_db_blocker.unblock(), override_settings(LEADROUTER_COVERAGE_CACHE_SECONDS=0), transaction.atomic():
+    with django_db_blocker.unblock(), transaction.atomic():
         out = StringIO()
         call_command("load_demo", stdout=out)
         yield out.getvalue()
