@@ -218,7 +218,16 @@ else:
     # redelivered while a worker still holds it.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # The queue tasks are sent to unless routed elsewhere; workers consume it with ``--queues``.
+# Beat's sweeps and the heartbeat travel here.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Lanes: live leads (single posts, small batches), bulk work (big batches, CSV imports, departures and
+# their notifications) and live notifications travel in queues of their own, so that a worker serving
+# the live lane never waits behind a bulk import (docs/routing.md, "Lanes").
+LEADROUTER_QUEUE_LIVE = env.str("LEADROUTER_QUEUE_LIVE", default="live")
+LEADROUTER_QUEUE_BULK = env.str("LEADROUTER_QUEUE_BULK", default="bulk")
+LEADROUTER_QUEUE_NOTIFY = env.str("LEADROUTER_QUEUE_NOTIFY", default="notify")
+# A POST with more leads than this is bulk work; this many or fewer travel in the live lane.
+LEADROUTER_BULK_THRESHOLD = env.int("LEADROUTER_BULK_THRESHOLD", default=10)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
@@ -333,10 +342,6 @@ LEADROUTER_ROUTING_BATCH_SIZE = env.int("LEADROUTER_ROUTING_BATCH_SIZE", default
 # A lead still "received" this long after intake is routed by the sweep (a lost
 # message, a broker that was down, a killed worker).
 LEADROUTER_RECEIVED_SWEEP_AFTER_SECONDS = env.int("LEADROUTER_RECEIVED_SWEEP_AFTER_SECONDS", default=10)
-# How long a worker reuses its copy of the coverage model (territories, rules, queues, reps'
-# availability, accounts, scoring) before reading it again. Load, caps and round-robin
-# pointers are always read fresh. 0 reads everything for every batch.
-LEADROUTER_COVERAGE_CACHE_SECONDS = env.float("LEADROUTER_COVERAGE_CACHE_SECONDS", default=5.0)
 # Due time of the rep's in-app task for a new lead (SLA policies refine this).
 LEADROUTER_FIRST_TOUCH_MINUTES = env.int("LEADROUTER_FIRST_TOUCH_MINUTES", default=60)
 # A touch may lie this far in the future (the sender's clock runs a little fast); more is refused.

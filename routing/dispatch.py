@@ -56,6 +56,7 @@ from routing.pipeline import Prepared, prepare_lead, route_prepared
 from routing.scoring import ScoringRuleInfo, Thresholds
 from routing.selectors import account_facts, routing_snapshot, scoring_snapshot, snapshot_with_current_load
 from routing.standardize import StandardizedLead
+from territories.coverage_version import coverage_version
 from territories.models import Rep
 
 logger = logging.getLogger(__name__)
@@ -110,23 +111,45 @@ ENRICHABLE_FIELDS = ("company", "employees", "industry", "country", "size_band")
 
 class CoverageCache:
     """This process's copy of the slowly changing coverage model: territories, rules, queues, reps'
-    availability, accounts and scoring rules, reloaded after ``LEADROUTER_COVERAGE_CACHE_SECONDS``.
+    availability (working hours and out-of-office periods, judged at each decision's ``now``), accounts
+    and scoring rules.
 
-    What changes with every lead (round-robin pointers, open leads, today's counts) is never
-    taken from here: ``snapshot_with_current_load`` reads it fresh under the routing lock. So a
-    RevOps edit reaches routing within seconds, and caps and rotation are always exact.
+    ``refresh()`` starts every batch: one query reads the coverage version
+    (territories/coverage_version.py), and the copy is dropped only when it changed. Every coverage
+    change bumps the version in its own transaction, so an edit applies to the next batch, and an idle
+    worker reloads nothing. The copy is also reloaded when the clock runs back before it was loaded
+    (it keeps only out-of-office periods not yet over at load time).
+
+    What changes with every lead (round-robin pointers, open leads, today's counts, whether a queue or a
+    rep is active) is never taken from here: ``snapshot_with_current_load`` reads it fresh under the
+    routing lock. So caps and rotation are always exact.
     """
 
     def __init__(self) -> None:
-        self._loaded: dict[str, tuple[float, Any]] = {}
+        self._version: str | None = None
+        self._loaded: dict[str, Any] = {}
+        self._loaded_at: datetime | None = None
+        self.loads = 0  # How many times a part of the copy was read from the database.
+
+    def refresh(self) -> CoverageCache:
+        """Check the coverage version (one query) and drop the copy if it changed; returns the cache."""
+        version = coverage_version()
+        if version is None or version != self._version:
+            self._loaded.clear()
+            self._version = version
+        return self
 
     def _get(self, name: str, load: Callable[[], Any]) -> Any:
-        ttl = settings.LEADROUTER_COVERAGE_CACHE_SECONDS
-        if name not in self._loaded or ttl <= 0 or time.monotonic() - self._loaded[name][0] > ttl:
-            self._loaded[name] = (time.monotonic(), load())
-        return self._loaded[name][1]
+        if name not in self._loaded or self._version is None:
+            self.loads += 1
+            self._loaded[name] = load()
+        return self._loaded[name]
 
     def snapshot(self, *, now: datetime) -> Snapshot:
+        if self._loaded_at is not None and now < self._loaded_at:
+            self._loaded.pop("snapshot", None)
+        if "snapshot" not in self._loaded:
+            self._loaded_at = now
         snapshot: Snapshot = self._get("snapshot", lambda: routing_snapshot(now=now))
         return snapshot
 
@@ -165,11 +188,15 @@ def routing_lock() -> None:
     # SQLite: the project opens every transaction with BEGIN IMMEDIATE, which already excludes other writers.
 
 
-def leads_route(*, lead_ids: list[int] | None = None, batch_size: int | None = None) -> RouteReport:
+def leads_route(
+    *, lead_ids: list[int] | None = None, batch_size: int | None = None, lane: str | None = None
+) -> RouteReport:
     """Route leads still ``received``: these ids, or all of them when ``lead_ids`` is None.
 
     One transaction per batch. Leads another worker holds are skipped (it routes them);
-    leads already routed are left alone, so running this twice is harmless.
+    leads already routed are left alone, so running this twice is harmless. A batch with
+    room left takes other waiting leads of ``lane`` along (of any lane when None), so a
+    live task never carries a bulk backlog (see ``_claim``).
     Side effects: writes leads, assignments, queue pointers, notifications and rep tasks;
     enqueues ``notify_assignments`` after commit.
     """
@@ -182,7 +209,7 @@ def leads_route(*, lead_ids: list[int] | None = None, batch_size: int | None = N
         chunk = remaining[:batch_size] if remaining is not None else None
         if remaining is not None:
             remaining = remaining[batch_size:]
-        batch = _route_batch(lead_ids=chunk, limit=batch_size)
+        batch = _route_batch(lead_ids=chunk, limit=batch_size, lane=lane)
         report.add(batch)
         if chunk is None and batch.leads == 0:
             break
@@ -192,16 +219,21 @@ def leads_route(*, lead_ids: list[int] | None = None, batch_size: int | None = N
 def leads_route_stale(*, older_than_seconds: int, budget_seconds: float = SWEEP_BUDGET_SECONDS) -> RouteReport:
     """The sweep: route leads left ``received`` longer than ``older_than_seconds``, then give held leads
     another chance. Stops after ``budget_seconds``; the next sweep goes on. Harmless when it overlaps
-    routing tasks or another sweep."""
+    routing tasks or another sweep. Leads of every lane are swept, live ones first, so that a live lead
+    a lost message left behind does not wait behind a bulk backlog either."""
     started = time.monotonic()
     report = RouteReport()
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    size = settings.LEADROUTER_ROUTING_BATCH_SIZE
     while time.monotonic() - started < budget_seconds:
-        stale = list(
-            Lead.objects.filter(status=Lead.Status.RECEIVED, received_at__lt=cutoff)
-            .order_by("received_at")
-            .values_list("pk", flat=True)[: settings.LEADROUTER_ROUTING_BATCH_SIZE]
-        )
+        stale: list[int] = []
+        for lane in (Lead.Lane.LIVE, Lead.Lane.BULK):
+            if len(stale) < size:
+                stale.extend(
+                    Lead.objects.filter(status=Lead.Status.RECEIVED, lane=lane, received_at__lt=cutoff)
+                    .order_by("received_at")
+                    .values_list("pk", flat=True)[: size - len(stale)]
+                )
         if not stale:
             break
         logger.warning("Sweep: routing %d leads left in 'received'.", len(stale))
@@ -213,18 +245,23 @@ def leads_route_stale(*, older_than_seconds: int, budget_seconds: float = SWEEP_
     return report
 
 
-def _claim(lead_ids: list[int] | None, limit: int) -> list[Lead]:
-    """Lock up to ``limit`` received leads for this transaction: these ids first, then the oldest others.
+def _claim(lead_ids: list[int] | None, limit: int, lane: str | None = None) -> list[Lead]:
+    """Lock up to ``limit`` received leads for this transaction: these ids first, then the oldest others
+    of ``lane`` (of any lane when None).
 
     Filling the batch with other waiting leads is what keeps a burst of single-lead posts
     fast: one worker routes many in one transaction, and the tasks sent for those leads
-    find nothing left to do. Leads another worker holds are skipped, never waited for.
+    find nothing left to do. Only leads of the task's own lane come along: a live task that
+    took 500 leads of a waiting import would make its own lead wait for all of them.
+    Leads another worker holds are skipped, never waited for.
     """
     waiting = Lead.objects.filter(status=Lead.Status.RECEIVED).select_for_update(skip_locked=True)
     claimed = list(waiting.filter(pk__in=lead_ids).order_by("pk")[:limit]) if lead_ids else []
     if len(claimed) < limit:
-        # The oldest first, through the partial index on received leads.
+        # The oldest first, through the partial indexes on received leads (by lane, or by time alone).
         others = waiting.exclude(pk__in=[lead.pk for lead in claimed]).order_by("received_at", "pk")
+        if lane is not None:
+            others = others.filter(lane=lane)
         claimed.extend(others[: limit - len(claimed)])
     # Routed in arrival order, so round robin and caps favour whoever waited longest.
     return sorted(claimed, key=lambda lead: (lead.received_at, lead.pk))
@@ -239,11 +276,14 @@ class _Routed:
     elapsed_ms: float = 0.0
 
 
-def _route_batch(*, lead_ids: list[int] | None, limit: int) -> RouteReport:
+def _route_batch(*, lead_ids: list[int] | None, limit: int, lane: str | None = None) -> RouteReport:
     with transaction.atomic():
-        leads = _claim(lead_ids, limit)
+        leads = _claim(lead_ids, limit, lane)
         if not leads:
             return RouteReport()
+        # One query; the coverage model is reloaded only if it changed since the last batch, and then here,
+        # before the routing lock is taken, rather than while holding it.
+        coverage.refresh().snapshot(now=timezone.now())
         routed = _prepare_all(leads)
         _exclude_reps_who_sent_back(routed)
 
@@ -258,7 +298,10 @@ def _route_batch(*, lead_ids: list[int] | None, limit: int) -> RouteReport:
             item.elapsed_ms += (time.perf_counter() - clock) * 1000
         report = _write(routed, snapshot, start_pointers, now)
     if report.assignment_ids:
-        notify_after_commit(report.assignment_ids)
+        # A batch with any live lead in it notifies in the live notify lane; a bulk batch's notices follow
+        # the bulk work.
+        bulk = all(lead.lane == Lead.Lane.BULK for lead in leads)
+        notify_after_commit(report.assignment_ids, lane=Lead.Lane.BULK if bulk else Lead.Lane.LIVE)
     return report
 
 
@@ -498,13 +541,15 @@ def record_assignments(assignments: list[Assignment], report: RouteReport) -> No
     report.assignment_ids.extend(assignment.pk for assignment in with_rep)
 
 
-def notify_after_commit(assignment_ids: list[int]) -> None:
-    from routing.tasks import notify_assignments
+def notify_after_commit(assignment_ids: list[int], *, lane: str = Lead.Lane.LIVE) -> None:
+    """Enqueue ``notify_assignments`` once the transaction commits: in the notify lane for live work, in
+    the bulk lane for bulk work (``routing.tasks.notify_assignments_send``)."""
+    from routing.tasks import notify_assignments_send
 
     def send() -> None:
         try:
             for start in range(0, len(assignment_ids), 500):
-                notify_assignments.delay(assignment_ids[start : start + 500])
+                notify_assignments_send(assignment_ids[start : start + 500], lane=lane)
         except Exception:  # The broker is down: the notifications stay pending for the retry sweep.
             logger.exception("Could not enqueue notifications for %d assignments.", len(assignment_ids))
 
@@ -529,7 +574,7 @@ def queued_leads_distribute(*, limit: int | None = None) -> RouteReport:
             return report
         routing_lock()
         now = timezone.now()
-        snapshot = snapshot_with_current_load(coverage.snapshot(now=now), now=now)
+        snapshot = snapshot_with_current_load(coverage.refresh().snapshot(now=now), now=now)
         start_pointers = {queue.id: queue.rr_pointer for queue in snapshot.queues}
         placed_leads = []
         assignments = []

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema_field
 from email_validator import EmailNotValidError, validate_email
@@ -299,10 +300,12 @@ def leads_receive(
        and start again from 2, which now finds that request's lead.
 
     Side effects: inserts Lead rows; after commit, enqueues ``route_leads`` for the
-    new leads in chunks of 500. A broker failure there is logged and swallowed:
-    the lead is stored as ``received`` and the periodic sweep routes it.
+    new leads in chunks of 500, in the leads' lane (``intake_lane``). A broker failure
+    there is logged and swallowed: the lead is stored as ``received`` and the periodic
+    sweep routes it.
     """
     batch = len(payloads) > 1
+    lane = intake_lane(count=len(payloads), lead_import=lead_import)
     keys = [
         (
             _key_text(payload, "source"),
@@ -315,15 +318,27 @@ def leads_receive(
         for attempt in range(3):
             try:
                 with transaction.atomic():
-                    received, new_ids = _receive(payloads, keys, intake_source=intake_source, lead_import=lead_import)
+                    received, new_ids = _receive(
+                        payloads, keys, intake_source=intake_source, lead_import=lead_import, lane=lane
+                    )
                 break
             except IntegrityError:
                 if attempt == 2:
                     raise
                 logger.info("Intake raced a concurrent request for the same lead; reading its lead instead.")
         for start in range(0, len(new_ids), ROUTE_CHUNK_SIZE):
-            transaction.on_commit(_route_leads_enqueuer(new_ids[start : start + ROUTE_CHUNK_SIZE]), robust=True)
+            transaction.on_commit(
+                _route_leads_enqueuer(new_ids[start : start + ROUTE_CHUNK_SIZE], lane=lane), robust=True
+            )
     return received
+
+
+def intake_lane(*, count: int, lead_import: LeadImport | None) -> str:
+    """The lane leads posted together travel in: bulk for a CSV import or a batch of more than
+    ``LEADROUTER_BULK_THRESHOLD`` leads, live otherwise (a form's single post, a small batch)."""
+    if lead_import is not None or count > settings.LEADROUTER_BULK_THRESHOLD:
+        return Lead.Lane.BULK
+    return Lead.Lane.LIVE
 
 
 def _receive(
@@ -332,6 +347,7 @@ def _receive(
     *,
     intake_source: ApiKey | None,
     lead_import: LeadImport | None,
+    lane: str,
 ) -> tuple[list[Received], list[int]]:
     """One attempt at steps 2 and 3 of ``leads_receive``."""
     external_ids = {external_id for _, external_id, _ in keys if external_id}
@@ -374,6 +390,7 @@ def _receive(
                 idempotency_key=idem,
                 lead_import=lead_import,
                 status=Lead.Status.RECEIVED,
+                lane=lane,
             )
     Lead.objects.bulk_create(list(new.values()))
 
@@ -389,10 +406,10 @@ def _receive(
     return received, [lead.pk for lead in new.values()]
 
 
-def _route_leads_enqueuer(lead_ids: list[int]) -> Callable[[], None]:
+def _route_leads_enqueuer(lead_ids: list[int], *, lane: str) -> Callable[[], None]:
     def enqueue() -> None:
         try:
-            tasks.route_leads.delay(lead_ids)
+            tasks.route_leads_send(lead_ids, lane=lane)
         except Exception:
             # The leads are stored as received; the periodic sweep routes them once the broker is back.
             logger.exception("Could not enqueue route_leads for %d leads; the sweep will route them.", len(lead_ids))

@@ -187,6 +187,12 @@ class Lead(models.Model):
 
     OPEN_STATUSES = (Status.ASSIGNED, Status.ACCEPTED, Status.WORKING)
 
+    class Lane(models.TextChoices):
+        """How the lead travels to routing: live leads never wait behind bulk work (docs/routing.md)."""
+
+        LIVE = "live", "Live"
+        BULK = "bulk", "Bulk"
+
     # Raw input, kept as received.
     raw_payload = models.JSONField(default=dict)
     external_id = models.CharField(max_length=200, blank=True)
@@ -255,6 +261,13 @@ class Lead(models.Model):
 
     # Routing outcome.
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED)
+    lane = models.CharField(
+        max_length=4,
+        choices=Lane.choices,
+        default=Lane.LIVE,
+        editable=False,
+        help_text="Live: a single post or a small batch. Bulk: a big batch or a CSV import.",
+    )
     owner = models.ForeignKey(Rep, null=True, blank=True, on_delete=models.PROTECT, related_name="leads")
     queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="leads")
     territory = models.ForeignKey(Territory, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
@@ -285,6 +298,11 @@ class Lead(models.Model):
             # The outbox sweep asks for leads still in "received" after N seconds.
             models.Index(
                 fields=["received_at"], condition=models.Q(status="received"), name="lead_received_outbox_idx"
+            ),
+            # A routing task fills its batch with the oldest waiting leads of its own lane: without the lane
+            # first, a live task would walk past a whole bulk backlog to find the live leads.
+            models.Index(
+                fields=["lane", "received_at"], condition=models.Q(status="received"), name="lead_received_lane_idx"
             ),
             # "My queue": a rep's open leads.
             models.Index(fields=["owner", "status"], name="lead_owner_status_idx"),

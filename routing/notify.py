@@ -245,7 +245,7 @@ def notifications_resend(*, notification_ids: list[int], by: Any = None) -> int:
 
         def enqueue() -> None:
             try:
-                tasks.notify_assignments.delay(assignment_ids)
+                tasks.notify_assignments_send(assignment_ids)
             except Exception:  # The broker is down: the notifications stay pending for the sweep.
                 logger.exception("Could not enqueue %d resent notifications.", len(rows))
 

@@ -32,6 +32,7 @@ from routing.engine.territories import match_territory
 from routing.models import Assignment, Lead
 from routing.selectors import account_facts, rep_loads, routing_snapshot
 from sla.models import LeadSla
+from territories.coverage_version import coverage_version_bump
 from territories.models import Account, Rep
 from territories.services import reps_deactivate
 
@@ -313,6 +314,9 @@ def rep_departure_apply(*, rep: Rep, by: Any) -> DeparturePlan:
     """
     by_name = by.get_full_name() or by.get_username()
     with transaction.atomic():
+        # A departure changes coverage (the rep, their accounts): take the coverage version's lock first, as
+        # every coverage write does, so an admin edit of this rep waits instead of deadlocking with it.
+        coverage_version_bump()
         rep = Rep.objects.select_for_update().select_related("user").get(pk=rep.pk)
         _lock_leads(Lead.objects.filter(owner=rep, status__in=Lead.OPEN_STATUSES))
         routing_lock()
@@ -356,5 +360,6 @@ def rep_departure_apply(*, rep: Rep, by: Any) -> DeparturePlan:
             account.owner_id = account_move.to_rep_id
             # One save per account (not a bulk update) so each change lands in the change history.
             account.save(update_fields=["owner", "updated_at"])
-        notify_after_commit(report.assignment_ids)
+        # A departure can move hundreds of leads at once: bulk work, whose notices must not hold up live ones.
+        notify_after_commit(report.assignment_ids, lane=Lead.Lane.BULK)
     return plan

@@ -285,7 +285,8 @@ def lead_not_mine(*, lead: Lead, by: User, reason: str, now: datetime | None = N
             clock.save(update_fields=["previous_owner_ids"])
         RepTask.objects.filter(lead_id=lead.pk, rep_id=owner_id, done_at__isnull=True).update(done_at=now)
         lead_id = lead.pk
-        transaction.on_commit(lambda: leads_route(lead_ids=[lead_id]))
+        # Routed in this request: take only live leads along, never a waiting import's.
+        transaction.on_commit(lambda: leads_route(lead_ids=[lead_id], lane=Lead.Lane.LIVE))
     lead.status, lead.owner_id, lead.receipt = Lead.Status.RECEIVED, None, receipt
     return True
 

@@ -6,6 +6,7 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from routing import services
+from routing.models import Lead
 
 
 @shared_task(bind=True, ignore_result=True)
@@ -15,11 +16,12 @@ def heartbeat(self: Task) -> None:
 
 
 @shared_task(ignore_result=True)
-def route_leads(lead_ids: list[int]) -> None:
-    """Route these leads, if they are still waiting. Intake sends this after commit."""
+def route_leads(lead_ids: list[int], lane: str | None = None) -> None:
+    """Route these leads, if they are still waiting, filling the batch with waiting leads of ``lane`` (any
+    lane when None). Intake sends this after commit with ``route_leads_send``."""
     from routing.dispatch import leads_route
 
-    leads_route(lead_ids=lead_ids)
+    leads_route(lead_ids=lead_ids, lane=lane)
 
 
 @shared_task(ignore_result=True)
@@ -37,6 +39,25 @@ def notify_assignments(assignment_ids: list[int]) -> None:
     from routing.notify import notifications_send
 
     notifications_send(assignment_ids=assignment_ids)
+
+
+# --- Lanes ----------------------------------------------------------------------------------------------
+# The queue names are read when a message is sent, not when this module loads, so a deployment (or a test)
+# can name its queues in settings.
+
+
+def route_leads_send(lead_ids: list[int], *, lane: str) -> None:
+    """Send ``route_leads`` for these leads to their lane's queue. Raises what the broker raises."""
+    queue = settings.LEADROUTER_QUEUE_BULK if lane == Lead.Lane.BULK else settings.LEADROUTER_QUEUE_LIVE
+    route_leads.apply_async(args=[lead_ids], kwargs={"lane": lane}, queue=queue)
+
+
+def notify_assignments_send(assignment_ids: list[int], *, lane: str = Lead.Lane.LIVE) -> None:
+    """Send ``notify_assignments`` for these assignments: live work's to the notify queue, bulk work's
+    (a big import, a departure) to the bulk queue, behind that work, so that a rep's notice of a live
+    lead never waits behind thousands of an import's. Raises what the broker raises."""
+    queue = settings.LEADROUTER_QUEUE_BULK if lane == Lead.Lane.BULK else settings.LEADROUTER_QUEUE_NOTIFY
+    notify_assignments.apply_async(args=[assignment_ids], queue=queue)
 
 
 @shared_task(ignore_result=True)

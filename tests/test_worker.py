@@ -5,9 +5,9 @@ The worker and beat run as separate processes, so each test commits its data
 on SQLite the test database file under var/ with the file-system broker, on
 PostgreSQL the ``test_…`` database with Redis or RabbitMQ.
 
-Every test sends and consumes on a queue of its own, so messages left by an
-earlier run, a parallel pytest-xdist process or a local ``make run`` never
-reach it, and it never takes theirs.
+Every test sends and consumes on queues of its own (a default queue and one per
+lane), so messages left by an earlier run, a parallel pytest-xdist process or a
+local ``make run`` never reach it, and it never takes theirs.
 
 Waits watch progress (leads routed, the processes' logs growing), never a
 budget for the whole job: on a busy machine the worker is slower, not stuck,
@@ -77,24 +77,43 @@ def database_url_for_test() -> str:
     return f"postgres://{auth}@{host}{port}/{quote(db['NAME'], safe='')}"
 
 
+# The settings that name each lane's queue (docs/routing.md, "Lanes").
+LANE_SETTINGS = {"live": "LEADROUTER_QUEUE_LIVE", "bulk": "LEADROUTER_QUEUE_BULK", "notify": "LEADROUTER_QUEUE_NOTIFY"}
+
+
+def lane_queues(queue: str) -> dict[str, str]:
+    """This test's queue for each lane, by lane, named after its default queue."""
+    return {lane: f"{queue}-{lane}" for lane in LANE_SETTINGS}
+
+
+def all_queues(queue: str) -> list[str]:
+    """The default queue and every lane's: what ``make run``'s worker serves."""
+    return [queue, *lane_queues(queue).values()]
+
+
 @pytest.fixture
-def celery_queue() -> Iterator[str]:
-    """A fresh queue, made the default so that ``.delay()`` here sends to it."""
+def celery_queue(settings) -> Iterator[str]:
+    """A fresh queue, made the default so that ``.delay()`` here sends to it, and a fresh queue for each
+    lane named after it, so that what intake, routing and the worker send by lane stays in this test."""
     name = f"test-{uuid.uuid4().hex[:12]}"
     default_queue = app.conf.task_default_queue
     app.conf.task_default_queue = name
+    for lane, queue_name in lane_queues(name).items():
+        setattr(settings, LANE_SETTINGS[lane], queue_name)
     yield name
     app.conf.task_default_queue = default_queue
-    # Leave no queue or binding behind: the test's queue and the worker's
+    # Leave no queue or binding behind: the test's queues and the worker's
     # remote-control queue, each declared again on this channel first so that
     # the channel knows the binding to remove.
     with app.connection_for_write() as broker:
-        task_queue = app.amqp.queues[name].bind(broker.default_channel)
         control_queue = app.control.mailbox(broker).get_queue(worker_name(name)).bind(broker.default_channel)
-        for queue in (task_queue, control_queue):
-            queue.declare()
-            queue.delete()
-        task_queue.exchange.delete()
+        control_queue.declare()
+        control_queue.delete()
+        for queue_name in all_queues(name):
+            task_queue = app.amqp.queues[queue_name].bind(broker.default_channel)
+            task_queue.declare()
+            task_queue.delete()
+            task_queue.exchange.delete()
 
 
 @pytest.fixture
@@ -111,8 +130,9 @@ def start_process(transactional_db: None, celery_queue: str, tmp_path: Path) -> 
         "DATABASE_URL": database_url_for_test(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "LEADROUTER_VAR_DIR": str(settings.VAR_DIR),
-        # Tasks the worker sends itself (notifications after routing) stay on this test's queue.
+        # Tasks the worker sends itself (notifications after routing) stay on this test's queues.
         "CELERY_TASK_DEFAULT_QUEUE": celery_queue,
+        **{LANE_SETTINGS[lane]: queue_name for lane, queue_name in lane_queues(celery_queue).items()},
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -153,13 +173,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def start_worker(
-    start_process: StartProcess, queue: str, extra_env: dict[str, str] | None = None, name: str = "worker"
+    start_process: StartProcess,
+    queue: str,
+    extra_env: dict[str, str] | None = None,
+    name: str = "worker",
+    queues: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """A worker serving ``queues``: by default the test's default queue and every lane, as ``make run``'s."""
+    served = ",".join(queues or all_queues(queue))
     return start_process(
         name,
         [
             *("-m", "celery", "--app", "leadrouter", "worker"),
-            *("--queues", queue, "--hostname", worker_name(queue), "--concurrency", "1", "--loglevel", "INFO"),
+            *("--queues", served, "--hostname", worker_name(queue), "--concurrency", "1", "--loglevel", "INFO"),
             *("--without-gossip", "--without-mingle", "--without-heartbeat"),
         ],
         extra_env or {},
@@ -367,3 +393,34 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_routes_nothing_twice(
     wait_until_routed(lead_ids, [worker, beat])
 
     assert_routed_exactly_once(lead_ids, reps)
+
+
+def test_a_live_lead_is_routed_while_a_bulk_import_waits(
+    client: Client, start_process: StartProcess, celery_queue: str, inbound: tuple[Queue, list[Rep]]
+) -> None:
+    _queue, reps = inbound
+    _key, raw_key = apikey_create(name="Website form", scopes=["leads:write"])
+    lanes = lane_queues(celery_queue)
+    # A batch of 500 is bulk work; nobody serves the bulk lane yet, as when its workers are all busy.
+    bulk_ids = post_leads(client, raw_key, 500)
+    live_worker = start_worker(start_process, celery_queue, queues=[celery_queue, lanes["live"], lanes["notify"]])
+
+    [live_id] = post_leads(client, raw_key, 1, start=500)
+    wait_until_routed([live_id], [live_worker])
+
+    assert Lead.objects.get(pk=live_id).status == Lead.Status.ASSIGNED
+    # The live task took none of the older bulk leads along: they all still wait for the bulk lane.
+    assert Lead.objects.filter(pk__in=bulk_ids, status=Lead.Status.RECEIVED).count() == len(bulk_ids)
+    # The rep heard of the live lead through the notify lane.
+    wait_for_progress(
+        lambda: (Notification.objects.filter(lead_id=live_id, status="sent").count(), output_of([live_worker])),
+        lambda value: value[0] >= 1,
+        what="the live lead's notifications not sent (count, log bytes)",
+        check=alive([live_worker]),
+    )
+
+    # A worker serving every lane takes the import: nothing waited in vain, nothing is routed twice.
+    stop(live_worker)
+    worker = start_worker(start_process, celery_queue)
+    wait_until_routed(bulk_ids, [worker])
+    assert_routed_exactly_once([live_id, *bulk_ids], reps)

@@ -45,9 +45,12 @@ from django.db.models import Max
 from leadrouter.bench import scratch_database
 from routing.models import Lead
 from routing.services import apikey_create
+from territories.coverage_version import coverage_version_bump
 from territories.models import OutOfOffice, Rep, WorkingHours
 
 READY_SECONDS = 60
+# The lanes intake and routing send to (settings LEADROUTER_QUEUE_LIVE, _BULK, _NOTIFY).
+LANES = ("live", "bulk", "notify")
 
 
 class Command(BaseCommand):
@@ -90,6 +93,7 @@ class Command(BaseCommand):
         WorkingHours.objects.all().delete()
         OutOfOffice.objects.all().delete()
         Rep.objects.update(active=True, max_open_leads=10_000_000, daily_cap=None)
+        coverage_version_bump()  # QuerySet.update sends no signals; workers must reload the reps.
         _key, raw_key = apikey_create(name=f"bench-{uuid.uuid4().hex[:6]}")
         return raw_key
 
@@ -104,6 +108,8 @@ class Command(BaseCommand):
             "DATABASE_URL": f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "CELERY_TASK_DEFAULT_QUEUE": queue,
+            # The lanes get queues of this run's own too; the worker serves them all, as make run's does.
+            **{f"LEADROUTER_QUEUE_{lane.upper()}": f"{queue}-{lane}" for lane in LANES},
             "DEBUG": "false",
             "SECRET_KEY": "bench-" + uuid.uuid4().hex,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -128,7 +134,8 @@ class Command(BaseCommand):
             ),
             subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "celery", "--app", "leadrouter", "worker", "--queues", queue),
+                    *(sys.executable, "-m", "celery", "--app", "leadrouter", "worker"),
+                    *("--queues", ",".join([queue, *(f"{queue}-{lane}" for lane in LANES)])),
                     *("--concurrency", str(options["workers"]), "--loglevel", "WARNING"),
                     *("--hostname", f"{queue}@bench", "--without-gossip", "--without-mingle", "--without-heartbeat"),
                 ],

@@ -1,0 +1,216 @@
+"""Lanes: live leads, bulk work and notifications travel in queues of their own, so a live lead never waits
+behind a bulk import. Each test reads the messages actually published to the broker, on queues of its own."""
+
+import io
+
+import pytest
+from rest_framework.test import APIClient
+
+from leadrouter.celery import app
+from routing.dispatch import leads_route, leads_route_stale
+from routing.lead_import import leads_import_csv
+from routing.models import Lead, Notification, Rule
+from routing.notify import notifications_plan, notifications_resend
+from routing.reassign import rep_departure_apply
+from routing.services import apikey_create
+from tests import test_worker
+from tests.factories import (
+    AssignmentFactory,
+    LeadFactory,
+    QueueFactory,
+    QueueMembershipFactory,
+    RepFactory,
+    TerritoryCriterionFactory,
+    TerritoryFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+# A default queue and one queue per lane of this test's own, removed from the broker afterwards.
+celery_queue = test_worker.celery_queue
+
+
+@pytest.fixture
+def lanes(celery_queue: str) -> dict[str, str]:
+    return {"default": celery_queue, **test_worker.lane_queues(celery_queue)}
+
+
+def published(queue_name: str) -> list[tuple[str, list, dict]]:
+    """The tasks waiting in this broker queue, taken off it: (task name, args, kwargs) each."""
+    found = []
+    with app.connection_for_write() as broker:
+        queue = app.amqp.queues[queue_name].bind(broker.default_channel)
+        queue.declare()
+        while (message := queue.get(no_ack=True, accept=["json"])) is not None:
+            args, kwargs, _embed = message.decode()
+            found.append((message.headers["task"], args, kwargs))
+    return found
+
+
+def everything_published(lanes: dict[str, str]) -> dict[str, list[tuple[str, list, dict]]]:
+    return {lane: published(queue_name) for lane, queue_name in lanes.items()}
+
+
+@pytest.fixture
+def form_client() -> APIClient:
+    _key, raw_key = apikey_create(name="Website demo form", scopes=["leads:write"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {raw_key}")
+    return client
+
+
+def post(client: APIClient, body) -> list[int]:
+    response = client.post("/api/v1/leads/", body, format="json")
+    assert response.status_code == 201, response.content
+    data = response.json()
+    return [row["id"] for row in data["leads"]] if isinstance(body, list) else [data["id"]]
+
+
+def batch(count: int, *, start: int = 0) -> list[dict]:
+    return [{"email": f"buyer{n}@prospect{n}.example", "country": "DE"} for n in range(start, start + count)]
+
+
+def test_a_single_post_and_a_small_batch_travel_in_the_live_lane(
+    lanes, form_client, settings, django_capture_on_commit_callbacks
+):
+    settings.LEADROUTER_BULK_THRESHOLD = 10
+    with django_capture_on_commit_callbacks(execute=True):
+        [single] = post(form_client, {"email": "max@prospect.de", "country": "DE"})
+        small = post(form_client, batch(10))
+
+    assert everything_published(lanes) == {
+        "default": [],
+        "live": [
+            ("routing.tasks.route_leads", [[single]], {"lane": "live"}),
+            ("routing.tasks.route_leads", [small], {"lane": "live"}),
+        ],
+        "bulk": [],
+        "notify": [],
+    }
+    assert set(Lead.objects.values_list("lane", flat=True)) == {"live"}
+
+
+def test_a_batch_over_the_threshold_travels_in_the_bulk_lane(
+    lanes, form_client, settings, django_capture_on_commit_callbacks
+):
+    settings.LEADROUTER_BULK_THRESHOLD = 10
+    with django_capture_on_commit_callbacks(execute=True):
+        eleven = post(form_client, batch(11))
+        five_hundred = post(form_client, batch(500, start=11))
+
+    sent = everything_published(lanes)
+    assert sent["bulk"] == [
+        ("routing.tasks.route_leads", [eleven], {"lane": "bulk"}),
+        ("routing.tasks.route_leads", [five_hundred], {"lane": "bulk"}),
+    ]
+    assert sent["live"] == sent["notify"] == sent["default"] == []
+    assert Lead.objects.filter(lane="bulk").count() == 511
+
+
+def test_a_csv_import_travels_in_the_bulk_lane_however_small(lanes, django_capture_on_commit_callbacks):
+    text = "email,company,country\nana@nordwind.de,Nordwind,DE\ncleo@westend.ch,Westend,CH\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_import_csv(file=io.BytesIO(text.encode()), file_name="leads.csv", created_by=None, skip_invalid=False)
+
+    ids = sorted(Lead.objects.values_list("pk", flat=True))
+    sent = everything_published(lanes)
+    assert sent["bulk"] == [("routing.tasks.route_leads", [ids], {"lane": "bulk"})]
+    assert sent["live"] == sent["notify"] == []
+
+
+@pytest.fixture
+def dach():
+    queue = QueueFactory(name="DACH Inbound")
+    reps = []
+    for position, username in enumerate(("anna", "ben")):
+        rep = RepFactory(user=UserFactory(username=username, email=f"{username}@seller.example"), time_zone="UTC")
+        QueueMembershipFactory(queue=queue, rep=rep, position=position)
+        reps.append(rep)
+    territory = TerritoryFactory(name="DACH", queue=queue)
+    TerritoryCriterionFactory(territory=territory, kind="country", value="DE")
+    Rule.objects.create(name="By territory", position=10, action=Rule.Action.TERRITORY)
+    return reps
+
+
+def received(lane: str, n: int) -> Lead:
+    """A lead as intake stores it in ``lane``."""
+    return Lead.objects.create(raw_payload={"email": f"lead{n}@prospect{n}.de", "country": "DE"}, lane=lane)
+
+
+def test_a_live_task_takes_only_live_leads_along_and_a_bulk_task_only_bulk_leads(dach):
+    backlog = [received("bulk", n) for n in range(5)]
+    live = [received("live", n) for n in range(5, 8)]
+
+    report = leads_route(lead_ids=[live[0].pk], lane="live")
+
+    assert report.leads == 3
+    assert set(Lead.objects.exclude(status="received").values_list("pk", flat=True)) == {lead.pk for lead in live}
+
+    later_live = received("live", 8)
+    report = leads_route(lead_ids=[backlog[0].pk], lane="bulk")
+
+    assert report.leads == 5
+    assert list(Lead.objects.filter(status="received").values_list("pk", flat=True)) == [later_live.pk]
+
+
+def test_the_sweep_routes_leads_of_every_lane_live_ones_first(dach, settings):
+    settings.LEADROUTER_ROUTING_BATCH_SIZE = 2
+    backlog = [received("bulk", n) for n in range(3)]
+    live = received("live", 3)
+
+    leads_route_stale(older_than_seconds=0)
+
+    assert not Lead.objects.filter(status="received").exists()
+    live.refresh_from_db()
+    routed_at = sorted(Lead.objects.filter(pk__in=[lead.pk for lead in backlog]).values_list("routed_at", flat=True))
+    # The first batch took the live lead although three bulk leads had waited longer.
+    assert live.routed_at == routed_at[0] < routed_at[-1]
+
+
+def test_routing_notifies_live_leads_in_the_notify_lane_and_bulk_work_behind_the_bulk_lane(
+    lanes, dach, django_capture_on_commit_callbacks
+):
+    live = received("live", 1)
+    bulk = received("bulk", 2)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_route(lead_ids=[live.pk], lane="live")
+        leads_route(lead_ids=[bulk.pk], lane="bulk")
+
+    live_assignment = live.assignments.get().pk
+    bulk_assignment = bulk.assignments.get().pk
+    sent = everything_published(lanes)
+    assert sent["notify"] == [("routing.tasks.notify_assignments", [[live_assignment]], {})]
+    assert sent["bulk"] == [("routing.tasks.notify_assignments", [[bulk_assignment]], {})]
+    assert sent["live"] == sent["default"] == []
+
+
+def test_a_departure_notifies_behind_the_bulk_lane(lanes, dach, revops, django_capture_on_commit_callbacks):
+    anna, _ben = dach
+    leads = [LeadFactory(owner=anna, status="assigned", country="DE") for _ in range(3)]
+    for lead in leads:
+        AssignmentFactory(lead=lead, rep=anna)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        rep_departure_apply(rep=anna, by=revops)
+
+    sent = everything_published(lanes)
+    assert [name for name, _args, _kwargs in sent["bulk"]] == ["routing.tasks.notify_assignments"]
+    assert len(sent["bulk"][0][1][0]) == 3
+    assert sent["notify"] == sent["live"] == []
+
+
+def test_a_resent_notification_travels_in_the_notify_lane(lanes, dach, django_capture_on_commit_callbacks):
+    anna, _ben = dach
+    assignment = AssignmentFactory(lead=LeadFactory(owner=anna, status="assigned"), rep=anna, queue=QueueFactory())
+    notifications, _task = notifications_plan(assignment=assignment)
+    Notification.objects.bulk_create(notifications)
+    Notification.objects.update(status="failed", attempts=1)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications_resend(notification_ids=list(Notification.objects.values_list("pk", flat=True))) == 1
+
+    sent = everything_published(lanes)
+    assert sent["notify"] == [("routing.tasks.notify_assignments", [[assignment.pk]], {})]
+    assert sent["bulk"] == sent["live"] == []
