@@ -1,13 +1,14 @@
 """factory-boy factories for every model. Defaults build a valid, minimal row."""
 
 import datetime as dt
+from typing import cast
 
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from routing.models import Assignment, Lead, Queue, QueueMembership
+from routing.models import Assignment, Lead, Queue, QueueMembership, Rule
 from territories.models import (
     Account,
     AccountDomain,
@@ -184,3 +185,16 @@ class AssignmentFactory(DjangoModelFactory):
     lead = factory.SubFactory(LeadFactory)
     rep = factory.SubFactory(RepFactory)
     assigned_at = factory.LazyFunction(timezone.now)
+
+
+def dach_coverage() -> Queue:
+    """The smallest coverage that routes a German lead to a rep: a "DACH Inbound" queue with anna and ben
+    (UTC, no working hours: always on), a DACH territory on country DE, and one rule routing by territory."""
+    queue = cast(Queue, QueueFactory(name="DACH Inbound"))  # factory-boy types the call as the factory
+    for position, username in enumerate(("anna", "ben")):
+        rep = RepFactory(user=UserFactory(username=username, email=f"{username}@seller.example"), time_zone="UTC")
+        QueueMembershipFactory(queue=queue, rep=rep, position=position)
+    territory = TerritoryFactory(name="DACH", queue=queue)
+    TerritoryCriterionFactory(territory=territory, kind="country", value="DE")
+    Rule.objects.create(name="By territory", position=10, action=Rule.Action.TERRITORY)
+    return queue

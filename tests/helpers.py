@@ -1,10 +1,13 @@
 """Small helpers the tests share: admin pages, CSV, threads, and waiting on work done elsewhere."""
 
+import contextlib
 import csv
 import io
+import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import pytest
@@ -137,3 +140,52 @@ def run_together(*work: Callable[[], object], progress: Callable[[], Any] | None
         thread.start()
     join_all(threads, what="workers", progress=progress)
     return errors
+
+
+class SlackServer:
+    """A stand-in for Slack's incoming webhooks: records each POST and answers with the status set for its path."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict] = []
+        self.statuses: dict[str, int] = {}
+        self.hanging: set[str] = set()
+        self.release = threading.Event()
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                recorder.posts.append({"path": self.path, "json": json.loads(body)})
+                if self.path in recorder.hanging:
+                    recorder.release.wait(10)
+                status = recorder.statuses.get(self.path, 200)
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"ok" if status == 200 else b"error")
+
+            def log_message(self, format, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def paths(self) -> list[str]:
+        return sorted(post["path"] for post in self.posts)
+
+
+@contextlib.contextmanager
+def slack_server() -> Iterator[SlackServer]:
+    """A running ``SlackServer``, shut down (and any hanging request released) on exit."""
+    server = SlackServer()
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.server.shutdown()
+        server.server.server_close()

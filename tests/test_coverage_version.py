@@ -27,14 +27,9 @@ from tests.factories import (
     AccountDomainFactory,
     AccountFactory,
     OutOfOfficeFactory,
-    QueueFactory,
-    QueueMembershipFactory,
-    RepFactory,
     SkillFactory,
-    TerritoryCriterionFactory,
-    TerritoryFactory,
-    UserFactory,
     WorkingHoursFactory,
+    dach_coverage,
 )
 from tests.helpers import admin_url, inline_management
 
@@ -57,13 +52,7 @@ def worker(monkeypatch):
 
 @pytest.fixture
 def dach():
-    queue = QueueFactory(name="DACH Inbound")
-    for position, username in enumerate(("anna", "ben")):
-        rep = RepFactory(user=UserFactory(username=username, email=f"{username}@seller.example"), time_zone="UTC")
-        QueueMembershipFactory(queue=queue, rep=rep, position=position)
-    territory = TerritoryFactory(name="DACH", queue=queue)
-    TerritoryCriterionFactory(territory=territory, kind="country", value="DE")
-    Rule.objects.create(name="By territory", position=10, action=Rule.Action.TERRITORY)
+    queue = dach_coverage()
     # Scoring creates its thresholds row with the defaults on first use, which is a coverage change of its own.
     ScoringThresholds.current()
     return queue

@@ -7,17 +7,14 @@ import time_machine
 
 from routing import dispatch
 from routing.dispatch import leads_route, leads_route_stale, queued_leads_distribute
-from routing.models import Assignment, Lead, Notification, Queue, RepTask, Rule, ScoringRule
+from routing.models import Assignment, Lead, Notification, Queue, RepTask, ScoringRule
 from tests.factories import (
     AccountDomainFactory,
     AccountFactory,
     OutOfOfficeFactory,
-    QueueFactory,
-    QueueMembershipFactory,
     RepFactory,
-    TerritoryCriterionFactory,
-    TerritoryFactory,
     UserFactory,
+    dach_coverage,
 )
 
 pytestmark = pytest.mark.django_db
@@ -28,13 +25,7 @@ MONDAY = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def dach():
-    queue = QueueFactory(name="DACH Inbound")
-    for position, username in enumerate(("anna", "ben")):
-        rep = RepFactory(user=UserFactory(username=username, email=f"{username}@seller.example"), time_zone="UTC")
-        QueueMembershipFactory(queue=queue, rep=rep, position=position)
-    territory = TerritoryFactory(name="DACH", queue=queue)
-    TerritoryCriterionFactory(territory=territory, kind="country", value="DE")
-    Rule.objects.create(name="By territory", position=10, action=Rule.Action.TERRITORY)
+    queue = dach_coverage()
     return queue
 
 

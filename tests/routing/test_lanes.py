@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from leadrouter.celery import app
 from routing.dispatch import leads_route, leads_route_stale
 from routing.lead_import import leads_import_csv
-from routing.models import Lead, Notification, Rule
+from routing.models import Lead, Notification
 from routing.notify import notifications_plan, notifications_resend
 from routing.reassign import rep_departure_apply
 from routing.services import apikey_create
@@ -18,11 +18,7 @@ from tests.factories import (
     AssignmentFactory,
     LeadFactory,
     QueueFactory,
-    QueueMembershipFactory,
-    RepFactory,
-    TerritoryCriterionFactory,
-    TerritoryFactory,
-    UserFactory,
+    dach_coverage,
 )
 
 pytestmark = pytest.mark.django_db
@@ -121,16 +117,8 @@ def test_a_csv_import_travels_in_the_bulk_lane_however_small(lanes, django_captu
 
 @pytest.fixture
 def dach():
-    queue = QueueFactory(name="DACH Inbound")
-    reps = []
-    for position, username in enumerate(("anna", "ben")):
-        rep = RepFactory(user=UserFactory(username=username, email=f"{username}@seller.example"), time_zone="UTC")
-        QueueMembershipFactory(queue=queue, rep=rep, position=position)
-        reps.append(rep)
-    territory = TerritoryFactory(name="DACH", queue=queue)
-    TerritoryCriterionFactory(territory=territory, kind="country", value="DE")
-    Rule.objects.create(name="By territory", position=10, action=Rule.Action.TERRITORY)
-    return reps
+    queue = dach_coverage()
+    return [membership.rep for membership in queue.memberships.order_by("position")]
 
 
 def received(lane: str, n: int) -> Lead:

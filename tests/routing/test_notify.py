@@ -5,11 +5,9 @@ SMTP backend pointed at a closed port), so only the network edge is stood in for
 """
 
 import datetime as dt
-import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import factory
@@ -22,7 +20,7 @@ from factory.django import DjangoModelFactory
 from routing.models import Assignment, Notification, RepTask, Rule
 from routing.notify import notifications_plan, notifications_retry_failed, notifications_send, notifications_sweep
 from tests.factories import AccountFactory, AssignmentFactory, LeadFactory, QueueFactory, RepFactory, UserFactory
-from tests.helpers import STALL_SECONDS, join_all
+from tests.helpers import STALL_SECONDS, join_all, slack_server
 
 SUMMARY = "Country DE matched rule 'DACH enterprise'; round robin in DACH queue picked jane."
 
@@ -66,50 +64,10 @@ def notification(assignment: Assignment, kind: str) -> Notification:
     return Notification.objects.get(assignment=assignment, kind=kind)
 
 
-class SlackServer:
-    """A stand-in for Slack's incoming webhooks: records each POST and answers with the status set for its path."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict] = []
-        self.statuses: dict[str, int] = {}
-        self.hanging: set[str] = set()
-        self.release = threading.Event()
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                recorder.posts.append({"path": self.path, "json": json.loads(body)})
-                if self.path in recorder.hanging:
-                    recorder.release.wait(10)
-                status = recorder.statuses.get(self.path, 200)
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.end_headers()
-                self.wfile.write(b"ok" if status == 200 else b"error")
-
-            def log_message(self, format, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def paths(self) -> list[str]:
-        return sorted(post["path"] for post in self.posts)
-
-
 @pytest.fixture
 def slack():
-    server = SlackServer()
-    server.thread.start()
-    yield server
-    server.release.set()
-    server.server.shutdown()
-    server.server.server_close()
+    with slack_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ hand are not bound by them.
 import datetime as dt
 import decimal
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core import mail
@@ -21,7 +19,7 @@ from routing.dispatch import leads_route
 from routing.models import Lead, Notification, Rule
 from routing.notify import notifications_send
 from tests.factories import AssignmentFactory, LeadFactory, QueueFactory, QueueMembershipFactory
-from tests.helpers import admin_url
+from tests.helpers import admin_url, slack_server
 
 DEEP = 400
 HUGE = 1_000_000
@@ -149,36 +147,10 @@ def test_many_answers_and_pages_end_with_a_count_of_the_rest():
 # --- A stored lead on every surface ----------------------------------------------------------------------
 
 
-class SlackServer:
-    """A stand-in for a Slack incoming webhook on 127.0.0.1 that records what was posted."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                recorder.posts.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
 @pytest.fixture
 def slack():
-    server = SlackServer()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with slack_server() as server:
+        yield server
 
 
 @pytest.fixture
@@ -186,7 +158,7 @@ def hostile_lead(rep, on_postgres, slack):
     """A lead stored with hostile form answers and page history, routed to ``rep`` through the real router."""
     rep.user.email = "rep@seller.example"
     rep.user.save()
-    rep.slack_webhook_url = slack.url
+    rep.slack_webhook_url = slack.url("/hook")
     rep.save()
     queue = QueueFactory(name="Inbound")
     QueueMembershipFactory(queue=queue, rep=rep)
@@ -225,7 +197,7 @@ def test_the_rep_is_told_by_email_and_slack(hostile_lead, slack):
         assert "\x00" not in body and "\udfff" not in body
     message.message().as_bytes()  # The whole message encodes.
     [post] = slack.posts
-    assert "Dee Nest (Deep Nest GmbH)" in post["text"]
+    assert "Dee Nest (Deep Nest GmbH)" in post["json"]["text"]
 
 
 def test_the_rep_page_shows_the_lead_with_visible_cuts(client, rep, hostile_lead):
