@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from routing import access, charts, reports
 from routing.notify import notifications_resend
-from sla.views import duration_label, shell
+from routing.pages import duration_label, shell
 
 
 def _minutes(seconds: float | None) -> float | None:

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from routing.access import lead_for_requester
 from routing.models import Lead, Queue
+from routing.pages import shell
 from routing.render import form_answer_pairs, json_text, page_history_lines
 from routing.selectors import broker_status, heartbeat_status, lead_history, leads_for_rep, queues_for_rep
 from routing.services import (
@@ -32,7 +33,6 @@ from routing.services import (
 )
 from sla.models import LeadSla, Touch
 from sla.services import TouchTimeError, sla_state, touch_log
-from sla.views import shell
 
 logger = logging.getLogger(__name__)
 

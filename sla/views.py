@@ -22,6 +22,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from routing.access import is_revops, roles_of
+from routing.pages import duration_label, shell
 from sla.forms import STATUS_ALL, EscalationFilterForm, EscalationHandleForm
 from sla.models import Escalation, LeadSla
 from sla.selectors import escalation_for_handling, escalation_ids_user_may_handle, escalations_for_user
@@ -46,40 +47,6 @@ class LoginView(auth_views.LoginView):
         if hasattr(user, "rep"):
             return reverse("my-leads")
         return reverse("escalations")
-
-
-def shell(request: HttpRequest, *, current: str = "") -> dict[str, Any]:
-    """What the page shell (``base.html``) shows beyond the user: which links, and which is the current page.
-
-    Links follow ``routing.access``: a rep gets their leads; RevOps and anyone who manages (a team, direct
-    reports, a delegated queue) the team board, the escalations and the reports. Works as a template context
-    processor too; each page view merges it into its context for now.
-    """
-    roles = roles_of(request.user)
-    manages = roles.is_revops or roles.manages
-    return {
-        "shell": {
-            "show_my_leads": roles.is_rep,
-            "show_team": manages,
-            "show_escalations": manages,
-            "show_reports": manages,
-            "current": current,
-        }
-    }
-
-
-def duration_label(seconds: float) -> str:
-    """A short human duration: "45 s" is too precise for a manager, so "<1 min", "12 min", "3 h 5 min", "2 d 4 h"."""
-    minutes = int(abs(seconds) // 60)
-    if minutes < 1:
-        return "<1 min"
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 @dataclass

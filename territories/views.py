@@ -23,9 +23,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from routing.access import acting_reps, delegable_queues, managed_open_leads, roles_of
 from routing.models import Queue
+from routing.pages import duration_label, shell
 from routing.reassign import ReassignError, departure_plan, leads_reassign, rep_departure_apply
 from routing.services import DelegationError, queue_delegate, queue_deputies, queue_undelegate
-from sla.views import duration_label, shell, sla_view
+from sla.views import sla_view
 from territories import selectors
 from territories.models import Rep
 from territories.services import reps_set_out_of_office
