@@ -342,26 +342,3 @@ def queues_for_rep(*, user: Any) -> list[Queue]:
         .annotate(waiting=Count("leads", filter=Q(leads__status=Lead.Status.QUEUED)))
         .order_by("name")
     )
-
-
-def lead_history(*, lead: Lead) -> dict[str, Any]:
-    """What the lead's page shows beyond the lead row: its clock, assignments, touches and escalations."""
-    from sla.models import Escalation, LeadSla, Touch
-
-    return {
-        "lead_sla": LeadSla.objects.select_related("policy", "calendar")
-        .prefetch_related("policy__steps", "calendar__hours", "calendar__closed_dates")
-        .filter(lead=lead)
-        .first(),
-        "assignments": list(
-            Assignment.objects.select_related("rep__user", "queue", "assigned_by")
-            .filter(lead=lead)
-            .order_by("-assigned_at", "-pk")
-        ),
-        "touches": list(Touch.objects.select_related("by").filter(lead=lead).order_by("-at", "-pk")),
-        "escalations": list(
-            Escalation.objects.select_related("step", "rep__user", "to_rep__user", "to_queue")
-            .filter(lead=lead)
-            .order_by("-fired_at", "-pk")
-        ),
-    }

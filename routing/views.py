@@ -1,28 +1,21 @@
-"""Server-rendered pages of the routing app: health for load balancers, and the rep's pages (my leads, take
-next, the lead page and its actions). Each page view checks access, calls a selector or a service and
-renders; who may see a lead is decided in routing.access."""
+"""Server-rendered pages of the routing app: health for load balancers, and the rep's actions on leads (take
+next from a shared queue; accept, disqualify, nurture, not mine). Each view checks access, calls a service and
+redirects; who may see a lead is decided in routing.access. The pages that show a lead with its first-touch
+clock (my leads, the lead page, logging a touch) are in ``sla.lead_views``."""
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from routing.access import lead_for_requester
 from routing.models import Lead, Queue
-from routing.pages import shell
-from routing.render import form_answer_pairs, json_text, page_history_lines
-from routing.selectors import broker_status, heartbeat_status, lead_history, leads_for_rep, queues_for_rep
+from routing.selectors import broker_status, heartbeat_status
 from routing.services import (
     LeadActionError,
     lead_accept,
@@ -31,8 +24,7 @@ from routing.services import (
     lead_nurture,
     lead_take_next,
 )
-from sla.models import LeadSla, Touch
-from sla.services import TouchTimeError, sla_state, touch_log
+from territories.models import Rep
 
 logger = logging.getLogger(__name__)
 
@@ -63,122 +55,22 @@ def healthz(request: HttpRequest) -> JsonResponse:
     )
 
 
-# --- The rep's pages: my leads, take next, the lead page and its actions --------------------------------
-from territories.models import Rep  # noqa: E402
-
-OPEN_STATUS_CHOICES = [("", "All open")] + [(status.value, status.label) for status in Lead.OPEN_STATUSES]
+# --- The rep's actions: take next, and the lead's status -----------------------------------------------
 
 
-class MyLeadsFilterForm(forms.Form):
-    status = forms.ChoiceField(choices=OPEN_STATUS_CHOICES, required=False)
-    queue = forms.ModelChoiceField(queryset=Queue.objects.none(), required=False, empty_label="All queues")
-
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # The queues of the rep's own leads and the queues they belong to: nothing else is worth filtering by.
-        queue_field = self.fields["queue"]
-        assert isinstance(queue_field, forms.ModelChoiceField)
-        queue_field.queryset = (
-            Queue.objects.filter(Q(leads__owner__user=user) | Q(memberships__rep__user=user))
-            .distinct()
-            .order_by("name")
-        )
-
-
-def countdown_label(seconds: float) -> str:
-    """What the live clock shows: "due in 12:30", "due in 2:05:30", "overdue 3:10" past the due time, and
-    whole days and hours beyond a day ("overdue 3 d 4 h": seconds no longer matter). The inline script on the
-    page formats the same way every second."""
-    whole = int(abs(seconds))
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    clock = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-    clock = f"{days} d {hours} h" if days else clock
-    return f"due in {clock}" if seconds >= 0 else f"overdue {clock}"
-
-
-@dataclass
-class Clock:
-    """A lead's SLA clock as the rep's pages show it."""
-
-    state: str
-    label: str
-    due_at: datetime | None
-    countdown: str
-    touched_at: datetime | None
-
-    @property
-    def ticking(self) -> bool:
-        return self.due_at is not None and self.touched_at is None
-
-
-def clock_for(lead_sla: LeadSla | None, *, now: datetime) -> Clock:
-    if lead_sla is None:
-        return Clock(state=LeadSla.State.NONE, label="No SLA", due_at=None, countdown="", touched_at=None)
-    state = LeadSla.State(sla_state(lead_sla=lead_sla, now=now))
-    ticking = lead_sla.due_at is not None and lead_sla.touched_at is None
-    countdown = countdown_label((lead_sla.due_at - now).total_seconds()) if ticking and lead_sla.due_at else ""
-    return Clock(
-        state=state.value,
-        label=state.label,
-        due_at=lead_sla.due_at,
-        countdown=countdown,
-        touched_at=lead_sla.touched_at,
-    )
-
-
-@dataclass
-class LeadRow:
-    lead: Lead
-    name: str
-    clock: Clock
-
-
-def _rep_of(request: HttpRequest) -> Rep | None:
+def rep_of(request: HttpRequest) -> Rep | None:
+    """The signed-in user's rep, or None for anyone who is not a rep."""
     user = request.user
     if not user.is_authenticated:
         return None
     return Rep.objects.select_related("user").filter(user=user).first()
 
 
-def lead_name(lead: Lead) -> str:
-    return " ".join(part for part in (lead.first_name, lead.last_name) if part) or lead.email or f"Lead {lead.pk}"
-
-
-@require_GET
-@login_required
-def my_leads(request: HttpRequest) -> HttpResponse:
-    """The signed-in rep's open leads, the most urgent SLA first, and the shared queues they can take from."""
-    form = MyLeadsFilterForm(request.GET or None, user=request.user)
-    filters: dict[str, Any] = {}
-    if form.is_bound:
-        form.is_valid()
-        filters = form.cleaned_data
-    queue = filters.get("queue")
-    leads = leads_for_rep(user=request.user, status=filters.get("status") or "", queue_id=queue.pk if queue else None)
-    now = timezone.now()
-    rows = [
-        LeadRow(lead=lead, name=lead_name(lead), clock=clock_for(getattr(lead, "sla", None), now=now)) for lead in leads
-    ]
-    return render(
-        request,
-        "routing/pages/my_leads.html",
-        {
-            "form": form,
-            "rows": rows,
-            "queues": queues_for_rep(user=request.user),
-            "is_rep": _rep_of(request) is not None,
-            **shell(request, current="my-leads"),
-        },
-    )
-
-
 @require_POST
 @login_required
 def take_next(request: HttpRequest, queue_id: int) -> HttpResponse:
     """Take the oldest lead waiting in one of the rep's shared queues."""
-    rep = _rep_of(request)
+    rep = rep_of(request)
     queue = Queue.objects.filter(pk=queue_id, memberships__rep=rep).first() if rep is not None else None
     if rep is None or queue is None:
         raise Http404("No such queue.")
@@ -194,49 +86,21 @@ def take_next(request: HttpRequest, queue_id: int) -> HttpResponse:
     return HttpResponseRedirect(reverse("lead-page", args=[lead.pk]))
 
 
-@require_GET
-@login_required
-def lead_page(request: HttpRequest, lead_id: int) -> HttpResponse:
-    """Everything about one lead on one page: contact, account, answers, why it is yours, the clock, history."""
-    lead = lead_for_requester(requester=request.user, lead_id=lead_id)
-    if lead is None:
-        raise Http404("No such lead.")
-    history = lead_history(lead=lead)
-    now = timezone.now()
-    return render(
-        request,
-        "routing/pages/lead_detail.html",
-        {
-            "lead": lead,
-            "name": lead_name(lead),
-            "clock": clock_for(history["lead_sla"], now=now),
-            "receipt": lead.receipt,
-            "receipt_json": json_text(lead.receipt),
-            "is_open": lead.status in Lead.OPEN_STATUSES,
-            "touch_kinds": Touch.Kind.choices,
-            "form_answers": form_answer_pairs(lead.form_answers),
-            "page_history": page_history_lines(lead.page_history),
-            "sent_back": [a for a in history["assignments"] if a.reason == a.Reason.NOT_MINE],
-            **history,
-            **shell(request, current="my-leads"),
-        },
-    )
-
-
-def _lead_or_404(request: HttpRequest, lead_id: int) -> Lead:
+def lead_or_404(request: HttpRequest, lead_id: int) -> Lead:
+    """The lead if the user may see it; a 404 otherwise, so a page does not reveal what exists."""
     lead = lead_for_requester(requester=request.user, lead_id=lead_id)
     if lead is None:
         raise Http404("No such lead.")
     return lead
 
 
-def _to_lead(lead: Lead) -> HttpResponseRedirect:
+def to_lead_page(lead: Lead) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("lead-page", args=[lead.pk]))
 
 
 def _status_action(request: HttpRequest, lead_id: int, action: Any, done: str, **fields: Any) -> HttpResponse:
     """Run one of the rep's status services on a lead they may act on, and say what happened."""
-    lead = _lead_or_404(request, lead_id)
+    lead = lead_or_404(request, lead_id)
     try:
         changed = action(lead=lead, by=request.user, **fields)
     except LeadActionError as error:
@@ -246,46 +110,13 @@ def _status_action(request: HttpRequest, lead_id: int, action: Any, done: str, *
             messages.success(request, done)
         else:
             messages.info(request, f"Nothing changed: the lead is {lead.get_status_display().lower()}.")
-    return _to_lead(lead)
+    return to_lead_page(lead)
 
 
 @require_POST
 @login_required
 def lead_accept_view(request: HttpRequest, lead_id: int) -> HttpResponse:
     return _status_action(request, lead_id, lead_accept, "Accepted.")
-
-
-CHOOSE_KIND = "Choose call, e-mail or meeting."
-
-
-class TouchForm(forms.Form):
-    """A touch logged on the lead page: its kind, and when it happened if not just now (UTC, as on the page)."""
-
-    kind = forms.ChoiceField(
-        choices=Touch.Kind.choices,
-        error_messages={"required": CHOOSE_KIND, "invalid_choice": CHOOSE_KIND},
-    )
-    at = forms.DateTimeField(required=False, label="When")
-
-
-@require_POST
-@login_required
-def lead_touch_view(request: HttpRequest, lead_id: int) -> HttpResponse:
-    lead = _lead_or_404(request, lead_id)
-    form = TouchForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, " ".join(str(error) for errors in form.errors.values() for error in errors))
-    elif lead.status not in Lead.OPEN_STATUSES:
-        messages.error(request, f"The lead is {lead.get_status_display().lower()}; touches are for open leads.")
-    else:
-        kind = form.cleaned_data["kind"]
-        try:
-            touch_log(lead=lead, kind=kind, at=form.cleaned_data["at"], by=request.user)  # type: ignore[arg-type]
-        except TouchTimeError as error:
-            messages.error(request, f"Not logged: {error}")
-        else:
-            messages.success(request, f"{Touch.Kind(kind).label} logged.")
-    return _to_lead(lead)
 
 
 @require_POST
@@ -303,17 +134,17 @@ def lead_nurture_view(request: HttpRequest, lead_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def lead_not_mine_view(request: HttpRequest, lead_id: int) -> HttpResponse:
-    lead = _lead_or_404(request, lead_id)
+    lead = lead_or_404(request, lead_id)
     try:
         changed = lead_not_mine(lead=lead, by=request.user, reason=request.POST.get("reason", ""))  # type: ignore[arg-type]
     except LeadActionError as error:
         messages.error(request, str(error))
-        return _to_lead(lead)
+        return to_lead_page(lead)
     if not changed:
         messages.info(request, "Nothing changed: the lead was already sent back or closed.")
-        return _to_lead(lead)
+        return to_lead_page(lead)
     messages.success(request, f"{lead} was sent back to routing. Thank you for saying why.")
     # Routing ran after commit; the lead page stays open to its managers and RevOps, not to the rep who sent it.
     if lead_for_requester(requester=request.user, lead_id=lead.pk) is not None:
-        return _to_lead(lead)
+        return to_lead_page(lead)
     return HttpResponseRedirect(reverse("my-leads"))

@@ -1,4 +1,5 @@
-"""Reads for the SLA pages: which escalations a user may see or handle, and the filter options they may pick from.
+"""Reads for the SLA pages: which escalations a user may see or handle, the filter options they may pick from, and
+what the lead page shows of a lead's clock and history.
 
 Escalations follow their lead (``routing.access``): whoever sees the lead now sees its escalations, and its
 managers (of its owner, or deputies of its queue) and RevOps handle them. A rep who no longer owns the lead,
@@ -10,8 +11,8 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from routing.access import is_revops, lead_scope, managed_lead_scope
-from routing.models import Queue
-from sla.models import Escalation
+from routing.models import Assignment, Lead, Queue
+from sla.models import Escalation, LeadSla, Touch
 from territories.access import managed_reps
 from territories.models import Team
 
@@ -73,3 +74,24 @@ def escalation_queues_for_user(*, user: Any) -> QuerySet[Queue]:
         return Queue.objects.order_by("name")
     lead_queues = escalations_for_user(user=user).filter(lead__queue__isnull=False).values("lead__queue_id")
     return Queue.objects.filter(pk__in=lead_queues).order_by("name")
+
+
+def lead_history(*, lead: Lead) -> dict[str, Any]:
+    """What the lead's page shows beyond the lead row: its clock, assignments, touches and escalations."""
+    return {
+        "lead_sla": LeadSla.objects.select_related("policy", "calendar")
+        .prefetch_related("policy__steps", "calendar__hours", "calendar__closed_dates")
+        .filter(lead=lead)
+        .first(),
+        "assignments": list(
+            Assignment.objects.select_related("rep__user", "queue", "assigned_by")
+            .filter(lead=lead)
+            .order_by("-assigned_at", "-pk")
+        ),
+        "touches": list(Touch.objects.select_related("by").filter(lead=lead).order_by("-at", "-pk")),
+        "escalations": list(
+            Escalation.objects.select_related("step", "rep__user", "to_rep__user", "to_queue")
+            .filter(lead=lead)
+            .order_by("-fired_at", "-pk")
+        ),
+    }

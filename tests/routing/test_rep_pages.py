@@ -401,6 +401,6 @@ def test_four_reps_taking_from_three_waiting_leads_get_three_distinct_leads_and_
     ],
 )
 def test_the_clock_reads_in_minutes_hours_or_days(seconds, label):
-    from routing.views import countdown_label
+    from sla.lead_views import countdown_label
 
     assert countdown_label(seconds) == label
