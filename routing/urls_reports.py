@@ -1,4 +1,4 @@
-"""The routing health page and the reports, for RevOps and team managers."""
+"""The routing health page, for RevOps and team managers (the reports page is in ``sla.urls_pages``)."""
 
 from django.urls import URLPattern, path
 
@@ -11,5 +11,4 @@ urlpatterns: list[URLPattern] = [
         report_views.notification_resend,
         name="notification-resend",
     ),
-    path("reports/", report_views.reports_page, name="reports"),
 ]

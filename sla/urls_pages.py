@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from sla import lead_views, views
+from sla import lead_views, report_views, views
 
 urlpatterns = [
     path("accounts/login/", views.LoginView.as_view(), name="login"),
@@ -14,4 +14,5 @@ urlpatterns = [
     path("escalations/", views.escalation_list, name="escalations"),
     path("escalations/<int:escalation_id>/acknowledge/", views.escalation_acknowledge, name="escalation-acknowledge"),
     path("escalations/<int:escalation_id>/resolve/", views.escalation_resolve, name="escalation-resolve"),
+    path("reports/", report_views.reports_page, name="reports"),
 ]

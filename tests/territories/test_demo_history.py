@@ -14,8 +14,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from routing.models import Assignment, Lead, Notification
-from routing.reports import period_for, routing_health, sla_adherence, speed_to_lead
+from routing.reports import period_for, routing_health
 from sla.models import Escalation, LeadSla
+from sla.reports import sla_adherence, speed_to_lead
 from sla.selectors import escalations_for_user
 from sla.services import sla_state
 from territories.demo.history import demo_history_load
