@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from routing import services
 from routing.conditions import summarize_stored
@@ -40,8 +40,6 @@ from routing.pipeline import Evaluation
 from routing.render import json_text, safe_text
 from routing.resources import FirmographicResource
 from routing.selectors import HEARTBEAT_STALE_AFTER, lead_simulate
-from sla.models import Escalation, LeadSla
-from sla.services import sla_state
 from territories.admin import (
     CoverageAdmin,
     CsvImportExportMixin,
@@ -251,24 +249,13 @@ class LeadImportForm(forms.Form):
     )
 
 
-class EscalationInline(ReadOnlyAdminMixin, admin.TabularInline):
-    """Every escalation step that fired for the lead: part of its receipt."""
-
-    model = Escalation
-    extra = 0
-    fields = ("fired_at", "action", "rep", "to_rep", "to_queue", "reason", "status", "handled_by", "comment")
-    readonly_fields = fields
-    ordering = ["fired_at"]
-    verbose_name_plural = "escalations"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Escalation]:
-        return super().get_queryset(request).select_related("rep__user", "to_rep__user", "to_queue", "handled_by")
-
-
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
     """Leads as they arrived and where routing put them. Read-only here: leads arrive through the
-    API or a CSV upload, and owners change through routing and reassignment, which keep receipts."""
+    API or a CSV upload, and owners change through routing and reassignment, which keep receipts.
+
+    The sla app registers a subclass in its place (``sla.admin.LeadAdmin``) that adds the lead's first-touch
+    clock and the escalations that fired for it."""
 
     change_list_template = "admin/routing/lead/change_list.html"
     list_display = [
@@ -296,9 +283,8 @@ class LeadAdmin(admin.ModelAdmin):
     search_fields = ["email", "company", "external_id"]
     list_select_related = ["owner__user", "queue", "territory", "account"]
     date_hierarchy = "received_at"
-    inlines = [AssignmentInline, EscalationInline]
+    inlines = [AssignmentInline]
     readonly_fields = [
-        "sla_summary",
         "receipt_rendered",
         "raw_payload_pretty",
         "form_answers_pretty",
@@ -325,7 +311,6 @@ class LeadAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("First-touch SLA", {"fields": ["sla_summary"]}),
         ("Why this lead went here", {"fields": ["receipt_rendered"]}),
         ("Contact", {"fields": ["first_name", "last_name", "email", "phone", "title"]}),
         (
@@ -416,34 +401,6 @@ class LeadAdmin(admin.ModelAdmin):
             "max_rows": MAX_ROWS,
         }
         return TemplateResponse(request, "admin/routing/lead/import.html", context)
-
-    @admin.display(description="SLA")
-    def sla_summary(self, lead: Lead) -> str:
-        clock = LeadSla.objects.filter(lead=lead).select_related("policy").first()
-        if clock is None:
-            return "No first-touch clock: the lead has not been assigned to a rep."
-        if clock.state == LeadSla.State.NONE:
-            return f"No SLA ({clock.policy or 'no policy matched'})."
-        now = timezone.now()
-        lines = [
-            f"Policy: {clock.policy or '—'}",
-            f"State now: {LeadSla.State(sla_state(lead_sla=clock, now=now)).label}",
-            f"Clock started {clock.started_at:%Y-%m-%d %H:%M} UTC, due {clock.due_at:%Y-%m-%d %H:%M} UTC"
-            if clock.due_at
-            else f"Clock started {clock.started_at:%Y-%m-%d %H:%M} UTC",
-        ]
-        if clock.touched_at:
-            lines.append(f"First touch {clock.touched_at:%Y-%m-%d %H:%M} UTC")
-        if clock.breach_business_seconds:
-            lines.append(f"Late by {clock.breach_business_seconds // 60} business minutes")
-        if clock.speed_wall_seconds is not None:
-            lines.append(
-                f"Speed to lead: {clock.speed_wall_seconds // 60} min wall time, "
-                f"{(clock.speed_business_seconds or 0) // 60} business minutes"
-            )
-        if clock.reassignments:
-            lines.append(f"Reassigned by the ladder {clock.reassignments} time(s)")
-        return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
 
     @admin.display(description="receipt")
     def receipt_rendered(self, lead: Lead) -> str:

@@ -1,4 +1,5 @@
-"""The SLA admin: RevOps maintain business calendars and SLA policies; clocks, touches and escalations are read-only.
+"""The SLA admin: RevOps maintain business calendars and SLA policies; clocks, touches and escalations are read-only,
+and the lead admin shows each lead's clock and escalations.
 
 Calendars and policies are coverage models like territories and rules: each keeps its change history and shows
 on the coverage change log. The coverage document (``manage.py coverage``) edits the same rows.
@@ -11,8 +12,12 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html_join
 
+from routing import admin as routing_admin
 from routing.conditions import summarize_stored
+from routing.models import Lead
 from sla.calendar import CalendarSpec, WeeklyWindow
 from sla.models import (
     WEEKDAYS,
@@ -25,6 +30,7 @@ from sla.models import (
     SlaPolicy,
     Touch,
 )
+from sla.services import sla_state
 from territories.admin import COVERAGE_MODELS, CoverageAdmin, ReadOnlyAdminMixin
 from territories.forms import WorkingHoursFormSet
 
@@ -277,3 +283,65 @@ class EscalationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["lead__email"]
     list_select_related = ["lead", "rep__user", "to_rep__user", "to_queue", "notified"]
     date_hierarchy = "fired_at"
+
+
+# --- Leads: their first-touch clock and escalations -------------------------------------------------------------
+
+
+class EscalationInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Every escalation step that fired for the lead: part of its receipt."""
+
+    model = Escalation
+    extra = 0
+    fields = ("fired_at", "action", "rep", "to_rep", "to_queue", "reason", "status", "handled_by", "comment")
+    readonly_fields = fields
+    ordering = ["fired_at"]
+    verbose_name_plural = "escalations"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Escalation]:
+        return super().get_queryset(request).select_related("rep__user", "to_rep__user", "to_queue", "handled_by")
+
+
+class LeadAdmin(routing_admin.LeadAdmin):
+    """Routing's lead admin with what the sla app knows of the lead: its first-touch clock (after the routing
+    fields) and every escalation that fired for it (after the assignments). Registered in place of routing's."""
+
+    inlines = [*routing_admin.LeadAdmin.inlines, EscalationInline]
+    readonly_fields = ["sla_summary", *routing_admin.LeadAdmin.readonly_fields]
+    fieldsets = [
+        routing_admin.LeadAdmin.fieldsets[0],
+        ("First-touch SLA", {"fields": ["sla_summary"]}),
+        *routing_admin.LeadAdmin.fieldsets[1:],
+    ]
+
+    @admin.display(description="SLA")
+    def sla_summary(self, lead: Lead) -> str:
+        clock = LeadSla.objects.filter(lead=lead).select_related("policy").first()
+        if clock is None:
+            return "No first-touch clock: the lead has not been assigned to a rep."
+        if clock.state == LeadSla.State.NONE:
+            return f"No SLA ({clock.policy or 'no policy matched'})."
+        now = timezone.now()
+        lines = [
+            f"Policy: {clock.policy or '—'}",
+            f"State now: {LeadSla.State(sla_state(lead_sla=clock, now=now)).label}",
+            f"Clock started {clock.started_at:%Y-%m-%d %H:%M} UTC, due {clock.due_at:%Y-%m-%d %H:%M} UTC"
+            if clock.due_at
+            else f"Clock started {clock.started_at:%Y-%m-%d %H:%M} UTC",
+        ]
+        if clock.touched_at:
+            lines.append(f"First touch {clock.touched_at:%Y-%m-%d %H:%M} UTC")
+        if clock.breach_business_seconds:
+            lines.append(f"Late by {clock.breach_business_seconds // 60} business minutes")
+        if clock.speed_wall_seconds is not None:
+            lines.append(
+                f"Speed to lead: {clock.speed_wall_seconds // 60} min wall time, "
+                f"{(clock.speed_business_seconds or 0) // 60} business minutes"
+            )
+        if clock.reassignments:
+            lines.append(f"Reassigned by the ladder {clock.reassignments} time(s)")
+        return format_html_join("", "<div>{}</div>", ((line,) for line in lines))
+
+
+admin.site.unregister(Lead)
+admin.site.register(Lead, LeadAdmin)
