@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
+from leadrouter.views import team_board
 from routing.views import healthz
 
 # JSON for unknown /api/ URLs and API server errors, plain pages elsewhere (see leadrouter/errors.py).
@@ -21,7 +22,9 @@ urlpatterns = [
     path("", include("sla.urls_pages")),
     path("", include("routing.urls_pages")),
     path("", include("routing.urls_reports")),
-    path("", include("territories.urls_pages")),
+    # The manager's team board combines all three apps, so the project serves it (see leadrouter/views.py).
+    path("team/", team_board, name="team-board"),
+    path("", include("routing.urls_team")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("routing.urls")),
     path("api/v1/", include("sla.urls")),

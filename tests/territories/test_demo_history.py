@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
+from leadrouter.selectors import team_board
 from routing.models import Assignment, Lead, Notification
 from routing.reports import period_for, routing_health
 from sla.models import Escalation, LeadSla
@@ -21,7 +22,6 @@ from sla.selectors import escalations_for_user
 from sla.services import sla_state
 from territories.demo.history import demo_history_load
 from territories.demo.loader import demo_load
-from territories.selectors import team_board
 
 
 @pytest.fixture(scope="module")

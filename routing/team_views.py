@@ -1,13 +1,13 @@
-"""The manager's pages: the team board (load, availability, aging leads), reassigning leads, setting a rep's
-out-of-office period and handling a rep's departure.
+"""The manager's actions from the team board: reassigning leads, setting a rep's out-of-office period, handling a
+rep's departure and handing a queue to a deputy. The board itself, which also shows each lead's first-touch
+clock, is ``leadrouter.views.team_board``.
 
-Each view checks access, calls a selector or a service and renders. Scope lives in ``routing.access``: a manager
-acts on the reps of the teams they manage and their direct reports, a deputy also on the members of the queues
-delegated to them, RevOps on all; anything outside that answers 404, never 403, so a page does not reveal what
-exists.
+Each view checks access, calls a service and redirects (the departure page renders its plan). Scope lives in
+``routing.access``: a manager acts on the reps of the teams they manage and their direct reports, a deputy also
+on the members of the queues delegated to them, RevOps on all; anything outside that answers 404, never 403, so
+a page does not reveal what exists.
 """
 
-from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,15 +19,13 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
-from routing.access import acting_reps, delegable_queues, managed_open_leads, roles_of
+from routing.access import acting_reps, delegable_queues, managed_open_leads
 from routing.models import Queue
-from routing.pages import duration_label, shell
+from routing.pages import shell
 from routing.reassign import ReassignError, departure_plan, leads_reassign, rep_departure_apply
 from routing.services import DelegationError, queue_delegate, queue_deputies, queue_undelegate
-from sla.views import sla_view
-from territories import selectors
 from territories.models import Rep
 from territories.services import reps_set_out_of_office
 
@@ -73,42 +71,6 @@ def _rep_in_scope(request: HttpRequest, rep_id: int) -> Rep:
     if rep is None:
         raise Http404("No such rep.")
     return rep
-
-
-@require_GET
-@login_required
-def team_board(request: HttpRequest) -> HttpResponse:
-    """Each rep in scope with load, caps and availability; the team's aging leads with a reassign form."""
-    roles = roles_of(request.user)
-    if not (roles.is_revops or roles.manages):
-        raise Http404("You manage no team.")
-    aging = request.GET.get("aging", DEFAULT_AGING)
-    if aging not in dict(AGING_CHOICES):
-        aging = DEFAULT_AGING
-    now = timezone.now()
-    older_than = None if aging == "all" else timedelta(hours=int(aging))
-    board = selectors.team_board(user=request.user, now=now, older_than=older_than)
-    queues = list(delegable_queues(user=request.user))
-    return render(
-        request,
-        "territories/pages/team_board.html",
-        {
-            "board": board,
-            "aging": aging,
-            "aging_choices": AGING_CHOICES,
-            "lead_rows": [
-                {
-                    "item": item,
-                    "age": duration_label(item.age.total_seconds()),
-                    "sla": sla_view(item.lead_sla, now=now),
-                }
-                for item in board.leads
-            ],
-            "delegations": [{"queue": queue, "deputies": queue_deputies(queue=queue)} for queue in queues],
-            "deputy_choices": [rep.user for rep in board.targets],
-            **shell(request, current="team"),
-        },
-    )
 
 
 def _board_url(request: HttpRequest) -> str:
