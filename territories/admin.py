@@ -25,7 +25,6 @@ from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 from simple_history.admin import SimpleHistoryAdmin
 
-from routing.models import Lead, Queue, QueueMembership, Rule
 from territories import services
 from territories.export_formats import FormulaSafeCSV
 from territories.forms import (
@@ -288,6 +287,9 @@ class AwayFilter(admin.SimpleListFilter):
 
 @admin.register(Rep)
 class RepAdmin(CsvImportExportMixin, CoverageAdmin):
+    """Reps with their team, availability and caps. The routing app registers a subclass in its place
+    (``routing.admin.RepAdmin``) that adds each rep's open leads against capacity."""
+
     resource_classes = [RepResource]
     list_display = [
         "name",
@@ -296,7 +298,6 @@ class RepAdmin(CsvImportExportMixin, CoverageAdmin):
         "manager_name",
         "active",
         "away",
-        "load",
         "daily_cap",
         "time_zone",
         "skill_codes",
@@ -329,7 +330,6 @@ class RepAdmin(CsvImportExportMixin, CoverageAdmin):
             .select_related("user", "team", "manager")
             .prefetch_related("skills")
             .annotate(
-                open_leads=Count("leads", filter=Q(leads__status__in=Lead.OPEN_STATUSES)),
                 away_now=Exists(OutOfOffice.objects.filter(rep=OuterRef("pk"), starts_at__lte=now, ends_at__gt=now)),
             )
         )
@@ -377,10 +377,6 @@ class RepAdmin(CsvImportExportMixin, CoverageAdmin):
     @admin.display(description="away now", boolean=True, ordering="away_now")
     def away(self, rep: Any) -> bool:
         return rep.away_now
-
-    @admin.display(description="open leads / capacity", ordering="open_leads")
-    def load(self, rep: Any) -> str:
-        return f"{rep.open_leads} / {rep.max_open_leads}"
 
     @admin.display(description="skills")
     def skill_codes(self, rep: Rep) -> str:
@@ -651,12 +647,13 @@ class OpportunityAdmin(CoverageAdmin):
 
 # --- Coverage change log -----------------------------------------------------------------------------------------
 
+# The models the change log lists (the list is read per request). An extension point: the apps above territories
+# add their own coverage models from their admin modules (routing: rules, queues and queue memberships; sla:
+# calendars and SLA policies), and register rows their pages edit inline with
+# ``territories.selectors.change_log_inline``.
 COVERAGE_MODELS: list[type[models.Model]] = [
-    Rule,
     Territory,
     TerritoryCriterion,
-    Queue,
-    QueueMembership,
     Team,
     Rep,
     WorkingHours,

@@ -5,7 +5,7 @@ Both load what a page shows in a fixed number of queries and return plain datacl
 """
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
@@ -18,7 +18,6 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from simple_history.utils import get_history_model_for_model, get_m2m_reverse_field_name
 
-from routing.models import QueueMembership
 from territories.forms import user_label
 from territories.models import AccountDomain, OutOfOffice, Rep, Territory, TerritoryCriterion, WorkingHours
 
@@ -102,14 +101,30 @@ def territory_roots(nodes: dict[int, TerritoryNode]) -> list[TerritoryNode]:
 
 # --- Coverage change log -----------------------------------------------------------------------------------------
 
-# Rows edited inline are listed under the object whose page edits them.
+# Rows edited inline are listed under the object whose page edits them: model -> the field naming that object.
 _INLINE_PARENTS: dict[type[models.Model], str] = {
     TerritoryCriterion: "territory",
-    QueueMembership: "queue",
     WorkingHours: "rep",
     OutOfOffice: "rep",
     AccountDomain: "account",
 }
+# How the log names a row of such a model when its own ``str()`` would need a query: (record, labels) -> name.
+RowLabel = Callable[[Any, dict[tuple[type[models.Model], Any], str]], str]
+_ROW_LABELS: dict[type[models.Model], RowLabel] = {}
+
+
+def change_log_inline(model: type[models.Model], *, parent: str, label: RowLabel | None = None) -> None:
+    """List ``model``'s rows under the object whose admin page edits them inline (the row's ``parent`` field),
+    named by ``label`` when given.
+
+    An extension point: this app may not import the apps above it, so each registers its own inline coverage
+    models from its admin module (routing: queue memberships), beside adding its models to
+    ``territories.admin.COVERAGE_MODELS``.
+    """
+    _INLINE_PARENTS[model] = parent
+    if label is not None:
+        _ROW_LABELS[model] = label
+
 
 _HISTORY_ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 
@@ -294,8 +309,8 @@ def _object_label(model: type[models.Model], record: Any, labels: dict[tuple[typ
         own = f"away {_display(OutOfOffice._meta.get_field('starts_at'), record.starts_at, labels)} → " + _display(
             OutOfOffice._meta.get_field("ends_at"), record.ends_at, labels
         )
-    elif model is QueueMembership:
-        own = "member " + labels.get((Rep, record.rep_id), f"rep #{record.rep_id}")
+    elif model in _ROW_LABELS:
+        own = _ROW_LABELS[model](record, labels)
     else:
         # Built from the record's own values: record.instance would query for fields history leaves out.
         history_model = type(record)
