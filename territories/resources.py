@@ -9,7 +9,7 @@ Writes that create users, criteria or domains go through ``territories.services`
 """
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -17,7 +17,6 @@ from django.db.models import Model, QuerySet
 from import_export import resources, widgets
 from import_export.fields import Field
 
-from routing.models import Queue
 from territories import services
 from territories.models import Account, Rep, Skill, Team, Territory
 from territories.picklists import INDUSTRIES
@@ -270,6 +269,10 @@ def _criteria_cell(kind: str) -> Callable[[Territory], str]:
     return render
 
 
+# The queue model is routing's, which this app may not import: the territory's own foreign key names it.
+_QUEUE_MODEL = cast(type[Model], Territory.queue.field.related_model)
+
+
 class TerritoryResource(CoverageResource):
     """One row per territory; parents must come before their children. Criteria cells replace the
     territory's criteria of that kind (a column left out of the file leaves its kind alone)."""
@@ -288,7 +291,9 @@ class TerritoryResource(CoverageResource):
         attribute="queue",
         column_name="queue",
         widget=NamedForeignKeyWidget(
-            Queue, "name", missing="No queue named “{value}”; add it under Queues first or fix the spelling."
+            _QUEUE_MODEL,
+            "name",
+            missing="No queue named “{value}”; add it under Queues first or fix the spelling.",
         ),
     )
     rep = Field(
