@@ -39,10 +39,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -50,19 +50,16 @@ from routing.engine import Decision, Snapshot, apply_decision
 from routing.engine.distribution import distribute
 from routing.enrich import configured_providers
 from routing.matching import AccountIndex
-from routing.models import Assignment, Lead, Notification, Queue, RepTask
-from routing.notify import notifications_plan
+from routing.models import Assignment, Lead
+from routing.ownership import Handover, owners_change, routing_lock
 from routing.pipeline import Prepared, prepare_lead, route_prepared
 from routing.scoring import ScoringRuleInfo, Thresholds
 from routing.selectors import account_facts, routing_snapshot, scoring_snapshot, snapshot_with_current_load
 from routing.standardize import StandardizedLead
 from territories.coverage_version import coverage_version
-from territories.models import Rep
 
 logger = logging.getLogger(__name__)
 
-# pg_advisory_xact_lock key: "LEADROUT" as an integer; any constant shared by all writers works.
-ROUTING_LOCK_KEY = 0x4C45414452
 # Lead statuses a new lead with the same e-mail is attached to.
 DUPLICATE_TARGET_STATUSES = (Lead.Status.QUEUED, *Lead.OPEN_STATUSES)
 # How long one sweep keeps routing before it lets the next run take over.
@@ -180,12 +177,21 @@ class RouteReport:
         self.assignment_ids.extend(other.assignment_ids)
 
 
-def routing_lock() -> None:
-    """Serialize ownership changes until the current transaction ends. Call inside ``transaction.atomic``."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROUTING_LOCK_KEY])
-    # SQLite: the project opens every transaction with BEGIN IMMEDIATE, which already excludes other writers.
+@dataclass
+class RoutingTimings:
+    """Where this process's routing batches spent their time, for the benchmark: ``lock_seconds`` from
+    asking for the routing lock to the commit that releases it, ``batch_seconds`` the whole batch."""
+
+    batches: int = 0
+    leads: int = 0
+    batch_seconds: float = 0.0
+    lock_seconds: float = 0.0
+
+    def reset(self) -> None:
+        self.batches, self.leads, self.batch_seconds, self.lock_seconds = 0, 0, 0.0, 0.0
+
+
+timings = RoutingTimings()
 
 
 def leads_route(
@@ -277,6 +283,7 @@ class _Routed:
 
 
 def _route_batch(*, lead_ids: list[int] | None, limit: int, lane: str | None = None) -> RouteReport:
+    started = time.perf_counter()
     with transaction.atomic():
         leads = _claim(lead_ids, limit, lane)
         if not leads:
@@ -287,6 +294,7 @@ def _route_batch(*, lead_ids: list[int] | None, limit: int, lane: str | None = N
         routed = _prepare_all(leads)
         _exclude_reps_who_sent_back(routed)
 
+        locked = time.perf_counter()
         routing_lock()
         now = timezone.now()
         snapshot = snapshot_with_current_load(coverage.snapshot(now=now), now=now)
@@ -296,12 +304,15 @@ def _route_batch(*, lead_ids: list[int] | None, limit: int, lane: str | None = N
             clock = time.perf_counter()
             snapshot = _decide(item, snapshot, now, open_by_email)
             item.elapsed_ms += (time.perf_counter() - clock) * 1000
-        report = _write(routed, snapshot, start_pointers, now)
-    if report.assignment_ids:
         # A batch with any live lead in it notifies in the live notify lane; a bulk batch's notices follow
         # the bulk work.
         bulk = all(lead.lane == Lead.Lane.BULK for lead in leads)
-        notify_after_commit(report.assignment_ids, lane=Lead.Lane.BULK if bulk else Lead.Lane.LIVE)
+        report = _write(routed, snapshot, start_pointers, now, lane=Lead.Lane.BULK if bulk else Lead.Lane.LIVE)
+    finished = time.perf_counter()
+    timings.batches += 1
+    timings.leads += len(leads)
+    timings.batch_seconds += finished - started
+    timings.lock_seconds += finished - locked
     return report
 
 
@@ -449,111 +460,46 @@ def _blank(name: str) -> Any:
     return None if name in ("employees", "annual_revenue") else ""
 
 
-def _write(routed: list[_Routed], snapshot: Snapshot, start_pointers: dict[int, int], now: datetime) -> RouteReport:
-    """Leads, assignment history, pointers, notifications and tasks, in bulk, in the caller's transaction."""
+def _write(
+    routed: list[_Routed], snapshot: Snapshot, start_pointers: dict[int, int], now: datetime, *, lane: str
+) -> RouteReport:
+    """The batch's leads, and for each one routed to a rep or a queue its new owner through the ownership
+    layer (history, task, clock, counters, notifications), set-based, in the caller's transaction."""
     report = RouteReport(leads=len(routed))
-    assignments = []
-    written_at = timezone.now()
+    handovers: list[Handover] = []
+    unchanged: list[Lead] = []
     for item in routed:
         lead = item.lead
         lead.routed_at = now
-        lead.updated_at = written_at
         lead.routing_attempts += 1
         lead.receipt["elapsed_ms"] = round(item.elapsed_ms, 2)
-        report.by_status[lead.status] = report.by_status.get(lead.status, 0) + 1
-        if lead.status in (Lead.Status.ASSIGNED, Lead.Status.QUEUED) and item.decision is not None:
-            # The full receipt is on the lead; the history row keeps the one-line why.
-            assignments.append(_routed_assignment(lead, now, {"summary": lead.receipt["routing"].get("summary", "")}))
-    rows_update(Lead, [item.lead for item in routed], ROUTED_FIELDS)
-    save_pointers(snapshot, start_pointers)
-    record_assignments(assignments, report)
-    return report
-
-
-def rows_update(model: type[models.Model], objects: list[Any], field_names: list[str]) -> None:
-    """Write these fields of these rows with one prepared UPDATE run for every row (``executemany``).
-
-    ``QuerySet.bulk_update`` builds a CASE expression per field and row, which costs
-    about 13 ms per lead here; this costs a few microseconds of Python per row.
-    Values are prepared by each field exactly as ``save()`` would.
-    """
-    if not objects:
-        return
-    fields = [cast("models.Field[Any, Any]", model._meta.get_field(name)) for name in field_names]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    pk_column = quote(model._meta.pk.column) if model._meta.pk is not None else "id"
-    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {pk_column} = %s"
-    rows = [
-        [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields] + [obj.pk]
-        for obj in objects
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-
-
-def _routed_assignment(lead: Lead, now: datetime, receipt: dict[str, Any]) -> Assignment:
-    """The history row for the owner (or queue) routing just gave the lead."""
-    return Assignment(
-        lead=lead,
-        rep_id=lead.owner_id,
-        queue_id=lead.queue_id,
-        reason=Assignment.Reason.ROUTED,
-        receipt=receipt,
-        assigned_at=now,
+        status = lead.status
+        report.by_status[status] = report.by_status.get(status, 0) + 1
+        if status in (Lead.Status.ASSIGNED, Lead.Status.QUEUED) and item.decision is not None:
+            # The ownership layer moves the lead from its old owner (none) and status to the decision's.
+            new_owner, lead.owner_id, lead.status = lead.owner_id, None, Lead.Status.RECEIVED
+            handovers.append(
+                Handover(
+                    lead=lead,
+                    rep_id=new_owner,
+                    queue_id=lead.queue_id,
+                    status=status,
+                    reason=Assignment.Reason.ROUTED,
+                    # The full receipt is on the lead; the history row keeps the one-line why.
+                    summary=lead.receipt["routing"].get("summary", ""),
+                )
+            )
+        else:
+            lead.updated_at = now
+            unchanged.append(lead)
+    moved = {
+        queue.id: queue.rr_pointer for queue in snapshot.queues if queue.rr_pointer != start_pointers.get(queue.id)
+    }
+    changed = owners_change(
+        handovers, now=now, lead_fields=ROUTED_FIELDS, unchanged=unchanged, pointers=moved, lane=lane
     )
-
-
-def save_pointers(snapshot: Snapshot, start_pointers: dict[int, int]) -> None:
-    """Persist the round-robin pointers the batch moved (under the routing lock, so nobody else moved them)."""
-    for queue in snapshot.queues:
-        if queue.rr_pointer != start_pointers.get(queue.id):
-            Queue.objects.filter(pk=queue.id).update(rr_pointer=queue.rr_pointer)
-
-
-def record_assignments(assignments: list[Assignment], report: RouteReport) -> None:
-    """Assignment rows, and for each one with a rep its notifications, in-app task and first-touch clock."""
-    Assignment.objects.bulk_create(assignments)
-    with_rep = [assignment for assignment in assignments if assignment.rep_id is not None]
-    if not with_rep:
-        return
-    # notifications_plan reads the rep's user and webhooks and the queue's webhook: load them once.
-    reps = Rep.objects.select_related("user").in_bulk({assignment.rep_id for assignment in with_rep})
-    queues = {queue.pk: queue for queue in Queue.objects.filter(pk__in={a.queue_id for a in with_rep if a.queue_id})}
-    notifications: list[Notification] = []
-    tasks: list[RepTask] = []
-    for assignment in with_rep:
-        assignment.rep = reps[assignment.rep_id]
-        assignment.queue = queues.get(assignment.queue_id) if assignment.queue_id else None
-        planned, task = notifications_plan(assignment=assignment)
-        notifications.extend(planned)
-        tasks.append(task)
-    # The first-touch clock starts with the assignment, in the same transaction; the rep's task is due
-    # when the SLA says (the default first-touch minutes only where no SLA applies).
-    from sla.services import sla_clocks_start
-
-    clocks = sla_clocks_start(leads=[assignment.lead for assignment in with_rep], now=with_rep[0].assigned_at)
-    due_by_lead = {clock.lead_id: clock.due_at for clock in clocks if clock.due_at is not None}
-    for task in tasks:
-        task.due_at = due_by_lead.get(task.lead_id, task.due_at)
-    Notification.objects.bulk_create(notifications, ignore_conflicts=True)
-    RepTask.objects.bulk_create(tasks, ignore_conflicts=True)
-    report.assignment_ids.extend(assignment.pk for assignment in with_rep)
-
-
-def notify_after_commit(assignment_ids: list[int], *, lane: str = Lead.Lane.LIVE) -> None:
-    """Enqueue ``notify_assignments`` once the transaction commits: in the notify lane for live work, in
-    the bulk lane for bulk work (``routing.tasks.notify_assignments_send``)."""
-    from routing.tasks import notify_assignments_send
-
-    def send() -> None:
-        try:
-            for start in range(0, len(assignment_ids), 500):
-                notify_assignments_send(assignment_ids[start : start + 500], lane=lane)
-        except Exception:  # The broker is down: the notifications stay pending for the retry sweep.
-            logger.exception("Could not enqueue notifications for %d assignments.", len(assignment_ids))
-
-    transaction.on_commit(send)
+    report.assignment_ids.extend(changed.assignment_ids)
+    return report
 
 
 def queued_leads_distribute(*, limit: int | None = None) -> RouteReport:
@@ -576,8 +522,7 @@ def queued_leads_distribute(*, limit: int | None = None) -> RouteReport:
         now = timezone.now()
         snapshot = snapshot_with_current_load(coverage.refresh().snapshot(now=now), now=now)
         start_pointers = {queue.id: queue.rr_pointer for queue in snapshot.queues}
-        placed_leads = []
-        assignments = []
+        handovers = []
         for lead in held:
             assert lead.queue_id is not None
             placed = distribute(lead.queue_id, snapshot, now)
@@ -593,28 +538,29 @@ def queued_leads_distribute(*, limit: int | None = None) -> RouteReport:
                     pointer_advance=placed.pointer_advance,
                 ),
             )
-            routing = dict(lead.receipt.get("routing", {}))
-            routing["released"] = {
+            released = {
                 "at": now.isoformat(),
                 "queue_path": placed.path,
                 "winner": placed.rep_id,
                 "summary": f"Released from the queue to rep {placed.rep_id} once someone was eligible.",
             }
-            lead.receipt = {**lead.receipt, "routing": routing}
-            lead.status = Lead.Status.ASSIGNED
-            lead.owner_id = placed.rep_id
-            lead.queue_id = placed.queue_id
-            lead.updated_at = now
-            placed_leads.append(lead)
-            assignments.append(_routed_assignment(lead, now, routing["released"]))
-        if not placed_leads:
+            lead.receipt = {**lead.receipt, "routing": {**lead.receipt.get("routing", {}), "released": released}}
+            handovers.append(
+                Handover(
+                    lead=lead,
+                    rep_id=placed.rep_id,
+                    queue_id=placed.queue_id,
+                    status=Lead.Status.ASSIGNED,
+                    reason=Assignment.Reason.ROUTED,
+                    summary=str(released["summary"]),
+                    receipt={"queue_path": placed.path, "winner": placed.rep_id, "at": released["at"]},
+                )
+            )
+        if not handovers:
             return report
-        # The held period ends where the rep's begins.
-        Assignment.objects.filter(lead__in=placed_leads, rep__isnull=True, ended_at__isnull=True).update(ended_at=now)
-        rows_update(Lead, placed_leads, ["receipt", "status", "owner", "queue", "updated_at"])
-        save_pointers(snapshot, start_pointers)
-        report.leads = len(placed_leads)
-        report.by_status[Lead.Status.ASSIGNED] = len(placed_leads)
-        record_assignments(assignments, report)
-    notify_after_commit(report.assignment_ids)
+        moved = {q.id: q.rr_pointer for q in snapshot.queues if q.rr_pointer != start_pointers.get(q.id)}
+        changed = owners_change(handovers, now=now, lead_fields=["receipt"], pointers=moved)
+        report.leads = len(handovers)
+        report.by_status[Lead.Status.ASSIGNED] = len(handovers)
+        report.assignment_ids.extend(changed.assignment_ids)
     return report

@@ -402,11 +402,19 @@ class LeadImport(models.Model):
 
 
 class Notification(models.Model):
-    """One notice to a rep about one assignment. At most one per assignment and kind, whoever sends it."""
+    """The notification outbox: one notice about one assignment (the new owner's e-mail and Slack post) or
+    one SLA escalation (the ladder's reminders and manager alerts). At most one per assignment or
+    escalation and kind, whoever sends it; ``routing.notify`` sends them, and renders each kind with what
+    its app registered there."""
 
     class Kind(models.TextChoices):
         EMAIL = "email", "E-mail"
         SLACK = "slack", "Slack"
+        # The SLA ladder's notices: planned by the escalation sweep, rendered by the sla app.
+        SLA_REMINDER_EMAIL = "sla_reminder_email", "SLA reminder e-mail"
+        SLA_REMINDER_SLACK = "sla_reminder_slack", "SLA reminder on Slack"
+        SLA_ALERT_EMAIL = "sla_alert_email", "SLA manager alert e-mail"
+        SLA_ALERT_SLACK = "sla_alert_slack", "SLA manager alert on Slack"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -417,10 +425,21 @@ class Notification(models.Model):
         # automatically (see routing.notify.RETRY_WHEN_STUCK): a person decides whether to resend.
         UNKNOWN = "unknown", "Delivery unknown"
 
-    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="notifications")
+    # No index of its own: the unique (assignment, kind) index starts with it. SLA notices have none.
+    assignment = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications", db_index=False
+    )
+    # An id, not a foreign key: routing sits below sla and never imports it.
+    escalation_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The SLA escalation (sla.Escalation) a ladder notice is about."
+    )
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="notifications")
+    # The rep the notice is about: its recipient, except for a manager alert, which goes to ``recipients``.
     rep = models.ForeignKey(Rep, on_delete=models.CASCADE, related_name="notifications")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    recipients = models.JSONField(
+        null=True, blank=True, help_text="E-mail addresses it goes to instead of the rep's own (a manager alert)."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
@@ -434,6 +453,15 @@ class Notification(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["assignment", "kind"], name="notification_once_per_kind"),
+            models.UniqueConstraint(
+                fields=["escalation_id", "kind"],
+                condition=models.Q(escalation_id__isnull=False),
+                name="notification_once_per_escalation_kind",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(assignment__isnull=False) | models.Q(escalation_id__isnull=False),
+                name="notification_about_assignment_or_escalation",
+            ),
         ]
         indexes = [
             models.Index(fields=["created_at"], condition=models.Q(status="pending"), name="notification_pending_idx"),
@@ -450,6 +478,8 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.kind in (self.Kind.SLA_ALERT_EMAIL, self.Kind.SLA_ALERT_SLACK):
+            return f"{self.get_kind_display()} about {self.rep}'s lead {self.lead}"
         return f"{self.get_kind_display()} to {self.rep} about {self.lead}"
 
 
@@ -721,3 +751,21 @@ class ScoringThresholds(models.Model):
     def current(cls) -> ScoringThresholds:
         thresholds, _ = cls.objects.get_or_create(pk=1)
         return thresholds
+
+
+class RepLoad(models.Model):
+    """A rep's open leads and new leads today, kept by the ownership layer (routing/ownership.py) in the same
+    transaction as every change that moves them, so routing reads loads in O(reps) whatever the backlog.
+
+    ``assigned_today`` counts new assignments since midnight of ``day`` in the rep's time zone; a row whose
+    ``day`` is not the rep's today counts zero. ``manage.py loads_check`` recounts both from the leads and
+    the assignment history and reports (or fixes) any drift.
+    """
+
+    rep = models.OneToOneField(Rep, primary_key=True, on_delete=models.CASCADE, related_name="load_counter")
+    open_leads = models.IntegerField(default=0)
+    day = models.DateField(null=True, blank=True)
+    assigned_today = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.rep}: {self.open_leads} open, {self.assigned_today} on {self.day}"

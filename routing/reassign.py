@@ -1,8 +1,8 @@
 """Ownership changes a manager makes by hand: reassigning leads, and handing over a departing rep's work.
 
 Both write ownership, so both take the routing lock (``routing_lock()``) like the routing worker and
-the SLA sweep, and build assignments the way routing does (``record_assignments``): the new owner
-is notified, gets a task, and the lead's first-touch clock restarts.
+the SLA sweep, and hand their decisions to the ownership layer (``routing.ownership.owners_change``):
+the new owner is notified, gets a task, the counters move and the lead's first-touch clock restarts.
 
 A departure is planned by ``departure_plan`` (a read: the page's preview) and carried out by
 ``rep_departure_apply``, which recomputes the same plan under the lock and writes it, so what the
@@ -18,20 +18,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from routing.dispatch import (
-    RouteReport,
-    notify_after_commit,
-    record_assignments,
-    routing_lock,
-    rows_update,
-    save_pointers,
-)
 from routing.engine import AccountFacts, LeadFacts, Snapshot, apply_decision, route_lead
 from routing.engine.availability import direct_skip_reason
 from routing.engine.territories import match_territory
 from routing.models import Assignment, Lead
-from routing.selectors import account_facts, rep_loads, routing_snapshot
-from sla.models import LeadSla
+from routing.ownership import Handover, owners_change, rep_loads, routing_lock
+from routing.selectors import account_facts, routing_snapshot
 from territories.coverage_version import coverage_version_bump
 from territories.models import Account, Rep
 from territories.services import reps_deactivate
@@ -49,26 +41,15 @@ class ReassignResult:
     assignment_ids: list[int] = field(default_factory=list)
 
 
-def _remember_previous_owners(previous: dict[int, int]) -> None:
-    """Add each lead's previous owner to its clock's ``previous_owner_ids`` (lead id → rep id)."""
-    clocks = list(LeadSla.objects.filter(lead_id__in=previous))
-    for clock in clocks:
-        owner_id = previous[clock.lead_id]
-        if owner_id not in clock.previous_owner_ids:
-            clock.previous_owner_ids = [*clock.previous_owner_ids, owner_id]
-    rows_update(LeadSla, clocks, ["previous_owner_ids"])
-
-
 def _lock_leads(leads: Any) -> list[Lead]:
-    """Lock these leads and their SLA clocks, in id order, before the routing lock is taken.
+    """Lock these leads, in id order, before the routing lock is taken (their SLA clocks are only written
+    while the lead is locked, so the lead's lock covers them).
 
     The order every writer follows is rows first, then the routing lock: the routing worker and the SLA
     sweep claim their rows (skipping locked ones) and then wait for the lock. Waiting for a row while
     holding the lock could deadlock with one of them.
     """
-    locked = list(leads.select_for_update(of=("self",)).select_related("owner__user").order_by("pk"))
-    list(LeadSla.objects.select_for_update().filter(lead__in=[lead.pk for lead in locked]).order_by("lead_id"))
-    return locked
+    return list(leads.select_for_update(of=("self",)).select_related("owner__user").order_by("pk"))
 
 
 def leads_reassign(*, leads: list[Lead], to_rep: Rep, by: Any, note: str = "") -> ReassignResult:
@@ -108,32 +89,27 @@ def leads_reassign(*, leads: list[Lead], to_rep: Rep, by: Any, note: str = "") -
         if not moving:
             return result
 
-        assignments = []
+        handovers = []
         for lead in moving:
             old_name = lead.owner.username if lead.owner else "nobody"
-            summary = f"Reassigned by hand from {old_name} to {to_rep.username} by {by_name}."
-            lead.owner = to_rep
-            lead.status = Lead.Status.ASSIGNED
-            lead.updated_at = now
-            assignments.append(
-                Assignment(
+            handovers.append(
+                Handover(
                     lead=lead,
-                    rep=to_rep,
+                    rep_id=to_rep.pk,
                     queue_id=lead.queue_id,
+                    status=Lead.Status.ASSIGNED,
                     reason=Assignment.Reason.MANUAL,
-                    assigned_by=by,
+                    summary=f"Reassigned by hand from {old_name} to {to_rep.username} by {by_name}.",
+                    receipt={"previous_owner_id": previous[lead.pk]},
+                    assigned_by_id=by.pk,
                     note=note,
-                    receipt={"summary": summary, "previous_owner_id": previous[lead.pk]},
-                    assigned_at=now,
                 )
             )
-        Assignment.objects.filter(lead__in=moving, ended_at__isnull=True).update(ended_at=now)
-        rows_update(Lead, moving, ["owner", "status", "updated_at"])
-        report = RouteReport(leads=len(moving))
-        record_assignments(assignments, report)
-        _remember_previous_owners(previous)
+        changed = owners_change(handovers, now=now)
+        for lead in moving:
+            lead.owner = to_rep
 
-        open_leads, assigned_today = rep_loads(now=now, time_zones={to_rep.time_zone})
+        open_leads, assigned_today = rep_loads(now=now, rep_ids=[to_rep.pk])
         if open_leads.get(to_rep.pk, 0) > to_rep.max_open_leads:
             result.warnings.append(
                 f"{to_rep.username} now holds {open_leads[to_rep.pk]} open leads, above their capacity of "
@@ -146,8 +122,7 @@ def leads_reassign(*, leads: list[Lead], to_rep: Rep, by: Any, note: str = "") -
                 f"{to_rep.daily_cap}: assigned anyway, as you chose."
             )
         result.moved = moving
-        result.assignment_ids = report.assignment_ids
-        notify_after_commit(report.assignment_ids)
+        result.assignment_ids = changed.assignment_ids
     return result
 
 
@@ -324,42 +299,30 @@ def rep_departure_apply(*, rep: Rep, by: Any) -> DeparturePlan:
         plan = departure_plan(rep=rep, now=now)
         reps_deactivate(reps=[rep])
 
-        assignments = []
-        changed = []
+        handovers = []
         for move in plan.leads:
-            lead = move.lead
             where = move.to_rep_name or f"queue {move.to_queue_name}"
             note = f"{rep.username} left; moved to {where} by {by_name}. {move.summary}".strip()
-            lead.owner_id = move.to_rep_id
-            lead.queue_id = move.to_queue_id
-            lead.status = Lead.Status.ASSIGNED if move.to_rep_id is not None else Lead.Status.QUEUED
-            lead.updated_at = now
-            changed.append(lead)
-            assignments.append(
-                Assignment(
-                    lead=lead,
+            handovers.append(
+                Handover(
+                    lead=move.lead,
                     rep_id=move.to_rep_id,
                     queue_id=move.to_queue_id,
+                    status=Lead.Status.ASSIGNED if move.to_rep_id is not None else Lead.Status.QUEUED,
                     reason=Assignment.Reason.DEPARTURE,
-                    assigned_by=by,
+                    summary=note,
+                    receipt={"routing": move.receipt},
+                    assigned_by_id=by.pk,
                     note=note,
-                    receipt={"summary": note, "routing": move.receipt},
-                    assigned_at=now,
                 )
             )
-        report = RouteReport(leads=len(changed))
-        if changed:
-            Assignment.objects.filter(lead__in=changed, ended_at__isnull=True).update(ended_at=now)
-            rows_update(Lead, changed, ["owner", "queue", "status", "updated_at"])
-            save_pointers(plan.snapshot, plan.start_pointers)
-            record_assignments(assignments, report)
-            _remember_previous_owners({lead.pk: rep.pk for lead in changed})
+        moved = {q.id: q.rr_pointer for q in plan.snapshot.queues if q.rr_pointer != plan.start_pointers.get(q.id)}
+        # A departure can move hundreds of leads at once: bulk work, whose notices must not hold up live ones.
+        owners_change(handovers, now=now, pointers=moved, lane=Lead.Lane.BULK)
 
         for account_move in plan.accounts:
             account = account_move.account
             account.owner_id = account_move.to_rep_id
             # One save per account (not a bulk update) so each change lands in the change history.
             account.save(update_fields=["owner", "updated_at"])
-        # A departure can move hundreds of leads at once: bulk work, whose notices must not hold up live ones.
-        notify_after_commit(report.assignment_ids, lane=Lead.Lane.BULK)
     return plan

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Prefetch, Q
 from django.utils import timezone
@@ -26,6 +25,7 @@ from routing.engine import (
 )
 from routing.matching import AccountIndex
 from routing.models import Assignment, Lead, Queue, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
+from routing.ownership import rep_loads as ownership_rep_loads
 from routing.pipeline import Evaluation, evaluate_lead
 from routing.scoring import ScoringRuleInfo, Thresholds
 from territories.models import Account, Opportunity, OutOfOffice, Rep, Territory, TerritoryCriterion
@@ -200,33 +200,11 @@ def _rep_infos(now: datetime) -> tuple[RepInfo, ...]:
     )
 
 
-def rep_loads(*, now: datetime, time_zones: Iterable[str]) -> tuple[dict[int, int], dict[int, int]]:
-    """Each rep's open leads, and new leads since midnight in the rep's own time zone (one count per zone).
-
-    Read from the leads and assignments themselves, so load never drifts from the data.
-    """
-    open_leads = dict(
-        Lead.objects.filter(status__in=Lead.OPEN_STATUSES, owner__isnull=False)
-        .values("owner_id")
-        .annotate(count=Count("id"))
-        .values_list("owner_id", "count")
-    )
-    midnights = {
-        time_zone: now.astimezone(ZoneInfo(time_zone)).replace(hour=0, minute=0, second=0, microsecond=0)
-        for time_zone in set(time_zones)
-    }
-    if not midnights:
-        return open_leads, {}
-    since_own_midnight = Q()
-    for time_zone, midnight in midnights.items():
-        since_own_midnight |= Q(rep__time_zone=time_zone, assigned_at__gte=midnight)
-    assigned_today = dict(
-        Assignment.objects.filter(since_own_midnight, assigned_at__gte=min(midnights.values()))
-        .values("rep_id")
-        .annotate(count=Count("id"))
-        .values_list("rep_id", "count")
-    )
-    return open_leads, assigned_today
+def rep_loads(*, now: datetime, time_zones: Iterable[str] = ()) -> tuple[dict[int, int], dict[int, int]]:
+    """Each rep's open leads, and new leads since midnight in the rep's own time zone: the counters the
+    ownership layer keeps (routing/ownership.py), one small query whatever the number of open leads.
+    (``time_zones`` is accepted for older callers; each rep's own zone is read with the counters.)"""
+    return ownership_rep_loads(now=now)
 
 
 def snapshot_with_current_load(snapshot: Snapshot, *, now: datetime) -> Snapshot:

@@ -20,10 +20,10 @@ from routing.models import (
     Lead,
     Queue,
     QueueMembership,
-    RepTask,
     WorkerHeartbeat,
     api_key_default_scopes,
 )
+from routing.ownership import Handover, lead_send_back, leads_close, owners_change, rep_loads, routing_lock
 from territories.models import Rep
 
 
@@ -106,9 +106,7 @@ NOT_MINE_REASON_MAX_CHARS = 500
 
 def _rep_capacity_problem(*, rep: Rep, now: datetime) -> str:
     """Why ``rep`` may not take another lead now (at capacity, daily cap), or "" when they may."""
-    from routing.selectors import rep_loads
-
-    open_leads, assigned_today = rep_loads(now=now, time_zones={rep.time_zone})
+    open_leads, assigned_today = rep_loads(now=now, rep_ids=[rep.pk])
     if open_leads.get(rep.pk, 0) >= rep.max_open_leads:
         return f"You are at capacity ({rep.max_open_leads} open leads). Work or close one first."
     if rep.daily_cap is not None and assigned_today.get(rep.pk, 0) >= rep.daily_cap:
@@ -131,9 +129,6 @@ def lead_take_next(*, rep: Rep, queue: Queue, now: datetime | None = None) -> Le
     Atomic. Side effects: updates Lead and Assignment rows, inserts Assignment, Notification, RepTask,
     LeadSla rows; enqueues ``notify_assignments`` after commit.
     """
-    from routing.dispatch import RouteReport, notify_after_commit, record_assignments, routing_lock
-
-    report = RouteReport()
     with transaction.atomic():
         routing_lock()
         now = now or timezone.now()
@@ -150,27 +145,25 @@ def lead_take_next(*, rep: Rep, queue: Queue, now: datetime | None = None) -> Le
         if lead is None:
             return None
         summary = f"Taken from the queue {queue} by {rep}."
-        routing = dict(lead.receipt.get("routing", {}))
-        routing["taken"] = {"at": now.isoformat(), "rep_id": rep.pk, "queue_id": queue.pk, "summary": summary}
-        lead.receipt = {**lead.receipt, "routing": routing}
-        lead.status = Lead.Status.ASSIGNED
-        lead.owner = rep
-        lead.updated_at = now
-        lead.save(update_fields=["receipt", "status", "owner", "updated_at"])
-        # The held period ends where the rep's begins.
-        Assignment.objects.filter(lead=lead, ended_at__isnull=True).update(ended_at=now)
-        assignment = Assignment(
-            lead=lead,
-            rep=rep,
-            queue=queue,
-            reason=Assignment.Reason.ROUTED,
-            assigned_by=rep.user,
-            note="taken from the queue",
-            receipt={"summary": summary},
-            assigned_at=now,
+        taken = {"at": now.isoformat(), "rep_id": rep.pk, "queue_id": queue.pk, "summary": summary}
+        lead.receipt = {**lead.receipt, "routing": {**lead.receipt.get("routing", {}), "taken": taken}}
+        owners_change(
+            [
+                Handover(
+                    lead=lead,
+                    rep_id=rep.pk,
+                    queue_id=queue.pk,
+                    status=Lead.Status.ASSIGNED,
+                    reason=Assignment.Reason.ROUTED,
+                    summary=summary,
+                    assigned_by_id=rep.user_id,
+                    note="taken from the queue",
+                )
+            ],
+            now=now,
+            lead_fields=["receipt"],
         )
-        record_assignments([assignment], report)
-    notify_after_commit(report.assignment_ids)
+    lead.owner = rep
     return lead
 
 
@@ -191,11 +184,9 @@ def _lead_status_change(
             **current.receipt,
             "closed": {"status": to, "by": by.get_username(), "at": now.isoformat(), "reason": note},
         }
-        changed = Lead.objects.filter(pk=lead.pk, status__in=from_statuses).update(
-            status=to, receipt=receipt, updated_at=now
-        )
-        if changed and to not in Lead.OPEN_STATUSES and current.owner_id is not None:
-            RepTask.objects.filter(lead_id=lead.pk, rep_id=current.owner_id, done_at__isnull=True).update(done_at=now)
+        current.receipt = receipt
+        leads_close([current], to=to, now=now, extra_fields=["receipt"])
+        changed = True
     if changed:
         lead.status, lead.receipt = to, receipt
     return bool(changed)
@@ -246,9 +237,6 @@ def lead_not_mine(*, lead: Lead, by: User, reason: str, now: datetime | None = N
     Returns False when nothing changed. Side effects: updates Lead, Assignment, LeadSla and RepTask; after
     commit routes the lead (writes and notifications as routing does).
     """
-    from routing.dispatch import leads_route, routing_lock
-    from sla.models import LeadSla
-
     reason = reason.strip()[:NOT_MINE_REASON_MAX_CHARS]
     if not reason:
         raise LeadActionError("Say why the lead is not yours, so RevOps can fix the rule.")
@@ -271,22 +259,13 @@ def lead_not_mine(*, lead: Lead, by: User, reason: str, now: datetime | None = N
             "summary": f"Sent back by {by.get_username()} as not theirs: {reason}",
         }
         receipt = {**current.receipt, "sent_back": [*current.receipt.get("sent_back", []), sent_back]}
-        Lead.objects.filter(pk=lead.pk).update(status=Lead.Status.RECEIVED, owner=None, receipt=receipt, updated_at=now)
-        for assignment in Assignment.objects.filter(lead_id=lead.pk, rep_id=owner_id, ended_at__isnull=True):
-            assignment.ended_at = now
-            assignment.reason = Assignment.Reason.NOT_MINE
-            assignment.note = reason
-            assignment.assigned_by = by
-            assignment.receipt = {**assignment.receipt, "sent_back": sent_back}
-            assignment.save(update_fields=["ended_at", "reason", "note", "assigned_by", "receipt"])
-        clock = LeadSla.objects.select_for_update().filter(lead_id=lead.pk).first()
-        if clock is not None and owner_id not in clock.previous_owner_ids:
-            clock.previous_owner_ids = [*clock.previous_owner_ids, owner_id]
-            clock.save(update_fields=["previous_owner_ids"])
-        RepTask.objects.filter(lead_id=lead.pk, rep_id=owner_id, done_at__isnull=True).update(done_at=now)
+        lead_send_back(current, now=now, by_id=by.pk, reason=reason, sent_back=sent_back, receipt=receipt)
         lead_id = lead.pk
-        # Routed in this request: take only live leads along, never a waiting import's.
-        transaction.on_commit(lambda: leads_route(lead_ids=[lead_id], lane=Lead.Lane.LIVE))
+        # Routed again by a worker in the live lane, not in this request. (The tasks module imports this
+        # one, as Celery task modules import the services they run.)
+        from routing.tasks import route_leads_send
+
+        transaction.on_commit(lambda: route_leads_send([lead_id], lane=Lead.Lane.LIVE), robust=True)
     lead.status, lead.owner_id, lead.receipt = Lead.Status.RECEIVED, None, receipt
     return True
 

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class SlaConfig(AppConfig):
     name = "sla"
     verbose_name = "SLAs and escalations"
+
+    def ready(self) -> None:
+        from routing.ownership import clock_starter_register
+        from sla.clocks import clocks_on_new_owner
+
+        # Every ownership change starts the new owner's first-touch clock through this one call.
+        clock_starter_register(clocks_on_new_owner)

@@ -48,19 +48,13 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from routing.dispatch import (
-    RouteReport,
-    coverage,
-    notify_after_commit,
-    record_assignments,
-    routing_lock,
-    rows_update,
-    save_pointers,
-)
+from routing.bulk import rows_update
+from routing.dispatch import coverage
 from routing.engine import Decision, Snapshot, apply_decision
 from routing.engine.distribution import distribute
 from routing.models import Assignment, Lead, Queue
 from routing.notify import _format_due, _lead_label, lead_admin_link
+from routing.ownership import Handover, owners_change, routing_lock
 from routing.selectors import snapshot_with_current_load
 from sla.calendar import CalendarSpec, next_open
 from sla.ladder import StepInfo, next_step
@@ -197,7 +191,7 @@ class _Batch:
     escalations: list[_Fired] = field(default_factory=list)
     mails: list[Callable[[], EmailMessage]] = field(default_factory=list)
     changed_leads: list[Lead] = field(default_factory=list)
-    assignments: list[Assignment] = field(default_factory=list)
+    handovers: list[Handover] = field(default_factory=list)
     reassigned: list[Lead] = field(default_factory=list)
     owners: list[Rep] = field(default_factory=list)
     managers: dict[int, list[Any]] = field(default_factory=dict)
@@ -433,24 +427,20 @@ def _reassign(batch: _Batch, sla: LeadSla, policy: SlaPolicy, escalation: _Fired
     escalation.to_rep_id = placed.rep_id
     escalation.reason += f"; reassigned from {owner.username} to {new_rep.username}"
     note = f"SLA escalation: {escalation.reason}."
-    _end_current_assignment(batch, lead)
-    batch.assignments.append(
-        Assignment(
+    batch.handovers.append(
+        Handover(
             lead=lead,
             rep_id=placed.rep_id,
             queue_id=placed.queue_id,
+            status=Lead.Status.ASSIGNED,
             reason=Assignment.Reason.ESCALATION,
+            summary=note,
+            receipt={"queue_path": placed.path, "excluded_rep_ids": sorted(excluded)},
             note=note,
-            receipt={"summary": note, "queue_path": placed.path, "excluded_rep_ids": sorted(excluded)},
-            assigned_at=batch.now,
         )
     )
     sla.previous_owner_ids = [*sla.previous_owner_ids, owner.pk]
     sla.reassignments += 1
-    lead.owner_id = placed.rep_id
-    lead.queue_id = placed.queue_id
-    lead.status = Lead.Status.ASSIGNED
-    lead.updated_at = batch.now
     batch.changed_leads.append(lead)
     batch.reassigned.append(lead)
 
@@ -469,16 +459,15 @@ def _move_to_queue(batch: _Batch, sla: LeadSla, step: EscalationStep, escalation
     escalation.to_queue_id = target_id
     escalation.reason += f"; taken from {owner.username} to wait in {target_name}"
     note = f"SLA escalation: {escalation.reason}."
-    _end_current_assignment(batch, lead)
-    batch.assignments.append(
-        Assignment(
+    batch.handovers.append(
+        Handover(
             lead=lead,
-            rep=None,
+            rep_id=None,
             queue_id=target_id,
+            status=Lead.Status.QUEUED,
             reason=Assignment.Reason.ESCALATION,
+            summary=note,
             note=note,
-            receipt={"summary": note},
-            assigned_at=batch.now,
         )
     )
     batch.snapshot = replace(
@@ -489,15 +478,7 @@ def _move_to_queue(batch: _Batch, sla: LeadSla, step: EscalationStep, escalation
     )
     if owner.pk not in sla.previous_owner_ids:
         sla.previous_owner_ids = [*sla.previous_owner_ids, owner.pk]
-    lead.owner_id = None
-    lead.queue_id = target_id
-    lead.status = Lead.Status.QUEUED
-    lead.updated_at = batch.now
     batch.changed_leads.append(lead)
-
-
-def _end_current_assignment(batch: _Batch, lead: Lead) -> None:
-    Assignment.objects.filter(lead=lead, ended_at__isnull=True).update(ended_at=batch.now)
 
 
 def _snapshot(batch: _Batch) -> Snapshot:
@@ -571,17 +552,19 @@ def _write(batch: _Batch, slas: list[LeadSla]) -> None:
     changed = {lead.pk for lead in batch.changed_leads}
     owner_changes = [sla for sla in slas if sla.lead_id in changed]
     rows_update(LeadSla, owner_changes, ["reassignments", "previous_owner_ids"])
-    if not batch.changed_leads:
+    if not batch.handovers:
         return
-    rows_update(Lead, batch.changed_leads, ["owner", "queue", "status", "updated_at"])
-    if batch.snapshot is not None:
-        save_pointers(batch.snapshot, batch.start_pointers)
-    routed = RouteReport()
-    record_assignments(batch.assignments, routed)
+    snapshot = batch.snapshot
+    moved = (
+        {q.id: q.rr_pointer for q in snapshot.queues if q.rr_pointer != batch.start_pointers.get(q.id)}
+        if snapshot is not None
+        else {}
+    )
+    # The ownership layer ends the old assignments, writes the new ones, tasks, counters and notifications,
+    # and restarts the new owners' clocks.
+    owners_change(batch.handovers, now=batch.now, pointers=moved)
     if batch.reassigned:
         _clocks_restart(batch)
-    if routed.assignment_ids:
-        notify_after_commit(routed.assignment_ids)
 
 
 def _escalations_insert(fired: list[_Fired]) -> None:
@@ -631,11 +614,10 @@ def _ladders_update(slas: list[LeadSla]) -> None:
 
 
 def _clocks_restart(batch: _Batch) -> None:
-    """The new owner's clock starts now (``sla_clocks_start`` keeps reassignments and previous owners). Its
-    ladder starts again, but a step fires at most once per lead: the clock skips to the first one left."""
-    from sla.services import sla_clocks_start
-
-    clocks = sla_clocks_start(leads=batch.reassigned, now=batch.now)
+    """The new owner's clock started again with the ownership change (keeping reassignments and previous
+    owners). Its ladder starts again, but a step fires at most once per lead: the clock skips to the first
+    one left."""
+    clocks = list(LeadSla.objects.filter(lead__in=batch.reassigned).select_related("policy"))
     skipped = []
     for clock in clocks:
         policy = clock.policy

@@ -15,12 +15,12 @@ from django.apps import apps
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from leadrouter.coverage import apply_import
 from routing import dispatch
 from routing.dispatch import leads_route
 from routing.matching import AccountIndex
-from routing.models import Assignment, Lead, Rule, ScoringRule, ScoringThresholds
+from routing.models import Assignment, Lead, RepLoad, Rule, ScoringRule, ScoringThresholds
 from routing.selectors import routing_snapshot, scoring_snapshot
-from territories.coverage import apply_import
 from territories.coverage_version import TRACKED, coverage_version
 from territories.models import CoverageVersion, Rep
 from tests.factories import (
@@ -38,8 +38,8 @@ pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
 # A Monday morning; the reps below work in UTC with no working hours set, so they are always on.
 MONDAY = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
-# Read fresh for every batch (load and today's counts), never from the cached copy.
-READ_FRESH = {Lead, Assignment}
+# Read fresh for every batch (the load counters, and the leads and history they are checked against), never from the cached copy.
+READ_FRESH = {Lead, Assignment, RepLoad}
 
 
 @pytest.fixture

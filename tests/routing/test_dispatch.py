@@ -4,10 +4,12 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.utils import timezone
 
 from routing import dispatch
 from routing.dispatch import leads_route, leads_route_stale, queued_leads_distribute
 from routing.models import Assignment, Lead, Notification, Queue, RepTask, ScoringRule
+from routing.ownership import leads_close
 from tests.factories import (
     AccountDomainFactory,
     AccountFactory,
@@ -118,7 +120,7 @@ def test_a_held_lead_is_released_when_a_rep_has_room_again(dach):
     with time_machine.travel(MONDAY, tick=False):
         leads_route(lead_ids=[lead.pk for lead in leads])
         # Anna closes her lead: she has room for the one waiting.
-        Lead.objects.filter(pk=leads[0].pk).update(status=Lead.Status.CLOSED)
+        leads_close([Lead.objects.get(pk=leads[0].pk)], to=Lead.Status.CLOSED, now=timezone.now())
         report = queued_leads_distribute()
 
     released = Lead.objects.get(pk=leads[2].pk)

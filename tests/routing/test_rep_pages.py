@@ -258,8 +258,11 @@ def test_not_mine_reroutes_to_someone_else_with_the_reason_in_the_history(
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("lead-not-mine", args=[lead.pk]), {"reason": "Existing customer of Bob's"})
 
-    # The rep no longer sees the lead, so they land on their list.
+    # The rep no longer sees the lead, so they land on their list; the lead waits for a worker to route it.
     assert response.status_code == 302 and response["Location"] == reverse("my-leads")
+    lead.refresh_from_db()
+    assert lead.owner is None and lead.status == Lead.Status.RECEIVED
+    leads_route(lead_ids=[lead.pk])  # What the worker does with the task the page sent.
     lead.refresh_from_db()
     assert lead.owner == colleague and lead.status == Lead.Status.ASSIGNED
     sent_back = Assignment.objects.get(lead=lead, rep=rep)
@@ -286,6 +289,7 @@ def test_not_mine_needs_a_reason_and_a_double_submit_routes_once(client, rep, dj
 
     with django_capture_on_commit_callbacks(execute=True):
         client.post(url, {"reason": "Wrong region"})
+    leads_route(lead_ids=[lead.pk])  # The worker routes it again, to the colleague.
     with django_capture_on_commit_callbacks(execute=True):
         second = client.post(url, {"reason": "Wrong region"})
 

@@ -1,0 +1,451 @@
+"""The ownership layer: the one place that writes "this lead has a new owner" and all that follows from it.
+
+Ownership changes come from the routing worker and the release of held leads (routing/dispatch.py),
+"take next" and "not mine" (routing/services.py), a manager's reassignment and a rep's departure
+(routing/reassign.py), and the SLA ladder's reassign and move-to-queue steps (sla/sweep.py). Each of
+them locks the rows it changes, takes the routing lock (``routing_lock``), decides where each lead goes,
+and hands its decisions, as ``Handover``s, to ``owners_change``, which does everything a new owner means,
+set-based (a few statements per batch whatever its size, routing/bulk.py):
+
+1. the lead rows: owner, queue, status, and whatever else the caller changed on them;
+2. the lead's open assignment ends and a new one starts (the history a manager reads);
+3. the previous owner's open task closes and the new owner's task opens;
+4. the round-robin pointers the decisions moved;
+5. the load counters (routing.RepLoad): open leads and today's count of each rep, up and down, so that
+   routing reads loads in O(reps) however many leads are open (``rep_loads``);
+6. the first-touch SLA clock, through the one hook the sla app registers at start-up
+   (``clock_starter_register``; routing never imports sla);
+7. the notification rows, sent by a task after commit, in the caller's lane.
+
+Leads leaving the open statuses without a new owner (closed, disqualified, nurtured) go through
+``leads_close``, and a lead the rep sends back through ``lead_send_back``; both keep the counters.
+``loads_recount`` recounts from scratch (``manage.py loads_check``); the tests keep drift at zero.
+
+Lock order, everywhere: first the rows being changed (leads, clocks) in id order, then the routing lock,
+the order a routing batch uses, so writers never deadlock on each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Q
+
+from routing.bulk import rows_insert, rows_update
+from routing.models import Assignment, Lead, Notification, Queue, RepLoad, RepTask
+from territories.models import Rep
+
+logger = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key: "LEADROUT" as an integer; any constant shared by all writers works.
+ROUTING_LOCK_KEY = 0x4C45414452
+# The columns every ownership change writes on the lead row.
+OWNER_FIELDS = ("owner", "queue", "status", "updated_at")
+TASK_TITLE_MAX = 300
+
+
+def routing_lock() -> None:
+    """Serialize ownership changes until the current transaction ends. Call inside ``transaction.atomic``."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROUTING_LOCK_KEY])
+    # SQLite: the project opens every transaction with BEGIN IMMEDIATE, which already excludes other writers.
+
+
+# --- The SLA hook -----------------------------------------------------------------------------------------
+
+
+class ClockStarter(Protocol):
+    """Start (or restart) the first-touch clock of each lead just given to a rep, and remember each changed
+    lead's previous owner; return each started clock's due time by lead id (None: no SLA applies)."""
+
+    def __call__(
+        self, *, leads: list[Lead], previous_owners: Mapping[int, int], now: dt.datetime
+    ) -> Mapping[int, dt.datetime | None]: ...
+
+
+_clock_starter: ClockStarter | None = None
+
+
+def clock_starter_register(starter: ClockStarter) -> None:
+    """Called once by the sla app in ``AppConfig.ready``: ownership changes start clocks through it."""
+    global _clock_starter
+    _clock_starter = starter
+
+
+# --- Loads ----------------------------------------------------------------------------------------------
+
+
+def _local_day(now: dt.datetime, time_zone: str) -> dt.date:
+    return now.astimezone(ZoneInfo(time_zone or "UTC")).date()
+
+
+def rep_loads(*, now: dt.datetime, rep_ids: Iterable[int] | None = None) -> tuple[dict[int, int], dict[int, int]]:
+    """Each rep's open leads, and new leads since midnight in the rep's own time zone, from the counters:
+    one small query, whatever the number of open leads."""
+    rows = RepLoad.objects.all() if rep_ids is None else RepLoad.objects.filter(rep_id__in=list(rep_ids))
+    open_leads: dict[int, int] = {}
+    assigned_today: dict[int, int] = {}
+    zones: dict[str, dt.date] = {}
+    for rep_id, count, day, today, time_zone in rows.values_list(
+        "rep_id", "open_leads", "day", "assigned_today", "rep__time_zone"
+    ):
+        open_leads[rep_id] = count
+        if time_zone not in zones:
+            zones[time_zone] = _local_day(now, time_zone)
+        assigned_today[rep_id] = today if day == zones[time_zone] else 0
+    return open_leads, assigned_today
+
+
+def rep_loads_counted(*, now: dt.datetime) -> tuple[dict[int, int], dict[int, int]]:
+    """The same figures as ``rep_loads``, counted from the leads and the assignment history (slow: it
+    reads every open lead). The check command compares the two."""
+    open_leads = dict(
+        Lead.objects.filter(status__in=Lead.OPEN_STATUSES, owner__isnull=False)
+        .values("owner_id")
+        .annotate(count=Count("id"))
+        .values_list("owner_id", "count")
+    )
+    zones = {
+        zone: dt.datetime.combine(_local_day(now, zone), dt.time(), tzinfo=ZoneInfo(zone or "UTC"))
+        for zone in set(Rep.objects.values_list("time_zone", flat=True))
+    }
+    assigned_today: dict[int, int] = {}
+    if zones:
+        since_own_midnight = Q()
+        for zone, midnight in zones.items():
+            since_own_midnight |= Q(rep__time_zone=zone, assigned_at__gte=midnight)
+        assigned_today = dict(
+            Assignment.objects.filter(since_own_midnight, assigned_at__gte=min(zones.values()))
+            .values("rep_id")
+            .annotate(count=Count("id"))
+            .values_list("rep_id", "count")
+        )
+    return open_leads, assigned_today
+
+
+@dataclass(frozen=True)
+class LoadDrift:
+    rep_id: int
+    open_leads: int
+    open_leads_counted: int
+    assigned_today: int
+    assigned_today_counted: int
+
+
+def loads_recount(*, now: dt.datetime, fix: bool = False) -> list[LoadDrift]:
+    """Compare every rep's counters with a count from scratch; with ``fix``, set the counters to the count.
+    Takes the routing lock so nothing changes ownership meanwhile."""
+    with transaction.atomic():
+        routing_lock()
+        kept_open, kept_today = rep_loads(now=now)
+        open_leads, assigned_today = rep_loads_counted(now=now)
+        drift = []
+        zones = dict(Rep.objects.values_list("id", "time_zone"))
+        for rep_id in sorted(zones):
+            found = (kept_open.get(rep_id, 0), kept_today.get(rep_id, 0))
+            counted = (open_leads.get(rep_id, 0), assigned_today.get(rep_id, 0))
+            if found != counted:
+                drift.append(LoadDrift(rep_id, found[0], counted[0], found[1], counted[1]))
+        if fix and drift:
+            _loads_set({d.rep_id: (d.open_leads_counted, d.assigned_today_counted) for d in drift}, zones, now)
+    return drift
+
+
+def _loads_set(values: Mapping[int, tuple[int, int]], zones: Mapping[int, str], now: dt.datetime) -> None:
+    rows = [
+        RepLoad(rep_id=rep_id, open_leads=count, assigned_today=today, day=_local_day(now, zones[rep_id]))
+        for rep_id, (count, today) in values.items()
+    ]
+    RepLoad.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["rep"],
+        update_fields=["open_leads", "assigned_today", "day"],
+    )
+
+
+def _loads_add(opened: Counter[int], assigned: Counter[int], *, now: dt.datetime) -> None:
+    """Add to the counters: ``opened`` open leads (negative: fewer) and ``assigned`` new leads today, per rep.
+    One statement; a rep's today count starts again at zero when the rep's local day changed."""
+    rep_ids = sorted(rep_id for rep_id in set(opened) | set(assigned) if opened[rep_id] or assigned[rep_id])
+    if not rep_ids:
+        return
+    zones = dict(Rep.objects.filter(pk__in=rep_ids).values_list("id", "time_zone"))
+    rows = [(rep_id, opened[rep_id], _local_day(now, zones.get(rep_id, "UTC")), assigned[rep_id]) for rep_id in rep_ids]
+    table = RepLoad._meta.db_table
+    upsert = (
+        f"ON CONFLICT (rep_id) DO UPDATE SET open_leads = {table}.open_leads + excluded.open_leads, "
+        f"assigned_today = CASE WHEN {table}.day = excluded.day "
+        f"THEN {table}.assigned_today + excluded.assigned_today ELSE excluded.assigned_today END, "
+        "day = excluded.day"
+    )
+    columns = f"INSERT INTO {table} (rep_id, open_leads, day, assigned_today)"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"{columns} SELECT * FROM unnest(%s::bigint[], %s::int[], %s::date[], %s::int[]) {upsert}",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+        else:
+            cursor.executemany(f"{columns} VALUES (%s, %s, %s, %s) {upsert}", [list(row) for row in rows])
+
+
+def _is_open(status: str) -> bool:
+    return status in Lead.OPEN_STATUSES
+
+
+# --- Changing owners ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Handover:
+    """One lead's new owner (a rep, or only a queue where it waits) and why.
+
+    ``lead`` is the row as the caller locked it: its ``owner_id`` and ``status`` are still the old ones,
+    which is how the counters know what changes. ``summary`` is the one line the history row keeps.
+    """
+
+    lead: Lead
+    rep_id: int | None
+    queue_id: int | None
+    status: str
+    reason: str
+    summary: str
+    receipt: dict[str, Any] = field(default_factory=dict)
+    assigned_by_id: int | None = None
+    note: str = ""
+
+
+@dataclass
+class OwnersChanged:
+    """What ``owners_change`` wrote: the new assignments with a rep (their notifications go out after
+    commit), and each lead's first-touch due time."""
+
+    assignment_ids: list[int] = field(default_factory=list)
+    due_at: dict[int, dt.datetime | None] = field(default_factory=dict)
+
+
+def owners_change(
+    handovers: Sequence[Handover],
+    *,
+    now: dt.datetime,
+    lead_fields: Sequence[str] = OWNER_FIELDS,
+    unchanged: Sequence[Lead] = (),
+    pointers: Mapping[int, int] | None = None,
+    start_clocks: bool = True,
+    lane: str = Lead.Lane.LIVE,
+) -> OwnersChanged:
+    """Give each handover's lead its new owner, with everything that follows from it (see the module's
+    docstring). Call inside ``transaction.atomic`` after ``routing_lock()``, with the leads locked.
+
+    ``lead_fields`` are the lead columns written (the owner columns at least); ``unchanged`` are leads of
+    the same batch written with the same columns but no new owner (routing's duplicates, nurtures and
+    discards). ``pointers`` maps queue id to the round-robin pointer to save. ``start_clocks`` is False
+    only for the SLA ladder, which restarts its clocks itself. Side effects: the writes above, and
+    notifications enqueued after commit in ``lane``.
+    """
+    result = OwnersChanged()
+    opened: Counter[int] = Counter()
+    assigned: Counter[int] = Counter()
+    previous_owners: dict[int, int] = {}
+    had_owner: list[int] = []
+    for handover in handovers:
+        lead = handover.lead
+        if lead.owner_id is not None:
+            had_owner.append(lead.pk)
+            if _is_open(lead.status):
+                opened[lead.owner_id] -= 1
+            if lead.owner_id != handover.rep_id:
+                previous_owners[lead.pk] = lead.owner_id
+        if handover.rep_id is not None:
+            assigned[handover.rep_id] += 1
+            if _is_open(handover.status):
+                opened[handover.rep_id] += 1
+        lead.owner_id = handover.rep_id
+        lead.queue_id = handover.queue_id
+        lead.status = handover.status
+        lead.updated_at = now
+
+    fields = list(dict.fromkeys([*OWNER_FIELDS, *lead_fields]))
+    rows_update(Lead, [*[handover.lead for handover in handovers], *unchanged], fields)
+    if pointers:
+        _pointers_save(pointers)
+    if not handovers:
+        return result
+    # The current owner period (a rep's, or a queue's while the lead was held) ends where the new one
+    # begins, and the old owner's task is done.
+    Assignment.objects.filter(lead_id__in=[h.lead.pk for h in handovers], ended_at__isnull=True).update(ended_at=now)
+    if had_owner:
+        RepTask.objects.filter(lead_id__in=had_owner, done_at__isnull=True).update(done_at=now)
+
+    assignment_ids = rows_insert(
+        Assignment,
+        [
+            (
+                handover.lead.pk,
+                handover.rep_id,
+                handover.queue_id,
+                handover.reason,
+                handover.assigned_by_id,
+                handover.note,
+                {"summary": handover.summary, **handover.receipt},
+                now,
+            )
+            for handover in handovers
+        ],
+        ["lead", "rep", "queue", "reason", "assigned_by", "note", "receipt", "assigned_at"],
+        returning_pk=True,
+    )
+    _loads_add(opened, assigned, now=now)
+
+    with_rep = [(handover, pk) for handover, pk in zip(handovers, assignment_ids, strict=True) if handover.rep_id]
+    if start_clocks and _clock_starter is not None and (with_rep or previous_owners):
+        result.due_at = dict(
+            _clock_starter(leads=[handover.lead for handover, _ in with_rep], previous_owners=previous_owners, now=now)
+        )
+    if with_rep:
+        _tasks_and_notifications(with_rep, due_at=result.due_at, now=now)
+        result.assignment_ids = [pk for _, pk in with_rep]
+        notify_after_commit(result.assignment_ids, lane=lane)
+    return result
+
+
+def _pointers_save(pointers: Mapping[int, int]) -> None:
+    """Persist the round-robin pointers a batch moved (under the routing lock, so nobody else moved them)."""
+    queues = [Queue(pk=queue_id, rr_pointer=pointer) for queue_id, pointer in sorted(pointers.items())]
+    rows_update(Queue, queues, ["rr_pointer"])
+
+
+def _tasks_and_notifications(
+    with_rep: list[tuple[Handover, int]], *, due_at: Mapping[int, dt.datetime | None], now: dt.datetime
+) -> None:
+    """The new owner's task ("Follow up: …", due when the SLA says, else after the default first-touch
+    minutes) and one notification per channel the rep has: e-mail when their user has an address, Slack
+    when the rep or the queue has a webhook."""
+    rep_ids = {handover.rep_id for handover, _ in with_rep}
+    reps = dict(Rep.objects.filter(pk__in=rep_ids).values_list("id", "user__email"))
+    rep_hooks = set(Rep.objects.filter(pk__in=rep_ids).exclude(slack_webhook_url="").values_list("id", flat=True))
+    queue_hooks = set(
+        Queue.objects.filter(pk__in={h.queue_id for h, _ in with_rep if h.queue_id})
+        .exclude(slack_webhook_url="")
+        .values_list("id", flat=True)
+    )
+    default_due = now + dt.timedelta(minutes=settings.LEADROUTER_FIRST_TOUCH_MINUTES)
+    tasks = []
+    notices = []
+    for handover, assignment_id in with_rep:
+        lead, rep_id = handover.lead, handover.rep_id
+        assert rep_id is not None
+        tasks.append(
+            (
+                assignment_id,
+                lead.pk,
+                rep_id,
+                follow_up_title(lead),
+                due_at.get(lead.pk) or default_due,
+                now,
+            )
+        )
+        if rep_id is not None and reps.get(rep_id):
+            notices.append((assignment_id, lead.pk, rep_id, Notification.Kind.EMAIL.value))
+        if rep_id in rep_hooks or handover.queue_id in queue_hooks:
+            notices.append((assignment_id, lead.pk, rep_id, Notification.Kind.SLACK.value))
+    rows_insert(RepTask, tasks, ["assignment", "lead", "rep", "title", "due_at", "created_at"], on_conflict_ignore=True)
+    rows_insert(
+        Notification,
+        [(*notice, Notification.Status.PENDING.value, 0, "", now) for notice in notices],
+        ["assignment", "lead", "rep", "kind", "status", "attempts", "error", "created_at"],
+        on_conflict_ignore=True,
+    )
+
+
+def follow_up_title(lead: Lead) -> str:
+    """The task's title: "Follow up: Jane Doe (Acme)"."""
+    name = " ".join(" ".join(part for part in (lead.first_name, lead.last_name) if part).split())
+    company = " ".join(lead.company.split())
+    label = name or lead.email or "Unnamed lead"
+    return f"Follow up: {label} ({company})"[:TASK_TITLE_MAX] if company else f"Follow up: {label}"[:TASK_TITLE_MAX]
+
+
+def notify_after_commit(assignment_ids: list[int], *, lane: str = Lead.Lane.LIVE) -> None:
+    """Enqueue ``notify_assignments`` once the transaction commits: in the notify lane for live work, in
+    the bulk lane for bulk work (``routing.tasks.notify_assignments_send``)."""
+    if not assignment_ids:
+        return
+    from routing.tasks import notify_assignments_send  # tasks import the services that import this module
+
+    ids = list(assignment_ids)
+
+    def send() -> None:
+        try:
+            for start in range(0, len(ids), 500):
+                notify_assignments_send(ids[start : start + 500], lane=lane)
+        except Exception:  # The broker is down: the notifications stay pending for the retry sweep.
+            logger.exception("Could not enqueue notifications for %d assignments.", len(ids))
+
+    transaction.on_commit(send)
+
+
+# --- Leaving the open statuses -----------------------------------------------------------------------------
+
+
+def leads_close(leads: Sequence[Lead], *, to: str, now: dt.datetime, extra_fields: Sequence[str] = ()) -> None:
+    """Leads leave the open statuses without a new owner (closed, disqualified, nurtured): the owner's open
+    task is done and their open-lead counter goes down. ``leads`` are locked rows whose ``status`` is
+    still the old one; ``extra_fields`` are other lead columns the caller changed. Call in a transaction."""
+    opened: Counter[int] = Counter()
+    for lead in leads:
+        if lead.owner_id is not None and _is_open(lead.status) and not _is_open(to):
+            opened[lead.owner_id] -= 1
+        lead.status = to
+        lead.updated_at = now
+    rows_update(Lead, list(leads), list(dict.fromkeys(["status", "updated_at", *extra_fields])))
+    owned = [lead.pk for lead in leads if lead.owner_id is not None]
+    if owned and not _is_open(to):
+        RepTask.objects.filter(lead_id__in=owned, done_at__isnull=True).update(done_at=now)
+    _loads_add(opened, Counter(), now=now)
+
+
+def lead_send_back(
+    lead: Lead, *, now: dt.datetime, by_id: int | None, reason: str, sent_back: dict[str, Any], receipt: dict[str, Any]
+) -> None:
+    """The owner says the lead is not theirs: it goes back to ``received`` with no owner, to be routed
+    again. The owner's assignment ends with reason ``not_mine`` and ``reason`` as its note, their task is
+    done, their counter goes down, and the clock remembers them. Call under the routing lock with the
+    lead locked; the caller enqueues routing after commit."""
+    owner_id = lead.owner_id
+    assert owner_id is not None
+    for assignment in Assignment.objects.filter(lead_id=lead.pk, rep_id=owner_id, ended_at__isnull=True):
+        assignment.ended_at = now
+        assignment.reason = Assignment.Reason.NOT_MINE
+        assignment.note = reason
+        assignment.assigned_by_id = by_id
+        assignment.receipt = {**assignment.receipt, "sent_back": sent_back}
+        assignment.save(update_fields=["ended_at", "reason", "note", "assigned_by", "receipt"])
+    opened: Counter[int] = Counter({owner_id: -1 if _is_open(lead.status) else 0})
+    lead.status, lead.owner_id, lead.receipt, lead.updated_at = Lead.Status.RECEIVED, None, receipt, now
+    rows_update(Lead, [lead], ["status", "owner", "receipt", "updated_at"])
+    RepTask.objects.filter(lead_id=lead.pk, rep_id=owner_id, done_at__isnull=True).update(done_at=now)
+    _loads_add(opened, Counter(), now=now)
+    if _clock_starter is not None:
+        _clock_starter(leads=[], previous_owners={lead.pk: owner_id}, now=now)
+
+
+def leads_delete(leads: Iterable[Lead], *, now: dt.datetime) -> None:
+    """Delete leads (admin): their owners' counters go down with them."""
+    with transaction.atomic():
+        locked = list(Lead.objects.select_for_update().filter(pk__in=[lead.pk for lead in leads]))
+        opened: Counter[int] = Counter(
+            lead.owner_id for lead in locked if lead.owner_id is not None and _is_open(lead.status)
+        )
+        Lead.objects.filter(pk__in=[lead.pk for lead in locked]).delete()
+        _loads_add(Counter({rep_id: -count for rep_id, count in opened.items()}), Counter(), now=now)

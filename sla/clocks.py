@@ -1,0 +1,32 @@
+"""What the SLA app does when a lead gets a new owner: the ownership layer (routing/ownership.py) calls
+``clocks_on_new_owner`` through the hook this app registers at start-up, in the same transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from routing.bulk import rows_update
+from routing.models import Lead
+from sla.models import LeadSla
+from sla.services import sla_clocks_start
+
+
+def clocks_on_new_owner(
+    *, leads: list[Lead], previous_owners: Mapping[int, int], now: dt.datetime
+) -> dict[int, dt.datetime | None]:
+    """Remember each changed lead's previous owner on its clock (SLA reassignment never hands a lead back to
+    someone who had it), then start or restart the first-touch clock of each lead given to a rep. Returns
+    each started clock's due time by lead id."""
+    if previous_owners:
+        clocks = list(LeadSla.objects.filter(lead_id__in=list(previous_owners)))
+        changed = []
+        for clock in clocks:
+            owner_id = previous_owners[clock.lead_id]
+            if owner_id not in clock.previous_owner_ids:
+                clock.previous_owner_ids = [*clock.previous_owner_ids, owner_id]
+                changed.append(clock)
+        rows_update(LeadSla, changed, ["previous_owner_ids"])
+    if not leads:
+        return {}
+    return {clock.lead_id: clock.due_at for clock in sla_clocks_start(leads=leads, now=now)}
