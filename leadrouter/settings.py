@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "territories",
     "routing",
     "sla",
+    # The project package itself, above the three apps: its commands (coverage, load_demo) span all of them.
+    "leadrouter",
 ]
 
 MIDDLEWARE = [

@@ -14,8 +14,8 @@ import sys
 import pytest
 from django.conf import settings
 
+from leadrouter.demo.loader import DEMO_API_KEY, demo_load
 from routing.services import apikey_authenticate
-from territories.demo.loader import DEMO_API_KEY, demo_load
 
 PRODUCTION_KEY = "".join(secrets.choice(string.ascii_letters + string.digits + "!@#%^&*(-_=+)") for _ in range(50))
 

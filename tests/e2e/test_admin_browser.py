@@ -3,8 +3,8 @@
 import pytest
 from playwright.sync_api import Page, expect
 
+from leadrouter.demo.loader import DEMO_PASSWORD, demo_load
 from routing.models import Lead
-from territories.demo.loader import DEMO_PASSWORD, demo_load
 from territories.models import Territory
 from tests.e2e.conftest import admin_login, screenshot
 from tests.factories import PASSWORD, RepFactory, TerritoryFactory, UserFactory

@@ -237,7 +237,7 @@ def test_revops_sets_scopes_in_admin_and_unknown_ones_are_refused(client, revops
 
 
 def test_the_demo_key_may_read_back_its_leads_with_receipts():
-    from territories.demo.loader import DEMO_API_KEY_NAME, demo_api_key_ensure
+    from leadrouter.demo.loader import DEMO_API_KEY_NAME, demo_api_key_ensure
 
     demo_api_key_ensure()
     api_key = ApiKey.objects.get(name=DEMO_API_KEY_NAME)

@@ -9,8 +9,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from routing.models import Queue, QueueMembership
-from territories.coverage import (
+from leadrouter.coverage import (
     CoverageError,
     CoveragePlan,
     apply_import,
@@ -19,6 +18,7 @@ from territories.coverage import (
     load_yaml,
     plan_import,
 )
+from routing.models import Queue, QueueMembership
 from territories.models import (
     Account,
     AccountDomain,
@@ -810,7 +810,7 @@ def test_model_level_error_in_the_last_entity_rolls_everything_back():
 
 
 def test_schema_enums_follow_the_picklists():
-    schema = json.loads(Path("territories/coverage/schema.json").read_text())
+    schema = json.loads(Path("leadrouter/coverage/schema.json").read_text())
     criteria = schema["$defs"]["territory"]["properties"]["criteria"]["properties"]
 
     assert set(criteria["industries"]["items"]["enum"]) == INDUSTRY_CODES

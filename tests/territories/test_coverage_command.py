@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from leadrouter.coverage import dump_yaml, export_coverage
 from routing.models import Queue
-from territories.coverage import dump_yaml, export_coverage
 from territories.models import Rep, Territory
 from tests.factories import RepFactory, TeamFactory, UserFactory
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from leadrouter.coverage import apply_import, dump_yaml, export_coverage, load_yaml
 from routing.models import Queue
 from sla.models import BusinessCalendar, SlaPolicy
-from territories.coverage import apply_import, dump_yaml, export_coverage, load_yaml
 from territories.models import Rep
 from tests.territories.test_coverage_sla import BASE, SLA
 

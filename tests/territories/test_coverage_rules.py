@@ -2,8 +2,8 @@
 
 import pytest
 
+from leadrouter.coverage import CoverageError, apply_import, dump_yaml, export_coverage, load_yaml, plan_import
 from routing.models import Rule
-from territories.coverage import CoverageError, apply_import, dump_yaml, export_coverage, load_yaml, plan_import
 from tests.territories.test_coverage import history_counts
 
 BASE = """\

@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
+from leadrouter.coverage import CoverageError, apply_import, dump_yaml, export_coverage, load_yaml, plan_import
 from sla.models import BusinessCalendar, EscalationStep, SlaPolicy
-from territories.coverage import CoverageError, apply_import, dump_yaml, export_coverage, load_yaml, plan_import
 
 pytestmark = pytest.mark.django_db
 

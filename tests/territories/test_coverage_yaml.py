@@ -2,7 +2,7 @@
 
 import pytest
 
-from territories.coverage import CoverageError, dump_yaml, load_yaml
+from leadrouter.coverage import CoverageError, dump_yaml, load_yaml
 
 
 def test_yaml_syntax_error_reports_the_line_number():

@@ -8,10 +8,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse
 
+from leadrouter.coverage import apply_import, load_yaml, plan_import
+from leadrouter.demo import generate
+from leadrouter.demo.loader import DEMO_FILE, DEMO_LOGINS, DEMO_PASSWORD, demo_load
 from routing.models import Queue, Rule
-from territories.coverage import apply_import, load_yaml, plan_import
-from territories.demo import generate
-from territories.demo.loader import DEMO_FILE, DEMO_LOGINS, DEMO_PASSWORD, demo_load
 from territories.models import Account, OutOfOffice, Rep, Team, Territory, TerritoryCriterion
 from territories.roles import REVOPS_GROUP
 from tests.factories import TeamFactory
@@ -39,7 +39,7 @@ def test_generator_is_deterministic_and_matches_the_committed_file(capsys):
 
 def test_demo_file_says_it_is_generated():
     assert DEMO_FILE.read_text(encoding="utf-8").startswith("# The demo organisation")
-    assert "python territories/demo/generate.py > territories/demo/coverage.yaml" in DEMO_FILE.read_text()
+    assert "python leadrouter/demo/generate.py > leadrouter/demo/coverage.yaml" in DEMO_FILE.read_text()
 
 
 def test_account_names_and_domains_are_unique():
@@ -192,9 +192,9 @@ def test_load_demo_twice_is_harmless(demo):
 
 def test_the_demo_intake_key_posts_a_lead_that_the_demo_routes(demo, client, django_capture_on_commit_callbacks):
     # The README's curl example, through the API and the routing service, as the worker would run it.
+    from leadrouter.demo.loader import DEMO_API_KEY
     from routing.dispatch import leads_route
     from routing.models import Lead
-    from territories.demo.loader import DEMO_API_KEY
 
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(

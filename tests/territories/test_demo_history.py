@@ -13,6 +13,8 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
+from leadrouter.demo.history import demo_history_load
+from leadrouter.demo.loader import demo_load
 from leadrouter.selectors import team_board
 from routing.models import Assignment, Lead, Notification
 from routing.reports import period_for, routing_health
@@ -20,8 +22,6 @@ from sla.models import Escalation, LeadSla
 from sla.reports import sla_adherence, speed_to_lead
 from sla.selectors import escalations_for_user
 from sla.services import sla_state
-from territories.demo.history import demo_history_load
-from territories.demo.loader import demo_load
 
 
 @pytest.fixture(scope="module")

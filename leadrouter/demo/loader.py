@@ -6,7 +6,9 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from territories.coverage import apply_import, load_yaml
+from leadrouter.coverage import apply_import, load_yaml
+from routing.models import ApiKey, Lead
+from routing.services import apikey_create
 from territories.models import Account, Rep, Team, Territory
 from territories.roles import ensure_role_groups
 
@@ -65,24 +67,19 @@ def demo_load(*, path: Path = DEMO_FILE, history: bool = False) -> int:
         demo_api_key_ensure()
     if not history or demo_history_exists():
         return 0
-    from territories.demo.history import demo_history_load
+    from leadrouter.demo.history import demo_history_load
 
     return demo_history_load()
 
 
 def demo_history_exists() -> bool:
     """Whether the demo intake source has posted any lead (an earlier history, or someone's curl)."""
-    from routing.models import Lead
-
     return Lead.objects.filter(intake_source__name=DEMO_API_KEY_NAME).exists()
 
 
 def demo_api_key_ensure() -> None:
     """Create the demo intake source with the published demo key and the demo scopes, or give an existing
     one the demo scopes. Idempotent."""
-    from routing.models import ApiKey
-    from routing.services import apikey_create
-
     if ApiKey.objects.filter(name=DEMO_API_KEY_NAME).update(scopes=list(DEMO_API_KEY_SCOPES)) == 0:
         apikey_create(name=DEMO_API_KEY_NAME, scopes=DEMO_API_KEY_SCOPES, raw_key=DEMO_API_KEY)
 

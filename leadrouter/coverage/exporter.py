@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from territories.coverage.state import read_state, state_to_document
+from leadrouter.coverage.state import read_state, state_to_document
 
 
 def export_coverage() -> dict[str, Any]:

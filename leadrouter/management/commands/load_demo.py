@@ -5,10 +5,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from routing.models import Queue
-from territories.coverage import CoverageError
-from territories.demo.history import HISTORY_DAYS
-from territories.demo.loader import (
+from leadrouter.coverage import CoverageError
+from leadrouter.demo.history import HISTORY_DAYS
+from leadrouter.demo.loader import (
     DEMO_API_KEY,
     DEMO_LOGINS,
     DEMO_PASSWORD,
@@ -16,6 +15,7 @@ from territories.demo.loader import (
     demo_load,
     demo_logins_exist,
 )
+from routing.models import Queue
 from territories.models import Account, Rep, Team, Territory
 
 

@@ -9,11 +9,11 @@ import it back. The format is described in docs/coverage.md and checked by
 Other code imports only the names below.
 """
 
-from territories.coverage.errors import CoverageError
-from territories.coverage.exporter import export_coverage
-from territories.coverage.importer import apply_import, plan_import
-from territories.coverage.plan import Change, CoveragePlan, FieldChange
-from territories.coverage.yamlio import dump_yaml, load_yaml
+from leadrouter.coverage.errors import CoverageError
+from leadrouter.coverage.exporter import export_coverage
+from leadrouter.coverage.importer import apply_import, plan_import
+from leadrouter.coverage.plan import Change, CoveragePlan, FieldChange
+from leadrouter.coverage.yamlio import dump_yaml, load_yaml
 
 __all__ = [
     "Change",

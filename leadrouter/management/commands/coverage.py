@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from territories.coverage import CoverageError, apply_import, dump_yaml, export_coverage, load_yaml
+from leadrouter.coverage import CoverageError, apply_import, dump_yaml, export_coverage, load_yaml
 
 
 class Command(BaseCommand):

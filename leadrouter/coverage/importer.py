@@ -9,11 +9,9 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, models, transaction
 
-from routing.models import Queue, QueueMembership, Rule
-from sla.models import BusinessCalendar, CalendarHours, ClosedDate, EscalationStep, SlaPolicy
-from territories.coverage.errors import CoverageError
-from territories.coverage.plan import CREATE, DEACTIVATE, DELETE, Change, CoveragePlan, build_plan
-from territories.coverage.state import (
+from leadrouter.coverage.errors import CoverageError
+from leadrouter.coverage.plan import CREATE, DEACTIVATE, DELETE, Change, CoveragePlan, build_plan
+from leadrouter.coverage.state import (
     CRITERIA_KINDS,
     DEFAULTS,
     FIELDS,
@@ -30,7 +28,9 @@ from territories.coverage.state import (
     step_entry,
     weekday_number,
 )
-from territories.coverage.validation import Desired, show, validate_document
+from leadrouter.coverage.validation import Desired, show, validate_document
+from routing.models import Queue, QueueMembership, Rule
+from sla.models import BusinessCalendar, CalendarHours, ClosedDate, EscalationStep, SlaPolicy
 from territories.models import (
     Account,
     AccountDomain,

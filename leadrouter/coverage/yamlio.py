@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from territories.coverage.errors import CoverageError
+from leadrouter.coverage.errors import CoverageError
 
 SECTION_ORDER = (
     "skills",

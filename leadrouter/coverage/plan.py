@@ -10,10 +10,8 @@ from typing import Any
 
 from django.db import models
 
-from routing.models import Queue, QueueMembership, Rule
-from sla.models import BusinessCalendar, CalendarHours, ClosedDate, EscalationStep, SlaPolicy
-from territories.coverage.errors import CoverageError
-from territories.coverage.state import (
+from leadrouter.coverage.errors import CoverageError
+from leadrouter.coverage.state import (
     FIELDS,
     KEY_FIELDS,
     KIND_NAMES,
@@ -24,8 +22,10 @@ from territories.coverage.state import (
     existing_usernames,
     rename_catch_all,
 )
-from territories.coverage.validation import Desired, show
-from territories.coverage.yamlio import SECTION_ORDER
+from leadrouter.coverage.validation import Desired, show
+from leadrouter.coverage.yamlio import SECTION_ORDER
+from routing.models import Queue, QueueMembership, Rule
+from sla.models import BusinessCalendar, CalendarHours, ClosedDate, EscalationStep, SlaPolicy
 from territories.models import (
     Account,
     AccountDomain,

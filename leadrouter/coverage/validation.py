@@ -33,11 +33,8 @@ from django.core.validators import validate_email
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
-from routing.conditions import ConditionError, parse_condition
-from sla.calendar import CalendarSpec
-from territories import validators
-from territories.coverage.errors import CoverageError
-from territories.coverage.state import (
+from leadrouter.coverage.errors import CoverageError
+from leadrouter.coverage.state import (
     KEY_FIELDS,
     OWNER_KINDS,
     WEEKDAYS,
@@ -52,7 +49,10 @@ from territories.coverage.state import (
     parse_window,
     rename_catch_all,
 )
-from territories.coverage.yamlio import SECTION_ORDER
+from leadrouter.coverage.yamlio import SECTION_ORDER
+from routing.conditions import ConditionError, parse_condition
+from sla.calendar import CalendarSpec
+from territories import validators
 from territories.models import AccountDomain
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")

@@ -14,10 +14,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 
+from leadrouter.coverage.yamlio import SECTION_ORDER
 from routing.conditions import canonical_condition
 from routing.models import Queue, QueueMembership, Rule
 from sla.models import BusinessCalendar, EscalationStep, SlaPolicy
-from territories.coverage.yamlio import SECTION_ORDER
 from territories.models import Account, ProductLine, Rep, Skill, Team, Territory, TerritoryCriterion
 
 Entry = dict[str, Any]
