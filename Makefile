@@ -51,6 +51,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
@@ -59,4 +60,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var/broker var/cache var/*.sqlite3* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var/broker var/cache var/*.sqlite3* .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
