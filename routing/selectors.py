@@ -24,7 +24,7 @@ from routing.engine import (
     TerritoryInfo,
 )
 from routing.matching import AccountIndex
-from routing.models import Assignment, Lead, Queue, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
+from routing.models import Lead, Queue, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
 from routing.ownership import rep_loads as ownership_rep_loads
 from routing.pipeline import Evaluation, evaluate_lead
 from routing.scoring import ScoringRuleInfo, Thresholds
