@@ -32,7 +32,10 @@ def _fields(model: type[models.Model], names: Iterable[str]) -> list[Field]:
 
 def _needs_prep(field: Field) -> bool:
     """Whether psycopg cannot take the Python value of ``field`` as it is."""
-    return isinstance(field, models.JSONField | models.DecimalField) or connection.vendor != "postgresql"
+    return (
+        isinstance(field, models.JSONField | models.DecimalField | models.BinaryField)
+        or connection.vendor != "postgresql"
+    )
 
 
 def _column_values(field: Field, values: Sequence[Any]) -> list[Any]:

@@ -79,8 +79,6 @@ STANDARDIZED_FIELDS = list(StandardizedLead.value_fields())
 # The lead columns a routing batch writes.
 ROUTED_FIELDS = [
     *STANDARDIZED_FIELDS,
-    "form_answers",
-    "page_history",
     "flags",
     "enrichment_sources",
     "enrichment_failures",
@@ -430,12 +428,8 @@ def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dic
 
 
 def _copy_prepared(lead: Lead, prepared: Prepared) -> None:
-    """The standardized and enriched values, form answers, page history, score and account match onto the
-    lead row."""
-    raw = lead.raw_payload if isinstance(lead.raw_payload, dict) else {}
-    answers, pages = raw.get("form_answers"), raw.get("page_history")
-    lead.form_answers = answers if isinstance(answers, dict) else {}
-    lead.page_history = pages if isinstance(pages, list) else []
+    """The standardized and enriched values, score and account match onto the lead row. (Form answers and
+    page history stay in the raw payload, where ``Lead.form_answers`` and ``Lead.page_history`` read them.)"""
     standardized = prepared.standardized
     for name in STANDARDIZED_FIELDS:
         value = getattr(standardized, name)

@@ -283,6 +283,9 @@ class LeadDetailSerializer(serializers.ModelSerializer):
     account_match = AccountMatchSerializer(source="*", read_only=True)
     sla = LeadClockSerializer(read_only=True, allow_null=True)
     escalations = EscalationSummarySerializer(many=True, read_only=True)
+    form_answers = serializers.JSONField(read_only=True)
+    page_history = serializers.JSONField(read_only=True)
+    receipt = serializers.JSONField(read_only=True)
 
     class Meta:
         model = Lead

@@ -198,7 +198,10 @@ def test_a_stored_lead_holding_a_lone_surrogate_still_reads_back_as_json():
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {raw_key}")
     lead_id = client.post(LEADS_URL, GOOD, format="json").json()["id"]
-    Lead.objects.filter(pk=lead_id).update(form_answers={"q": "caf\udfff"}, page_history=["/\udfff"])
+    raw = Lead.objects.get(pk=lead_id).raw_payload
+    Lead.objects.filter(pk=lead_id).update(
+        raw_payload={**raw, "form_answers": {"q": "caf\udfff"}, "page_history": ["/\udfff"]}
+    )
 
     response = client.get(f"{LEADS_URL}{lead_id}/")
 
