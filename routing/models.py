@@ -507,8 +507,11 @@ class RepTask(models.Model):
     """The in-app to-do an assignment creates: work this lead by ``due_at``."""
 
     assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="task")
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="tasks")
-    rep = models.ForeignKey(Rep, on_delete=models.CASCADE, related_name="tasks")
+    # The assignment's lead and rep, copied for the rep's task list. Only the ownership layer writes a task,
+    # from its assignment in the same statement batch, so the database need not check these two again at
+    # every commit (``db_constraint=False``); deleting a lead or a rep still deletes their tasks.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="tasks", db_constraint=False)
+    rep = models.ForeignKey(Rep, on_delete=models.CASCADE, related_name="tasks", db_constraint=False)
     title = models.CharField(max_length=300)
     due_at = models.DateTimeField()
     done_at = models.DateTimeField(null=True, blank=True)
