@@ -741,11 +741,9 @@ class RepAdmin(territories_admin.RepAdmin):
     """The coverage admin's reps with each one's open leads against capacity (a column after "away now").
     Registered in place of territories' rep admin."""
 
-    list_display = [
-        *(name for name in territories_admin.RepAdmin.list_display if name != "daily_cap"),
-        "load",
-        "daily_cap",
-    ]
+    # The column sits just before the daily cap, where the rep list has always shown it.
+    list_display = list(territories_admin.RepAdmin.list_display)
+    list_display.insert(list_display.index("daily_cap"), "load")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Rep]:
         return (
