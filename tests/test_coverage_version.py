@@ -38,7 +38,8 @@ pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
 # A Monday morning; the reps below work in UTC with no working hours set, so they are always on.
 MONDAY = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
-# Read fresh for every batch (the load counters, and the leads and history they are checked against), never from the cached copy.
+# Read fresh for every batch (the load counters, and the leads and history they are checked against), never
+# from the cached copy.
 READ_FRESH = {Lead, Assignment, RepLoad}
 
 
