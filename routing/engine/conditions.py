@@ -136,15 +136,19 @@ _FALSE = frozenset({"false", "no", "0", ""})
 
 
 def _equal(lead_value: Any, expected: Any) -> bool:
+    if type(lead_value) is str and type(expected) is str:
+        # The common case, and what the general rules below come to for two texts: blank equals blank only.
+        return _fold(lead_value) == _fold(expected)
     if isinstance(lead_value, bool) or isinstance(expected, bool):
         return _boolean(lead_value) is not None and _boolean(lead_value) == _boolean(expected)
     if _is_blank(lead_value) or _is_blank(expected):
         return _is_blank(lead_value) and _is_blank(expected)
     if isinstance(lead_value, str) or isinstance(expected, str):
-        lead_number, expected_number = _number(lead_value), _number(expected)
-        if not isinstance(lead_value, str) and lead_number is not None and expected_number is not None:
-            # A numeric field compared with a number typed as text: 500 equals "500".
-            return lead_number == expected_number
+        if not isinstance(lead_value, str):
+            lead_number, expected_number = _number(lead_value), _number(expected)
+            if lead_number is not None and expected_number is not None:
+                # A numeric field compared with a number typed as text: 500 equals "500".
+                return lead_number == expected_number
         return _fold(lead_value) == _fold(expected)
     return bool(lead_value == expected)
 

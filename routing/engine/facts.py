@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import Decimal
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from routing.engine.territories import TerritoryIndex
 
 Outcome = Literal["assigned", "queued", "nurture", "discarded"]
 RuleAction = Literal["queue", "territory", "account_owner", "rep", "nurture", "discard"]
@@ -261,6 +264,27 @@ class Snapshot:
     @cached_property
     def rep_by_id(self) -> dict[int, RepInfo]:
         return {rep.id: rep for rep in self.reps}
+
+    @cached_property
+    def rules_in_order(self) -> tuple[RuleInfo, ...]:
+        """The rules as they are tried: by position, then id."""
+        return tuple(sorted(self.rules, key=lambda rule: (rule.position, rule.id)))
+
+    @cached_property
+    def territory_index(self) -> TerritoryIndex:
+        """The territories compiled for matching, once per snapshot (``apply_decision`` passes it on)."""
+        from routing.engine.territories import TerritoryIndex  # That module builds on this one.
+
+        return TerritoryIndex(self.territory_by_id)
+
+    @cached_property
+    def rep_position(self) -> dict[int, int]:
+        """Where each rep sits in ``reps``, so that one rep can be replaced without a scan."""
+        return {rep.id: position for position, rep in enumerate(self.reps)}
+
+    @cached_property
+    def queue_position(self) -> dict[int, int]:
+        return {queue.id: position for position, queue in enumerate(self.queues)}
 
 
 @dataclass(frozen=True)
