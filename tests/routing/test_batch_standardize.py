@@ -1,0 +1,102 @@
+"""Standardization's fast paths give exactly what the libraries they stand in for give."""
+
+from cleanco import basename as cleanco_basename
+from cleanco.clean import prepare_default_terms
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from routing.standardize import _email, company_key, standardize
+from routing.standardize.companies import basename
+
+LEGAL_TERMS = sorted({" ".join(term) for _, term in prepare_default_terms()})
+NAME_WORDS = [
+    "Nordwind",
+    "Logistik",
+    "Müller",
+    "&",
+    "Söhne",
+    "Co.",
+    "AG",
+    "GmbH",
+    "S.A.",
+    "de",
+    "Ltd.",
+    "Pty",
+    "Ölwerk",
+]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(st.sampled_from(NAME_WORDS + LEGAL_TERMS) | st.text(max_size=6), min_size=1, max_size=6),
+    st.sampled_from(["", ".", ",", " ", "!", " - "]),
+)
+@example(["Nordwind Logistik", "GmbH & Co. KG"], "")
+@example(["s de rl", "s de rl"], ".")
+def test_a_company_name_loses_its_legal_form_as_cleanco_says(words, tail):
+    name = " ".join(words) + tail
+    assert basename(name) == cleanco_basename(name)
+
+
+def validated_whole(text):
+    """What standardization made of an address before: email_validator over the whole address."""
+    try:
+        validated = validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return f"{text.rsplit('@', 1)[0]}@{validated.domain}", validated.ascii_domain
+
+
+DOMAINS = [
+    "example.com",
+    "Example.COM",
+    "sub.prospect7.example",
+    "xn--mller-kva.de",
+    "müller.de",
+    "localhost",
+    "ex_ample.com",
+    "-bad.com",
+    "bad-.com",
+    "a..b.com",
+    ".a.com",
+    "1.2.3.4",
+    "[1.2.3.4]",
+    "com",
+    ("a" * 63 + ".") * 3 + "com",
+    ("b" * 60 + ".") * 4 + "de",
+]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.text(alphabet="abcXYZ019.+_-!#$%&'*/=?^`{|}~ \"@<>()ü\u0301", min_size=0, max_size=12)
+    | st.integers(1, 80).map(lambda n: "x" * n),
+    st.sampled_from(DOMAINS) | st.text(alphabet="abc.-_ü", min_size=1, max_size=12),
+)
+@example("buyer1", "prospect1.example")
+@example("x" * 64, ("a" * 63 + ".") * 3 + "com")
+@example("postmaster", "Example.COM")
+def test_an_email_is_read_as_email_validator_reads_it(local, domain):
+    text = f"{local}@{domain}"
+    assert _email(text) == validated_whole(text)
+
+
+def test_standardizing_again_gives_the_same_lead():
+    raw = {
+        "email": "Buyer@Prospect7.EXAMPLE",
+        "company": "Prospect 7 GmbH",
+        "country": "Deutschland",
+        "state": "Bavaria",
+        "phone": "+49 89 1234567",
+        "employees": "51-200",
+        "industry": "IT services",
+        "website": "https://www.prospect7.example/about",
+    }
+    first = standardize(raw)
+    assert standardize(dict(raw)) == first
+    assert (first.email, first.email_domain, first.company_key) == (
+        "Buyer@prospect7.example",
+        "prospect7.example",
+        company_key("Prospect 7"),
+    )
