@@ -1,8 +1,10 @@
 """From a raw lead to a routing decision, without writing anything.
 
 Simulate calls ``evaluate_lead``; the routing worker (routing/dispatch.py) calls
-``prepare_lead`` for a batch outside its lock, then ``route_prepared`` under it,
-and writes what the decision says. The steps, in the order the practice prescribes:
+``prepare_leads`` for a batch outside its lock, then ``route_prepared`` under it,
+and writes what the decision says. ``prepare_leads`` gives each lead what
+``prepare_lead`` gives it alone, doing the work a batch shares once. The steps,
+in the order the practice prescribes:
 
 1. Standardize the raw fields (unknown values are flagged, not dropped).
 2. Enrich blank company fields by domain.
@@ -12,6 +14,7 @@ and writes what the decision says. The steps, in the order the practice prescrib
 5. Route with the engine over the coverage snapshot.
 """
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -19,11 +22,13 @@ from typing import Any
 
 from routing.engine import AccountFacts, Decision, LeadFacts, Snapshot, route_lead
 from routing.engine.facts import LEAD_FIELDS
-from routing.enrich import EnrichmentProvider, EnrichmentResult, enrich
+from routing.enrich import EnrichmentProvider, EnrichmentResult, configured_providers, enrich, lookup_domain
 from routing.matching import AccountIndex, AccountMatch
 from routing.scoring import ScoreResult, ScoringRuleInfo, Thresholds, score_lead
 from routing.standardize import StandardizedLead, standardize
 from territories.picklists import size_band_for
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,19 +83,130 @@ def prepare_lead(
 ) -> Prepared:
     """Steps 1–4 for ``raw``: standardize, enrich, match an account, score. Reads only what it is given
     (``providers`` default to the configured enrichment providers)."""
+    standardized, enrichment, values = _standardize_and_enrich(raw, providers)
+    account = accounts.match(**_match_fields(standardized, values))
+    return _match_and_score(standardized, enrichment, values, account, account_facts, scoring)
+
+
+def prepare_leads(
+    raws: Sequence[Mapping[str, Any]],
+    *,
+    accounts: AccountIndex,
+    account_facts: Callable[[int], AccountFacts | None],
+    scoring: tuple[list[ScoringRuleInfo], Thresholds],
+    providers: Sequence[EnrichmentProvider] | None = None,
+) -> list[Prepared | Exception]:
+    """Steps 1–4 for a routing batch: for each raw lead, in order, what ``prepare_lead`` gives it, or the
+    exception its preparation raised (the caller keeps the lead and sends it to the catch-all with the
+    error; the exception carries its traceback). Reads only what it is given.
+
+    What the batch shares is done once: the providers are read once, and those that look up many domains
+    at once (``prefetch``) get the batch's domains together; the companies no domain matched are matched
+    together (``AccountIndex.match_many``); each matched account's facts are read once.
+    """
+    providers = configured_providers() if providers is None else providers
+    failed: dict[int, Exception] = {}
+    # Step 1 for every lead first, so that step 2 can look the batch's domains up together.
+    standardized: dict[int, StandardizedLead] = {}
+    for position, raw in enumerate(raws):
+        try:
+            standardized[position] = standardize(raw)
+        except Exception as error:  # A bug must not stop the batch nor lose the lead.
+            failed[position] = error
+    domains = {lookup_domain(lead.as_values()) for lead in standardized.values()} - {""}
+    for provider in providers:
+        prefetch = getattr(provider, "prefetch", None)
+        try:
+            if prefetch is not None:
+                prefetch(domains=domains)
+        except Exception:  # As with a failed lookup: enrichment records each lead's failure and goes on.
+            logger.warning("Enrichment provider %s could not prefetch the batch.", provider.name, exc_info=True)
+    enriched: dict[int, tuple[EnrichmentResult, dict[str, Any]]] = {}
+    for position, lead in standardized.items():
+        try:
+            enriched[position] = _enrich(lead, providers)
+        except Exception as error:
+            failed[position] = error
+
+    matches = _match_all(
+        accounts,
+        {position: _match_fields(standardized[position], values) for position, (_, values) in enriched.items()},
+    )
+    facts_by_id: dict[int, AccountFacts | None] = {}
+
+    def facts_once(account_id: int) -> AccountFacts | None:
+        if account_id not in facts_by_id:
+            facts_by_id[account_id] = account_facts(account_id)
+        return facts_by_id[account_id]
+
+    prepared: dict[int, Prepared] = {}
+    for position, (enrichment, values) in enriched.items():
+        account = matches[position]
+        if isinstance(account, Exception):
+            failed[position] = account
+            continue
+        try:
+            prepared[position] = _match_and_score(
+                standardized[position], enrichment, values, account, facts_once, scoring
+            )
+        except Exception as error:
+            failed[position] = error
+    return [prepared[position] if position in prepared else failed[position] for position in range(len(raws))]
+
+
+def _standardize_and_enrich(
+    raw: Mapping[str, Any], providers: Sequence[EnrichmentProvider] | None
+) -> tuple[StandardizedLead, EnrichmentResult, dict[str, Any]]:
     standardized = standardize(raw)
+    return (standardized, *_enrich(standardized, providers))
+
+
+def _enrich(
+    standardized: StandardizedLead, providers: Sequence[EnrichmentProvider] | None
+) -> tuple[EnrichmentResult, dict[str, Any]]:
+    """Step 2, and the lead's values with what enrichment filled in."""
     values = standardized.as_values()
     enrichment = enrich(lead=values, providers=providers)
     values = {**values, **enrichment.values}
     if "employees" in enrichment.values and not standardized.size_band:
         values["size_band"] = size_band_for(values["employees"])
+    return enrichment, values
 
-    account = accounts.match(
-        email_domain=standardized.email_domain,
-        is_free_email=standardized.is_free_email,
-        website=standardized.website,
-        company=values["company"],
-    )
+
+def _match_fields(standardized: StandardizedLead, values: Mapping[str, Any]) -> dict[str, Any]:
+    """What account matching reads: the lead's own domains, and its company, enriched when it was blank."""
+    return {
+        "email_domain": standardized.email_domain,
+        "is_free_email": standardized.is_free_email,
+        "website": standardized.website,
+        "company": values["company"],
+    }
+
+
+def _match_all(accounts: AccountIndex, fields: dict[int, dict[str, Any]]) -> dict[int, AccountMatch | Exception]:
+    """Step 3 for the batch, together; should that fail, lead by lead, so one lead's failure stays its own."""
+    try:
+        return dict(zip(fields, accounts.match_many(list(fields.values())), strict=True))
+    except Exception:
+        logger.exception("Matching a batch's accounts together failed; matching lead by lead.")
+    matches: dict[int, AccountMatch | Exception] = {}
+    for position, lead_fields in fields.items():
+        try:
+            matches[position] = accounts.match(**lead_fields)
+        except Exception as error:
+            matches[position] = error
+    return matches
+
+
+def _match_and_score(
+    standardized: StandardizedLead,
+    enrichment: EnrichmentResult,
+    values: dict[str, Any],
+    account: AccountMatch,
+    account_facts: Callable[[int], AccountFacts | None],
+    scoring: tuple[list[ScoringRuleInfo], Thresholds],
+) -> Prepared:
+    """Steps 3 (the matched account's facts) and 4."""
     facts = account_facts(account.account_id) if account.account_id is not None else None
     if facts is not None and account.weak:
         facts = replace(facts, weak_match=True)
