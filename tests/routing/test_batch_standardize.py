@@ -6,8 +6,9 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from routing.standardize import _email, company_key, standardize
+from routing.standardize import company_key, standardize
 from routing.standardize.companies import basename
+from routing.standardize.emails import email_and_domain
 
 LEGAL_TERMS = sorted({" ".join(term) for _, term in prepare_default_terms()})
 NAME_WORDS = [
@@ -79,7 +80,7 @@ DOMAINS = [
 @example("postmaster", "Example.COM")
 def test_an_email_is_read_as_email_validator_reads_it(local, domain):
     text = f"{local}@{domain}"
-    assert _email(text) == validated_whole(text)
+    assert email_and_domain(text) == validated_whole(text)
 
 
 def test_standardizing_again_gives_the_same_lead():
