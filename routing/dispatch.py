@@ -8,28 +8,26 @@ leads ``received`` for the sweep (``leads_route_stale``) to route.
 
 Within a batch's transaction:
 
-1. Prepare each lead (standardize, enrich, match an account, score). This reads
-   only the coverage model, so it runs without the routing lock, in parallel
-   with other workers.
+1. Prepare the batch (standardize, enrich, match accounts, score: ``prepare_leads``). This reads only
+   the coverage model, so it runs without the routing lock, in parallel with other workers.
 2. Take the routing lock. Distribution reads and moves shared state — round-robin
    pointers, each rep's open load and today's count — and a rep can sit in several
    queues and overflow chains, so the lock covers all of it at once: on
    PostgreSQL a transaction-level advisory lock; on SQLite every write
-   transaction is already exclusive. Under the lock the coverage snapshot is
-   read fresh, so it includes everything earlier batches committed.
+   transaction is already exclusive. Under the lock the pointers and the load
+   counters are read fresh, so they include everything earlier batches committed.
 3. Route each lead with the pure engine, folding each decision into the
    snapshot (``apply_decision``) so the next lead in the batch sees the new
    pointer and load. Caps and round robin are therefore exact.
-4. Write leads, assignment history, pointers, notifications and rep tasks in
-   bulk, then commit. Notifications go out after commit, once per kind.
+4. Hand the decisions to the ownership layer (routing/ownership.py), which writes leads,
+   assignment history, pointers, load counters, SLA clocks, tasks and notifications
+   set-based, then commit. Notifications go out after commit, once per kind.
 
-Other writers of ownership (a manager's reassignment and a rep's departure in
-routing/reassign.py, the SLA ladder in sla/sweep.py, "take next" and "not mine"
-in routing/services.py) take the same lock with ``routing_lock()`` and write
-through ``record_assignments``, so every new owner gets the same history row,
-notifications, task and SLA clock. Lock order, everywhere: first the rows being
-changed (leads, clocks) in id order, then the routing lock — the order a
-routing batch uses — so writers never deadlock on each other.
+Every other writer of ownership (a manager's reassignment and a rep's departure in
+routing/reassign.py, the SLA ladder in sla/sweep.py, "take next" and "not mine" in
+routing/services.py) takes the same lock and writes through the same layer. Lock order,
+everywhere: first the rows being changed (leads, clocks) in id order, then the routing
+lock — the order a routing batch uses — so writers never deadlock on each other.
 """
 
 from __future__ import annotations
@@ -48,11 +46,10 @@ from django.utils import timezone
 
 from routing.engine import Decision, Snapshot, apply_decision
 from routing.engine.distribution import distribute
-from routing.enrich import configured_providers
 from routing.matching import AccountIndex
 from routing.models import Assignment, Lead
 from routing.ownership import Handover, owners_change, routing_lock
-from routing.pipeline import Prepared, prepare_lead, route_prepared
+from routing.pipeline import Prepared, prepare_leads, route_prepared
 from routing.scoring import ScoringRuleInfo, Thresholds
 from routing.selectors import account_facts, routing_snapshot, scoring_snapshot, snapshot_with_current_load
 from routing.standardize import StandardizedLead
@@ -315,39 +312,27 @@ def _route_batch(*, lead_ids: list[int] | None, limit: int, lane: str | None = N
 
 
 def _prepare_all(leads: list[Lead]) -> list[_Routed]:
-    """Steps 1–4 for every claimed lead; a lead whose preparation fails is kept and sent to the catch-all."""
-    accounts = coverage.accounts()
-    scoring = coverage.scoring()
-    providers = configured_providers()
-    # Providers that can look up many domains at once get the batch's likely domains up front.
-    domains = {_likely_domain(lead.raw_payload) for lead in leads}
-    for provider in providers:
-        prefetch = getattr(provider, "prefetch", None)
-        if prefetch is not None:
-            prefetch(domains=domains)
-    facts_cache: dict[int, Any] = {}
-
-    def cached_account_facts(account_id: int) -> Any:
-        if account_id not in facts_cache:
-            facts_cache[account_id] = account_facts(account_id)
-        return facts_cache[account_id]
-
+    """Steps 1–4 for the claimed leads, as one batch (``prepare_leads`` shares lookups and account matching
+    across it); a lead whose preparation fails is kept and sent to the catch-all. Each lead's ``elapsed_ms``
+    starts with its share of the batch's preparation time."""
+    clock = time.perf_counter()
+    results = prepare_leads(
+        [lead.raw_payload if isinstance(lead.raw_payload, dict) else {} for lead in leads],
+        accounts=coverage.accounts(),
+        account_facts=account_facts,
+        scoring=coverage.scoring(),
+    )
+    share = (time.perf_counter() - clock) * 1000 / max(len(leads), 1)
     routed = []
-    for lead in leads:
-        clock = time.perf_counter()
-        try:
-            prepared: Prepared | None = prepare_lead(
-                lead.raw_payload,
-                accounts=accounts,
-                account_facts=cached_account_facts,
-                scoring=scoring,
-                providers=providers,
-            )
-        except Exception as error:  # A bug must not stop the batch nor lose the lead.
-            logger.exception("Lead %s could not be prepared for routing.", lead.pk)
-            lead.routing_error = f"{type(error).__name__}: {error}"
+    for lead, result in zip(leads, results, strict=True):
+        prepared: Prepared | None
+        if isinstance(result, Exception):  # A bug must not stop the batch nor lose the lead.
+            logger.error("Lead %s could not be prepared for routing.", lead.pk, exc_info=result)
+            lead.routing_error = f"{type(result).__name__}: {result}"
             prepared = None
-        routed.append(_Routed(lead, prepared, elapsed_ms=(time.perf_counter() - clock) * 1000))
+        else:
+            prepared = result
+        routed.append(_Routed(lead, prepared, elapsed_ms=share))
     return routed
 
 
@@ -362,12 +347,6 @@ def _exclude_reps_who_sent_back(routed: list[_Routed]) -> None:
         if item.prepared is not None and item.lead.pk in sent_back:
             facts = replace(item.prepared.facts, excluded_rep_ids=frozenset(sent_back[item.lead.pk]))
             item.prepared = replace(item.prepared, facts=facts)
-
-
-def _likely_domain(raw: dict[str, Any]) -> str:
-    """The e-mail's domain as posted, for prefetching; standardization decides the real one."""
-    email = raw.get("email")
-    return email.rsplit("@", 1)[-1].strip().lower() if isinstance(email, str) and "@" in email else ""
 
 
 def _open_leads_by_email(routed: list[_Routed]) -> dict[str, int]:

@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from routing import dispatch
+from routing import dispatch, pipeline
 from routing.dispatch import leads_route, leads_route_stale, queued_leads_distribute
 from routing.models import Assignment, Lead, Notification, Queue, RepTask, ScoringRule
 from routing.ownership import leads_close
@@ -227,14 +227,14 @@ def test_an_out_of_office_rep_is_skipped_with_the_reason_in_the_receipt(dach):
 
 def test_a_lead_that_breaks_preparation_waits_in_the_catch_all_and_the_batch_goes_on(dach, monkeypatch):
     good, bad = received(), received(company="poison")
-    prepare = dispatch.prepare_lead
+    standardize = pipeline.standardize
 
-    def failing_on_poison(raw, **kwargs):
+    def failing_on_poison(raw):
         if raw.get("company") == "poison":
             raise RuntimeError("enrichment provider exploded")
-        return prepare(raw, **kwargs)
+        return standardize(raw)
 
-    monkeypatch.setattr(dispatch, "prepare_lead", failing_on_poison)
+    monkeypatch.setattr(pipeline, "standardize", failing_on_poison)
     with time_machine.travel(MONDAY, tick=False):
         leads_route(lead_ids=[good.pk, bad.pk])
 
