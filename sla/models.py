@@ -253,13 +253,19 @@ class LeadSla(models.Model):
 
     lead = models.OneToOneField(Lead, on_delete=models.CASCADE, related_name="sla")
     policy = models.ForeignKey(SlaPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    calendar = models.ForeignKey(BusinessCalendar, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # No index on the calendar or the next step: nothing looks clocks up by them, and every clock started and
+    # every step the sweep fires writes them. Deleting a calendar or a step reads the clocks once instead.
+    calendar = models.ForeignKey(
+        BusinessCalendar, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     state = models.CharField(max_length=10, choices=State.choices, default=State.ON_TRACK)
     started_at = models.DateTimeField(help_text="When the clock started: the assignment.")
     due_at = models.DateTimeField(null=True, blank=True)
     touched_at = models.DateTimeField(null=True, blank=True)
     # The ladder: the next step to fire and when. Cleared once touched or the ladder is done.
-    next_step = models.ForeignKey(EscalationStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    next_step = models.ForeignKey(
+        EscalationStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     next_step_at = models.DateTimeField(null=True, blank=True)
     reassignments = models.PositiveSmallIntegerField(default=0)
     previous_owner_ids = models.JSONField(
@@ -320,7 +326,8 @@ class Escalation(models.Model):
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
         RESOLVED = "resolved", "Resolved"
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="escalations")
+    # No index of its own: the unique (lead, step) index starts with it.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="escalations", db_index=False)
     step = models.ForeignKey(EscalationStep, null=True, on_delete=models.SET_NULL, related_name="escalations")
     action = models.CharField(max_length=20, choices=EscalationStep.Action.choices)
     rep = models.ForeignKey(
@@ -331,8 +338,12 @@ class Escalation(models.Model):
         related_name="escalations",
         help_text="Who held the lead.",
     )
-    to_rep = models.ForeignKey(Rep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    to_queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # These three are empty on most rows (a reminder or an alert names no target and waits for a handler):
+    # their indexes (see Meta) hold only the rows that name one.
+    to_rep = models.ForeignKey(Rep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
+    to_queue = models.ForeignKey(
+        Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     notified = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -340,7 +351,7 @@ class Escalation(models.Model):
     fired_at = models.DateTimeField()
     status = models.CharField(max_length=15, choices=Status.choices, default=Status.OPEN)
     handled_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     handled_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True)
@@ -354,6 +365,15 @@ class Escalation(models.Model):
         indexes = [
             # The managers' page: open escalations, newest first.
             models.Index(fields=["status", "-fired_at"], name="escalation_status_idx"),
+            # Deleting a rep, a queue or a user clears these columns where they are set; the sweep writes
+            # thousands of reminders and alerts a minute with them empty, and adds nothing to these indexes.
+            models.Index(fields=["to_rep"], condition=models.Q(to_rep__isnull=False), name="escalation_to_rep_idx"),
+            models.Index(
+                fields=["to_queue"], condition=models.Q(to_queue__isnull=False), name="escalation_to_queue_idx"
+            ),
+            models.Index(
+                fields=["handled_by"], condition=models.Q(handled_by__isnull=False), name="escalation_handled_by_idx"
+            ),
         ]
 
     def __str__(self) -> str:
