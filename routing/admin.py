@@ -704,10 +704,21 @@ class UndeliveredFilter(admin.SimpleListFilter):
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Every e-mail and Slack notice to a rep and what became of it. Only the sender and the sweep write
-    them; a person may resend one whose delivery is unknown or that failed."""
+    """Every e-mail and Slack notice, to a rep about a new lead or from the SLA ladder, and what became of it.
+    Only the senders and the sweeps write them; a person may resend one whose delivery is unknown or that
+    failed."""
 
-    list_display = ["__str__", "kind", "status", "attempts", "created_at", "sending_since", "sent_at", "error_short"]
+    list_display = [
+        "__str__",
+        "kind",
+        "about",
+        "status",
+        "attempts",
+        "created_at",
+        "sending_since",
+        "sent_at",
+        "error_short",
+    ]
     list_filter = [UndeliveredFilter, "status", "kind", "created_at"]
     search_fields = ["lead__email", "lead__company", "rep__user__username"]
     list_select_related = ["lead", "rep__user"]
@@ -717,6 +728,12 @@ class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="error")
     def error_short(self, notification: Notification) -> str:
         return safe_text(notification.error, 120)
+
+    @admin.display(description="about")
+    def about(self, notification: Notification) -> str:
+        if notification.escalation_id is not None:
+            return f"SLA escalation {notification.escalation_id}"
+        return f"assignment {notification.assignment_id}"
 
     def has_resend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("routing.change_notification")

@@ -1,35 +1,45 @@
-"""Tell the rep about a new lead: an e-mail, an optional Slack post and an in-app task.
+"""The notification outbox: tell the rep about a new lead (an e-mail, an optional Slack post and an in-app
+task), and send the notices other apps plan, such as the SLA ladder's reminders and manager alerts.
 
 The routing service calls ``notifications_plan`` inside its transaction and
 bulk-creates what it returns; after commit, the ``notify_assignments`` task calls
-``notifications_send``. The Notification rows are the outbox: each is claimed by a
-conditional UPDATE before it is sent, so it goes out at most once however many
+``notifications_send``. Another app records its notices with ``notices_record`` in
+the transaction that decided them and sends them after commit with
+``notices_send_after_commit`` (the ``notify_outbox`` task); it says how each of its
+kinds is rendered with ``notice_kind_register``, called from its ``AppConfig.ready``,
+so routing never imports it. The Notification rows are the outbox: each is claimed
+by a conditional UPDATE before it is sent, so it goes out at most once however many
 tasks run. The periodic ``notifications_sweep`` sends what a lost message left
-pending, retries failures, and deals with notices a dead worker left ``sending``.
-What a message shows of the lead's stored JSON goes through ``routing.render``,
-which bounds it, so no stored lead can keep its rep from being told.
+pending, retries failures, and deals with notices a dead worker left ``sending``,
+whatever their kind. What a message shows of the lead's stored JSON goes through
+``routing.render``, which bounds it, so no stored lead can keep its rep from being
+told.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from routing import tasks
+from routing.bulk import rows_insert
 from routing.models import Assignment, Lead, Notification, RepTask
 from routing.render import form_answer_pairs, inline_text, page_history_lines, safe_text
 
@@ -48,6 +58,7 @@ MAX_ATTEMPTS = 3
 # is not: an incoming webhook has no idempotency key, so a retry posts a second visible message to the rep's
 # or the whole queue's channel. Such a notice becomes "delivery unknown" instead; the routing health page
 # and admin list it with a resend action, and the rep's in-app task and the SLA ladder still remind the rep.
+# A kind travels on the channel it was registered with (``notice_kind_register``).
 RETRY_WHEN_STUCK = frozenset({Notification.Kind.EMAIL})
 STUCK_RETRY_NOTE = "The worker sending it stopped before recording the outcome; sent again."
 STUCK_UNKNOWN_NOTE = (
@@ -64,6 +75,65 @@ def undelivered() -> Q:
 
 class DeliveryError(Exception):
     """A notification could not be delivered; the message is stored on the row."""
+
+
+# --- Kinds and how they are rendered ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Email:
+    """An e-mail to send: plain text, optionally an HTML alternative. The subject is put on one line."""
+
+    subject: str
+    body: str
+    to: list[str]
+    html: str = ""
+
+
+@dataclass(frozen=True)
+class SlackPost:
+    """A Slack message, in mrkdwn, to post to each incoming-webhook URL."""
+
+    urls: list[str]
+    text: str
+
+
+Message = Email | SlackPost
+# A kind's renderer: given the pending notices of that kind about to be sent (so that it can read what their
+# messages show in bulk), a function that builds one notice's message. That function raises DeliveryError
+# when a notice cannot be sent (no address, no webhook); the notice then fails, and the others go out.
+Renderer = Callable[[Sequence[Notification]], Callable[[Notification], Message]]
+
+
+@dataclass(frozen=True)
+class NoticeKind:
+    """How one kind of notification is sent: its channel (e-mail or Slack, which decides whether a notice a
+    dead worker left ``sending`` is sent again) and its renderer."""
+
+    channel: str
+    render: Renderer
+
+
+_notice_kinds: dict[str, NoticeKind] = {}
+
+
+def notice_kind_register(kind: str, *, channel: str, render: Renderer) -> None:
+    """Say how notices of ``kind`` (a ``Notification.Kind``) are rendered. The apps above routing call this
+    from ``AppConfig.ready``; routing registers its own kinds below."""
+    if kind not in Notification.Kind.values:
+        raise ValueError(f"{kind!r} is not a Notification.Kind.")
+    if channel not in (Notification.Kind.EMAIL, Notification.Kind.SLACK):
+        raise ValueError(f"A notice travels by e-mail or Slack, not {channel!r}.")
+    _notice_kinds[kind] = NoticeKind(channel=channel, render=render)
+
+
+def notice_kinds() -> dict[str, NoticeKind]:
+    """Every registered kind, for checks that no kind is left without a renderer."""
+    return dict(_notice_kinds)
+
+
+def _retry_when_stuck_kinds() -> list[str]:
+    return sorted(kind for kind, spec in _notice_kinds.items() if spec.channel in RETRY_WHEN_STUCK)
 
 
 # --- Planning --------------------------------------------------------------------------------------------
@@ -96,7 +166,7 @@ def notifications_plan(*, assignment: Assignment) -> tuple[list[Notification], R
         assignment=assignment,
         lead=lead,
         rep=rep,
-        title=f"Follow up: {_lead_label(lead)}"[: RepTask._meta.get_field("title").max_length],
+        title=f"Follow up: {lead_label(lead)}"[: RepTask._meta.get_field("title").max_length],
         due_at=_first_touch_due(assignment),
     )
     return notifications, task
@@ -110,20 +180,64 @@ def slack_webhook_urls(*, assignment: Assignment) -> list[str]:
     return list(dict.fromkeys(url for url in urls if url))
 
 
+class Notice(NamedTuple):
+    """A notice another app planned, about one of its records rather than an assignment: the SLA ladder's
+    reminder or alert about an escalation (by id). ``recipients``: addresses instead of the rep's own."""
+
+    escalation_id: int
+    lead_id: int
+    rep_id: int
+    kind: str
+    recipients: list[str] | None = None
+
+
+NOTICE_COLUMNS = ["escalation_id", "lead", "rep", "kind", "recipients", "status", "attempts", "error", "created_at"]
+
+
+def notices_record(notices: Sequence[Notice], *, now: dt.datetime) -> list[int]:
+    """Store ``notices`` as pending outbox rows, in one statement; return their ids in order.
+
+    Call it in the transaction that records what they report, and send them after commit with
+    ``notices_send_after_commit``. Side effects: inserts Notification rows.
+    """
+    pending = Notification.Status.PENDING.value
+    rows = [(*notice, pending, 0, "", now) for notice in notices]
+    return rows_insert(Notification, rows, NOTICE_COLUMNS, returning_pk=True)
+
+
+def notices_send_after_commit(notification_ids: Sequence[int]) -> None:
+    """Enqueue one ``notify_outbox`` task for these notifications once the transaction commits (the notify
+    lane). When the broker is down they stay pending, and the notification sweep sends them within a minute."""
+    if not notification_ids:
+        return
+    ids = list(notification_ids)
+
+    def enqueue() -> None:
+        try:
+            tasks.notify_outbox_send(ids)
+        except Exception:  # The broker is down: the notifications stay pending for the sweep.
+            logger.exception("Could not enqueue %d notifications.", len(ids))
+
+    transaction.on_commit(enqueue)
+
+
 # --- Sending ---------------------------------------------------------------------------------------------
 
 
-def notifications_send(*, assignment_ids: list[int]) -> int:
-    """Send the pending notifications of these assignments; return how many went out.
+def notifications_send(*, assignment_ids: Sequence[int] = (), notification_ids: Sequence[int] = ()) -> int:
+    """Send the pending notifications of these assignments, and these pending notifications by id; return
+    how many went out.
 
-    1. Load the pending notifications with everything the message shows.
+    1. Load the pending notifications with everything the message shows, and
+       let each kind's renderer read what its messages need, once for all.
     2. Claim each with ``UPDATE … SET status='sending', attempts=attempts+1
        WHERE id=… AND status='pending'``. Only the caller whose UPDATE changed a
        row sends it, so two tasks running at once, or one task running twice,
        never send a notification twice.
-    3. Send it, then mark it ``sent`` (with ``sent_at``) or ``failed`` (with the
-       error, truncated). A failure affects only its own notification: a bad
-       Slack webhook does not stop the e-mail.
+    3. Build its message, send it, then mark it ``sent`` (with ``sent_at``) or
+       ``failed`` (with the error, truncated). A failure affects only its own
+       notification: a bad Slack webhook does not stop the e-mail. The e-mails
+       of one call share one connection to the mail server.
 
     A notification left in ``sending`` (a worker killed between the claim and the
     outcome) is not sent again here: ``notifications_recover_stuck`` decides,
@@ -133,56 +247,63 @@ def notifications_send(*, assignment_ids: list[int]) -> int:
     webhooks, and updates Notification rows. Call it outside a transaction (as the
     task does) so that each claim and outcome is committed as soon as it is made.
     """
+    wanted = Q(pk__in=list(notification_ids)) | Q(assignment_id__in=list(assignment_ids))
     notifications = list(
-        Notification.objects.filter(assignment_id__in=assignment_ids, status=Notification.Status.PENDING)
+        Notification.objects.filter(wanted, status=Notification.Status.PENDING)
         .select_related("assignment__queue", "assignment__task", "lead__account", "lead__rule", "rep__user")
         .order_by("assignment_id", "pk")
     )
-    contexts: dict[int, dict[str, Any]] = {}
+    builders = _message_builders(notifications)
+    mailer = _Mailer()
     sent = 0
-    for notification in notifications:
-        if not _claim(notification):
-            continue
-        try:
-            context = contexts.get(notification.assignment_id)
-            if context is None:
-                context = contexts[notification.assignment_id] = notification_context(
-                    assignment=notification.assignment
+    try:
+        for notification in notifications:
+            if not _claim(notification):
+                continue
+            try:
+                _deliver(notification, builders[notification.kind](notification), mailer)
+            except Exception as exc:
+                # Any failure, expected (HTTP, SMTP) or not (a template bug), is recorded on the row
+                # and must not keep the other notifications from going out.
+                logger.warning(
+                    "Notification %s (%s) failed: %s", notification.pk, notification.kind, exc, exc_info=True
                 )
-            _deliver(notification, context)
-        except Exception as exc:
-            # Any failure, expected (HTTP, SMTP) or not (a template bug), is recorded on the row
-            # and must not keep the other notifications from going out.
-            logger.warning("Notification %s (%s) failed: %s", notification.pk, notification.kind, exc, exc_info=True)
-            Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING).update(
-                status=Notification.Status.FAILED, error=_error_text(exc)
-            )
-        else:
-            Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING).update(
-                status=Notification.Status.SENT, sent_at=timezone.now(), error=""
-            )
-            sent += 1
+                Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING).update(
+                    status=Notification.Status.FAILED, error=_error_text(exc)
+                )
+            else:
+                Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING).update(
+                    status=Notification.Status.SENT, sent_at=timezone.now(), error=""
+                )
+                sent += 1
+    finally:
+        mailer.close()
     return sent
 
 
 def notifications_retry_failed(*, max_attempts: int = MAX_ATTEMPTS) -> list[int]:
     """Put failed notifications with fewer than ``max_attempts`` attempts back to
-    ``pending``; return the ids of their assignments, for ``notify_assignments``.
+    ``pending``; return the ids of their assignments, for ``notify_assignments``
+    (a notice about an escalation has none: ``notifications_sweep`` sends it by id).
 
     A Slack notification that reached one of two webhooks before failing posts to
     both again on retry.
     """
+    return _assignment_ids(_retry_failed(max_attempts=max_attempts))
+
+
+def _retry_failed(*, max_attempts: int) -> Sequence[tuple[int, int | None]]:
+    """``notifications_retry_failed``, returning (id, assignment id) of each notification put back."""
     failed = list(
         Notification.objects.filter(status=Notification.Status.FAILED, attempts__lt=max_attempts).values_list(
             "pk", "assignment_id"
         )
     )
-    if not failed:
-        return []
-    Notification.objects.filter(pk__in=[pk for pk, _ in failed], status=Notification.Status.FAILED).update(
-        status=Notification.Status.PENDING
-    )
-    return sorted({assignment_id for _, assignment_id in failed})
+    if failed:
+        Notification.objects.filter(pk__in=[pk for pk, _ in failed], status=Notification.Status.FAILED).update(
+            status=Notification.Status.PENDING
+        )
+    return failed
 
 
 def notifications_recover_stuck(
@@ -192,18 +313,27 @@ def notifications_recover_stuck(
     them died between the claim and the outcome, so whether they arrived is unknown.
 
     1. Those of a channel in ``RETRY_WHEN_STUCK`` (e-mail) with attempts left go back to ``pending``; their
-       assignment ids are returned, for ``notifications_send``.
+       assignment ids are returned, for ``notifications_send`` (``notifications_sweep`` sends a notice about
+       an escalation, which has none, by id).
     2. The others (Slack, or e-mail out of attempts) become ``unknown``: shown on the routing health page and
        in admin, where a person can resend them.
 
     Each change is a conditional UPDATE on rows still ``sending`` since before the cutoff, so a sender that
     records its outcome meanwhile wins. Rows claimed before ``sending_since`` existed count as stale.
     """
-    now = now or timezone.now()
+    return _assignment_ids(
+        _recover_stuck(older_than_seconds=older_than_seconds, max_attempts=max_attempts, now=now or timezone.now())
+    )
+
+
+def _recover_stuck(
+    *, older_than_seconds: float, max_attempts: int, now: dt.datetime
+) -> Sequence[tuple[int, int | None]]:
+    """``notifications_recover_stuck``, returning (id, assignment id) of each notification put back."""
     cutoff = now - dt.timedelta(seconds=older_than_seconds)
     stale = Q(status=Notification.Status.SENDING) & (Q(sending_since__lt=cutoff) | Q(sending_since__isnull=True))
     retry = list(
-        Notification.objects.filter(stale, kind__in=RETRY_WHEN_STUCK, attempts__lt=max_attempts).values_list(
+        Notification.objects.filter(stale, kind__in=_retry_when_stuck_kinds(), attempts__lt=max_attempts).values_list(
             "pk", "assignment_id"
         )
     )
@@ -218,7 +348,11 @@ def notifications_recover_stuck(
             len(retry),
             unknown,
         )
-    return sorted({assignment_id for _, assignment_id in retry})
+    return retry
+
+
+def _assignment_ids(rows: Sequence[tuple[int, int | None]]) -> list[int]:
+    return sorted({assignment_id for _, assignment_id in rows if assignment_id is not None})
 
 
 def notifications_resend(*, notification_ids: list[int], by: Any = None) -> int:
@@ -226,8 +360,8 @@ def notifications_resend(*, notification_ids: list[int], by: Any = None) -> int:
 
     Puts each back to ``pending`` with a conditional UPDATE (a notice that is pending, sending or sent is left
     alone, so resending never doubles a notice that is on its way or arrived), then enqueues
-    ``notify_assignments`` after commit. When the broker is down the rows stay pending and the sweep sends
-    them within a minute.
+    ``notify_assignments`` (notices about an assignment) and ``notify_outbox`` (the others, by id) after
+    commit. When the broker is down the rows stay pending and the sweep sends them within a minute.
     """
     with transaction.atomic():
         rows = list(
@@ -240,12 +374,16 @@ def notifications_resend(*, notification_ids: list[int], by: Any = None) -> int:
         Notification.objects.filter(
             pk__in=[pk for pk, _ in rows], status__in=[Notification.Status.UNKNOWN, Notification.Status.FAILED]
         ).update(status=Notification.Status.PENDING)
-        assignment_ids = sorted({assignment_id for _, assignment_id in rows})
+        assignment_ids = _assignment_ids(rows)
+        by_id = sorted(pk for pk, assignment_id in rows if assignment_id is None)
         logger.info("%s resent notifications %s.", by or "Someone", [pk for pk, _ in rows])
 
         def enqueue() -> None:
             try:
-                tasks.notify_assignments_send(assignment_ids)
+                if assignment_ids:
+                    tasks.notify_assignments_send(assignment_ids)
+                if by_id:
+                    tasks.notify_outbox_send(by_id)
             except Exception:  # The broker is down: the notifications stay pending for the sweep.
                 logger.exception("Could not enqueue %d resent notifications.", len(rows))
 
@@ -260,13 +398,76 @@ def _claim(notification: Notification) -> bool:
     return claimed == 1
 
 
-def _deliver(notification: Notification, context: dict[str, Any]) -> None:
-    if notification.kind == Notification.Kind.EMAIL:
-        _send_email(notification, context)
-    elif notification.kind == Notification.Kind.SLACK:
-        _send_slack(notification, context)
+def _message_builders(notifications: list[Notification]) -> dict[str, Callable[[Notification], Message]]:
+    """Each kind's message builder for these notifications: its renderer's, or one that fails every notice of
+    the kind with the reason it cannot be rendered (no renderer registered, or the renderer failed)."""
+    by_kind: dict[str, list[Notification]] = {}
+    for notification in notifications:
+        by_kind.setdefault(notification.kind, []).append(notification)
+    builders: dict[str, Callable[[Notification], Message]] = {}
+    for kind, group in by_kind.items():
+        spec = _notice_kinds.get(kind)
+        try:
+            if spec is None:
+                raise DeliveryError(f"Unknown notification kind {kind!r}: nothing registered renders it.")
+            builders[kind] = spec.render(group)
+        except Exception as exc:
+            logger.warning("Notifications of kind %s cannot be rendered: %s", kind, exc, exc_info=True)
+            builders[kind] = _failing(exc)
+    return builders
+
+
+def _failing(exc: Exception) -> Callable[[Notification], Message]:
+    def build(notification: Notification) -> Message:
+        raise exc
+
+    return build
+
+
+@dataclass
+class _Mailer:
+    """One connection to the mail server for a whole send, opened with the first e-mail; an e-mail that
+    fails closes it, so the next one starts on a fresh connection."""
+
+    backend: BaseEmailBackend | None = field(default=None)
+
+    def connection(self) -> BaseEmailBackend:
+        if self.backend is None:
+            backend = get_connection(fail_silently=False)
+            backend.open()
+            self.backend = backend
+        return self.backend
+
+    def close(self) -> None:
+        if self.backend is not None:
+            backend, self.backend = self.backend, None
+            with contextlib.suppress(Exception):
+                backend.close()
+
+
+def _deliver(notification: Notification, message: Message, mailer: _Mailer) -> None:
+    if isinstance(message, Email):
+        if not message.to:
+            raise DeliveryError("There is no e-mail address to send it to.")
+        email = EmailMultiAlternatives(
+            subject=safe_text(_one_line(message.subject), 250),
+            body=safe_text(message.body, EMAIL_MAX_CHARS),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=message.to,
+            # The same Message-ID on every attempt: a copy sent again after a worker died is one message to
+            # the mailboxes that fold duplicates.
+            headers={"Message-ID": _message_id(notification)},
+        )
+        if message.html:
+            email.attach_alternative(safe_text(message.html, EMAIL_MAX_CHARS), "text/html")
+        try:
+            email.connection = mailer.connection()
+            email.send(fail_silently=False)
+        except Exception:
+            mailer.close()
+            raise
     else:
-        raise DeliveryError(f"Unknown notification kind {notification.kind!r}.")
+        _post_slack(message)
 
 
 def _error_text(exc: Exception) -> str:
@@ -314,7 +515,7 @@ def notification_context(*, assignment: Assignment) -> dict[str, Any]:
     return {
         "lead": lead,
         "name": _lead_name(lead),
-        "label": _lead_label(lead),
+        "label": lead_label(lead),
         "account": account,
         "score": lead.score,
         "fit_score": lead.fit_score,
@@ -324,7 +525,7 @@ def notification_context(*, assignment: Assignment) -> dict[str, Any]:
         "queue_name": assignment.queue.name if assignment.queue is not None else "",
         "form_answers": form_answer_pairs(lead.form_answers),
         "page_history": page_history_lines(lead.page_history),
-        "due_at": _format_due(due_at, rep.time_zone if rep is not None else "UTC"),
+        "due_at": format_due(due_at, rep.time_zone if rep is not None else "UTC"),
         "link": lead_admin_link(lead),
         "rep_name": (rep.user.get_short_name() or rep.user.get_username()) if rep is not None else "",
     }
@@ -340,23 +541,38 @@ def lead_admin_link(lead: Lead) -> str:
     return f"{settings.LEADROUTER_BASE_URL.rstrip('/')}/admin/routing/lead/{lead.pk}/change/"
 
 
-def _send_email(notification: Notification, context: dict[str, Any]) -> None:
-    address = notification.rep.user.email
-    if not address:
-        raise DeliveryError("The rep's user has no e-mail address.")
-    message = EmailMultiAlternatives(
-        subject=safe_text(f"New lead: {context['label']}", 250),
-        body=safe_text(render_to_string("routing/notify/lead_assigned.txt", context), EMAIL_MAX_CHARS),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[address],
-        # The same Message-ID on every attempt: a copy sent again after a worker died is one message to the
-        # mailboxes that fold duplicates.
-        headers={"Message-ID": _message_id(notification)},
-    )
-    message.attach_alternative(
-        safe_text(render_to_string("routing/notify/lead_assigned.html", context), EMAIL_MAX_CHARS), "text/html"
-    )
-    message.send(fail_silently=False)
+def _assignment_messages(notifications: Sequence[Notification]) -> Callable[[Notification], Message]:
+    """The renderer of routing's own kinds: the new owner's e-mail (text and HTML) and Slack post, from the
+    assignment's context (built once per assignment)."""
+    contexts: dict[int, dict[str, Any]] = {}
+
+    def message(notification: Notification) -> Message:
+        assignment = notification.assignment
+        if assignment is None:
+            raise DeliveryError("A new-lead notice needs its assignment, and this one has none.")
+        context = contexts.get(assignment.pk)
+        if context is None:
+            context = contexts[assignment.pk] = notification_context(assignment=assignment)
+        if notification.kind == Notification.Kind.EMAIL:
+            address = notification.rep.user.email
+            if not address:
+                raise DeliveryError("The rep's user has no e-mail address.")
+            return Email(
+                subject=f"New lead: {context['label']}",
+                body=render_to_string("routing/notify/lead_assigned.txt", context),
+                html=render_to_string("routing/notify/lead_assigned.html", context),
+                to=[address],
+            )
+        urls = slack_webhook_urls(assignment=assignment)
+        if not urls:
+            raise DeliveryError("Neither the rep nor the queue has a Slack webhook any more.")
+        return SlackPost(urls=urls, text=slack_text(context))
+
+    return message
+
+
+notice_kind_register(Notification.Kind.EMAIL, channel=Notification.Kind.EMAIL, render=_assignment_messages)
+notice_kind_register(Notification.Kind.SLACK, channel=Notification.Kind.SLACK, render=_assignment_messages)
 
 
 def _message_id(notification: Notification) -> str:
@@ -364,14 +580,13 @@ def _message_id(notification: Notification) -> str:
     return f"<notification-{notification.pk}.lead-{notification.lead_id}@{host}>"
 
 
-def _send_slack(notification: Notification, context: dict[str, Any]) -> None:
-    """POST the message to every configured webhook; fail if any of them failed."""
-    urls = slack_webhook_urls(assignment=notification.assignment)
-    if not urls:
-        raise DeliveryError("Neither the rep nor the queue has a Slack webhook any more.")
-    body = json.dumps({"text": safe_text(slack_text(context), SLACK_MAX_CHARS)}).encode()
+def _post_slack(post: SlackPost) -> None:
+    """POST the message to every webhook; fail if any of them failed."""
+    if not post.urls:
+        raise DeliveryError("There is no Slack webhook to post it to.")
+    body = json.dumps({"text": safe_text(post.text, SLACK_MAX_CHARS)}).encode()
     errors = []
-    for url in urls:
+    for url in post.urls:
         try:
             _post_json(url, body)
         except DeliveryError as exc:
@@ -402,23 +617,23 @@ def _post_json(url: str, body: bytes) -> None:
 def slack_text(context: dict[str, Any]) -> str:
     """A one-line headline with the link, then a few lines of context, in Slack mrkdwn."""
     lead: Lead = context["lead"]
-    lines = [f"*New lead for you:* <{context['link']}|{_slack_escape(context['label'])}>"]
+    lines = [f"*New lead for you:* <{context['link']}|{slack_escape(context['label'])}>"]
     who = " · ".join(part for part in (lead.title, lead.email, lead.phone) if part)
     if who:
-        lines.append(_slack_escape(who))
+        lines.append(slack_escape(who))
     account: _Account | None = context["account"]
     if account is not None:
         details = ", ".join(part for part in (account.tier, "customer" if account.is_customer else "") if part)
-        lines.append(f"Account: {_slack_escape(account.name)}" + (f" ({_slack_escape(details)})" if details else ""))
+        lines.append(f"Account: {slack_escape(account.name)}" + (f" ({slack_escape(details)})" if details else ""))
     if context["score"] is not None:
         lines.append(f"Score: {context['score']}")
     why = context["routing_summary"] + (f" (rule: {context['rule_name']})" if context["rule_name"] else "")
-    lines.append(f"Why: {_slack_escape(why)}")
+    lines.append(f"Why: {slack_escape(why)}")
     lines.append(f"Follow up by {context['due_at']}")
     return "\n".join(lines)
 
 
-def _slack_escape(text: str) -> str:
+def slack_escape(text: str) -> str:
     # Slack's mrkdwn treats only these three as control characters.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -441,13 +656,13 @@ def _lead_name(lead: Lead) -> str:
     )
 
 
-def _lead_label(lead: Lead) -> str:
+def lead_label(lead: Lead) -> str:
     """ "Jane Doe (Acme)", or just the name when the company is unknown."""
     company = _one_line(lead.company)
     return f"{_lead_name(lead)} ({company})" if company else _lead_name(lead)
 
 
-def _format_due(due_at: dt.datetime, time_zone: str) -> str:
+def format_due(due_at: dt.datetime, time_zone: str) -> str:
     """The due time in the rep's own time zone, which is what the rep reads it in."""
     try:
         zone = ZoneInfo(time_zone)
@@ -470,12 +685,15 @@ def notifications_sweep(
     Safe to overlap with ``notifications_send``: each is claimed first."""
     if sending_for_seconds is None:
         sending_for_seconds = settings.LEADROUTER_NOTIFICATION_SENDING_TIMEOUT_SECONDS
-    cutoff = timezone.now() - dt.timedelta(seconds=pending_for_seconds)
+    now = timezone.now()
+    cutoff = now - dt.timedelta(seconds=pending_for_seconds)
     overdue = set(
         Notification.objects.filter(status=Notification.Status.PENDING, created_at__lt=cutoff).values_list(
-            "assignment_id", flat=True
+            "pk", flat=True
         )
     )
-    overdue.update(notifications_retry_failed(max_attempts=max_attempts))
-    overdue.update(notifications_recover_stuck(older_than_seconds=sending_for_seconds, max_attempts=max_attempts))
-    return notifications_send(assignment_ids=sorted(overdue)) if overdue else 0
+    overdue.update(pk for pk, _ in _retry_failed(max_attempts=max_attempts))
+    overdue.update(
+        pk for pk, _ in _recover_stuck(older_than_seconds=sending_for_seconds, max_attempts=max_attempts, now=now)
+    )
+    return notifications_send(notification_ids=sorted(overdue)) if overdue else 0

@@ -1,6 +1,6 @@
 """Celery tasks. Each takes ids, never objects, and is safe to run twice: the
-lead row is the outbox, so a task only ever routes leads still ``received`` and
-only ever sends notifications still ``pending``."""
+lead row and the notification row are the outboxes, so a task only ever routes
+leads still ``received`` and only ever sends notifications still ``pending``."""
 
 from celery import Task, shared_task
 from django.conf import settings
@@ -41,6 +41,15 @@ def notify_assignments(assignment_ids: list[int]) -> None:
     notifications_send(assignment_ids=assignment_ids)
 
 
+@shared_task(ignore_result=True)
+def notify_outbox(notification_ids: list[int]) -> None:
+    """Send these pending notifications by id: the notices other apps record (the SLA ladder's reminders and
+    manager alerts), rendered as their app registered. Each goes out at most once."""
+    from routing.notify import notifications_send
+
+    notifications_send(notification_ids=notification_ids)
+
+
 # --- Lanes ----------------------------------------------------------------------------------------------
 # The queue names are read when a message is sent, not when this module loads, so a deployment (or a test)
 # can name its queues in settings.
@@ -58,6 +67,12 @@ def notify_assignments_send(assignment_ids: list[int], *, lane: str = Lead.Lane.
     lead never waits behind thousands of an import's. Raises what the broker raises."""
     queue = settings.LEADROUTER_QUEUE_BULK if lane == Lead.Lane.BULK else settings.LEADROUTER_QUEUE_NOTIFY
     notify_assignments.apply_async(args=[assignment_ids], queue=queue)
+
+
+def notify_outbox_send(notification_ids: list[int]) -> None:
+    """Send ``notify_outbox`` for these notifications to the notify queue: an SLA reminder or alert is live
+    work. Raises what the broker raises."""
+    notify_outbox.apply_async(args=[notification_ids], queue=settings.LEADROUTER_QUEUE_NOTIFY)
 
 
 @shared_task(ignore_result=True)

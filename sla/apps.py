@@ -7,7 +7,10 @@ class SlaConfig(AppConfig):
 
     def ready(self) -> None:
         from routing.ownership import clock_starter_register
+        from sla import notices
         from sla.clocks import clocks_on_new_owner
 
         # Every ownership change starts the new owner's first-touch clock through this one call.
         clock_starter_register(clocks_on_new_owner)
+        # The notification outbox renders the SLA ladder's reminders and alerts with this app's templates.
+        notices.register()

@@ -8,8 +8,9 @@ when it fires, so the sweep is an indexed comparison (``leadsla_due_step_idx``:
    UPDATE SKIP LOCKED``: a second sweep running at the same time takes other
    rows and never waits. PostgreSQL re-checks ``touched_at IS NULL`` on the
    newest row version when it locks it, so a lead touched meanwhile is not
-   claimed; the loaded rows are checked again (touched, a logged touch, the lead
-   no longer with a rep), and such a ladder simply stops.
+   claimed; the claimed clocks are checked again (touched, a logged touch, the
+   lead no longer with a rep), and such a ladder simply stops. The clocks are
+   read as plain values, not model objects: most steps only notify.
 2. When a claimed step changes ownership (reassign, move to a queue), take the
    routing lock before reading the leads, like every writer of ownership. The
    batch then holds its clocks while it waits for that lock; a writer holding
@@ -20,58 +21,65 @@ when it fires, so the sweep is an indexed comparison (``leadsla_due_step_idx``:
    restarted after a reassignment) is passed over; a reminder or alert whose
    recipient is outside business hours waits for the next opening (unless the
    policy notifies at any hour); otherwise the step fires: an ``Escalation``
-   row and the action. The clock then moves to the following step (never
+   row and the action. A reminder or an alert is only planned here, as plain
+   values; a reassignment or a move to a queue goes through the ownership
+   layer lead by lead. The clock then moves to the following step (never
    earlier than now), or its ladder ends.
-4. Write escalations (``ignore_conflicts``: the unique (lead, step) keeps a
-   step to one row even if two sweeps ever got there), clocks, leads,
-   assignments, pointers, notifications and rep tasks; restart the clocks of
-   reassigned leads with ``sla_clocks_start``; commit. Mail goes out after the
-   commit, outside the locks.
+4. Write, a few statements for the whole batch: the escalations (``ON
+   CONFLICT DO NOTHING``: the unique (lead, step) keeps a step to one row even
+   if two sweeps ever got there), the reminders' and alerts' notification rows
+   for the escalations just written (the outbox, ``routing.notify``), every
+   clock's next step; then the ownership changes and the new owners' clocks.
+   Commit, and one task per batch sends the batch's notices
+   (``routing.tasks.notify_outbox``): no mail is built or sent in the sweep.
 
-The sweep repeats batches until nothing is due or its time budget is spent;
-the next run goes on where it stopped.
+What every batch reads alike (policies and their ladders, calendars, the owners
+with their managers, queues) is read once per sweep. The sweep repeats batches
+until nothing is due or its time budget is spent; the next run goes on where it
+stopped.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Q
-from django.template.loader import render_to_string
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from routing.bulk import rows_update
 from routing.dispatch import coverage
 from routing.engine import Decision, Snapshot, apply_decision
 from routing.engine.distribution import distribute
-from routing.models import Assignment, Lead, Queue
-from routing.notify import _format_due, _lead_label, lead_admin_link
+from routing.models import Assignment, Lead, Notification, Queue
+from routing.notify import Notice, notices_record, notices_send_after_commit
 from routing.ownership import Handover, owners_change, routing_lock
 from routing.selectors import snapshot_with_current_load
 from sla.calendar import CalendarSpec, next_open
 from sla.ladder import StepInfo, next_step
 from sla.models import BusinessCalendar, Escalation, EscalationStep, LeadSla, SlaPolicy, Touch
-from territories.models import Rep
+from sla.services import ids_in, pg_execute, rows_of
+from territories.models import Rep, Team
 
 logger = logging.getLogger(__name__)
 
 Action = EscalationStep.Action
+Kind = Notification.Kind
 # A calendar that never closes: clocks without a calendar, recipients without one.
 ALWAYS_OPEN = CalendarSpec(time_zone="UTC", windows=())
 OWNERSHIP_ACTIONS = frozenset({Action.REASSIGN, Action.MOVE_TO_QUEUE})
 NOTICE_ACTIONS = frozenset({Action.REMIND_REP, Action.ALERT_MANAGER})
-# The clock columns a batch writes.
-CLOCK_FIELDS = ["next_step", "next_step_at", "reassignments", "previous_owner_ids"]
-# The clock and lead columns a batch reads; everything else stays deferred.
-CLOCK_COLUMNS = ("id", "lead_id", "policy_id", "calendar_id", "started_at", "due_at", "touched_at", *CLOCK_FIELDS)
+# The clock columns a batch reads, in the order of ``_Clock``'s fields (the claim's condition says the clock is
+# untouched; the ownership path reads the rest of a clock it moves).
+CLOCK_COLUMNS = ("id", "lead_id", "policy_id", "calendar_id", "started_at", "due_at", "next_step")
+# What the claim reads of each clock's lead, after the clock's columns, in the order of ``_Clock``'s fields.
+LEAD_ANNOTATIONS = ("lead_owner_id", "lead_queue_id", "lead_status", "lead_touched", "lead_escalated")
+# The lead columns the ownership path reads; everything else stays deferred.
 LEAD_COLUMNS = ("id", "owner_id", "queue_id", "status", "first_name", "last_name", "email", "company", "updated_at")
 
 
@@ -82,7 +90,8 @@ class SweepReport:
     ``fired`` counts steps fired per action; ``waiting`` notices postponed to the
     recipient's business hours; ``stopped`` ladders ended because the lead was
     touched or is no longer with a rep; ``passed_over`` steps that had already
-    fired for the lead (after a reassignment restarted its ladder).
+    fired for the lead (after a reassignment restarted its ladder); ``notices``
+    the reminder and alert notifications written to the outbox.
     """
 
     fired: dict[str, int] = field(default_factory=dict)
@@ -90,7 +99,7 @@ class SweepReport:
     stopped: int = 0
     passed_over: int = 0
     claimed: int = 0
-    mail_seconds: float = 0.0
+    notices: int = 0
     batch_seconds: list[float] = field(default_factory=list)
 
     @property
@@ -107,23 +116,26 @@ class SweepReport:
         self.stopped += other.stopped
         self.passed_over += other.passed_over
         self.claimed += other.claimed
-        self.mail_seconds += other.mail_seconds
+        self.notices += other.notices
         self.batch_seconds.extend(other.batch_seconds)
 
 
-def escalations_sweep(*, now: datetime | None = None, batch_size: int = 500, budget_seconds: float = 20) -> SweepReport:
+def escalations_sweep(
+    *, now: datetime | None = None, batch_size: int = 1000, budget_seconds: float = 20
+) -> SweepReport:
     """Fire the ladder steps due at ``now`` (default: the current time), ``batch_size`` clocks per transaction,
     until nothing is due or ``budget_seconds`` are spent. Safe to run twice or at once.
 
-    Side effects: writes escalations, clocks, and for reassignments and moves the lead, its assignments,
-    queue pointers, notifications and rep tasks; sends reminder and alert mail after each batch commits;
-    enqueues ``notify_assignments`` for new owners after commit.
+    Side effects: writes escalations, clocks, and the reminders' and alerts' notifications, enqueuing
+    ``notify_outbox`` once per batch after commit; for reassignments and moves, the lead, its assignments,
+    queue pointers, notifications and rep tasks, enqueuing ``notify_assignments`` for new owners after commit.
     """
     started = time.monotonic()
     report = SweepReport()
+    lookups = _Lookups()
     while True:
         clock = time.perf_counter()
-        batch = _sweep_batch(now=now or timezone.now(), limit=batch_size)
+        batch = _sweep_batch(now=now or timezone.now(), limit=batch_size, lookups=lookups)
         if batch.claimed:
             batch.batch_seconds.append(time.perf_counter() - clock)
         report.add(batch)
@@ -134,19 +146,188 @@ def escalations_sweep(*, now: datetime | None = None, batch_size: int = 500, bud
 
 def claim_queryset(*, now: datetime, limit: int) -> Any:
     """The claim: due, untouched clocks, oldest first, skipping rows another sweep holds (a scan of the partial
-    index ``leadsla_due_step_idx``), with the columns the sweep reads."""
+    index ``leadsla_due_step_idx``; only the clocks are locked), as tuples of ``CLOCK_COLUMNS`` followed by
+    what the batch reads of each lead in the same round trip: its owner, queue and status, whether a touch is
+    logged, whether any step fired for it already."""
     return (
         LeadSla.objects.filter(touched_at__isnull=True, next_step_at__isnull=False, next_step_at__lte=now)
         .order_by("next_step_at")
-        .select_for_update(skip_locked=True)
-        .only(*CLOCK_COLUMNS)[:limit]
+        .select_for_update(skip_locked=True, of=("self",))
+        .annotate(
+            lead_owner_id=F("lead__owner_id"),
+            lead_queue_id=F("lead__queue_id"),
+            lead_status=F("lead__status"),
+            lead_touched=Exists(Touch.objects.filter(lead_id=OuterRef("lead_id"))),
+            lead_escalated=Exists(Escalation.objects.filter(lead_id=OuterRef("lead_id"), step__isnull=False)),
+        )
+        .values_list(*CLOCK_COLUMNS, *LEAD_ANNOTATIONS)[:limit]
     )
+
+
+# --- What the batches of one sweep share --------------------------------------------------------------------
+
+
+@dataclass
+class _Lookups:
+    """The few rows every batch reads: policies with their ladders, calendars, the leads' owners with their
+    users and managers, queues. Each is read by the first batch that needs it and kept for the rest of the
+    sweep (a policy or a step the sweep has not seen yet makes it read the ladders again); a change made
+    meanwhile counts from the next sweep. Also remembered: the answers every clock of a routing batch shares
+    (a step's reason, when the following step fires for the same start and due time, when a calendar opens)."""
+
+    policies: dict[int, SlaPolicy] = field(default_factory=dict)
+    steps: dict[int, EscalationStep] = field(default_factory=dict)
+    steps_by_policy: dict[int, list[EscalationStep]] = field(default_factory=dict)
+    step_infos: dict[int, list[StepInfo]] = field(default_factory=dict)
+    specs: dict[int, CalendarSpec] = field(default_factory=dict)
+    rep_specs: dict[int, CalendarSpec] = field(default_factory=dict)
+    team_specs: dict[int, CalendarSpec] = field(default_factory=dict)
+    default_spec: CalendarSpec | None = None
+    # What was looked up already, found or not: ("calendar" | "rep" | "team" | "default", id).
+    calendars_read: set[tuple[str, int]] = field(default_factory=set)
+    reps: dict[int, Rep] = field(default_factory=dict)
+    managers: dict[int, list[User]] = field(default_factory=dict)
+    queues: dict[int, Queue | None] = field(default_factory=dict)
+    reasons: dict[tuple[int, int], str] = field(default_factory=dict)
+    following: dict[tuple[Any, ...], tuple[StepInfo, datetime] | None] = field(default_factory=dict)
+    opens: dict[tuple[tuple[str, int], datetime], datetime] = field(default_factory=dict)
+
+    def ladders_cover(self, clocks: list[_Clock]) -> None:
+        """Read every policy and step (few rows) unless those of ``clocks`` are known already."""
+        if all(
+            (clock.policy_id is None or clock.policy_id in self.policies)
+            and (clock.next_step_id is None or clock.next_step_id in self.steps)
+            for clock in clocks
+        ):
+            return
+        self.policies = SlaPolicy.objects.in_bulk()
+        self.steps = {step.pk: step for step in EscalationStep.objects.select_related("queue").order_by("position")}
+        self.steps_by_policy = {policy_id: [] for policy_id in self.policies}
+        for step in self.steps.values():
+            self.steps_by_policy.setdefault(step.policy_id, []).append(step)
+        self.step_infos = {}
+        self.following = {}
+
+    def infos(self, policy_id: int) -> list[StepInfo]:
+        if policy_id not in self.step_infos:
+            self.step_infos[policy_id] = [_step_info(step) for step in self.steps_by_policy.get(policy_id, [])]
+        return self.step_infos[policy_id]
+
+    def reason(self, step: EscalationStep, policy: SlaPolicy) -> str:
+        key = (step.id, policy.id)
+        if key not in self.reasons:
+            self.reasons[key] = step_reason(step, policy)
+        return self.reasons[key]
+
+    def calendars_cover(self, *, calendar_ids: set[int], rep_ids: set[int], team_ids: set[int]) -> None:
+        """Read the clocks' calendars and the recipients' (the reps', their teams', the default one) that are
+        not known yet: one query, with their hours and closed dates."""
+        wanted = {
+            *(("calendar", pk) for pk in calendar_ids),
+            *(("rep", pk) for pk in rep_ids),
+            *(("team", pk) for pk in team_ids),
+            ("default", 0),
+        }
+        missing = wanted - self.calendars_read
+        if not missing:
+            return
+        self.calendars_read |= missing
+        of = {
+            kind: [pk for missing_kind, pk in missing if missing_kind == kind] for kind in ("calendar", "rep", "team")
+        }
+        condition = Q(pk__in=of["calendar"]) | Q(rep_id__in=of["rep"]) | Q(team_id__in=of["team"])
+        if ("default", 0) in missing:
+            condition |= Q(is_default=True)
+        for calendar in BusinessCalendar.objects.filter(condition).prefetch_related("hours", "closed_dates"):
+            spec = self.specs[calendar.pk] = calendar.spec()
+            if calendar.rep_id is not None:
+                self.rep_specs[calendar.rep_id] = spec
+            if calendar.team_id is not None:
+                self.team_specs[calendar.team_id] = spec
+            if calendar.is_default:
+                self.default_spec = spec
+
+    def clock_spec(self, calendar_id: int | None) -> CalendarSpec:
+        """The calendar a clock's ladder is counted in; a clock without one runs around the clock."""
+        if calendar_id is None:
+            return ALWAYS_OPEN
+        if ("calendar", calendar_id) not in self.calendars_read:
+            self.calendars_cover(calendar_ids={calendar_id}, rep_ids=set(), team_ids=set())
+        return self.specs.get(calendar_id, ALWAYS_OPEN)
+
+    def reps_cover(self, rep_ids: set[int]) -> None:
+        """Read the reps not known yet with their users, and who manages each: the rep's manager, else the
+        team's managers (by id)."""
+        missing = rep_ids - self.reps.keys()
+        if not missing:
+            return
+        reps = Rep.objects.select_related("user", "manager").in_bulk(missing)
+        self.reps.update(reps)
+        team_ids = {rep.team_id for rep in reps.values() if rep.manager_id is None and rep.team_id is not None}
+        team_managers: dict[int, list[User]] = {}
+        if team_ids:
+            memberships = (
+                Team.managers.through.objects.filter(team_id__in=team_ids).select_related("user").order_by("user_id")
+            )
+            for membership in memberships:
+                team_managers.setdefault(membership.team_id, []).append(membership.user)
+        for rep in reps.values():
+            if rep.manager_id is not None:
+                self.managers[rep.pk] = [rep.manager] if rep.manager is not None else []
+            else:
+                self.managers[rep.pk] = team_managers.get(rep.team_id, []) if rep.team_id is not None else []
+
+    def queues_cover(self, queue_ids: set[int]) -> None:
+        missing = queue_ids - self.queues.keys()
+        if missing:
+            found = Queue.objects.in_bulk(missing)
+            self.queues.update({pk: found.get(pk) for pk in missing})
+
+    def opens_at(self, calendar: tuple[str, int], now: datetime) -> datetime:
+        """When the recipient's calendar (``_notice_calendar``) is next open at or after ``now``."""
+        key = (calendar, now)
+        if key not in self.opens:
+            kind, pk = calendar
+            spec = self.rep_specs.get(pk) if kind == "rep" else self.team_specs.get(pk) if kind == "team" else None
+            self.opens[key] = next_open(spec or self.default_spec or ALWAYS_OPEN, now)
+        return self.opens[key]
 
 
 # --- One batch -----------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
+class _Clock:
+    """A claimed clock and what the batch reads of its lead, as plain values in the order of the claim's
+    columns. The batch changes its next step; only a clock whose step moves the lead becomes a model object
+    too (``_Batch.moved_clocks``)."""
+
+    id: int
+    lead_id: int
+    policy_id: int | None
+    calendar_id: int | None
+    started_at: datetime
+    due_at: datetime | None
+    next_step_id: int | None
+    owner_id: int | None
+    queue_id: int | None
+    status: str
+    # A touch is logged for the lead (it stops the ladder); some step fired for the lead already.
+    touched: bool
+    escalated: bool
+    # Set by the batch, as every clock's next step is.
+    next_step_at: datetime | None = None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+    @property
+    def with_a_rep(self) -> bool:
+        return self.owner_id is not None and self.status in Lead.OPEN_STATUSES
+
+
+@dataclass(slots=True)
 class _Fired:
     """An ``Escalation`` row to insert: plain values, written in one statement per batch."""
 
@@ -167,13 +348,23 @@ ESCALATION_COLUMNS = [
     "action",
     "rep_id",
     "reason",
-    "fired_at",
     "to_rep_id",
     "to_queue_id",
     "notified_id",
+    "fired_at",
     "status",
     "comment",
 ]
+
+
+class _PlannedNotice(NamedTuple):
+    """A reminder's or an alert's notification, written once its escalation has an id."""
+
+    lead_id: int
+    step_id: int
+    rep_id: int
+    kind: str
+    recipients: list[str] | None = None
 
 
 @dataclass
@@ -182,133 +373,135 @@ class _Batch:
 
     now: datetime
     report: SweepReport
-    steps_by_policy: dict[int, list[EscalationStep]]
+    lookups: _Lookups
     fired: set[tuple[int, int]]
-    specs: dict[int, CalendarSpec] = field(default_factory=dict)
-    notice_calendars: _NoticeCalendars | None = None
     snapshot: Snapshot | None = None
     start_pointers: dict[int, int] = field(default_factory=dict)
     escalations: list[_Fired] = field(default_factory=list)
-    mails: list[Callable[[], EmailMessage]] = field(default_factory=list)
+    notices: list[_PlannedNotice] = field(default_factory=list)
+    # The ownership path: the leads and clocks as model objects, and the clocks whose step moved their lead.
+    lead_objects: dict[int, Lead] = field(default_factory=dict)
+    clock_objects: dict[int, LeadSla] = field(default_factory=dict)
+    moved_clocks: list[LeadSla] = field(default_factory=list)
     changed_leads: list[Lead] = field(default_factory=list)
     handovers: list[Handover] = field(default_factory=list)
     reassigned: list[Lead] = field(default_factory=list)
-    owners: list[Rep] = field(default_factory=list)
-    managers: dict[int, list[Any]] = field(default_factory=dict)
-    notice_opens: dict[CalendarSpec, datetime] = field(default_factory=dict)
+
+    @property
+    def steps_by_policy(self) -> dict[int, list[EscalationStep]]:
+        return self.lookups.steps_by_policy
 
 
-def _sweep_batch(*, now: datetime, limit: int) -> SweepReport:
+def _sweep_batch(*, now: datetime, limit: int, lookups: _Lookups) -> SweepReport:
     report = SweepReport()
     with transaction.atomic():
-        slas = list(claim_queryset(now=now, limit=limit))
-        if not slas:
+        clocks = [_Clock(*row) for row in rows_of(claim_queryset(now=now, limit=limit))]
+        if not clocks:
             return report
-        report.claimed = len(slas)
-        # The ladders, policies and calendars are few: read each once and attach them to the clocks.
-        policies = SlaPolicy.objects.in_bulk({sla.policy_id for sla in slas if sla.policy_id is not None})
-        steps = {step.pk: step for step in EscalationStep.objects.filter(policy__in=policies).select_related("queue")}
-        steps_by_policy: dict[int, list[EscalationStep]] = {policy_id: [] for policy_id in policies}
-        for step in steps.values():
-            steps_by_policy[step.policy_id].append(step)
-        calendars = BusinessCalendar.objects.prefetch_related("hours", "closed_dates").in_bulk(
-            {sla.calendar_id for sla in slas if sla.calendar_id is not None}
-        )
-        if any(steps[sla.next_step_id].action in OWNERSHIP_ACTIONS for sla in slas if sla.next_step_id in steps):
-            # Ownership changes: read the leads only under the lock every owner-writer takes.
+        report.claimed = len(clocks)
+        lookups.ladders_cover(clocks)
+        moving = [clock for clock in clocks if _step_action(lookups, clock) in OWNERSHIP_ACTIONS]
+        batch = _Batch(now=now, report=report, lookups=lookups, fired=set())
+        if moving:
+            # Ownership changes: read those leads again under the lock every owner-writer takes.
             routing_lock()
-        leads = Lead.objects.only(*LEAD_COLUMNS).in_bulk([sla.lead_id for sla in slas])
-        owners = Rep.objects.select_related("user", "team").in_bulk(
-            {lead.owner_id for lead in leads.values() if lead.owner_id is not None}
+            batch.lead_objects = Lead.objects.only(*LEAD_COLUMNS).in_bulk([clock.lead_id for clock in moving])
+            batch.clock_objects = LeadSla.objects.in_bulk([clock.id for clock in moving])
+            for clock in moving:
+                lead = batch.lead_objects[clock.lead_id]
+                clock.owner_id, clock.queue_id, clock.status = lead.owner_id, lead.queue_id, lead.status
+        escalated = [clock.lead_id for clock in clocks if clock.escalated]
+        if escalated:
+            batch.fired = set(
+                Escalation.objects.filter(lead_id__in=ids_in(escalated), step__isnull=False).values_list(
+                    "lead_id", "step_id"
+                )
+            )
+        lookups.reps_cover({clock.owner_id for clock in clocks if clock.owner_id is not None})
+        owners = [lookups.reps[clock.owner_id] for clock in clocks if clock.owner_id is not None]
+        lookups.calendars_cover(
+            calendar_ids={clock.calendar_id for clock in clocks if clock.calendar_id is not None},
+            rep_ids={owner.pk for owner in owners},
+            team_ids={owner.team_id for owner in owners if owner.team_id is not None},
         )
-        queues = Queue.objects.in_bulk({lead.queue_id for lead in leads.values() if lead.queue_id is not None})
-        touched = set(Touch.objects.filter(lead_id__in=list(leads)).values_list("lead_id", flat=True).distinct())
-        fired = set(
-            Escalation.objects.filter(lead_id__in=list(leads), step__isnull=False).values_list("lead_id", "step_id")
-        )
-        batch = _Batch(now=now, report=report, steps_by_policy=steps_by_policy, fired=fired)
-        batch.owners = list(owners.values())
-        for sla in slas:
-            lead = sla.lead = leads[sla.lead_id]
-            lead.owner = owners.get(lead.owner_id) if lead.owner_id is not None else None
-            lead.queue = queues.get(lead.queue_id) if lead.queue_id is not None else None
-            sla.policy = policies.get(sla.policy_id) if sla.policy_id is not None else None
-            sla.calendar = calendars.get(sla.calendar_id) if sla.calendar_id is not None else None
-            sla.next_step = steps.get(sla.next_step_id) if sla.next_step_id is not None else None
-            if sla.touched_at is not None or sla.lead_id in touched or not _with_a_rep(lead):
-                _ladder_end(sla)
+        lookups.queues_cover({clock.queue_id for clock in clocks if clock.queue_id is not None})
+        for clock in clocks:
+            if clock.touched or not clock.with_a_rep:
+                _ladder_end(clock)
                 report.stopped += 1
                 continue
-            _advance(batch, sla)
-        _write(batch, slas)
-    _send_after_commit(batch.mails, report)
+            _advance(batch, clock)
+        _write(batch, clocks)
     return report
 
 
-def _with_a_rep(lead: Lead) -> bool:
-    return lead.owner_id is not None and lead.status in Lead.OPEN_STATUSES
+def _step_action(lookups: _Lookups, clock: _Clock) -> str | None:
+    step = lookups.steps.get(clock.next_step_id) if clock.next_step_id is not None else None
+    return step.action if step is not None else None
 
 
-def _ladder_end(sla: LeadSla) -> None:
-    sla.next_step = None
-    sla.next_step_at = None
+def _ladder_end(clock: _Clock | LeadSla) -> None:
+    clock.next_step_id = None
+    clock.next_step_at = None
 
 
-def _advance(batch: _Batch, sla: LeadSla) -> None:
+def _advance(batch: _Batch, clock: _Clock) -> None:
     """Fire the clock's step (or pass it over, or let it wait), then set the following one."""
-    step = sla.next_step
-    policy = sla.policy
-    if step is None or policy is None or step.policy_id != policy.pk:
-        _ladder_end(sla)  # The step or the policy was deleted or changed: nothing left to fire.
+    lookups = batch.lookups
+    step = lookups.steps.get(clock.next_step_id) if clock.next_step_id is not None else None
+    policy = lookups.policies.get(clock.policy_id) if clock.policy_id is not None else None
+    if step is None or policy is None or step.policy_id != policy.id:
+        _ladder_end(clock)  # The step or the policy was deleted or changed: nothing left to fire.
         batch.report.stopped += 1
         return
-    if (sla.lead_id, step.pk) in batch.fired:
+    assert clock.owner_id is not None
+    owner = lookups.reps[clock.owner_id]
+    if (clock.lead_id, step.id) in batch.fired:
         batch.report.passed_over += 1
     else:
         if step.action in NOTICE_ACTIONS and not policy.notify_outside_business_hours:
-            spec = _notice_spec(batch, sla, step)
-            if spec not in batch.notice_opens:
-                batch.notice_opens[spec] = next_open(spec, batch.now)
-            opens = batch.notice_opens[spec]
+            opens = lookups.opens_at(_notice_calendar(lookups, owner, step), batch.now)
             if opens > batch.now:
-                sla.next_step_at = opens  # The same step, at the recipient's next opening.
+                clock.next_step_at = opens  # The same step, at the recipient's next opening.
                 batch.report.waiting += 1
                 return
-        _fire(batch, sla, step, policy)
-        batch.fired.add((sla.lead_id, step.pk))
+        _fire(batch, clock, owner, step, policy)
+        batch.fired.add((clock.lead_id, step.id))
         batch.report.count(step.action)
         if step.action == Action.MOVE_TO_QUEUE:
-            _ladder_end(sla)  # Nobody holds the lead any more; the ladder has no one to chase.
+            _ladder_end(clock)  # Nobody holds the lead any more; the ladder has no one to chase.
             return
-    _set_following_step(batch, sla, step, policy)
+    _set_following_step(batch, clock, step, policy)
 
 
-def _set_following_step(batch: _Batch, sla: LeadSla, step: EscalationStep | None, policy: SlaPolicy) -> None:
+def _set_following_step(batch: _Batch, clock: _Clock | LeadSla, step: EscalationStep | None, policy: SlaPolicy) -> None:
     """Point the clock at the first step after ``step`` (after none: the first) that has not fired for the
-    lead yet, never earlier than now; or end its ladder."""
-    steps = batch.steps_by_policy.get(policy.pk, [])
-    if sla.due_at is None or not policy.first_touch_minutes:
-        _ladder_end(sla)
+    lead yet, never earlier than now; or end its ladder. Clocks of one routing batch share their start and
+    due time, so each answer is worked out once per sweep."""
+    lookups = batch.lookups
+    if clock.due_at is None or not policy.first_touch_minutes:
+        _ladder_end(clock)
         return
-    infos = [_step_info(candidate) for candidate in steps]
     position = step.position if step is not None else None
     while True:
-        following = next_step(
-            infos,
-            after_position=position,
-            spec=_clock_spec(batch, sla.calendar),
-            started_at=sla.started_at,
-            due=sla.due_at,
-            target_minutes=policy.first_touch_minutes,
-            not_before=batch.now,
-        )
+        key = (policy.id, clock.calendar_id, clock.started_at, clock.due_at, position)
+        if key not in lookups.following:
+            lookups.following[key] = next_step(
+                lookups.infos(policy.id),
+                after_position=position,
+                spec=lookups.clock_spec(clock.calendar_id),
+                started_at=clock.started_at,
+                due=clock.due_at,
+                target_minutes=policy.first_touch_minutes,
+            )
+        following = lookups.following[key]
         if following is None:
-            _ladder_end(sla)
+            _ladder_end(clock)
             return
         info, fires_at = following
-        if (sla.lead_id, info.id) not in batch.fired:
-            sla.next_step = next(candidate for candidate in steps if candidate.pk == info.id)
-            sla.next_step_at = fires_at
+        if (clock.lead_id, info.id) not in batch.fired:
+            clock.next_step_id = info.id
+            clock.next_step_at = max(fires_at, batch.now)
             return
         position = info.position
 
@@ -326,35 +519,66 @@ def _step_info(step: EscalationStep) -> StepInfo:
 # --- Firing a step -----------------------------------------------------------------------------------------
 
 
-def _fire(batch: _Batch, sla: LeadSla, step: EscalationStep, policy: SlaPolicy) -> None:
-    lead = sla.lead
-    owner = lead.owner
-    assert owner is not None
+def _fire(batch: _Batch, clock: _Clock, owner: Rep, step: EscalationStep, policy: SlaPolicy) -> None:
+    """Record the escalation; plan a reminder's or an alert's notifications, or move the lead."""
     escalation = _Fired(
-        lead_id=lead.pk,
-        step_id=step.pk,
+        lead_id=clock.lead_id,
+        step_id=step.id,
         action=step.action,
-        rep_id=owner.pk,
-        reason=step_reason(step, policy),
+        rep_id=owner.id,
+        reason=batch.lookups.reason(step, policy),
         fired_at=batch.now,
     )
     if step.action == Action.REMIND_REP:
         escalation.notified_id = owner.user_id
-        batch.mails.append(_reminder_mail(lead, owner, sla))
+        _plan_reminder(batch, clock, owner, step)
     elif step.action == Action.ALERT_MANAGER:
-        if owner.pk not in batch.managers:
-            batch.managers[owner.pk] = _managers(owner)
-        managers = batch.managers[owner.pk]
-        escalation.notified_id = managers[0].pk if managers else None
+        managers = batch.lookups.managers.get(owner.id, [])
+        escalation.notified_id = managers[0].id if managers else None
         if managers:
-            batch.mails.append(_alert_mail(lead, owner, sla, escalation.reason, managers))
+            _plan_alert(batch, clock, owner, step, managers)
         else:
             escalation.reason += "; nobody to alert: the rep has no manager and the team none"
-    elif step.action == Action.REASSIGN:
-        _reassign(batch, sla, policy, escalation)
-    elif step.action == Action.MOVE_TO_QUEUE:
-        _move_to_queue(batch, sla, step, escalation)
+    else:
+        sla = _clock_object(batch, clock, owner, step, policy)
+        if step.action == Action.REASSIGN:
+            _reassign(batch, sla, policy, escalation)
+        else:
+            _move_to_queue(batch, sla, step, escalation)
+        batch.moved_clocks.append(sla)
     batch.escalations.append(escalation)
+
+
+def _plan_reminder(batch: _Batch, clock: _Clock, owner: Rep, step: EscalationStep) -> None:
+    """The rep hears by e-mail when their user has an address, and on Slack when they have a webhook."""
+    if owner.user.email:
+        batch.notices.append(_PlannedNotice(clock.lead_id, step.id, owner.id, Kind.SLA_REMINDER_EMAIL))
+    if owner.slack_webhook_url:
+        batch.notices.append(_PlannedNotice(clock.lead_id, step.id, owner.id, Kind.SLA_REMINDER_SLACK))
+
+
+def _plan_alert(batch: _Batch, clock: _Clock, owner: Rep, step: EscalationStep, managers: list[User]) -> None:
+    """The managers hear by e-mail (those with an address), and the lead's queue's channel on Slack when the
+    queue has a webhook."""
+    addresses = list(dict.fromkeys(manager.email for manager in managers if manager.email))
+    if addresses:
+        batch.notices.append(_PlannedNotice(clock.lead_id, step.id, owner.id, Kind.SLA_ALERT_EMAIL, addresses))
+    queue = batch.lookups.queues.get(clock.queue_id) if clock.queue_id is not None else None
+    if queue is not None and queue.slack_webhook_url:
+        batch.notices.append(_PlannedNotice(clock.lead_id, step.id, owner.id, Kind.SLA_ALERT_SLACK))
+
+
+def _clock_object(batch: _Batch, clock: _Clock, owner: Rep, step: EscalationStep, policy: SlaPolicy) -> LeadSla:
+    """The clock and its lead as model objects (read under the routing lock), as the ownership path reads
+    them."""
+    lead = batch.lead_objects[clock.lead_id]
+    lead.owner = owner
+    lead.queue = batch.lookups.queues.get(clock.queue_id) if clock.queue_id is not None else None
+    sla = batch.clock_objects[clock.id]
+    sla.lead = lead
+    sla.policy = policy
+    sla.next_step = step
+    return sla
 
 
 def step_reason(step: EscalationStep, policy: SlaPolicy) -> str:
@@ -375,15 +599,6 @@ def step_reason(step: EscalationStep, policy: SlaPolicy) -> str:
 
 def _minutes(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:.1f}"
-
-
-def _managers(rep: Rep) -> list[Any]:
-    """Who hears about the rep's escalations: the rep's manager, else the team's managers."""
-    if rep.manager_id is not None:
-        return [rep.manager]
-    if rep.team is not None:
-        return list(rep.team.managers.order_by("pk"))
-    return []
 
 
 def _reassign(batch: _Batch, sla: LeadSla, policy: SlaPolicy, escalation: _Fired) -> None:
@@ -492,65 +707,27 @@ def _snapshot(batch: _Batch) -> Snapshot:
 # --- Calendars ---------------------------------------------------------------------------------------------
 
 
-def _clock_spec(batch: _Batch, calendar: BusinessCalendar | None) -> CalendarSpec:
-    """The calendar the clock's ladder is counted in (prefetched with the clock)."""
-    if calendar is None:
-        return ALWAYS_OPEN
-    if calendar.pk not in batch.specs:
-        batch.specs[calendar.pk] = calendar.spec()
-    return batch.specs[calendar.pk]
-
-
-@dataclass
-class _NoticeCalendars:
-    by_rep: dict[int, CalendarSpec]
-    by_team: dict[int, CalendarSpec]
-    default: CalendarSpec | None
-
-
-def _notice_spec(batch: _Batch, sla: LeadSla, step: EscalationStep) -> CalendarSpec:
-    """The recipient's business hours. A reminder's recipient is the rep: the rep's calendar, else the team's,
-    else the default one. A manager is taken to work the team's hours: the team's calendar, else the default.
-    No calendar at all: always open."""
-    if batch.notice_calendars is None:
-        batch.notice_calendars = _load_notice_calendars(batch)
-    calendars = batch.notice_calendars
-    owner = sla.lead.owner
-    assert owner is not None
-    if step.action == Action.REMIND_REP and owner.pk in calendars.by_rep:
-        return calendars.by_rep[owner.pk]
-    if owner.team_id is not None and owner.team_id in calendars.by_team:
-        return calendars.by_team[owner.team_id]
-    return calendars.default or ALWAYS_OPEN
-
-
-def _load_notice_calendars(batch: _Batch) -> _NoticeCalendars:
-    """Every calendar the batch's recipients may need, in three queries."""
-    rep_ids = {rep.pk for rep in batch.owners}
-    team_ids = {rep.team_id for rep in batch.owners if rep.team_id is not None}
-    calendars = BusinessCalendar.objects.filter(
-        Q(rep_id__in=rep_ids) | Q(team_id__in=team_ids) | Q(is_default=True)
-    ).prefetch_related("hours", "closed_dates")
-    found = _NoticeCalendars(by_rep={}, by_team={}, default=None)
-    for calendar in calendars:
-        if calendar.rep_id in rep_ids:
-            found.by_rep[calendar.rep_id] = calendar.spec()
-        elif calendar.team_id in team_ids:
-            found.by_team[calendar.team_id] = calendar.spec()
-        if calendar.is_default:
-            found.default = calendar.spec()
-    return found
+def _notice_calendar(lookups: _Lookups, owner: Rep, step: EscalationStep) -> tuple[str, int]:
+    """Whose business hours the recipient keeps. A reminder's recipient is the rep: the rep's calendar, else
+    the team's, else the default one. A manager is taken to work the team's hours: the team's calendar, else
+    the default. No calendar at all: always open."""
+    if step.action == Action.REMIND_REP and owner.id in lookups.rep_specs:
+        return ("rep", owner.id)
+    if owner.team_id is not None and owner.team_id in lookups.team_specs:
+        return ("team", owner.team_id)
+    return ("default", 0)
 
 
 # --- Writing ------------------------------------------------------------------------------------------------
 
 
-def _write(batch: _Batch, slas: list[LeadSla]) -> None:
+def _write(batch: _Batch, clocks: list[_Clock]) -> None:
     """Everything the batch decided, in bulk, in its transaction."""
-    _escalations_insert(batch.escalations)
-    _ladders_update(slas)
+    escalation_ids = _escalations_insert(batch.escalations)
+    _notices_write(batch, escalation_ids)
+    _ladders_update(clocks)
     changed = {lead.pk for lead in batch.changed_leads}
-    owner_changes = [sla for sla in slas if sla.lead_id in changed]
+    owner_changes = [sla for sla in batch.moved_clocks if sla.lead_id in changed]
     rows_update(LeadSla, owner_changes, ["reassignments", "previous_owner_ids"])
     if not batch.handovers:
         return
@@ -567,50 +744,64 @@ def _write(batch: _Batch, slas: list[LeadSla]) -> None:
         _clocks_restart(batch)
 
 
-def _escalations_insert(fired: list[_Fired]) -> None:
-    """The batch's escalations in one statement (per row on SQLite). A (lead, step) already recorded is left as
-    it is: the unique constraint keeps each step to one row whichever sweep got there first."""
+def _escalations_insert(fired: list[_Fired]) -> dict[tuple[int, int], int]:
+    """The batch's escalations in one statement (per row on SQLite); returns the id of each one written, by
+    (lead, step). A (lead, step) already recorded is left as it is, and not returned: the unique constraint
+    keeps each step to one row, and its notices to one set, whichever sweep got there first."""
     if not fired:
-        return
+        return {}
     rows = [
-        [e.lead_id, e.step_id, e.action, e.rep_id, e.reason, e.fired_at, e.to_rep_id, e.to_queue_id, e.notified_id]
-        for e in fired
+        [e.lead_id, e.step_id, e.action, e.rep_id, e.reason, e.to_rep_id, e.to_queue_id, e.notified_id] for e in fired
     ]
     table = Escalation._meta.db_table
     columns = ", ".join(ESCALATION_COLUMNS)
-    status = Escalation.Status.OPEN.value
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) "
-                "SELECT *, %s, '' FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::bigint[], %s::text[], "
-                "%s::timestamptz[], %s::bigint[], %s::bigint[], %s::bigint[]) "
-                "ON CONFLICT (lead_id, step_id) DO NOTHING",
-                [status, *(list(column) for column in zip(*rows, strict=True))],
-            )
-        else:
-            placeholders = ", ".join(["%s"] * len(ESCALATION_COLUMNS))
-            cursor.executemany(
-                f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT (lead_id, step_id) DO NOTHING",
-                [[*row, status, ""] for row in rows],
-            )
+    # A batch fires its steps at one instant.
+    fired_at, status = fired[0].fired_at, Escalation.Status.OPEN.value
+    conflict = "ON CONFLICT (lead_id, step_id) DO NOTHING RETURNING id, lead_id, step_id"
+    if connection.vendor == "postgresql":
+        written = pg_execute(
+            f"INSERT INTO {table} ({columns}) "
+            "SELECT *, %b, %b, '' FROM unnest(%b::bigint[], %b::bigint[], %b::varchar[], %b::bigint[], %b::text[], "
+            f"%b::bigint[], %b::bigint[], %b::bigint[]) {conflict}",
+            [fired_at, status, *(list(column) for column in zip(*rows, strict=True))],
+            fetch=True,
+        )
+    else:
+        written = []
+        placeholders = ", ".join(["%s"] * len(ESCALATION_COLUMNS))
+        with connection.cursor() as cursor:
+            for row in rows:
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {conflict}",
+                    [*row, fired_at, status, ""],
+                )
+                written.extend(cursor.fetchall())
+    return {(lead_id, step_id): pk for pk, lead_id, step_id in written}
 
 
-def _ladders_update(slas: list[LeadSla]) -> None:
-    """Every clock's next step and its time, in one statement for the whole batch."""
-    if not slas:
+def _notices_write(batch: _Batch, escalation_ids: dict[tuple[int, int], int]) -> None:
+    """The reminders' and alerts' notifications of the escalations just written, as outbox rows in one
+    statement; one ``notify_outbox`` task sends them all after commit."""
+    notices = [
+        Notice(
+            escalation_id=escalation_ids[(planned.lead_id, planned.step_id)],
+            lead_id=planned.lead_id,
+            rep_id=planned.rep_id,
+            kind=planned.kind,
+            recipients=planned.recipients,
+        )
+        for planned in batch.notices
+        if (planned.lead_id, planned.step_id) in escalation_ids
+    ]
+    if not notices:
         return
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            table = LeadSla._meta.db_table
-            cursor.execute(
-                f"UPDATE {table} SET next_step_id = v.step_id, next_step_at = v.step_at "
-                "FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[]) AS v(id, step_id, step_at) "
-                f"WHERE {table}.id = v.id",
-                [[sla.pk for sla in slas], [sla.next_step_id for sla in slas], [sla.next_step_at for sla in slas]],
-            )
-        else:
-            rows_update(LeadSla, slas, ["next_step", "next_step_at"])
+    notices_send_after_commit(notices_record(notices, now=batch.now))
+    batch.report.notices += len(notices)
+
+
+def _ladders_update(clocks: list[_Clock]) -> None:
+    """Every clock's next step and its time, in one statement for the whole batch."""
+    rows_update(LeadSla, clocks, ["next_step", "next_step_at"])
 
 
 def _clocks_restart(batch: _Batch) -> None:
@@ -629,63 +820,3 @@ def _clocks_restart(batch: _Batch) -> None:
         _set_following_step(batch, clock, None, policy)
         skipped.append(clock)
     rows_update(LeadSla, skipped, ["next_step", "next_step_at"])
-
-
-# --- Mail ---------------------------------------------------------------------------------------------------
-
-
-def _reminder_mail(lead: Lead, rep: Rep, sla: LeadSla) -> Callable[[], EmailMessage]:
-    context = _mail_context(lead, rep, sla)
-    address = rep.user.email
-
-    def build() -> EmailMessage:
-        return EmailMessage(
-            subject=f"Reminder: first touch due {context['due_at']} for {context['label']}",
-            body=render_to_string("sla/email/reminder.txt", context),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[address] if address else [],
-        )
-
-    return build
-
-
-def _alert_mail(lead: Lead, rep: Rep, sla: LeadSla, reason: str, managers: list[Any]) -> Callable[[], EmailMessage]:
-    context = {**_mail_context(lead, rep, sla), "reason": reason}
-    addresses = [manager.email for manager in managers if manager.email]
-
-    def build() -> EmailMessage:
-        return EmailMessage(
-            subject=f"Escalation: no first touch on {context['label']} ({context['rep_name']})",
-            body=render_to_string("sla/email/manager_alert.txt", context),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=addresses,
-        )
-
-    return build
-
-
-def _mail_context(lead: Lead, rep: Rep, sla: LeadSla) -> dict[str, Any]:
-    return {
-        "lead": lead,
-        "label": _lead_label(lead),
-        "rep_name": rep.user.get_full_name() or rep.username,
-        "due_at": _format_due(sla.due_at, rep.time_zone) if sla.due_at is not None else "now",
-        "link": lead_admin_link(lead),
-    }
-
-
-def _send_after_commit(mails: list[Callable[[], EmailMessage]], report: SweepReport) -> None:
-    """Send the batch's mail once it is committed, over one connection; a failure is logged, never raised."""
-    if not mails:
-        return
-
-    def send() -> None:
-        started = time.perf_counter()
-        messages = [message for message in (build() for build in mails) if message.to]
-        try:
-            get_connection().send_messages(messages)
-        except Exception:
-            logger.exception("Could not send %d SLA reminder/alert e-mails.", len(messages))
-        report.mail_seconds += time.perf_counter() - started
-
-    transaction.on_commit(send)

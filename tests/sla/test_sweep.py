@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from factory.django import DjangoModelFactory
 
 from routing.models import Assignment, Lead, Notification, Queue, RepTask
+from routing.notify import notifications_send
 from sla.models import BusinessCalendar, CalendarHours, Escalation, EscalationStep, LeadSla, SlaPolicy, Touch
 from sla.services import sla_clocks_start
 from sla.sweep import claim_queryset, escalations_sweep
@@ -88,11 +89,23 @@ def assigned_lead(rep, queue, *, at=T0):
     return lead
 
 
+def deliver_sla_notices() -> int:
+    """What the notify worker does with the tasks a sweep enqueues: send the reminders and alerts still pending."""
+    pending = Notification.objects.filter(escalation_id__isnull=False, status=Notification.Status.PENDING)
+    return notifications_send(notification_ids=list(pending.values_list("pk", flat=True)))
+
+
 @pytest.fixture
 def sweep_at(django_capture_on_commit_callbacks):
+    """Sweep at ``at``, then deliver its notices as the notify worker would."""
+
     def sweep(at, **options):
-        with time_machine.travel(at, tick=False), django_capture_on_commit_callbacks(execute=True):
-            return escalations_sweep(**options)
+        with time_machine.travel(at, tick=False):
+            with django_capture_on_commit_callbacks(execute=True):
+                report = escalations_sweep(**options)
+            if report.notices:
+                deliver_sla_notices()
+        return report
 
     return sweep
 
@@ -343,6 +356,7 @@ def test_sweeps_racing_at_the_same_instant_fire_each_step_once():
         assert Assignment.objects.filter(lead=lead, ended_at__isnull=True).count() == 1
         lead.refresh_from_db()
         assert lead.owner_id not in LeadSla.objects.get(lead=lead).previous_owner_ids
+    deliver_sla_notices()
     assert len(mail.outbox) == 60
 
 
