@@ -41,7 +41,6 @@ stopped.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -65,8 +64,6 @@ from sla.ladder import StepInfo, next_step
 from sla.models import BusinessCalendar, Escalation, EscalationStep, LeadSla, SlaPolicy, Touch
 from sla.services import ids_in, pg_execute, rows_of
 from territories.models import Rep, Team
-
-logger = logging.getLogger(__name__)
 
 Action = EscalationStep.Action
 Kind = Notification.Kind
