@@ -52,8 +52,10 @@ def _array_type(field: Field) -> str:
     return field.db_type(connection) or "bigint"
 
 
-def _pg_execute(sql: str, params: Sequence[Any], *, fetch: bool = False) -> list[tuple[Any, ...]]:
-    """Run one statement on Django's connection (so in its transaction) with server-side binding."""
+def pg_execute(sql: str, params: Sequence[Any], *, fetch: bool = False) -> list[tuple[Any, ...]]:
+    """Run one set-based statement on Django's PostgreSQL connection (so in its transaction) with
+    server-side binding: ``%b`` parameters travel in binary, so a column of a thousand values costs next to
+    nothing to send, where Django's cursor would spell each array out as text."""
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params)
@@ -76,7 +78,7 @@ def rows_update(model: type[models.Model], objects: Sequence[Any], field_names: 
         names = ", ".join(quote(field.column) for field in columns)
         sets = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields)
         params = [_column_values(field, [getattr(obj, field.attname) for obj in objects]) for field in columns]
-        _pg_execute(
+        pg_execute(
             f"UPDATE {table} SET {sets} FROM unnest({casts}) AS v({names}) WHERE {table}.{pk_column} = v.{pk_column}",
             params,
         )
@@ -117,7 +119,7 @@ def rows_insert(
         columns = list(zip(*rows, strict=True))
         params = [_column_values(field, column) for field, column in zip(fields, columns, strict=True)]
         # unnest yields rows in array order, and INSERT … SELECT keeps it: RETURNING answers in that order.
-        found = _pg_execute(
+        found = pg_execute(
             f"INSERT INTO {table} ({names}) SELECT * FROM unnest({casts}){conflict}{returning}",
             params,
             fetch=returning_pk,

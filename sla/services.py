@@ -20,6 +20,7 @@ from django.db.models import Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from routing.bulk import pg_execute
 from routing.conditions import ConditionError, parse_condition
 from routing.engine.conditions import evaluate
 from routing.engine.facts import AccountFacts, ConditionGroup, LeadFacts
@@ -168,16 +169,6 @@ def _step_infos(policy: SlaPolicy) -> list[ladder.StepInfo]:
 
 
 # --- Batches -----------------------------------------------------------------------------------------
-
-
-def pg_execute(sql: str, params: Sequence[Any], *, fetch: bool = False) -> list[tuple[Any, ...]]:
-    """Run one set-based statement on Django's PostgreSQL connection (so in its transaction) with server-side
-    binding: ``%b`` parameters travel in binary, so a column of a thousand values costs next to nothing to
-    send, where Django's cursor would spell each array out as text."""
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if fetch else []
 
 
 def rows_of(queryset: QuerySet[Any, Any]) -> list[tuple[Any, ...]]:

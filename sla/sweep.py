@@ -51,7 +51,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from routing.bulk import rows_update
+from routing.bulk import pg_execute, rows_update
 from routing.dispatch import coverage
 from routing.engine import Decision, Snapshot, apply_decision
 from routing.engine.distribution import distribute
@@ -62,7 +62,7 @@ from routing.selectors import snapshot_with_current_load
 from sla.calendar import CalendarSpec, next_open
 from sla.ladder import StepInfo, next_step
 from sla.models import BusinessCalendar, Escalation, EscalationStep, LeadSla, SlaPolicy, Touch
-from sla.services import ids_in, pg_execute, rows_of
+from sla.services import ids_in, rows_of
 from territories.models import Rep, Team
 
 Action = EscalationStep.Action
