@@ -20,7 +20,11 @@ can be assigned, and measures, in this order:
 (2) the write ceiling: the rows a routed lead writes, written set-based by
     bare SQL into copies of the tables (leadrouter/bench.py,
     ``write_ceiling_measure``); leads/s, and routing's share of it;
-(3) with gunicorn and a Celery worker on queues of their own:
+(3) with gunicorn and a Celery worker on queues of their own (one worker
+    serving every lane, as ``make run``'s does), each run starting once the
+    worker has sent the previous run's notifications; "routed" is when a
+    query every 10 ms first sees the lead no longer ``received`` (its batch
+    committed):
     (a) bulk: leads posted in batches of 1,000 until every one is routed;
     (b) single: leads posted one by one at a fixed rate, p50/p99 POST → routed;
     (c) live during an import: a CSV file imported with ``manage.py
@@ -31,11 +35,11 @@ can be assigned, and measures, in this order:
     ``--backlog`` open leads in the database (inserted set-based after the
     lead tables are emptied); the per-batch time with many ÷ with few.
 
-Sizes default to the issue's; ``--quick`` uses small ones for a smoke test
-(an explicit size still wins), ``--skip-…`` leaves a part out (its figures
-are null). Readable lines come first; the last line printed is one JSON
-object with every figure. The scratch database is dropped at the end unless
-``--keep``.
+Sizes default to those the targets are set for; ``--quick`` uses small
+ones for a smoke test (an explicit size still wins), ``--skip-…`` leaves a
+part out (its figures are null). Readable lines come first; the last line
+printed is one JSON object with every figure. The scratch database is dropped
+at the end unless ``--keep``.
 """
 
 from __future__ import annotations
