@@ -204,7 +204,12 @@ def leads_route(
     batch_size = batch_size or settings.LEADROUTER_ROUTING_BATCH_SIZE
     report = RouteReport()
     if lead_ids is not None and not Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.RECEIVED).exists():
-        return report  # An earlier batch took them along (see _claim): one cheap query, no transaction.
+        # An earlier batch took them along (see _claim): one cheap query, no transaction. A live task still
+        # routes the live leads waiting now: their own messages may sit behind bulk work in a busy worker.
+        waiting_live = Lead.objects.filter(status=Lead.Status.RECEIVED, lane=Lead.Lane.LIVE)
+        if lane == Lead.Lane.LIVE and waiting_live.exists():
+            return _route_batch(lead_ids=None, limit=batch_size, lane=lane)
+        return report
     remaining = sorted(set(lead_ids)) if lead_ids is not None else None
     while remaining is None or remaining:
         chunk = remaining[:batch_size] if remaining is not None else None

@@ -202,3 +202,18 @@ def test_a_resent_notification_travels_in_the_notify_lane(lanes, dach, django_ca
     sent = everything_published(lanes)
     assert sent["notify"] == [("routing.tasks.notify_assignments", [[assignment.pk]], {})]
     assert sent["bulk"] == sent["live"] == []
+
+
+def test_a_live_task_whose_lead_was_taken_along_routes_the_live_leads_waiting_now(dach):
+    # The first task's batch took its lead along; when the task arrives, live leads posted since then wait
+    # (their own messages may be queued behind bulk work): the task routes them, never the bulk backlog.
+    first = received("live", 1)
+    leads_route(lead_ids=[first.pk], lane="live")
+    later = [received("live", n) for n in range(2, 5)]
+    backlog = received("bulk", 9)
+
+    report = leads_route(lead_ids=[first.pk], lane="live")
+
+    assert report.leads == 3
+    assert not Lead.objects.filter(pk__in=[lead.pk for lead in later], status="received").exists()
+    assert Lead.objects.get(pk=backlog.pk).status == "received"

@@ -8,7 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from routing.management.commands.bench_routing import FIGURES
+from leadrouter.management.commands.bench_routing import FIGURES
 
 pytestmark = [pytest.mark.postgres, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
