@@ -438,14 +438,3 @@ def lead_send_back(
     _loads_add(opened, Counter(), now=now)
     if _clock_starter is not None:
         _clock_starter(leads=[], previous_owners={lead.pk: owner_id}, now=now)
-
-
-def leads_delete(leads: Iterable[Lead], *, now: dt.datetime) -> None:
-    """Delete leads (admin): their owners' counters go down with them."""
-    with transaction.atomic():
-        locked = list(Lead.objects.select_for_update().filter(pk__in=[lead.pk for lead in leads]))
-        opened: Counter[int] = Counter(
-            lead.owner_id for lead in locked if lead.owner_id is not None and _is_open(lead.status)
-        )
-        Lead.objects.filter(pk__in=[lead.pk for lead in locked]).delete()
-        _loads_add(Counter({rep_id: -count for rep_id, count in opened.items()}), Counter(), now=now)
