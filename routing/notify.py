@@ -41,6 +41,7 @@ from django.utils import timezone
 from routing import tasks
 from routing.bulk import rows_insert
 from routing.models import Assignment, Lead, Notification, RepTask
+from routing.ownership import assignment_notice_kinds, follow_up_title
 from routing.render import form_answer_pairs, inline_text, page_history_lines, safe_text
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ def _retry_when_stuck_kinds() -> list[str]:
 
 
 def notifications_plan(*, assignment: Assignment) -> tuple[list[Notification], RepTask]:
-    """The notifications and the task for a newly routed assignment, unsaved.
+    """The notifications and the task for one assignment, unsaved, by the same rules the ownership layer
+    applies set-based to every new owner (``routing.ownership``).
 
     The caller bulk-creates them in its own transaction. Reads only
     ``assignment.lead``, ``assignment.rep`` (with ``rep.user``) and
@@ -157,17 +159,15 @@ def notifications_plan(*, assignment: Assignment) -> tuple[list[Notification], R
     if rep is None:
         raise ValueError("Only an assignment to a rep can be notified; this one has no rep.")
     lead = assignment.lead
-    notifications: list[Notification] = []
-    if rep.user.email:
-        notifications.append(Notification(assignment=assignment, lead=lead, rep=rep, kind=Notification.Kind.EMAIL))
-    if slack_webhook_urls(assignment=assignment):
-        notifications.append(Notification(assignment=assignment, lead=lead, rep=rep, kind=Notification.Kind.SLACK))
+    queue = assignment.queue if assignment.queue_id is not None else None
+    kinds = assignment_notice_kinds(
+        rep_email=rep.user.email,
+        rep_webhook=rep.slack_webhook_url,
+        queue_webhook=queue.slack_webhook_url if queue is not None else "",
+    )
+    notifications = [Notification(assignment=assignment, lead=lead, rep=rep, kind=kind) for kind in kinds]
     task = RepTask(
-        assignment=assignment,
-        lead=lead,
-        rep=rep,
-        title=f"Follow up: {lead_label(lead)}"[: RepTask._meta.get_field("title").max_length],
-        due_at=_first_touch_due(assignment),
+        assignment=assignment, lead=lead, rep=rep, title=follow_up_title(lead), due_at=_first_touch_due(assignment)
     )
     return notifications, task
 

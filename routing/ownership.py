@@ -332,12 +332,14 @@ def _tasks_and_notifications(
     minutes) and one notification per channel the rep has: e-mail when their user has an address, Slack
     when the rep or the queue has a webhook."""
     rep_ids = {handover.rep_id for handover, _ in with_rep}
-    reps = dict(Rep.objects.filter(pk__in=rep_ids).values_list("id", "user__email"))
-    rep_hooks = set(Rep.objects.filter(pk__in=rep_ids).exclude(slack_webhook_url="").values_list("id", flat=True))
-    queue_hooks = set(
-        Queue.objects.filter(pk__in={h.queue_id for h, _ in with_rep if h.queue_id})
-        .exclude(slack_webhook_url="")
-        .values_list("id", flat=True)
+    reps = {
+        pk: (email, hook)
+        for pk, email, hook in Rep.objects.filter(pk__in=rep_ids).values_list("id", "user__email", "slack_webhook_url")
+    }
+    queue_hooks = dict(
+        Queue.objects.filter(pk__in={h.queue_id for h, _ in with_rep if h.queue_id}).values_list(
+            "id", "slack_webhook_url"
+        )
     )
     default_due = now + dt.timedelta(minutes=settings.LEADROUTER_FIRST_TOUCH_MINUTES)
     tasks = []
@@ -345,20 +347,11 @@ def _tasks_and_notifications(
     for handover, assignment_id in with_rep:
         lead, rep_id = handover.lead, handover.rep_id
         assert rep_id is not None
-        tasks.append(
-            (
-                assignment_id,
-                lead.pk,
-                rep_id,
-                follow_up_title(lead),
-                due_at.get(lead.pk) or default_due,
-                now,
-            )
-        )
-        if rep_id is not None and reps.get(rep_id):
-            notices.append((assignment_id, lead.pk, rep_id, Notification.Kind.EMAIL.value))
-        if rep_id in rep_hooks or handover.queue_id in queue_hooks:
-            notices.append((assignment_id, lead.pk, rep_id, Notification.Kind.SLACK.value))
+        tasks.append((assignment_id, lead.pk, rep_id, follow_up_title(lead), due_at.get(lead.pk) or default_due, now))
+        email, rep_hook = reps.get(rep_id, ("", ""))
+        queue_hook = queue_hooks.get(handover.queue_id, "") if handover.queue_id else ""
+        for kind in assignment_notice_kinds(rep_email=email, rep_webhook=rep_hook, queue_webhook=queue_hook):
+            notices.append((assignment_id, lead.pk, rep_id, kind))
     rows_insert(RepTask, tasks, ["assignment", "lead", "rep", "title", "due_at", "created_at"], on_conflict_ignore=True)
     rows_insert(
         Notification,
@@ -366,6 +359,15 @@ def _tasks_and_notifications(
         ["assignment", "lead", "rep", "kind", "status", "attempts", "error", "created_at"],
         on_conflict_ignore=True,
     )
+
+
+def assignment_notice_kinds(*, rep_email: str, rep_webhook: str, queue_webhook: str) -> list[str]:
+    """The channels a rep hears of a new lead on: e-mail when their user has an address, Slack (one notice,
+    posted to each URL) when the rep or the queue has a webhook."""
+    kinds = [Notification.Kind.EMAIL.value] if rep_email else []
+    if rep_webhook or queue_webhook:
+        kinds.append(Notification.Kind.SLACK.value)
+    return kinds
 
 
 def follow_up_title(lead: Lead) -> str:
