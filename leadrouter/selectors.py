@@ -13,7 +13,7 @@ from django.db.models import Prefetch, Q
 from routing.access import acting_reps, managed_open_leads
 from routing.engine import RepInfo, is_working
 from routing.models import Lead
-from routing.selectors import rep_loads
+from routing.ownership import rep_loads
 from sla.models import LeadSla
 from territories.access import managed_teams
 from territories.models import OutOfOffice, Rep, Team
@@ -68,7 +68,7 @@ def team_board(*, user: Any, now: datetime, older_than: timedelta | None) -> Tea
             Prefetch("out_of_office", queryset=OutOfOffice.objects.filter(ends_at__gt=now).order_by("starts_at")),
         )
     )
-    open_counts, today_counts = rep_loads(now=now, time_zones={rep.time_zone for rep in reps})
+    open_counts, today_counts = rep_loads(now=now, rep_ids=[rep.pk for rep in reps])
     rows = []
     for rep in reps:
         periods = list(rep.out_of_office.all())

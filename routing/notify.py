@@ -42,7 +42,15 @@ from routing import tasks
 from routing.bulk import rows_insert
 from routing.models import Assignment, Lead, Notification, RepTask
 from routing.ownership import assignment_notice_kinds, follow_up_title
-from routing.render import form_answer_pairs, inline_text, page_history_lines, safe_text
+from routing.render import (
+    form_answer_pairs,
+    inline_text,
+    lead_label,
+    lead_name,
+    one_line,
+    page_history_lines,
+    safe_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -450,7 +458,7 @@ def _deliver(notification: Notification, message: Message, mailer: _Mailer) -> N
         if not message.to:
             raise DeliveryError("There is no e-mail address to send it to.")
         email = EmailMultiAlternatives(
-            subject=safe_text(_one_line(message.subject), 250),
+            subject=safe_text(one_line(message.subject), 250),
             body=safe_text(message.body, EMAIL_MAX_CHARS),
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=message.to,
@@ -514,7 +522,7 @@ def notification_context(*, assignment: Assignment) -> dict[str, Any]:
         due_at = _first_touch_due(assignment)
     return {
         "lead": lead,
-        "name": _lead_name(lead),
+        "name": lead_name(lead),
         "label": lead_label(lead),
         "account": account,
         "score": lead.score,
@@ -643,23 +651,6 @@ def slack_escape(text: str) -> str:
 
 def _first_touch_due(assignment: Assignment) -> dt.datetime:
     return assignment.assigned_at + dt.timedelta(minutes=settings.LEADROUTER_FIRST_TOUCH_MINUTES)
-
-
-def _one_line(text: str) -> str:
-    # Header values (the e-mail subject) must not contain line breaks.
-    return " ".join(text.split())
-
-
-def _lead_name(lead: Lead) -> str:
-    return (
-        _one_line(" ".join(part for part in (lead.first_name, lead.last_name) if part)) or lead.email or "Unnamed lead"
-    )
-
-
-def lead_label(lead: Lead) -> str:
-    """ "Jane Doe (Acme)", or just the name when the company is unknown."""
-    company = _one_line(lead.company)
-    return f"{_lead_name(lead)} ({company})" if company else _lead_name(lead)
 
 
 def format_due(due_at: dt.datetime, time_zone: str) -> str:

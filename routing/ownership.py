@@ -41,6 +41,7 @@ from django.db.models import Count, Q
 
 from routing.bulk import rows_insert, rows_update
 from routing.models import Assignment, Lead, Notification, Queue, RepLoad, RepTask
+from routing.render import lead_label
 from territories.models import Rep
 
 logger = logging.getLogger(__name__)
@@ -372,10 +373,7 @@ def assignment_notice_kinds(*, rep_email: str, rep_webhook: str, queue_webhook: 
 
 def follow_up_title(lead: Lead) -> str:
     """The task's title: "Follow up: Jane Doe (Acme)"."""
-    name = " ".join(" ".join(part for part in (lead.first_name, lead.last_name) if part).split())
-    company = " ".join(lead.company.split())
-    label = name or lead.email or "Unnamed lead"
-    return f"Follow up: {label} ({company})"[:TASK_TITLE_MAX] if company else f"Follow up: {label}"[:TASK_TITLE_MAX]
+    return f"Follow up: {lead_label(lead)}"[:TASK_TITLE_MAX]
 
 
 def notify_after_commit(assignment_ids: list[int], *, lane: str = Lead.Lane.LIVE) -> None:

@@ -212,3 +212,21 @@ def page_history_lines(pages: Any) -> list[str]:
     if more > 0:
         lines.append(f"{ELLIPSIS} {more:,} more pages not shown")
     return lines
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: header values (an e-mail subject) and titles must not contain line breaks."""
+    return " ".join(text.split())
+
+
+def lead_name(lead: Any) -> str:
+    """ "Jane Doe", else the e-mail, else "Unnamed lead"."""
+    return (
+        one_line(" ".join(part for part in (lead.first_name, lead.last_name) if part)) or lead.email or "Unnamed lead"
+    )
+
+
+def lead_label(lead: Any) -> str:
+    """ "Jane Doe (Acme)", or just the name when the company is unknown."""
+    company = one_line(lead.company)
+    return f"{lead_name(lead)} ({company})" if company else lead_name(lead)

@@ -25,7 +25,7 @@ from routing.engine import (
 )
 from routing.matching import AccountIndex
 from routing.models import Lead, Queue, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
-from routing.ownership import rep_loads as ownership_rep_loads
+from routing.ownership import rep_loads
 from routing.pipeline import Evaluation, evaluate_lead
 from routing.scoring import ScoringRuleInfo, Thresholds
 from territories.models import Account, Opportunity, OutOfOffice, Rep, Territory, TerritoryCriterion
@@ -181,7 +181,7 @@ def _rep_infos(now: datetime) -> tuple[RepInfo, ...]:
             Prefetch("out_of_office", queryset=OutOfOffice.objects.filter(ends_at__gt=now)),
         )
     )
-    open_leads, assigned_today = rep_loads(now=now, time_zones={rep.time_zone for rep in reps})
+    open_leads, assigned_today = rep_loads(now=now)
     return tuple(
         RepInfo(
             id=rep.pk,
@@ -200,13 +200,6 @@ def _rep_infos(now: datetime) -> tuple[RepInfo, ...]:
     )
 
 
-def rep_loads(*, now: datetime, time_zones: Iterable[str] = ()) -> tuple[dict[int, int], dict[int, int]]:
-    """Each rep's open leads, and new leads since midnight in the rep's own time zone: the counters the
-    ownership layer keeps (routing/ownership.py), one small query whatever the number of open leads.
-    (``time_zones`` is accepted for older callers; each rep's own zone is read with the counters.)"""
-    return ownership_rep_loads(now=now)
-
-
 def snapshot_with_current_load(snapshot: Snapshot, *, now: datetime) -> Snapshot:
     """``snapshot`` (possibly cached) with the state that changes with every lead read fresh: round-robin
     pointers, rep loads, and whether each queue and rep still exists and is active — so a rep deactivated
@@ -216,7 +209,7 @@ def snapshot_with_current_load(snapshot: Snapshot, *, now: datetime) -> Snapshot
         pk: (pointer, active) for pk, pointer, active in Queue.objects.values_list("id", "rr_pointer", "active")
     }
     reps_active = dict(Rep.objects.values_list("id", "active"))
-    open_leads, assigned_today = rep_loads(now=now, time_zones={rep.time_zone for rep in snapshot.reps})
+    open_leads, assigned_today = rep_loads(now=now)
     return replace(
         snapshot,
         queues=tuple(

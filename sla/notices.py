@@ -28,10 +28,10 @@ from routing.notify import (
     SlackPost,
     format_due,
     lead_admin_link,
-    lead_label,
     notice_kind_register,
     slack_escape,
 )
+from routing.render import lead_label
 from sla.models import Escalation, LeadSla
 
 Kind = Notification.Kind
