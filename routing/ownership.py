@@ -229,10 +229,9 @@ class Handover:
 @dataclass
 class OwnersChanged:
     """What ``owners_change`` wrote: the new assignments with a rep (their notifications go out after
-    commit), and each lead's first-touch due time."""
+    commit)."""
 
     assignment_ids: list[int] = field(default_factory=list)
-    due_at: dict[int, dt.datetime | None] = field(default_factory=dict)
 
 
 def owners_change(
@@ -242,7 +241,6 @@ def owners_change(
     lead_fields: Sequence[str] = OWNER_FIELDS,
     unchanged: Sequence[Lead] = (),
     pointers: Mapping[int, int] | None = None,
-    start_clocks: bool = True,
     lane: str = Lead.Lane.LIVE,
 ) -> OwnersChanged:
     """Give each handover's lead its new owner, with everything that follows from it (see the module's
@@ -250,8 +248,7 @@ def owners_change(
 
     ``lead_fields`` are the lead columns written (the owner columns at least); ``unchanged`` are leads of
     the same batch written with the same columns but no new owner (routing's duplicates, nurtures and
-    discards). ``pointers`` maps queue id to the round-robin pointer to save. ``start_clocks`` is False
-    only for the SLA ladder, which restarts its clocks itself. Side effects: the writes above, and
+    discards). ``pointers`` maps queue id to the round-robin pointer to save. Side effects: the writes above, and
     notifications enqueued after commit in ``lane``.
     """
     result = OwnersChanged()
@@ -309,12 +306,13 @@ def owners_change(
     _loads_add(opened, assigned, now=now)
 
     with_rep = [(handover, pk) for handover, pk in zip(handovers, assignment_ids, strict=True) if handover.rep_id]
-    if start_clocks and _clock_starter is not None and (with_rep or previous_owners):
-        result.due_at = dict(
+    due_at: Mapping[int, dt.datetime | None] = {}
+    if _clock_starter is not None and (with_rep or previous_owners):
+        due_at = dict(
             _clock_starter(leads=[handover.lead for handover, _ in with_rep], previous_owners=previous_owners, now=now)
         )
     if with_rep:
-        _tasks_and_notifications(with_rep, due_at=result.due_at, now=now)
+        _tasks_and_notifications(with_rep, due_at=due_at, now=now)
         result.assignment_ids = [pk for _, pk in with_rep]
         notify_after_commit(result.assignment_ids, lane=lane)
     return result
