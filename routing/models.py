@@ -18,6 +18,9 @@ from territories.models import Account, Rep, Skill, Territory
 from territories.picklists import INDUSTRIES, SIZE_BAND_CHOICES
 from territories.validators import validate_country_code, validate_domain
 
+# Why a lead was closed or sent back: the forms, the services and the API all hold reasons to this length.
+CLOSE_REASON_MAX_CHARS = 500
+
 
 class QueueQuerySet(models.QuerySet["Queue"]):
     def delete(self) -> tuple[int, dict[str, int]]:
@@ -184,9 +187,13 @@ class Lead(models.Model):
         DISQUALIFIED = "disqualified", "Disqualified"
         DISCARDED = "discarded", "Discarded"
         DUPLICATE = "duplicate", "Duplicate"
+        CONVERTED = "converted", "Converted (won)"
         CLOSED = "closed", "Closed"
 
     OPEN_STATUSES = (Status.ASSIGNED, Status.ACCEPTED, Status.WORKING)
+    # The ways a rep (or their manager) closes an open lead; each may be reopened for a while
+    # (``LEADROUTER_REOPEN_DAYS``).
+    CLOSE_STATUSES = (Status.DISQUALIFIED, Status.NURTURE, Status.CONVERTED, Status.CLOSED)
 
     class Lane(models.TextChoices):
         """How the lead travels to routing: live leads never wait behind bulk work (docs/routing.md)."""
@@ -292,6 +299,14 @@ class Lead(models.Model):
     routed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Who closed the lead, when and why (routing.ownership.leads_close); cleared when it is reopened, the
+    # close then kept in the reopening assignment's note.
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    close_reason = models.CharField(max_length=CLOSE_REASON_MAX_CHARS, blank=True)
+
     class Meta:
         ordering = ["-received_at"]
         indexes = [
@@ -372,6 +387,7 @@ class Assignment(models.Model):
         NOT_MINE = "not_mine", "Sent back by the rep"
         ESCALATION = "escalation", "Reassigned by SLA escalation"
         DEPARTURE = "departure", "Rep departure"
+        REOPENED = "reopened", "Reopened after closing"
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="assignments")
     rep = models.ForeignKey(Rep, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments")

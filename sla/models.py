@@ -250,6 +250,8 @@ class LeadSla(models.Model):
         MET = "met", "Met"
         MISSED = "missed", "Touched late"
         NONE = "none", "No SLA"
+        # Closed or handed back before the first touch (sla.clocks.clocks_stop); a new owner's clock starts afresh.
+        STOPPED = "stopped", "Stopped: lead closed"
 
     lead = models.OneToOneField(Lead, on_delete=models.CASCADE, related_name="sla")
     policy = models.ForeignKey(SlaPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
