@@ -350,6 +350,8 @@ LEADROUTER_FIRST_TOUCH_MINUTES = env.int("LEADROUTER_FIRST_TOUCH_MINUTES", defau
 LEADROUTER_TOUCH_FUTURE_ALLOWANCE_SECONDS = env.int("LEADROUTER_TOUCH_FUTURE_ALLOWANCE_SECONDS", default=120)
 # A touch recorded more than this after its time is marked "logged late" in the lead's history.
 LEADROUTER_TOUCH_LATE_AFTER_SECONDS = env.int("LEADROUTER_TOUCH_LATE_AFTER_SECONDS", default=300)
+# A closed lead (disqualified, nurtured, converted) may be reopened by its owner or their manager this long.
+LEADROUTER_REOPEN_DAYS = env.int("LEADROUTER_REOPEN_DAYS", default=30)
 # Intake limits: leads per POST and bytes per request body.
 LEADROUTER_INTAKE_MAX_BATCH = 1000
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)

@@ -51,6 +51,7 @@ __all__ = [
     "managed_lead_scope",
     "managed_open_leads",
     "may_delegate",
+    "may_reopen",
     "may_see_reports",
     "report_queues",
     "roles_of",
@@ -134,6 +135,16 @@ def lead_for_requester(*, requester: Any, lead_id: int) -> Lead | None:
     if not _signed_in(requester):
         return None
     return leads.filter(lead_scope(requester)).first()
+
+
+def may_reopen(*, user: Any, lead: Lead) -> bool:
+    """Whether ``user`` may reopen ``lead`` when it is closed: its owner, or one of the owner's managers (RevOps
+    included). How long a lead stays reopenable is ``routing.services.reopen_problem``."""
+    if not _signed_in(user) or lead.owner_id is None:
+        return False
+    if Rep.objects.filter(pk=lead.owner_id, user=user).exists():
+        return True
+    return Lead.objects.filter(managed_lead_scope(user), pk=lead.pk).exists()
 
 
 def managed_open_leads(*, user: Any) -> QuerySet[Lead]:

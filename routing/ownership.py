@@ -17,8 +17,11 @@ set-based (a few statements per batch whatever its size, routing/bulk.py):
    (``clock_starter_register``; routing never imports sla);
 7. the notification rows, sent by a task after commit, in the caller's lane.
 
-Leads leaving the open statuses without a new owner (closed, disqualified, nurtured) go through
-``leads_close``, and a lead the rep sends back through ``lead_send_back``; both keep the counters.
+Leads leaving the open statuses without a new owner (disqualified, nurtured, converted, closed) go through
+``leads_close``, which records who closed them, when and why, and a lead the rep sends back through
+``lead_send_back``; both keep the counters, and both stop the clock and resolve the lead's open escalations
+through the sla app's second hook (``clock_stopper_register``). A closed lead reopens through
+``owners_change`` (routing.services.lead_reopen).
 ``loads_recount`` recounts from scratch (``manage.py loads_check``); the tests keep drift at zero.
 
 Lock order, everywhere: first the rows being changed (leads, clocks) in id order, then the routing lock,
@@ -41,7 +44,7 @@ from django.db.models import Count, Q
 
 from routing.bulk import rows_insert, rows_update
 from routing.models import Assignment, Lead, Notification, Queue, RepLoad, RepTask
-from routing.render import lead_label
+from routing.render import closed_as, lead_label
 from territories.models import Rep
 
 logger = logging.getLogger(__name__)
@@ -80,6 +83,22 @@ def clock_starter_register(starter: ClockStarter) -> None:
     """Called once by the sla app in ``AppConfig.ready``: ownership changes start clocks through it."""
     global _clock_starter
     _clock_starter = starter
+
+
+class ClockStopper(Protocol):
+    """Stop the untouched first-touch clocks of leads that were closed or handed back, and resolve their open
+    escalations, as done by ``by_id`` with ``comment``."""
+
+    def __call__(self, *, lead_ids: list[int], by_id: int | None, comment: str, now: dt.datetime) -> None: ...
+
+
+_clock_stopper: ClockStopper | None = None
+
+
+def clock_stopper_register(stopper: ClockStopper) -> None:
+    """Called once by the sla app in ``AppConfig.ready``: closing a lead stops its clock through it."""
+    global _clock_stopper
+    _clock_stopper = stopper
 
 
 # --- Loads ----------------------------------------------------------------------------------------------
@@ -396,21 +415,38 @@ def notify_after_commit(assignment_ids: list[int], *, lane: str = Lead.Lane.LIVE
 # --- Leaving the open statuses -----------------------------------------------------------------------------
 
 
-def leads_close(leads: Sequence[Lead], *, to: str, now: dt.datetime, extra_fields: Sequence[str] = ()) -> None:
-    """Leads leave the open statuses without a new owner (closed, disqualified, nurtured): the owner's open
-    task is done and their open-lead counter goes down. ``leads`` are locked rows whose ``status`` is
-    still the old one; ``extra_fields`` are other lead columns the caller changed. Call in a transaction."""
+def leads_close(
+    leads: Sequence[Lead],
+    *,
+    to: str,
+    now: dt.datetime,
+    by_id: int | None = None,
+    reason: str = "",
+    extra_fields: Sequence[str] = (),
+) -> None:
+    """Leads leave the open statuses without a new owner (disqualified, nurtured, converted, closed): each
+    lead records who closed it (``by_id``), when and why (``reason``); the owner's open task is done, their
+    open-lead counter goes down, the untouched clock stops and open escalations are resolved with the reason
+    (the sla app's hook). ``leads`` are locked rows whose ``status`` is still the old one; ``extra_fields``
+    are other lead columns the caller changed. Call in a transaction."""
     opened: Counter[int] = Counter()
+    closing = not _is_open(to)
     for lead in leads:
-        if lead.owner_id is not None and _is_open(lead.status) and not _is_open(to):
+        if lead.owner_id is not None and _is_open(lead.status) and closing:
             opened[lead.owner_id] -= 1
         lead.status = to
         lead.updated_at = now
-    rows_update(Lead, list(leads), list(dict.fromkeys(["status", "updated_at", *extra_fields])))
+        if closing:
+            lead.closed_at, lead.closed_by_id, lead.close_reason = now, by_id, reason
+    close_fields = ["closed_at", "closed_by", "close_reason"] if closing else []
+    rows_update(Lead, list(leads), list(dict.fromkeys(["status", "updated_at", *close_fields, *extra_fields])))
     owned = [lead.pk for lead in leads if lead.owner_id is not None]
-    if owned and not _is_open(to):
+    if owned and closing:
         RepTask.objects.filter(lead_id__in=owned, done_at__isnull=True).update(done_at=now)
     _loads_add(opened, Counter(), now=now)
+    if closing and leads and _clock_stopper is not None:
+        comment = f"Lead {closed_as(to)}: {reason}" if reason else f"Lead {closed_as(to)}."
+        _clock_stopper(lead_ids=[lead.pk for lead in leads], by_id=by_id, comment=comment, now=now)
 
 
 def lead_send_back(
@@ -418,7 +454,8 @@ def lead_send_back(
 ) -> None:
     """The owner says the lead is not theirs: it goes back to ``received`` with no owner, to be routed
     again. The owner's assignment ends with reason ``not_mine`` and ``reason`` as its note, their task is
-    done, their counter goes down, and the clock remembers them. Call under the routing lock with the
+    done, their counter goes down, the clock remembers them, stops until the next owner's starts, and the
+    lead's open escalations are resolved with the reason. Call under the routing lock with the
     lead locked; the caller enqueues routing after commit."""
     owner_id = lead.owner_id
     assert owner_id is not None
@@ -436,3 +473,5 @@ def lead_send_back(
     _loads_add(opened, Counter(), now=now)
     if _clock_starter is not None:
         _clock_starter(leads=[], previous_owners={lead.pk: owner_id}, now=now)
+    if _clock_stopper is not None:
+        _clock_stopper(lead_ids=[lead.pk], by_id=by_id, comment=f"Handed back as not theirs: {reason}", now=now)

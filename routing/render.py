@@ -230,3 +230,17 @@ def lead_label(lead: Any) -> str:
     """ "Jane Doe (Acme)", or just the name when the company is unknown."""
     company = one_line(lead.company)
     return f"{lead_name(lead)} ({company})" if company else lead_name(lead)
+
+
+# How a closed lead's status reads in a sentence: "Lead disqualified: no budget".
+CLOSED_AS = {
+    "disqualified": "disqualified",
+    "nurture": "sent to nurture",
+    "converted": "converted (won)",
+    "closed": "closed",
+}
+
+
+def closed_as(status: str) -> str:
+    """ "disqualified", "sent to nurture", "converted (won)": a closed status as the end of "Lead …"."""
+    return CLOSED_AS.get(status, status)

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from routing.conditions import ConditionError, parse_condition
@@ -148,6 +148,7 @@ def routing_snapshot(*, now: datetime) -> Snapshot:
             required_skills=frozenset(skill.code for skill in queue.required_skills.all()),
             skip_off_hours_reps=queue.skip_off_hours_reps,
             when_nobody_eligible=queue.when_nobody_eligible,  # type: ignore[arg-type]
+            inherit_skills=queue.inherit_skills,
             fallback_id=queue.fallback_id,
             rr_pointer=queue.rr_pointer,
             members=tuple(
@@ -277,14 +278,31 @@ def lead_simulate(*, raw: Mapping[str, Any], now: datetime | None = None) -> Eva
 # Which lead a page or endpoint may show is ``routing.access.lead_for_requester``.
 
 
-def leads_for_rep(*, user: Any, status: str = "", queue_id: int | None = None) -> list[Lead]:
+def _lead_search(leads: QuerySet[Lead], search: str) -> QuerySet[Lead]:
+    """Leads matching every word of ``search`` in their first or last name, company or e-mail."""
+    for word in search.split()[:SEARCH_MAX_WORDS]:
+        leads = leads.filter(
+            Q(first_name__icontains=word)
+            | Q(last_name__icontains=word)
+            | Q(company__icontains=word)
+            | Q(email__icontains=word)
+        )
+    return leads
+
+
+# Words of a search that count; a longer search is cut here rather than becoming a huge query.
+SEARCH_MAX_WORDS = 5
+# The closed view lists this many of the rep's leads, the most recently closed first.
+CLOSED_VIEW_MAX = 100
+
+
+def leads_for_rep(*, user: Any, status: str = "", queue_id: int | None = None, search: str = "") -> list[Lead]:
     """The open leads ``user`` owns as a rep, the most urgent SLA first, leads without a due time last.
 
-    ``status`` (one of the open statuses) and ``queue_id`` narrow the list. Each lead comes with its
-    clock (``lead.sla``, or no attribute when it has none) and its queue.
+    ``status`` (one of the open statuses), ``queue_id`` and ``search`` (words found in the name, company or
+    e-mail) narrow the list. Each lead comes with its clock (``lead.sla``, or no attribute when it has none)
+    and its queue.
     """
-    from django.db.models import F
-
     if not user.is_authenticated:
         return []
     leads = Lead.objects.select_related("queue", "sla__policy", "sla__calendar").filter(
@@ -294,6 +312,7 @@ def leads_for_rep(*, user: Any, status: str = "", queue_id: int | None = None) -
         leads = leads.filter(status=status)
     if queue_id is not None:
         leads = leads.filter(queue_id=queue_id)
+    leads = _lead_search(leads, search)
     # The policy's steps and the calendar's hours are read by the live SLA state of every row.
     leads = leads.prefetch_related("sla__policy__steps", "sla__calendar__hours", "sla__calendar__closed_dates")
     # Untouched clocks first, by due time (the most urgent on top); then touched leads and leads without an SLA.
@@ -302,6 +321,18 @@ def leads_for_rep(*, user: Any, status: str = "", queue_id: int | None = None) -
             F("sla__touched_at").asc(nulls_first=True), F("sla__due_at").asc(nulls_last=True), "received_at", "pk"
         )
     )
+
+
+def closed_leads_for_rep(*, user: Any, queue_id: int | None = None, search: str = "") -> list[Lead]:
+    """The closed leads (disqualified, nurtured, converted, closed) ``user`` owns as a rep, the most recently
+    closed first, at most ``CLOSED_VIEW_MAX``; ``queue_id`` and ``search`` narrow them as for open leads."""
+    if not user.is_authenticated:
+        return []
+    leads = Lead.objects.select_related("queue", "closed_by").filter(owner__user=user, status__in=Lead.CLOSE_STATUSES)
+    if queue_id is not None:
+        leads = leads.filter(queue_id=queue_id)
+    leads = _lead_search(leads, search)
+    return list(leads.order_by(F("closed_at").desc(nulls_last=True), "-pk")[:CLOSED_VIEW_MAX])
 
 
 def queues_for_rep(*, user: Any) -> list[Queue]:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import QuerySet
@@ -15,6 +16,7 @@ from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
 from routing.access import may_delegate
 from routing.models import (
+    CLOSE_REASON_MAX_CHARS,
     ApiKey,
     Assignment,
     Lead,
@@ -24,6 +26,7 @@ from routing.models import (
     api_key_default_scopes,
 )
 from routing.ownership import Handover, lead_send_back, leads_close, owners_change, rep_loads, routing_lock
+from routing.render import closed_as
 from territories.models import Rep
 
 
@@ -100,10 +103,6 @@ class LeadActionError(Exception):
     """The action cannot be done as asked; the message says why, for the page."""
 
 
-# A rep who passes a lead back must say why; this keeps the note readable in history and admin.
-NOT_MINE_REASON_MAX_CHARS = 500
-
-
 def _rep_capacity_problem(*, rep: Rep, now: datetime) -> str:
     """Why ``rep`` may not take another lead now (at capacity, daily cap), or "" when they may."""
     open_leads, assigned_today = rep_loads(now=now, rep_ids=[rep.pk])
@@ -167,29 +166,32 @@ def lead_take_next(*, rep: Rep, queue: Queue, now: datetime | None = None) -> Le
     return lead
 
 
-def _lead_status_change(
-    *, lead: Lead, to: str, by: User, from_statuses: tuple[str, ...], note: str = "", now: datetime | None = None
-) -> bool:
-    """Move ``lead`` to status ``to`` if it is still in one of ``from_statuses``; False when it was not.
+def _reason_checked(reason: str, *, required: str = "") -> str:
+    """``reason`` without surrounding blanks; LeadActionError when it is longer than the forms allow, or
+    empty and ``required`` (the message to show) is given."""
+    reason = reason.strip()
+    if len(reason) > CLOSE_REASON_MAX_CHARS:
+        raise LeadActionError(f"Keep the reason to {CLOSE_REASON_MAX_CHARS} characters (it has {len(reason):,}).")
+    if required and not reason:
+        raise LeadActionError(required)
+    return reason
 
-    The conditional UPDATE makes a double submit (or two people at once) change the lead once. A lead
-    leaving the open statuses closes the owner's open task; ``note`` is kept in the receipt.
+
+def _lead_close(*, lead: Lead, to: str, by: User, reason: str, now: datetime | None = None) -> bool:
+    """Close ``lead`` as ``to`` if it is still open; False when it was not.
+
+    The row lock makes a double submit (or two people at once) close the lead once. ``leads_close`` records
+    who closed it, when and why, ends the owner's task and counter, stops the clock and resolves the lead's
+    open escalations with the reason.
     """
     now = now or timezone.now()
     with transaction.atomic():
-        current = Lead.objects.select_for_update().filter(pk=lead.pk, status__in=from_statuses).first()
+        current = Lead.objects.select_for_update().filter(pk=lead.pk, status__in=Lead.OPEN_STATUSES).first()
         if current is None:
             return False
-        receipt = {
-            **current.receipt,
-            "closed": {"status": to, "by": by.get_username(), "at": now.isoformat(), "reason": note},
-        }
-        current.receipt = receipt
-        leads_close([current], to=to, now=now, extra_fields=["receipt"])
-        changed = True
-    if changed:
-        lead.status, lead.receipt = to, receipt
-    return bool(changed)
+        leads_close([current], to=to, now=now, by_id=by.pk, reason=reason)
+    lead.status, lead.closed_at, lead.closed_by, lead.close_reason = to, now, by, reason
+    return True
 
 
 def lead_accept(*, lead: Lead, by: User) -> bool:
@@ -204,23 +206,96 @@ def lead_accept(*, lead: Lead, by: User) -> bool:
     return bool(changed)
 
 
-def lead_disqualify(*, lead: Lead, by: User, reason: str) -> bool:
-    """Disqualify an open lead, keeping ``reason`` (required) in its receipt. False when the lead was no
-    longer open. Atomic; updates Lead and closes the owner's open task."""
-    reason = reason.strip()
-    if not reason:
-        raise LeadActionError("Say why the lead is disqualified.")
-    return _lead_status_change(
-        lead=lead, to=Lead.Status.DISQUALIFIED, by=by, from_statuses=Lead.OPEN_STATUSES, note=reason
-    )
+def lead_disqualify(*, lead: Lead, by: User, reason: str, now: datetime | None = None) -> bool:
+    """Disqualify an open lead; ``reason`` is required. False when the lead was no longer open.
+    Atomic; see ``_lead_close`` for the writes."""
+    reason = _reason_checked(reason, required="Say why the lead is disqualified.")
+    return _lead_close(lead=lead, to=Lead.Status.DISQUALIFIED, by=by, reason=reason, now=now)
 
 
-def lead_nurture(*, lead: Lead, by: User) -> bool:
-    """Send an open lead back to marketing nurture. False when the lead was no longer open.
-    Atomic; updates Lead and closes the owner's open task."""
-    return _lead_status_change(
-        lead=lead, to=Lead.Status.NURTURE, by=by, from_statuses=Lead.OPEN_STATUSES, note="sent back to nurture"
-    )
+def lead_nurture(*, lead: Lead, by: User, reason: str = "", now: datetime | None = None) -> bool:
+    """Send an open lead back to marketing nurture, with an optional reason. False when the lead was no
+    longer open. Atomic; see ``_lead_close`` for the writes."""
+    reason = _reason_checked(reason)
+    return _lead_close(lead=lead, to=Lead.Status.NURTURE, by=by, reason=reason, now=now)
+
+
+def lead_convert(*, lead: Lead, by: User, reason: str = "", now: datetime | None = None) -> bool:
+    """The lead converted (an opportunity won or opened), with an optional note. False when the lead was no
+    longer open. Atomic; see ``_lead_close`` for the writes."""
+    reason = _reason_checked(reason)
+    return _lead_close(lead=lead, to=Lead.Status.CONVERTED, by=by, reason=reason, now=now)
+
+
+def reopen_problem(*, lead: Lead, now: datetime) -> str:
+    """Why ``lead`` cannot be reopened now, or "" when it can: it must be closed (not discarded or a
+    duplicate), have an owner, and have been closed within ``LEADROUTER_REOPEN_DAYS``. Who may reopen it is
+    the caller's check (``routing.access.may_reopen``)."""
+    if lead.status not in Lead.CLOSE_STATUSES or lead.closed_at is None:
+        return "Only a closed lead can be reopened."
+    if lead.owner_id is None:
+        return "The lead has no owner to reopen it for."
+    if now - lead.closed_at > timedelta(days=settings.LEADROUTER_REOPEN_DAYS):
+        return f"Leads can be reopened for {settings.LEADROUTER_REOPEN_DAYS} days after closing; this one is older."
+    return ""
+
+
+def lead_reopen(*, lead: Lead, by: User, now: datetime | None = None) -> bool:
+    """Reopen a closed lead for its owner: it becomes ``accepted`` again, theirs.
+
+    1. Under the routing lock, with the lead locked, and only while it is still closed as ``lead`` says
+       (a double submit reopens it once): LeadActionError when ``reopen_problem`` objects, or the owner is
+       inactive, at capacity or at their daily cap.
+    2. ``owners_change`` hands the lead to the same owner: their load counters go up, the closed period of
+       the history ends and a new one starts with reason ``reopened``, its note keeping the close (who,
+       when, as what and why); the owner gets a task and notices, and the first-touch clock restarts
+       unless the lead was touched before.
+    3. The lead's close record (who, when, why) is cleared.
+
+    Returns False when the lead was no longer closed. Side effects: those of ``owners_change``.
+    """
+    with transaction.atomic():
+        routing_lock()
+        now = now or timezone.now()
+        current = (
+            Lead.objects.select_for_update()
+            .select_related("owner", "closed_by")
+            .filter(pk=lead.pk, status=lead.status, closed_at=lead.closed_at)
+            .first()
+        )
+        if current is None:
+            return False
+        if problem := reopen_problem(lead=current, now=now):
+            raise LeadActionError(problem)
+        owner = current.owner
+        assert owner is not None
+        if not owner.active:
+            raise LeadActionError(f"{owner} is no longer active; a manager can reassign the lead instead.")
+        if problem := _rep_capacity_problem(rep=owner, now=now):
+            raise LeadActionError(problem)
+        assert current.closed_at is not None
+        closer = current.closed_by.get_username() if current.closed_by else "someone"
+        closed = f"{closed_as(current.status).capitalize()} by {closer} on {current.closed_at:%Y-%m-%d %H:%M} UTC"
+        note = f"{closed}: {current.close_reason}" if current.close_reason else f"{closed}."
+        current.closed_at, current.closed_by, current.close_reason = None, None, ""
+        owners_change(
+            [
+                Handover(
+                    lead=current,
+                    rep_id=owner.pk,
+                    queue_id=current.queue_id,
+                    status=Lead.Status.ACCEPTED,
+                    reason=Assignment.Reason.REOPENED,
+                    summary=f"Reopened by {by.get_username()}.",
+                    assigned_by_id=by.pk,
+                    note=note,
+                )
+            ],
+            now=now,
+            lead_fields=["closed_at", "closed_by", "close_reason"],
+        )
+    lead.status, lead.closed_at, lead.closed_by, lead.close_reason = Lead.Status.ACCEPTED, None, None, ""
+    return True
 
 
 def lead_not_mine(*, lead: Lead, by: User, reason: str, now: datetime | None = None) -> bool:
@@ -237,9 +312,7 @@ def lead_not_mine(*, lead: Lead, by: User, reason: str, now: datetime | None = N
     Returns False when nothing changed. Side effects: updates Lead, Assignment, LeadSla and RepTask; after
     commit routes the lead (writes and notifications as routing does).
     """
-    reason = reason.strip()[:NOT_MINE_REASON_MAX_CHARS]
-    if not reason:
-        raise LeadActionError("Say why the lead is not yours, so RevOps can fix the rule.")
+    reason = _reason_checked(reason, required="Say why the lead is not yours, so RevOps can fix the rule.")
     with transaction.atomic():
         routing_lock()
         now = now or timezone.now()

@@ -1,7 +1,7 @@
 """Server-rendered pages of the routing app: health for load balancers, and the rep's actions on leads (take
-next from a shared queue; accept, disqualify, nurture, not mine). Each view checks access, calls a service and
-redirects; who may see a lead is decided in routing.access. The pages that show a lead with its first-touch
-clock (my leads, the lead page, logging a touch) are in ``sla.lead_views``."""
+next from a shared queue; accept, close as disqualified, nurtured or converted, reopen, not mine). Each view
+checks access, calls a service and redirects; who may see a lead is decided in routing.access. The pages that
+show a lead with its first-touch clock (my leads, the lead page, logging a touch) are in ``sla.lead_views``."""
 
 import logging
 from typing import Any
@@ -13,15 +13,17 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from routing.access import lead_for_requester
+from routing.access import lead_for_requester, may_reopen
 from routing.models import Lead, Queue
 from routing.selectors import broker_status, heartbeat_status
 from routing.services import (
     LeadActionError,
     lead_accept,
+    lead_convert,
     lead_disqualify,
     lead_not_mine,
     lead_nurture,
+    lead_reopen,
     lead_take_next,
 )
 from territories.models import Rep
@@ -128,7 +130,36 @@ def lead_disqualify_view(request: HttpRequest, lead_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def lead_nurture_view(request: HttpRequest, lead_id: int) -> HttpResponse:
-    return _status_action(request, lead_id, lead_nurture, "Sent back to nurture.")
+    return _status_action(
+        request, lead_id, lead_nurture, "Sent back to nurture.", reason=request.POST.get("reason", "")
+    )
+
+
+@require_POST
+@login_required
+def lead_convert_view(request: HttpRequest, lead_id: int) -> HttpResponse:
+    return _status_action(
+        request, lead_id, lead_convert, "Marked converted (won).", reason=request.POST.get("reason", "")
+    )
+
+
+@require_POST
+@login_required
+def lead_reopen_view(request: HttpRequest, lead_id: int) -> HttpResponse:
+    """Reopen a closed lead for its owner: the owner or their manager, within the reopen window."""
+    lead = lead_or_404(request, lead_id)
+    if not may_reopen(user=request.user, lead=lead):
+        raise Http404("No such lead.")
+    try:
+        changed = lead_reopen(lead=lead, by=request.user)  # type: ignore[arg-type]
+    except LeadActionError as error:
+        messages.error(request, str(error))
+    else:
+        if changed:
+            messages.success(request, f"Reopened: {lead} is open again for {lead.owner}.")
+        else:
+            messages.info(request, "Nothing changed: the lead was already reopened.")
+    return to_lead_page(lead)
 
 
 @require_POST

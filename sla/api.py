@@ -29,7 +29,7 @@ from routing.access import lead_for_requester
 from routing.authentication import ApiKeyAuthentication, IntakeClient, scope_required
 from routing.models import ApiScope, Lead
 from routing.parsers import SafeJSONParser
-from sla.models import LeadSla, Touch
+from sla.models import TOUCH_NOTE_MAX_CHARS, LeadSla, Touch
 from sla.services import TouchTimeError, sla_state, touch_log
 
 
@@ -40,7 +40,7 @@ class TouchCreateSerializer(serializers.Serializer):
         help_text="When the touch happened; default now. Not before the lead's current assignment started, "
         "nor more than LEADROUTER_TOUCH_FUTURE_ALLOWANCE_SECONDS (2 minutes) in the future.",
     )
-    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=TOUCH_NOTE_MAX_CHARS)
 
 
 class TouchSerializer(serializers.ModelSerializer):
@@ -156,7 +156,7 @@ class AccountMatchSerializer(serializers.Serializer):
 
 class LeadClockSerializer(serializers.Serializer):
     """The lead's first-touch clock. ``state`` is as of the request: on_track, at_risk, breached, met,
-    missed (touched late) or none."""
+    missed (touched late), none, or stopped (the lead was closed or handed back before its first touch)."""
 
     policy = serializers.CharField(source="policy.name", allow_null=True, read_only=True)
     state = serializers.SerializerMethodField()
@@ -170,6 +170,15 @@ class LeadClockSerializer(serializers.Serializer):
     @extend_schema_field(OpenApiTypes.STR)
     def get_state(self, lead_sla: LeadSla) -> str:
         return sla_state(lead_sla=lead_sla, now=timezone.now())
+
+
+class LeadClosedSerializer(serializers.Serializer):
+    """Who closed the lead, when and why; null while the lead is open (a reopened lead's close is kept in
+    its assignment history)."""
+
+    at = serializers.DateTimeField(source="closed_at", read_only=True)
+    by = serializers.CharField(source="closed_by.username", allow_null=True, read_only=True)
+    reason = serializers.CharField(source="close_reason", read_only=True)
 
 
 class EscalationSummarySerializer(serializers.Serializer):
@@ -256,6 +265,7 @@ _LEAD_DETAIL_FIELDS = [
     "form_answers",
     "page_history",
     "receipt",
+    "closed",
     "sla",
     "escalations",
 ]
@@ -281,6 +291,7 @@ class LeadDetailSerializer(serializers.ModelSerializer):
     account = serializers.CharField(source="account.name", allow_null=True, read_only=True)
     rule = serializers.CharField(source="rule.name", allow_null=True, read_only=True)
     account_match = AccountMatchSerializer(source="*", read_only=True)
+    closed = serializers.SerializerMethodField()
     sla = LeadClockSerializer(read_only=True, allow_null=True)
     escalations = EscalationSummarySerializer(many=True, read_only=True)
     form_answers = serializers.JSONField(read_only=True)
@@ -292,6 +303,10 @@ class LeadDetailSerializer(serializers.ModelSerializer):
         fields = _LEAD_DETAIL_FIELDS
         read_only_fields = fields
         extra_kwargs = {name: {"allow_null": True} for name in _OPTIONAL_TEXT}
+
+    @extend_schema_field(LeadClosedSerializer(allow_null=True))
+    def get_closed(self, lead: Lead) -> dict[str, Any] | None:
+        return LeadClosedSerializer(lead).data if lead.closed_at else None
 
     def to_representation(self, instance: Lead) -> dict[str, Any]:
         data = super().to_representation(instance)

@@ -1,5 +1,6 @@
-"""What the SLA app does when a lead gets a new owner: the ownership layer (routing/ownership.py) calls
-``clocks_on_new_owner`` through the hook this app registers at start-up, in the same transaction."""
+"""What the SLA app does when a lead gets a new owner or is closed: the ownership layer (routing/ownership.py)
+calls ``clocks_on_new_owner`` and ``clocks_stop`` through the hooks this app registers at start-up, in the
+same transaction."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping
 
 from routing.bulk import rows_update
 from routing.models import Lead
-from sla.models import LeadSla
+from sla.models import Escalation, LeadSla
 from sla.services import sla_clocks_start
 
 
@@ -30,3 +31,15 @@ def clocks_on_new_owner(
     if not leads:
         return {}
     return {clock.lead_id: clock.due_at for clock in sla_clocks_start(leads=leads, now=now)}
+
+
+def clocks_stop(*, lead_ids: list[int], by_id: int | None, comment: str, now: dt.datetime) -> None:
+    """The leads were closed or handed back: each untouched clock stops (state ``stopped``, no further ladder
+    step), so a closed lead never reads "breached" nor escalates again; a touched clock keeps its result.
+    Every open or acknowledged escalation of the leads is resolved by ``by_id`` with ``comment``."""
+    LeadSla.objects.filter(lead_id__in=lead_ids, touched_at__isnull=True).update(
+        state=LeadSla.State.STOPPED, next_step=None, next_step_at=None
+    )
+    Escalation.objects.filter(
+        lead_id__in=lead_ids, status__in=[Escalation.Status.OPEN, Escalation.Status.ACKNOWLEDGED]
+    ).update(status=Escalation.Status.RESOLVED, handled_by_id=by_id, handled_at=now, comment=comment)

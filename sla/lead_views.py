@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
@@ -19,20 +20,29 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from routing.access import lead_for_requester
-from routing.models import Lead, Queue
+from routing.access import lead_for_requester, may_reopen
+from routing.models import CLOSE_REASON_MAX_CHARS, Lead, Queue
 from routing.pages import shell
-from routing.render import form_answer_pairs, json_text, page_history_lines
-from routing.selectors import leads_for_rep, queues_for_rep
+from routing.render import closed_as, form_answer_pairs, json_text, page_history_lines
+from routing.selectors import CLOSED_VIEW_MAX, closed_leads_for_rep, leads_for_rep, queues_for_rep
+from routing.services import reopen_problem
 from routing.views import lead_or_404, rep_of, to_lead_page
-from sla.models import LeadSla, Touch
+from sla.models import TOUCH_NOTE_MAX_CHARS, LeadSla, Touch
 from sla.selectors import lead_history
 from sla.services import TouchTimeError, sla_state, touch_log
 
+# Characters of a search on my leads; longer searches are refused with a message.
+SEARCH_MAX_CHARS = 100
 OPEN_STATUS_CHOICES = [("", "All open")] + [(status.value, status.label) for status in Lead.OPEN_STATUSES]
 
 
 class MyLeadsFilterForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        max_length=SEARCH_MAX_CHARS,
+        label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Name, company or e-mail"}),
+    )
     status = forms.ChoiceField(choices=OPEN_STATUS_CHOICES, required=False)
     queue = forms.ModelChoiceField(queryset=Queue.objects.none(), required=False, empty_label="All queues")
 
@@ -102,27 +112,53 @@ def lead_name(lead: Lead) -> str:
     return " ".join(part for part in (lead.first_name, lead.last_name) if part) or lead.email or f"Lead {lead.pk}"
 
 
+@dataclass
+class ClosedRow:
+    lead: Lead
+    name: str
+    reopenable: bool
+
+
 @require_GET
 @login_required
 def my_leads(request: HttpRequest) -> HttpResponse:
-    """The signed-in rep's open leads, the most urgent SLA first, and the shared queues they can take from."""
+    """The signed-in rep's open leads, the most urgent SLA first, and the shared queues they can take from;
+    with ``?view=closed`` their closed leads instead, the most recently closed first, each with a reopen
+    button while it may be reopened. ``q`` searches names, companies and e-mails in either view."""
+    closed_view = request.GET.get("view") == "closed"
     form = MyLeadsFilterForm(request.GET or None, user=request.user)
     filters: dict[str, Any] = {}
     if form.is_bound:
         form.is_valid()
         filters = form.cleaned_data
     queue = filters.get("queue")
-    leads = leads_for_rep(user=request.user, status=filters.get("status") or "", queue_id=queue.pk if queue else None)
+    search = filters.get("q") or ""
     now = timezone.now()
-    rows = [
-        LeadRow(lead=lead, name=lead_name(lead), clock=clock_for(getattr(lead, "sla", None), now=now)) for lead in leads
-    ]
+    rows: list[Any]
+    if closed_view:
+        leads = closed_leads_for_rep(user=request.user, queue_id=queue.pk if queue else None, search=search)
+        rows = [
+            ClosedRow(lead=lead, name=lead_name(lead), reopenable=not reopen_problem(lead=lead, now=now))
+            for lead in leads
+        ]
+    else:
+        leads = leads_for_rep(
+            user=request.user, status=filters.get("status") or "", queue_id=queue.pk if queue else None, search=search
+        )
+        rows = [
+            LeadRow(lead=lead, name=lead_name(lead), clock=clock_for(getattr(lead, "sla", None), now=now))
+            for lead in leads
+        ]
     return render(
         request,
         "routing/pages/my_leads.html",
         {
             "form": form,
             "rows": rows,
+            "closed_view": closed_view,
+            "closed_max": CLOSED_VIEW_MAX,
+            "filtered": bool(search or queue or filters.get("status")),
+            "reopen_days": settings.LEADROUTER_REOPEN_DAYS,
             "queues": queues_for_rep(user=request.user),
             "is_rep": rep_of(request) is not None,
             **shell(request, current="my-leads"),
@@ -149,6 +185,12 @@ def lead_page(request: HttpRequest, lead_id: int) -> HttpResponse:
             "receipt": lead.receipt,
             "receipt_json": json_text(lead.receipt),
             "is_open": lead.status in Lead.OPEN_STATUSES,
+            "closed_as": closed_as(lead.status) if lead.closed_at else "",
+            "reopen_problem": reopen_problem(lead=lead, now=now) if lead.closed_at else "",
+            "may_reopen": bool(lead.closed_at) and may_reopen(user=request.user, lead=lead),
+            "reopen_days": settings.LEADROUTER_REOPEN_DAYS,
+            "reason_max": CLOSE_REASON_MAX_CHARS,
+            "note_max": TOUCH_NOTE_MAX_CHARS,
             "touch_kinds": Touch.Kind.choices,
             "form_answers": form_answer_pairs(lead.form_answers),
             "page_history": page_history_lines(lead.page_history),
@@ -163,13 +205,14 @@ CHOOSE_KIND = "Choose call, e-mail or meeting."
 
 
 class TouchForm(forms.Form):
-    """A touch logged on the lead page: its kind, and when it happened if not just now (UTC, as on the page)."""
+    """A touch logged on the lead page: its kind, when it happened if not just now, and a note."""
 
     kind = forms.ChoiceField(
         choices=Touch.Kind.choices,
         error_messages={"required": CHOOSE_KIND, "invalid_choice": CHOOSE_KIND},
     )
     at = forms.DateTimeField(required=False, label="When")
+    note = forms.CharField(required=False, max_length=TOUCH_NOTE_MAX_CHARS, label="Note", strip=True)
 
 
 @require_POST
@@ -184,7 +227,13 @@ def lead_touch_view(request: HttpRequest, lead_id: int) -> HttpResponse:
     else:
         kind = form.cleaned_data["kind"]
         try:
-            touch_log(lead=lead, kind=kind, at=form.cleaned_data["at"], by=request.user)  # type: ignore[arg-type]
+            touch_log(
+                lead=lead,
+                kind=kind,
+                at=form.cleaned_data["at"],
+                by=request.user,  # type: ignore[arg-type]
+                note=form.cleaned_data["note"],
+            )
         except TouchTimeError as error:
             messages.error(request, f"Not logged: {error}")
         else:

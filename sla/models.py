@@ -293,6 +293,10 @@ class LeadSla(models.Model):
         return f"SLA of {self.lead}"
 
 
+# A touch's note: the lead page's form, the touches endpoint and ``touch_log`` all hold it to this length.
+TOUCH_NOTE_MAX_CHARS = 1_000
+
+
 class Touch(models.Model):
     """A first (or later) touch of a lead: logged by the rep or posted by another system."""
 

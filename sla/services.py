@@ -654,7 +654,10 @@ def sla_state(*, lead_sla: LeadSla, now: datetime) -> str:
     Reads the clock's policy with its steps and its calendar with hours and closed dates: prefetch them
     when showing many clocks.
     """
-    if lead_sla.state in (LeadSla.State.MET, LeadSla.State.MISSED, LeadSla.State.NONE) or lead_sla.due_at is None:
+    if (
+        lead_sla.state in (LeadSla.State.MET, LeadSla.State.MISSED, LeadSla.State.NONE, LeadSla.State.STOPPED)
+        or lead_sla.due_at is None
+    ):
         return lead_sla.state
     if lead_sla.touched_at is not None:
         return LeadSla.State.MET if lead_sla.touched_at <= lead_sla.due_at else LeadSla.State.MISSED

@@ -17,14 +17,19 @@ when it fires, so the sweep is an indexed comparison (``leadsla_due_step_idx``:
    the routing lock that updated one of those very clocks would close a cycle,
    which PostgreSQL's deadlock detector breaks by aborting one transaction (a
    sweep batch rolls back whole and the next run takes it again).
-3. Per clock, in due order: a step that already fired for the lead (the ladder
-   restarted after a reassignment) is passed over; a reminder or alert whose
+3. Per clock, in due order: when several steps of its ladder are due at once
+   (after downtime, or clocks loaded with past times), only the latest of them
+   fires and the earlier ones are skipped: a manager gets one escalation per
+   lead, the one that says where it stands now. A step that already fired for
+   the lead (the ladder restarted after a reassignment) is passed over; a reminder or alert whose
    recipient is outside business hours waits for the next opening (unless the
    policy notifies at any hour); otherwise the step fires: an ``Escalation``
    row and the action. A reminder or an alert is only planned here, as plain
    values; a reassignment or a move to a queue goes through the ownership
-   layer lead by lead. The clock then moves to the following step (never
-   earlier than now), or its ladder ends.
+   layer lead by lead. The clock then moves to the following step, or its
+   ladder ends. After a step that fired late (``LATE_AFTER``), the following
+   one keeps the ladder's spacing: it fires no sooner after it, in business
+   time, than the ladder spaces them.
 4. Write, a few statements for the whole batch: the escalations (``ON
    CONFLICT DO NOTHING``: the unique (lead, step) keeps a step to one row even
    if two sweeps ever got there), the reminders' and alerts' notification rows
@@ -43,7 +48,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.contrib.auth.models import User
@@ -59,8 +64,8 @@ from routing.models import Assignment, Lead, Notification, Queue
 from routing.notify import Notice, notices_record, notices_send_after_commit
 from routing.ownership import Handover, owners_change, routing_lock
 from routing.selectors import snapshot_with_current_load
-from sla.calendar import CalendarSpec, next_open
-from sla.ladder import StepInfo, next_step
+from sla.calendar import CalendarSpec, add_business_time, business_time_between, next_open
+from sla.ladder import StepInfo, next_step, step_fires_at
 from sla.models import BusinessCalendar, Escalation, EscalationStep, LeadSla, SlaPolicy, Touch
 from sla.services import ids_in, rows_of
 from territories.models import Rep, Team
@@ -71,6 +76,10 @@ Kind = Notification.Kind
 ALWAYS_OPEN = CalendarSpec(time_zone="UTC", windows=())
 OWNERSHIP_ACTIONS = frozenset({Action.REASSIGN, Action.MOVE_TO_QUEUE})
 NOTICE_ACTIONS = frozenset({Action.REMIND_REP, Action.ALERT_MANAGER})
+# A step that fires this long after its time fired late (the sweep, due every 30 seconds, was not running, or the
+# clocks were loaded with past times): the following step keeps the ladder's spacing from then on instead of
+# falling due at once. Shorter delays are the sweep's interval and leave the ladder's times as they are.
+LATE_AFTER = timedelta(minutes=5)
 # The clock columns a batch reads, in the order of ``_Clock``'s fields (the claim's condition says the clock is
 # untouched; the ownership path reads the rest of a clock it moves).
 CLOCK_COLUMNS = ("id", "lead_id", "policy_id", "calendar_id", "started_at", "due_at", "next_step")
@@ -87,14 +96,16 @@ class SweepReport:
     ``fired`` counts steps fired per action; ``waiting`` notices postponed to the
     recipient's business hours; ``stopped`` ladders ended because the lead was
     touched or is no longer with a rep; ``passed_over`` steps that had already
-    fired for the lead (after a reassignment restarted its ladder); ``notices``
-    the reminder and alert notifications written to the outbox.
+    fired for the lead (after a reassignment restarted its ladder); ``skipped``
+    steps left unfired because a later step of the same ladder was due too;
+    ``notices`` the reminder and alert notifications written to the outbox.
     """
 
     fired: dict[str, int] = field(default_factory=dict)
     waiting: int = 0
     stopped: int = 0
     passed_over: int = 0
+    skipped: int = 0
     claimed: int = 0
     notices: int = 0
     batch_seconds: list[float] = field(default_factory=list)
@@ -112,6 +123,7 @@ class SweepReport:
         self.waiting += other.waiting
         self.stopped += other.stopped
         self.passed_over += other.passed_over
+        self.skipped += other.skipped
         self.claimed += other.claimed
         self.notices += other.notices
         self.batch_seconds.extend(other.batch_seconds)
@@ -187,6 +199,8 @@ class _Lookups:
     queues: dict[int, Queue | None] = field(default_factory=dict)
     reasons: dict[tuple[int, int], str] = field(default_factory=dict)
     following: dict[tuple[Any, ...], tuple[StepInfo, datetime] | None] = field(default_factory=dict)
+    scheduled: dict[tuple[Any, ...], datetime] = field(default_factory=dict)
+    spaced: dict[tuple[Any, ...], datetime] = field(default_factory=dict)
     opens: dict[tuple[tuple[str, int], datetime], datetime] = field(default_factory=dict)
 
     def ladders_cover(self, clocks: list[_Clock]) -> None:
@@ -204,11 +218,40 @@ class _Lookups:
             self.steps_by_policy.setdefault(step.policy_id, []).append(step)
         self.step_infos = {}
         self.following = {}
+        self.scheduled = {}
 
     def infos(self, policy_id: int) -> list[StepInfo]:
         if policy_id not in self.step_infos:
             self.step_infos[policy_id] = [_step_info(step) for step in self.steps_by_policy.get(policy_id, [])]
         return self.step_infos[policy_id]
+
+    def scheduled_at(self, clock: _Clock | LeadSla, info: StepInfo, policy: SlaPolicy) -> datetime:
+        """When the ladder puts ``info`` for this clock (the clock has a due time and its policy a target)."""
+        key = (policy.id, clock.calendar_id, clock.started_at, clock.due_at, info.id)
+        if key not in self.scheduled:
+            assert clock.due_at is not None and policy.first_touch_minutes
+            self.scheduled[key] = step_fires_at(
+                step=info,
+                spec=self.clock_spec(clock.calendar_id),
+                started_at=clock.started_at,
+                due=clock.due_at,
+                target_minutes=policy.first_touch_minutes,
+            )
+        return self.scheduled[key]
+
+    def spaced_after(
+        self, calendar_id: int | None, fired_at: datetime, scheduled: datetime, following: datetime
+    ) -> datetime:
+        """When a step that the ladder puts at ``following`` fires, after the step before it, scheduled at
+        ``scheduled``, fired at ``fired_at``: as long after it, in the clock's business time, as the ladder
+        spaces them."""
+        if following <= scheduled:
+            return fired_at  # Steps the ladder puts at one instant fire together.
+        key = (calendar_id, fired_at, scheduled, following)
+        if key not in self.spaced:
+            spec = self.clock_spec(calendar_id)
+            self.spaced[key] = add_business_time(spec, fired_at, business_time_between(spec, scheduled, following))
+        return self.spaced[key]
 
     def reason(self, step: EscalationStep, policy: SlaPolicy) -> str:
         key = (step.id, policy.id)
@@ -397,6 +440,8 @@ def _sweep_batch(*, now: datetime, limit: int, lookups: _Lookups) -> SweepReport
             return report
         report.claimed = len(clocks)
         lookups.ladders_cover(clocks)
+        for clock in clocks:
+            _catch_up(lookups, clock, now, report)
         moving = [clock for clock in clocks if _step_action(lookups, clock) in OWNERSHIP_ACTIONS]
         batch = _Batch(now=now, report=report, lookups=lookups, fired=set())
         if moving:
@@ -435,6 +480,35 @@ def _sweep_batch(*, now: datetime, limit: int, lookups: _Lookups) -> SweepReport
 def _step_action(lookups: _Lookups, clock: _Clock) -> str | None:
     step = lookups.steps.get(clock.next_step_id) if clock.next_step_id is not None else None
     return step.action if step is not None else None
+
+
+def _catch_up(lookups: _Lookups, clock: _Clock, now: datetime, report: SweepReport) -> None:
+    """Point the clock at the latest step of its ladder that is due (the first of them when several fall at the
+    same instant), skipping the earlier due ones: after downtime, or for clocks loaded with past times, a lead
+    gets one escalation that says where it stands, not every step it missed. Pure; the ladders are known."""
+    step = lookups.steps.get(clock.next_step_id) if clock.next_step_id is not None else None
+    policy = lookups.policies.get(clock.policy_id) if clock.policy_id is not None else None
+    if step is None or policy is None or step.policy_id != policy.id:
+        return
+    if clock.due_at is None or not policy.first_touch_minutes:
+        return
+    infos = [info for info in lookups.infos(policy.id) if info.position >= step.position]
+    if len(infos) < 2 or lookups.scheduled_at(clock, infos[1], policy) > now:
+        return  # The usual case: the step after this one is not due yet.
+    latest: StepInfo | None = None
+    latest_at: datetime | None = None
+    at: datetime | None = None
+    for info in infos:
+        # A step never fires before the one it follows.
+        scheduled = lookups.scheduled_at(clock, info, policy)
+        at = scheduled if at is None else max(at, scheduled)
+        if at > now:
+            break
+        if latest_at is None or at > latest_at:
+            latest, latest_at = info, at
+    if latest is not None and latest.id != step.id:
+        report.skipped += sum(1 for info in infos if info.position < latest.position)
+        clock.next_step_id = latest.id
 
 
 def _ladder_end(clock: _Clock | LeadSla) -> None:
@@ -497,6 +571,11 @@ def _set_following_step(batch: _Batch, clock: _Clock | LeadSla, step: Escalation
             return
         info, fires_at = following
         if (clock.lead_id, info.id) not in batch.fired:
+            if step is not None:
+                # The step fired (or was passed over) late: the following one keeps the ladder's spacing.
+                scheduled = lookups.scheduled_at(clock, _step_info(step), policy)
+                if batch.now - scheduled > LATE_AFTER:
+                    fires_at = max(fires_at, lookups.spaced_after(clock.calendar_id, batch.now, scheduled, fires_at))
             clock.next_step_id = info.id
             clock.next_step_at = max(fires_at, batch.now)
             return

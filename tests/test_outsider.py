@@ -56,6 +56,8 @@ CASES = {
     "lead-disqualify": ("post", lambda d: [d["lead"].pk], REFUSED),
     "lead-nurture": ("post", lambda d: [d["lead"].pk], REFUSED),
     "lead-not-mine": ("post", lambda d: [d["lead"].pk], REFUSED),
+    "lead-convert": ("post", lambda d: [d["lead"].pk], REFUSED),
+    "lead-reopen": ("post", lambda d: [d["lead"].pk], REFUSED),
     "routing-health": ("get", lambda d: [], REFUSED),
     "notification-resend": ("post", lambda d: [d["notification"].pk], REFUSED),
     "reports": ("get", lambda d: [], REFUSED),

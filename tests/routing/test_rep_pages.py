@@ -24,7 +24,7 @@ from tests.factories import (
 )
 from tests.helpers import join_all
 
-ACTIONS = ("lead-accept", "lead-touch", "lead-disqualify", "lead-nurture", "lead-not-mine")
+ACTIONS = ("lead-accept", "lead-touch", "lead-disqualify", "lead-nurture", "lead-convert", "lead-not-mine")
 
 
 def owned_lead(rep, *, due_in=None, status=Lead.Status.ASSIGNED, queue=None, company="Acme AG", **fields):
@@ -202,6 +202,7 @@ def test_a_call_logged_on_the_page_an_hour_later_shows_as_logged_late(client, re
         ("lead-accept", {}, Lead.Status.ACCEPTED),
         ("lead-disqualify", {"reason": "Student, no budget"}, Lead.Status.DISQUALIFIED),
         ("lead-nurture", {}, Lead.Status.NURTURE),
+        ("lead-convert", {"reason": "Signed the pilot"}, Lead.Status.CONVERTED),
     ],
 )
 def test_status_actions_change_the_lead_once_and_a_double_submit_is_harmless(client, rep, action, data, expected):
@@ -219,7 +220,9 @@ def test_status_actions_change_the_lead_once_and_a_double_submit_is_harmless(cli
     assert first.status_code == second.status_code == 200
     assert "Nothing" in messages_of(second)
     if action == "lead-disqualify":
-        assert lead.receipt["closed"]["reason"] == "Student, no budget"
+        # Who closed it, when and why, on the lead.
+        assert (lead.closed_by, lead.close_reason) == (rep.user, "Student, no budget")
+        assert lead.closed_at == changed_at
 
 
 def test_disqualify_needs_a_reason(client, rep):

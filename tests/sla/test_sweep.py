@@ -176,16 +176,58 @@ def test_walking_the_clock_fires_each_step_once_and_in_order(sweep_at):
 
 
 @pytest.mark.django_db
-def test_a_late_sweep_fires_every_due_step_in_order_in_one_run(sweep_at):
+def test_a_late_sweep_fires_only_the_latest_due_step(sweep_at):
+    # The sweep was down for eight minutes: the reminder and the alert are stale, the reassignment is what counts.
     queue, (ann, bea) = inbound_queue(["ann", "bea"])
     ladder_policy()
     lead = assigned_lead(ann, queue)
 
     report = sweep_at(T0 + 8 * MINUTE)
 
-    assert report.fired == {"remind_rep": 1, "alert_manager": 1, "reassign": 1}
-    assert fired(lead) == ["remind_rep", "alert_manager", "reassign"]
+    assert report.fired == {"reassign": 1} and report.skipped == 2
+    assert fired(lead) == ["reassign"]
     assert Lead.objects.get(pk=lead.pk).owner == bea
+    assert mail.outbox == []
+    # Bea's ladder starts afresh with her clock: she is reminded at half her target.
+    clock = LeadSla.objects.get(lead=lead)
+    assert clock.next_step.action == Action.REMIND_REP and clock.next_step_at == T0 + 8 * MINUTE + 150 * MINUTE / 60
+
+
+@pytest.mark.django_db
+def test_after_downtime_the_ladder_keeps_its_spacing_from_the_step_that_fired(sweep_at):
+    # Remind at 2.5 minutes, alert at the breach (5), move to a queue 30 minutes after it (35).
+    queue, (ann,) = inbound_queue(["ann"])
+    policy = SlaPolicyFactory()
+    EscalationStepFactory(policy=policy, position=1, when=When.PERCENT_OF_TARGET, percent=50, action=Action.REMIND_REP)
+    EscalationStepFactory(policy=policy, position=2, minutes_after_due=0, action=Action.ALERT_MANAGER)
+    EscalationStepFactory(policy=policy, position=3, minutes_after_due=30, action=Action.MOVE_TO_QUEUE)
+    lead = assigned_lead(ann, queue)
+
+    # The sweep is back at 12 minutes: only the alert fires, and the move keeps its 30 minutes after it.
+    assert sweep_at(T0 + 12 * MINUTE).fired == {"alert_manager": 1}
+    assert [m.to for m in mail.outbox] == [["boss@example.com"]]
+    clock = LeadSla.objects.get(lead=lead)
+    assert clock.next_step.action == Action.MOVE_TO_QUEUE and clock.next_step_at == T0 + 42 * MINUTE
+    assert sweep_at(T0 + 35 * MINUTE).total_fired == 0
+    assert sweep_at(T0 + 42 * MINUTE).fired == {"move_to_queue": 1}
+    assert fired(lead) == ["alert_manager", "move_to_queue"]
+
+
+@pytest.mark.django_db
+def test_steps_the_ladder_puts_at_one_instant_all_fire_after_downtime(sweep_at):
+    queue, (ann,) = inbound_queue(["ann"])
+    policy = SlaPolicyFactory()
+    EscalationStepFactory(policy=policy, position=1, when=When.PERCENT_OF_TARGET, percent=50, action=Action.REMIND_REP)
+    EscalationStepFactory(policy=policy, position=2, minutes_after_due=0, action=Action.REMIND_REP)
+    EscalationStepFactory(policy=policy, position=3, minutes_after_due=0, action=Action.ALERT_MANAGER)
+    lead = assigned_lead(ann, queue)
+
+    report = sweep_at(T0 + 20 * MINUTE)
+
+    # The early reminder is stale; the reminder and the alert at the breach both stand.
+    assert report.fired == {"remind_rep": 1, "alert_manager": 1} and report.skipped == 1
+    assert fired(lead) == ["remind_rep", "alert_manager"]
+    assert sorted(Escalation.objects.filter(lead=lead).values_list("step__position", flat=True)) == [2, 3]
 
 
 @pytest.mark.django_db
@@ -197,9 +239,8 @@ def test_sweeping_twice_at_the_same_instant_fires_nothing_twice(sweep_at):
     first = sweep_at(T0 + 7 * MINUTE)
     second = sweep_at(T0 + 7 * MINUTE)
 
-    assert first.total_fired == 3 and second.total_fired == 0
-    assert fired(lead) == ["remind_rep", "alert_manager", "reassign"]
-    assert len(mail.outbox) == 2
+    assert first.total_fired == 1 and second.total_fired == 0
+    assert fired(lead) == ["reassign"]
     assert Assignment.objects.filter(lead=lead).count() == 2
 
 
