@@ -8,6 +8,7 @@ scale out.
 
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 from csp.constants import NONE, SELF, UNSAFE_INLINE
@@ -79,6 +80,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the requesting user on every change history row.
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Shows every page in the signed-in user's time zone (the API stays in UTC).
+    "leadrouter.middleware.UserTimeZoneMiddleware",
     # Turns a locked-out login into the lock-out page; last, as django-axes requires.
     "axes.middleware.AxesMiddleware",
 ]
@@ -188,9 +191,20 @@ CONTENT_SECURITY_POLICY = {
 # --- I18N / time ----------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
+# Stored times are UTC, and so is everything outside a page (workers, beat, the API, logs).
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The zone pages show times in for anyone without one of their own: a rep has theirs (Rep.time_zone), other
+# users may set one in their profile (Admin › Territories › Profiles). leadrouter.middleware activates it.
+LEADROUTER_DEFAULT_TIME_ZONE = env.str("LEADROUTER_DEFAULT_TIME_ZONE", default="") or "UTC"
+try:
+    ZoneInfo(LEADROUTER_DEFAULT_TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError) as _error:
+    raise ImproperlyConfigured(
+        f"LEADROUTER_DEFAULT_TIME_ZONE={LEADROUTER_DEFAULT_TIME_ZONE!r} is not an IANA time zone; "
+        "use a name such as Europe/Berlin or America/New_York."
+    ) from _error
 
 # --- Static -------------------------------------------------------------------------------
 

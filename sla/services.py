@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -602,7 +602,8 @@ def _check_touch_time(*, lead: Lead, clock: LeadSla | None, at: datetime, now: d
     else:
         earliest, since = lead.received_at, "the lead arrived"
     if earliest is not None and at < earliest:
-        raise TouchTimeError(f"A touch cannot be before {since} ({earliest.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC).")
+        # In the reader's zone: the rep's on the lead page, UTC in the API.
+        raise TouchTimeError(f"A touch cannot be before {since} ({timezone.localtime(earliest):%Y-%m-%d %H:%M:%S %Z}).")
 
 
 def _stop(clock: LeadSla, *, lead: Lead, at: datetime) -> None:

@@ -70,7 +70,7 @@ def sla_view(lead_sla: LeadSla | None, *, now: datetime) -> SlaView:
         else:
             timing = f"due in {duration_label((lead_sla.due_at - now).total_seconds())}"
     elif lead_sla.touched_at is not None:
-        timing = f"touched {timezone.localtime(lead_sla.touched_at):%Y-%m-%d %H:%M}"
+        timing = f"touched {timezone.localtime(lead_sla.touched_at):%Y-%m-%d %H:%M %Z}"
     return SlaView(state=state.value, label=state.label, timing=timing)
 
 

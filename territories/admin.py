@@ -46,6 +46,7 @@ from territories.models import (
     Opportunity,
     OutOfOffice,
     ProductLine,
+    Profile,
     Rep,
     Skill,
     Team,
@@ -444,6 +445,30 @@ class OutOfOfficeAdmin(ReadOnlyAdminMixin, CoverageAdmin):
     list_select_related = ["rep__user"]
     date_hierarchy = "starts_at"
     ordering = ["-starts_at"]
+
+
+# --- Profiles ---------------------------------------------------------------------------------------------------
+
+
+@admin.register(Profile)
+class ProfileAdmin(SimpleHistoryAdmin):
+    """The time zone a user who is not a rep (a manager, RevOps) sees times in; reps have theirs on the rep."""
+
+    list_display = ["user_name", "time_zone"]
+    search_fields = ["user__username", "user__first_name", "user__last_name", "time_zone"]
+    list_select_related = ["user"]
+    fields = ["user", "time_zone"]
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> FormField | None:
+        # RevOps have no access to the user admin, so the user is a plain select of active users.
+        if db_field.name == "user":
+            kwargs["queryset"] = active_users()
+            kwargs["form_class"] = UserChoiceField
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="user", ordering="user__username")
+    def user_name(self, profile: Profile) -> str:
+        return user_label(profile.user)
 
 
 # --- Territories -------------------------------------------------------------------------------------------------

@@ -134,6 +134,42 @@ class Rep(models.Model):
         return self.user.get_username()
 
 
+class Profile(models.Model):
+    """What a user who is not a rep sets for themselves: the time zone their pages show times in.
+
+    A rep's pages use the rep's own zone (``Rep.time_zone``), in which their working hours are read; anyone
+    without a zone here, or without a profile, sees the site default (``LEADROUTER_DEFAULT_TIME_ZONE``).
+    ``territories.time_zones.user_time_zone`` decides.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validators.validate_time_zone],
+        help_text="IANA name, such as America/New_York. Pages show this user times in it. Empty: the site "
+        "default. A rep's own time zone (on the rep) comes first.",
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def __str__(self) -> str:
+        return f"Profile of {self.user.get_username()}"
+
+    def clean(self) -> None:
+        rep = Rep.objects.filter(user_id=self.user_id).first() if self.user_id else None
+        if self.time_zone and rep is not None:
+            raise ValidationError(
+                {
+                    "time_zone": f"{rep.username} is a rep: their pages use the rep's own time zone "
+                    f"({rep.time_zone}). Change it on the rep, and leave this empty."
+                }
+            )
+
+
 class WorkingHours(models.Model):
     """One working window on one weekday, in the rep's time zone.
 

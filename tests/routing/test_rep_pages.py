@@ -3,6 +3,7 @@ one-click actions, and who may see or do what (the outsider sees nothing and get
 
 import datetime as dt
 import threading
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -169,7 +170,8 @@ def test_a_touch_dated_before_the_lead_was_assigned_is_refused_on_the_page(clien
 def test_a_touch_dated_in_the_future_is_refused_on_the_page(client, rep):
     lead = owned_lead(rep, due_in=dt.timedelta(minutes=20))
     client.force_login(rep.user)
-    later = (timezone.now() + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    # Typed in the rep's own zone, as the page says.
+    later = f"{timezone.localtime(timezone.now() + dt.timedelta(hours=1), ZoneInfo(rep.time_zone)):%Y-%m-%dT%H:%M}"
 
     response = client.post(reverse("lead-touch", args=[lead.pk]), {"kind": "email", "at": later}, follow=True)
 
@@ -184,16 +186,21 @@ def test_a_call_logged_on_the_page_an_hour_later_shows_as_logged_late(client, re
         lead = owned_lead(rep, due_in=dt.timedelta(minutes=30))
         called = timezone.now() + dt.timedelta(minutes=2)
     client.force_login(rep.user)
+    # The rep types the time in their own zone and reads the page in it.
+    berlin = ZoneInfo(rep.time_zone)
 
     response = client.post(
-        reverse("lead-touch", args=[lead.pk]), {"kind": "call", "at": called.strftime("%Y-%m-%dT%H:%M")}, follow=True
+        reverse("lead-touch", args=[lead.pk]),
+        {"kind": "call", "at": timezone.localtime(called, berlin).strftime("%Y-%m-%dT%H:%M")},
+        follow=True,
     )
 
     assert "Call logged." in messages_of(response)
     touch = Touch.objects.get(lead=lead)
     assert touch.logged_late and touch.at == called.replace(second=0, microsecond=0)
     assert LeadSla.objects.get(lead=lead).state == LeadSla.State.MET
-    assert f"logged late at {touch.created_at:%Y-%m-%d %H:%M}" in response.content.decode()
+    logged = timezone.localtime(touch.created_at, berlin)
+    assert f"logged late at {logged:%Y-%m-%d %H:%M %Z}" in response.content.decode()
 
 
 @pytest.mark.parametrize(

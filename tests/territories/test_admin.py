@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from territories.models import OutOfOffice, Rep, Territory, TerritoryCriterion, WorkingHours
+from territories.models import OutOfOffice, Profile, Rep, Territory, TerritoryCriterion, WorkingHours
 from tests.factories import (
     AccountDomainFactory,
     AccountFactory,
@@ -54,6 +54,7 @@ def one_of_everything(rep):
     WorkingHoursFactory(rep=rep)
     OutOfOfficeFactory(rep=rep)
     LeadFactory(owner=rep, queue=queue, territory=emea, account=account)
+    Profile.objects.create(user=UserFactory(username="head-of-sales"), time_zone="America/New_York")
 
 
 @pytest.mark.parametrize("model", APP_MODELS, ids=lambda model: model.__name__)
@@ -400,6 +401,7 @@ def many_rows(team, manager):
         LeadFactory(owner=rep, queue=queue, territory=territory, account=account, status="assigned")
     for n in range(5):
         TeamFactory(name=f"Team {n}").managers.add(manager)
+        Profile.objects.create(user=UserFactory(), time_zone="Asia/Tokyo")
 
 
 def test_changelists_make_a_bounded_number_of_queries(client, revops, many_rows, django_assert_max_num_queries):

@@ -1,0 +1,35 @@
+"""Which time zone a user reads times in.
+
+Times are stored in UTC and shown in the reader's zone (``leadrouter.middleware`` activates it for each page):
+
+1. a rep's own zone (``Rep.time_zone``), the one their working hours and time off are read in;
+2. else the zone in the user's profile (``Profile.time_zone``), when set;
+3. else, and for anyone signed out, the site default (``LEADROUTER_DEFAULT_TIME_ZONE``).
+"""
+
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+User = get_user_model()
+
+
+def user_time_zone(*, user: Any) -> str:
+    """The IANA name of the zone ``user`` reads times in, in at most one query."""
+    default: str = settings.LEADROUTER_DEFAULT_TIME_ZONE
+    if user is None or not user.is_authenticated:
+        return default
+    zones = User.objects.filter(pk=user.pk).values_list("rep__time_zone", "profile__time_zone").first()
+    rep_zone, profile_zone = zones or (None, None)
+    return rep_zone or profile_zone or default
+
+
+def zone_info(name: str) -> ZoneInfo:
+    """The zone called ``name``; the site default when no such zone exists (a row written past validation, or a
+    zone dropped from the system's time zone data), so a page still renders."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(settings.LEADROUTER_DEFAULT_TIME_ZONE)
