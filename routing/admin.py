@@ -14,10 +14,11 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from routing import services
 from routing.conditions import summarize_stored
-from routing.forms import SimulateLeadForm
+from routing.forms import ConditionEditor, SimulateLeadForm
 from routing.lead_import import MAX_ROWS, LeadImportError, error_lines, leads_import_csv
 from routing.models import (
     ApiKey,
@@ -52,7 +53,7 @@ from territories.admin import (
 from territories.forms import QueueMembershipFormSet
 from territories.models import Rep
 from territories.permissions import request_granted_ids
-from territories.selectors import change_log_inline
+from territories.selectors import change_log_display, change_log_inline
 
 
 def pretty_json(value: Any) -> str:
@@ -126,7 +127,7 @@ class QueueAdmin(GrantedObjectsAdminMixin, CoverageAdmin):  # type: ignore[misc]
     fieldsets = [
         (None, {"fields": ["name", "description", "active", "is_catch_all"]}),
         ("Distribution", {"fields": ["method", "required_skills", "skip_off_hours_reps"]}),
-        ("When nobody is eligible", {"fields": ["when_nobody_eligible", "fallback"]}),
+        ("When nobody is eligible", {"fields": ["when_nobody_eligible", "fallback", "inherit_skills"]}),
         ("Audit", {"fields": ["created_at", "updated_at"]}),
     ]
     inlines = [QueueMembershipInline]
@@ -478,11 +479,35 @@ class LeadImportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/routing/leadimport/report.html", context)
 
 
-# --- Workers -----------------------------------------------------------------------------------------------------
+# --- Rules -------------------------------------------------------------------------------------------------------
+
+
+class ConditionHistoryHelper(HistoricalRecordContextHelper):
+    """A rule's History page shows its condition in words (``country in 'DE' and employees ≥ 1000``), as the
+    list does, rather than as stored JSON."""
+
+    def prepare_delta_change_value(self, change: Any, value: Any) -> Any:
+        if change.field == "condition":
+            return summarize_stored(value)
+        return super().prepare_delta_change_value(change, value)
+
+
+class ConditionEditorMixin:
+    """The condition is edited in rows and groups (``routing.forms.ConditionEditor``), not typed as JSON, and
+    reads as words on the History page."""
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "condition":
+            kwargs["widget"] = ConditionEditor()
+            kwargs["help_text"] = "When the rule applies. No conditions: always."
+        return super().formfield_for_dbfield(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def get_historical_record_context_helper(self, request: HttpRequest, historical_record: Any) -> Any:
+        return ConditionHistoryHelper(self.model, historical_record)  # type: ignore[attr-defined]
 
 
 @admin.register(Rule)
-class RuleAdmin(GrantedObjectsAdminMixin, CoverageAdmin):  # type: ignore[misc]
+class RuleAdmin(ConditionEditorMixin, GrantedObjectsAdminMixin, CoverageAdmin):  # type: ignore[misc]
     """The routing matrix: ordered rules, first match wins, the catch-all closes the list.
 
     A regional RevOps user sees and changes only the rules granted to them, points them only at queues
@@ -574,7 +599,7 @@ def simulation_verdict(evaluation: Evaluation) -> str:
 
 
 @admin.register(ScoringRule)
-class ScoringRuleAdmin(CoverageAdmin):
+class ScoringRuleAdmin(ConditionEditorMixin, CoverageAdmin):
     """Fit and intent points; every active rule that holds adds its points."""
 
     list_display = ["name", "kind", "when", "points", "active"]
@@ -786,3 +811,6 @@ def _membership_label(record: Any, labels: dict[tuple[type[Model], Any], str]) -
 # edited on their queue's page, so they are listed under it.
 COVERAGE_MODELS.extend(model for model in (Rule, Queue, QueueMembership) if model not in COVERAGE_MODELS)
 change_log_inline(QueueMembership, parent="queue", label=_membership_label)
+# Conditions read as words in the change log, as in the rule list.
+change_log_display(Rule, "condition", summarize_stored)
+change_log_display(ScoringRule, "condition", summarize_stored)

@@ -142,3 +142,86 @@ def canonical_condition(data: Any) -> Any:
         return data
     order = {"field": 0, "op": 1, "value": 2}
     return {key: canonical_condition(data[key]) for key in sorted(data, key=lambda key: (order.get(key, 3), key))}
+
+
+# -- The admin's condition editor ---------------------------------------------------------------------------------
+
+# Operators in the order the editor offers them, each as a reader says it.
+OPERATOR_LABELS = (
+    ("equals", "is"),
+    ("not_equals", "is not"),
+    ("in", "is one of"),
+    ("not_in", "is none of"),
+    ("contains", "contains"),
+    ("starts_with", "starts with"),
+    ("gt", "is more than"),
+    ("gte", "is at least"),
+    ("lt", "is less than"),
+    ("lte", "is at most"),
+    ("between", "is between"),
+    ("is_blank", "is blank"),
+    ("is_not_blank", "is not blank"),
+)
+# Fields whose values are numbers or yes/no: the editor stores what it reads there as such, as JSON would.
+NUMBER_FIELDS = frozenset(
+    {
+        "employees",
+        "annual_revenue",
+        "score",
+        "account.id",
+        "account.owner_rep_id",
+        "account.open_opportunity_owner_rep_id",
+        "account.territory_id",
+    }
+)
+BOOLEAN_FIELDS = frozenset({"is_free_email", "account.is_customer"})
+
+
+def _number_or_text(text: str) -> Any:
+    try:
+        number = Decimal(text.replace(",", "") if "," in text and "." not in text else text)
+    except InvalidOperation:
+        return text
+    if not number.is_finite():
+        return text
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def _scalar(field: str, text: str) -> Any:
+    if field in NUMBER_FIELDS:
+        return _number_or_text(text)
+    if field in BOOLEAN_FIELDS and text.lower() in ("true", "yes", "false", "no"):
+        return text.lower() in ("true", "yes")
+    return text
+
+
+def condition_from_text(field: str, op: str, text: str) -> dict[str, Any]:
+    """One condition as the editor's row gives it (field, operator and the value as typed) in its stored
+    form: lists split at commas, numbers and yes/no where the field or operator wants them. Only shape
+    changes here; ``parse_condition`` judges the result and says what is wrong."""
+    text = text.strip()
+    condition: dict[str, Any] = {"field": field, "op": op}
+    if op in NO_VALUE_OPERATORS and not text:
+        return condition
+    if op in LIST_OPERATORS or op == "between":
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if op == "between":
+            condition["value"] = [_number_or_text(item) for item in items]
+        else:
+            condition["value"] = [_scalar(field, item) for item in items]
+    elif op in NUMBER_OPERATORS:
+        condition["value"] = _number_or_text(text)
+    else:
+        condition["value"] = _scalar(field, text)
+    return condition
+
+
+def value_as_text(value: Any) -> str:
+    """A stored value as the editor shows it in its text box: the inverse of ``condition_from_text``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ", ".join(value_as_text(item) for item in value)
+    return str(value)

@@ -1,5 +1,11 @@
-from django import forms
+import json
+from typing import Any
 
+from django import forms
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString
+
+from routing.conditions import FIELDS, OPERATOR_LABELS, condition_from_text, value_as_text
 from territories.picklists import INDUSTRIES
 
 
@@ -23,3 +29,107 @@ class SimulateLeadForm(forms.Form):
 
     def raw_lead(self) -> dict[str, str]:
         return {name: value for name, value in self.cleaned_data.items() if value}
+
+
+# --- The rule condition editor -----------------------------------------------------------------------------------
+
+# How deep the editor offers a new nested group; deeper stored conditions are still shown and kept.
+EDITOR_MAX_DEPTH = 3
+EDITOR_BLANK_ROWS = 2
+
+
+def _field_label(name: str) -> str:
+    return name.replace("account.", "account ").replace("_", " ")
+
+
+class ConditionEditor(forms.Widget):
+    """A rule's condition as rows of field, operator and value inside "all" / "any" groups, in plain HTML.
+
+    The form posts one input per box (``condition__g-mode``, ``condition__g-0-field``, ``condition__g-1-0-op``,
+    …); ``value_from_datadict`` builds the same JSON a person would have typed, so the model field, its
+    validation and its stored form are unchanged. Every group has a few blank rows and, up to
+    ``EDITOR_MAX_DEPTH``, a folded blank sub-group: "Save and continue editing" brings fresh ones. A row whose
+    field is cleared is dropped, and so is a group left without rows. A post that carries the condition as
+    JSON text under the field's own name (an older form, a script) is still accepted as it is.
+    """
+
+    template_name = "admin/routing/rule/condition_editor.html"
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        prefix = f"{name}__g"
+        if f"{prefix}-mode" not in data:
+            return data.get(name)
+        group = _read_group(data, prefix)
+        return json.dumps(group) if group else ""
+
+    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
+        return f"{name}__g-mode" not in data and name not in data
+
+    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> SafeString:
+        stored = value
+        if isinstance(value, str):
+            try:
+                stored = json.loads(value) if value.strip() else None
+            except ValueError:
+                stored = None
+        context = {
+            "name": name,
+            "group": _editor_group(stored, f"{name}__g", depth=0),
+            "fields": [(field, _field_label(field)) for field in FIELDS],
+            "operators": OPERATOR_LABELS,
+        }
+        return render_to_string(self.template_name, context)
+
+
+def _read_group(data: Any, prefix: str) -> dict[str, list[Any]] | None:
+    mode = data.get(f"{prefix}-mode")
+    mode = mode if mode in ("all", "any") else "all"
+    items: list[Any] = []
+    index = 0
+    while True:
+        child = f"{prefix}-{index}"
+        if f"{child}-mode" in data:
+            group = _read_group(data, child)
+            if group:
+                items.append(group)
+        elif f"{child}-field" in data or f"{child}-op" in data:
+            field = (data.get(f"{child}-field") or "").strip()
+            if field:
+                op = (data.get(f"{child}-op") or "").strip()
+                items.append(condition_from_text(field, op, data.get(f"{child}-value") or ""))
+        else:
+            break
+        index += 1
+    return {mode: items} if items else None
+
+
+def _editor_group(stored: Any, prefix: str, *, depth: int, blank: bool = False) -> dict[str, Any]:
+    """What the template draws for one group: its rows and sub-groups as stored, then blank ones."""
+    mode, items = "all", []
+    if isinstance(stored, dict) and len(stored) == 1:
+        key = next(iter(stored))
+        if key in ("all", "any") and isinstance(stored[key], list):
+            mode, items = key, stored[key]
+    children: list[dict[str, Any]] = []
+    for item in items:
+        child = f"{prefix}-{len(children)}"
+        if isinstance(item, dict) and "field" not in item and len(item) == 1:
+            children.append({"group": _editor_group(item, child, depth=depth + 1)})
+        elif isinstance(item, dict):
+            children.append(
+                {
+                    "row": {
+                        "prefix": child,
+                        "field": item.get("field", ""),
+                        "op": item.get("op", ""),
+                        "value": value_as_text(item.get("value")),
+                    }
+                }
+            )
+    for _ in range(EDITOR_BLANK_ROWS):
+        children.append({"row": {"prefix": f"{prefix}-{len(children)}", "field": "", "op": "", "value": ""}})
+    new_group = None
+    if not blank and depth + 1 < EDITOR_MAX_DEPTH:
+        new_group = _editor_group({"any": []}, f"{prefix}-{len(children)}", depth=depth + 1, blank=True)
+        new_group["mode"] = "any" if mode == "all" else "all"
+    return {"prefix": prefix, "mode": mode, "children": children, "new_group": new_group, "depth": depth}

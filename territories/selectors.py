@@ -126,6 +126,17 @@ def change_log_inline(model: type[models.Model], *, parent: str, label: RowLabel
         _ROW_LABELS[model] = label
 
 
+# How the log shows one field of a model whose stored value means nothing to a reader (a rule's condition as
+# JSON): (model, field name) -> the value in words.
+_FIELD_DISPLAYS: dict[tuple[type[models.Model], str], Callable[[Any], str]] = {}
+
+
+def change_log_display(model: type[models.Model], field_name: str, show: Callable[[Any], str]) -> None:
+    """Show ``model``'s ``field_name`` in the change log as ``show(value)`` says. An extension point like
+    ``change_log_inline``: routing registers its rules' conditions, which this app cannot read."""
+    _FIELD_DISPLAYS[(model, field_name)] = show
+
+
 _HISTORY_ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 
 # Timestamps that move on every save tell a reader nothing.
@@ -369,15 +380,18 @@ def _change_log_entry(
             # An inline row's parent is already named in the label.
             continue
         new = getattr(record, tracked.attname)
+        shown = _FIELD_DISPLAYS.get((model, tracked.name))
+
+        def display(value: Any, tracked: Any = tracked, shown: Any = shown) -> str:
+            return shown(value) if shown is not None else _display(tracked, value, labels)
+
         if earlier is None:
             if record.history_type == "+" and new not in (None, ""):
-                entry.changes.append(FieldChange(str(tracked.verbose_name), None, _display(tracked, new, labels)))
+                entry.changes.append(FieldChange(str(tracked.verbose_name), None, display(new)))
             continue
         old = getattr(earlier, tracked.attname)
         if old != new:
-            entry.changes.append(
-                FieldChange(str(tracked.verbose_name), _display(tracked, old, labels), _display(tracked, new, labels))
-            )
+            entry.changes.append(FieldChange(str(tracked.verbose_name), display(old), display(new)))
     for m2m_field in history_model._history_m2m_fields:
         new_ids = m2m_values.get((position, record.history_id, m2m_field.name), set())
         old_ids = m2m_values.get((position, earlier.history_id, m2m_field.name), set()) if earlier else set()
