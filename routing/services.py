@@ -258,7 +258,7 @@ def lead_reopen(*, lead: Lead, by: User, now: datetime | None = None) -> bool:
         routing_lock()
         now = now or timezone.now()
         current = (
-            Lead.objects.select_for_update()
+            Lead.objects.select_for_update(of=("self",))
             .select_related("owner", "closed_by")
             .filter(pk=lead.pk, status=lead.status, closed_at=lead.closed_at)
             .first()

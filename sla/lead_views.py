@@ -83,14 +83,14 @@ class Clock:
 
     @property
     def ticking(self) -> bool:
-        return self.due_at is not None and self.touched_at is None
+        return self.due_at is not None and self.touched_at is None and self.state != LeadSla.State.STOPPED
 
 
 def clock_for(lead_sla: LeadSla | None, *, now: datetime) -> Clock:
     if lead_sla is None:
         return Clock(state=LeadSla.State.NONE, label="No SLA", due_at=None, countdown="", touched_at=None)
     state = LeadSla.State(sla_state(lead_sla=lead_sla, now=now))
-    ticking = lead_sla.due_at is not None and lead_sla.touched_at is None
+    ticking = lead_sla.due_at is not None and lead_sla.touched_at is None and state != LeadSla.State.STOPPED
     countdown = countdown_label((lead_sla.due_at - now).total_seconds()) if ticking and lead_sla.due_at else ""
     return Clock(
         state=state.value,

@@ -2,7 +2,7 @@
 ownership layer promises (routing/ownership.py): at most one open assignment per lead, and the owner's
 for an open lead; one open task, the current owner's, for an untouched open lead and none for a closed
 one; and
-load counters equal to a count from scratch."""
+load counters equal to a count from scratch; a closed lead has no ticking clock and no open escalation."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -14,8 +14,8 @@ from routing.dispatch import leads_route, queued_leads_distribute
 from routing.models import Assignment, Lead, Queue, RepLoad, RepTask, Rule
 from routing.ownership import loads_recount
 from routing.reassign import leads_reassign, rep_departure_apply
-from routing.services import lead_disqualify, lead_not_mine, lead_nurture, lead_take_next
-from sla.models import Touch
+from routing.services import lead_convert, lead_disqualify, lead_not_mine, lead_nurture, lead_reopen, lead_take_next
+from sla.models import Escalation, LeadSla, Touch
 from sla.services import touch_log
 from sla.sweep import escalations_sweep
 from tests.factories import QueueFactory, QueueMembershipFactory, RepFactory, UserFactory
@@ -40,6 +40,12 @@ def assert_ownership_holds() -> None:
             assert open_tasks in ([[], [lead.owner_id]] if touched else [[lead.owner_id]]), f"lead {lead.pk}"
         else:
             assert open_tasks == [], f"lead {lead.pk} ({lead.status}) still has a task"
+        if lead.status in Lead.CLOSE_STATUSES:
+            assert lead.closed_at is not None, f"lead {lead.pk} closed without a record"
+            clock = LeadSla.objects.filter(lead=lead).first()
+            assert clock is None or clock.touched_at is not None or clock.state == LeadSla.State.STOPPED
+            assert clock is None or clock.next_step_at is None, f"lead {lead.pk} still climbs the ladder"
+            assert not Escalation.objects.filter(lead=lead, status__in=["open", "acknowledged"]).exists()
 
 
 @pytest.mark.django_db
@@ -81,6 +87,17 @@ def test_every_kind_of_ownership_change_keeps_assignments_tasks_and_load_counter
         touch_log(lead=fresh(1), kind=Touch.Kind.CALL, at=None, by=fresh(1).owner.user)
         lead_disqualify(lead=fresh(2), by=fresh(2).owner.user, reason="Student")
         lead_nurture(lead=fresh(3), by=fresh(3).owner.user)
+        lead_convert(lead=fresh(5), by=fresh(5).owner.user, reason="Pilot signed")
+    assert_ownership_holds()
+
+    # Closed leads reopen for their owners: counters, history and tasks follow.
+    with at(1.7), django_capture_on_commit_callbacks(execute=True):
+        assert lead_reopen(lead=fresh(2), by=boss) is True
+        assert lead_reopen(lead=fresh(5), by=fresh(5).owner.user) is True
+    assert fresh(2).status == Lead.Status.ACCEPTED
+    assert_ownership_holds()
+    with at(1.8):
+        lead_disqualify(lead=fresh(5), by=fresh(5).owner.user, reason="Lost after all")
     assert_ownership_holds()
 
     with at(2), django_capture_on_commit_callbacks(execute=True):
