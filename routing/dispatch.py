@@ -480,10 +480,26 @@ def _write(
     return report
 
 
+def _held_where(lead: Lead, snapshot: Snapshot) -> int:
+    """The queue where a held lead's distribution starts again (see ``queued_leads_distribute``)."""
+    assert lead.queue_id is not None
+    routing = lead.receipt.get("routing") if isinstance(lead.receipt, dict) else None
+    path = routing.get("queue_path") if isinstance(routing, dict) else None
+    if path and isinstance(path, list) and isinstance(path[-1], dict) and path[-1].get("queue_id") == lead.queue_id:
+        first = path[0].get("queue_id") if isinstance(path[0], dict) else None
+        if first in snapshot.queue_by_id:
+            return int(first)
+    return lead.queue_id
+
+
 def queued_leads_distribute(*, limit: int | None = None) -> RouteReport:
     """Give leads held in a queue another chance: anyone eligible in their queue now takes them, oldest first.
 
-    Only the queue's own distribution runs again (the rules already chose the queue).
+    Only distribution runs again (the rules already chose the queue). A lead still where routing held it
+    starts again from the first queue of its path, with that path's skills: a German lead held in the
+    catch-all because every German speaker was full goes back to DACH when one has room, and a lead held
+    for DACH's morning goes to the first DACH rep at work. A lead moved since (by a manager or the SLA
+    ladder) is distributed in the queue it is in.
     Side effects: as ``leads_route`` for the leads that find a rep.
     """
     limit = limit or settings.LEADROUTER_ROUTING_BATCH_SIZE
@@ -503,7 +519,7 @@ def queued_leads_distribute(*, limit: int | None = None) -> RouteReport:
         handovers = []
         for lead in held:
             assert lead.queue_id is not None
-            placed = distribute(lead.queue_id, snapshot, now)
+            placed = distribute(_held_where(lead, snapshot), snapshot, now)
             if placed.outcome != "assigned" or placed.rep_id is None:
                 continue
             snapshot = apply_decision(
@@ -516,11 +532,16 @@ def queued_leads_distribute(*, limit: int | None = None) -> RouteReport:
                     pointer_advance=placed.pointer_advance,
                 ),
             )
+            winner = snapshot.rep_by_id.get(placed.rep_id)
             released = {
                 "at": now.isoformat(),
                 "queue_path": placed.path,
                 "winner": placed.rep_id,
-                "summary": f"Released from the queue to rep {placed.rep_id} once someone was eligible.",
+                "summary": (
+                    f"Assigned to {winner.username if winner else f'rep {placed.rep_id}'} in "
+                    f"{snapshot.queue_by_id[placed.queue_id].name} once someone there could take it; the SLA "
+                    "clock started then."
+                ),
             }
             lead.receipt = {**lead.receipt, "routing": {**lead.receipt.get("routing", {}), "released": released}}
             handovers.append(

@@ -48,6 +48,10 @@ class Queue(models.Model):
     class WhenNobodyEligible(models.TextChoices):
         HOLD = "hold", "Hold the lead in this queue until a rep is eligible"
         OVERFLOW = "overflow", "Overflow to the fallback queue"
+        HOLD_OFF_HOURS = (
+            "hold_off_hours",
+            "Hold for the first member's working hours when nobody is working; otherwise overflow",
+        )
 
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -66,7 +70,22 @@ class Queue(models.Model):
         default=True, help_text="Skip reps outside their working hours. Off: any active rep who is not away."
     )
     when_nobody_eligible = models.CharField(
-        max_length=10, choices=WhenNobodyEligible.choices, default=WhenNobodyEligible.HOLD
+        max_length=20,
+        choices=WhenNobodyEligible.choices,
+        default=WhenNobodyEligible.HOLD,
+        help_text=(
+            "Holding off hours keeps a lead for this queue's own people (their region, their language) until the "
+            "first of them starts work, instead of sending it round the world; leads still overflow when everyone "
+            "is at capacity or away."
+        ),
+    )
+    inherit_skills = models.BooleanField(
+        "keep skills of overflowing leads",
+        default=True,
+        help_text=(
+            "A lead overflowing into this queue still needs the skills the queues before it required (a German "
+            "lead stays with German speakers). Untick to apply only this queue's own required skills."
+        ),
     )
     fallback = models.ForeignKey(
         "self",
@@ -124,7 +143,7 @@ class Queue(models.Model):
         if self.is_catch_all and self.fallback_id:
             errors["fallback"] = "The catch-all queue is the last stop; clear its fallback."
         if (
-            self.when_nobody_eligible == self.WhenNobodyEligible.OVERFLOW
+            self.when_nobody_eligible in (self.WhenNobodyEligible.OVERFLOW, self.WhenNobodyEligible.HOLD_OFF_HOURS)
             and not self.fallback_id
             and not self.is_catch_all
         ):

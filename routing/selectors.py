@@ -148,6 +148,7 @@ def routing_snapshot(*, now: datetime) -> Snapshot:
             required_skills=frozenset(skill.code for skill in queue.required_skills.all()),
             skip_off_hours_reps=queue.skip_off_hours_reps,
             when_nobody_eligible=queue.when_nobody_eligible,  # type: ignore[arg-type]
+            inherit_skills=queue.inherit_skills,
             fallback_id=queue.fallback_id,
             rr_pointer=queue.rr_pointer,
             members=tuple(

@@ -53,7 +53,10 @@ _OWN_FIELDS = {
     "product_lines": {"name"},
     "teams": {"description"},
     "reps": {"team", "manager", "active", "time_zone", "max_open_leads", "daily_cap"},
-    "queues": {"name", "description", "method", "active", "skip_off_hours_reps", "when_nobody_eligible", "fallback"},
+    "queues": {
+        *("name", "description", "method", "active", "skip_off_hours_reps"),
+        *("when_nobody_eligible", "inherit_skills", "fallback"),
+    },
     "territories": {"parent", "description", "queue", "rep"},
     "accounts": {"name", "owner", "territory", "is_customer", "tier", "industry", "country"},
     "rules": {"description", "position", "active", "when", "action", "queue", "rep"},
@@ -403,6 +406,7 @@ class _Applier:
                 queue.active = entry["active"]
                 queue.skip_off_hours_reps = entry["skip_off_hours_reps"]
                 queue.when_nobody_eligible = entry["when_nobody_eligible"]
+                queue.inherit_skills = entry["inherit_skills"]
                 queue.fallback = self.queues[entry["fallback"]] if entry["fallback"] else None
                 self.save(queue, path, {"is_catch_all": f"{path}.catch_all"})
                 self.queues[key] = queue

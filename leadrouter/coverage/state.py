@@ -93,6 +93,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "required_skills",
         "skip_off_hours_reps",
         "when_nobody_eligible",
+        "inherit_skills",
         "fallback",
         "members",
     ),
@@ -144,6 +145,7 @@ DEFAULTS: dict[str, Entry] = {
         "required_skills": [],
         "skip_off_hours_reps": True,
         "when_nobody_eligible": Queue.WhenNobodyEligible.HOLD.value,
+        "inherit_skills": True,
         "fallback": None,
         "members": [],
     },
@@ -490,6 +492,7 @@ def read_state() -> State:
             "required_skills": sorted(skill.code for skill in queue.required_skills.all()),
             "skip_off_hours_reps": queue.skip_off_hours_reps,
             "when_nobody_eligible": queue.when_nobody_eligible,
+            "inherit_skills": queue.inherit_skills,
             "fallback": queue.fallback.name if queue.fallback else None,
             "members": [
                 {"rep": member.rep.user.get_username(), "weight": member.weight, "active": member.active}

@@ -399,9 +399,10 @@ class _Checker:
                 self.error(f"{path}.fallback", "a queue cannot be its own fallback")
             else:
                 self.reference(f"{path}.fallback", fallback, "queues", "queue")
-            if queue.get("when_nobody_eligible") == "overflow" and not fallback and not queue.get("catch_all"):
+            rule = queue.get("when_nobody_eligible")
+            if rule in ("overflow", "hold_off_hours") and not fallback and not queue.get("catch_all"):
                 self.error(
-                    f"{path}.fallback", "is required when when_nobody_eligible is overflow; or hold leads instead"
+                    f"{path}.fallback", f"is required when when_nobody_eligible is {rule}; or hold leads instead"
                 )
             seen: dict[str, int] = {}
             for position, member in enumerate(queue.get("members", [])):

@@ -237,8 +237,8 @@ REP_TIME_ZONE = {rep["username"]: rep["time_zone"] for rep in REPS}
 CATCH_ALL = "Catch-all"
 
 # One entry per queue; method defaults to round robin. A queue with a fallback overflows
-# to it, one without holds its leads. A member is a username, or (username, weight) in
-# weighted queues; member order is the round-robin order.
+# to it (or holds off hours, when it says so), one without holds its leads. A member is a
+# username, or (username, weight) in weighted queues; member order is the round-robin order.
 QUEUES: list[dict[str, Any]] = [
     {
         "name": CATCH_ALL,
@@ -301,9 +301,17 @@ QUEUES: list[dict[str, Any]] = [
         "members": [("anna.schmidt", 2), ("felix.bauer", 1)],
     },
     {
+        # German-speaking buyers wait for the DACH team's morning rather than go to Sydney or New York at night;
+        # they overflow only when the team is working but full. Enterprise leads overflowing from DACH
+        # Enterprise need German here, not the enterprise skill as well.
         "name": "DACH Commercial",
-        "description": "Companies up to 1,000 employees in Germany, Austria and Switzerland.",
+        "description": (
+            "Companies up to 1,000 employees in Germany, Austria and Switzerland; held for the team's working "
+            "hours at night."
+        ),
         "required_skills": ["german"],
+        "when_nobody_eligible": "hold_off_hours",
+        "inherit_skills": False,
         "fallback": "EMEA Overflow",
         "members": ["felix.bauer", "jonas.weber", "anna.schmidt"],
     },
@@ -315,8 +323,12 @@ QUEUES: list[dict[str, Any]] = [
     },
     {
         "name": "France & Benelux Inbound",
-        "description": "Inbound leads from France, Belgium, the Netherlands and Luxembourg.",
+        "description": (
+            "Inbound leads from France, Belgium, the Netherlands and Luxembourg; held for Camille's working hours "
+            "at night."
+        ),
         "required_skills": ["french"],
+        "when_nobody_eligible": "hold_off_hours",
         "fallback": "EMEA Overflow",
         "members": ["camille.laurent"],
     },
@@ -1034,10 +1046,12 @@ def build_queues() -> list[dict[str, Any]]:
         if "skip_off_hours_reps" in spec:
             queue["skip_off_hours_reps"] = spec["skip_off_hours_reps"]
         if "fallback" in spec:
-            queue["when_nobody_eligible"] = "overflow"
+            queue["when_nobody_eligible"] = spec.get("when_nobody_eligible", "overflow")
             queue["fallback"] = spec["fallback"]
         else:
             queue["when_nobody_eligible"] = "hold"
+        if "inherit_skills" in spec:
+            queue["inherit_skills"] = spec["inherit_skills"]
         members = []
         for member in spec["members"]:
             # Weights are written only where they matter: in weighted queues.

@@ -20,22 +20,33 @@ caller persists what the ``Decision`` says, including ``pointer_advance``.
    account owner, a named rep, nurture or discard. A rule that holds but cannot
    be carried out (its rep away, no territory coverage) is recorded as skipped.
    When no rule wins, the catch-all queue takes the lead.
-4. Distribution inside a queue. Each member is eligible or skipped with one
-   reason: membership inactive, inactive, out of office, off hours (only when
-   the queue skips off-hours reps), missing skill, at capacity, daily cap
-   reached. Round robin, smooth weighted round robin or load balancing picks
-   one eligible member; the others were "not their turn". When nobody is
-   eligible, a "hold" queue keeps the lead (outcome "queued") and an
-   "overflow" queue passes it to its fallback (or the catch-all), following
-   the chain without looping; an inactive queue overflows the same way. The
-   catch-all with nobody eligible holds.
+4. Distribution inside a queue. Each member is eligible or skipped with every
+   reason that applies: membership inactive, inactive, out of office, off hours
+   (only when the queue skips off-hours reps), missing skill, at capacity,
+   daily cap reached. Round robin, smooth weighted round robin or load
+   balancing picks one eligible member; the others were "not their turn".
+   When nobody is eligible, a "hold" queue keeps the lead (outcome "queued"),
+   an "overflow" queue passes it to its fallback (or the catch-all), and a
+   "hold off hours" queue holds it when someone would be eligible but for
+   their hours and overflows otherwise. A held lead's receipt says when the
+   first such member's working hours start (``held_until``). The chain is
+   followed without looping; an inactive queue overflows the same way; the
+   catch-all with nobody eligible holds. A lead that overflows keeps the skills
+   the queues before required, unless the queue it reaches does not inherit
+   them.
 5. Receipt. Every decision carries a JSON-serialisable receipt: the territory
    candidates and choice, the account step, each rule evaluated and why it did
    not match, the queue path with every candidate rep and their reason, the
    winner, a one-line summary and ``decided_at``.
 """
 
-from routing.engine.availability import is_out_of_office, is_working, member_skip_reason
+from routing.engine.availability import (
+    is_out_of_office,
+    is_working,
+    member_skip_reason,
+    member_skip_reasons,
+    next_working_start,
+)
 from routing.engine.conditions import describe, evaluate
 from routing.engine.distribution import weighted_sequence
 from routing.engine.facts import (
@@ -71,6 +82,8 @@ __all__ = [
     "is_out_of_office",
     "is_working",
     "member_skip_reason",
+    "member_skip_reasons",
+    "next_working_start",
     "route_lead",
     "weighted_sequence",
 ]

@@ -7,7 +7,7 @@ special case (09:00 in Berlin is 08:00 UTC in winter and 07:00 UTC in summer).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from routing.engine.facts import MemberInfo, QueueInfo, RepInfo
@@ -49,20 +49,63 @@ def direct_skip_reason(rep: RepInfo | None, now: datetime) -> str | None:
     return None
 
 
-def member_skip_reason(member: MemberInfo, rep: RepInfo | None, queue: QueueInfo, now: datetime) -> str | None:
-    """Why a queue member cannot take this lead now, or None when eligible. The first reason found is given."""
+def member_skip_reasons(
+    member: MemberInfo,
+    rep: RepInfo | None,
+    queue: QueueInfo,
+    now: datetime,
+    required_skills: frozenset[str] | None = None,
+) -> list[str]:
+    """Every reason a queue member cannot take this lead now; empty when eligible.
+
+    ``required_skills`` are the skills the lead needs here: the queue's own, plus those of the queues it
+    overflowed from when this queue inherits them (see ``distribute``); the queue's own when None.
+    All reasons are given, not only the first, so a receipt says "off hours; missing skill: german"
+    rather than leaving RevOps to guess why the rep would still not have taken the lead in the morning.
+    """
     if not member.active:
-        return "membership inactive"
+        return ["membership inactive"]
     reason = direct_skip_reason(rep, now)
-    if reason is not None or rep is None:
-        return reason or "unknown rep"
+    if rep is None:
+        return [reason or "unknown rep"]
+    reasons = [reason] if reason is not None else []
     if queue.skip_off_hours_reps and not is_working(rep, now):
-        return "off hours"
-    missing = sorted(queue.required_skills - rep.skills)
+        reasons.append("off hours")
+    missing = sorted((queue.required_skills if required_skills is None else required_skills) - rep.skills)
     if missing:
-        return "missing skill: " + ", ".join(missing)
+        reasons.append("missing skill: " + ", ".join(missing))
     if rep.open_leads >= rep.max_open_leads:
-        return "at capacity"
+        reasons.append("at capacity")
     if rep.daily_cap is not None and rep.assigned_today >= rep.daily_cap:
-        return "daily cap reached"
-    return None
+        reasons.append("daily cap reached")
+    return reasons
+
+
+def member_skip_reason(
+    member: MemberInfo,
+    rep: RepInfo | None,
+    queue: QueueInfo,
+    now: datetime,
+    required_skills: frozenset[str] | None = None,
+) -> str | None:
+    """Why a queue member cannot take this lead now (every reason, joined by "; "), or None when eligible."""
+    reasons = member_skip_reasons(member, rep, queue, now, required_skills)
+    return "; ".join(reasons) if reasons else None
+
+
+def next_working_start(rep: RepInfo, now: datetime) -> datetime | None:
+    """When the rep's next working window starts after ``now`` (their own time zone, so a Berlin rep's 08:00
+    is 07:00 UTC in winter); None when the rep has no windows (always working) or none in the coming week."""
+    if not rep.working_hours:
+        return None
+    zone = ZoneInfo(rep.time_zone)
+    today = now.astimezone(zone).date()
+    starts = [
+        datetime.combine(day, start, tzinfo=zone)
+        for day in (today + timedelta(days=offset) for offset in range(8))
+        for weekday, start, _end in rep.working_hours
+        if day.weekday() == weekday
+    ]
+    # Compared in UTC: wall-clock datetimes of one zone compare naively, across a DST change too.
+    future = [start for start in starts if start.astimezone(ZoneInfo("UTC")) > now]
+    return min(future, key=lambda start: start.astimezone(ZoneInfo("UTC"))) if future else None

@@ -10,7 +10,7 @@ from functools import lru_cache, reduce
 from math import gcd
 from typing import Any, Literal
 
-from routing.engine.availability import member_skip_reason
+from routing.engine.availability import member_skip_reasons, next_working_start
 from routing.engine.facts import MemberInfo, QueueInfo, Snapshot
 
 CHOSEN = "chosen"
@@ -24,6 +24,9 @@ class QueueResult:
     rep_id: int | None = None
     pointer_advance: dict[int, int] = field(default_factory=dict)
     path: list[dict[str, Any]] = field(default_factory=list)
+    # A held lead: when the first member kept out only by their working hours starts work, and who.
+    held_until: datetime | None = None
+    held_for: str | None = None
 
 
 def ordered_members(queue: QueueInfo) -> list[MemberInfo]:
@@ -57,11 +60,12 @@ def weighted_sequence(weights: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def pick_member(
-    queue: QueueInfo, snapshot: Snapshot, now: datetime
+    queue: QueueInfo, snapshot: Snapshot, now: datetime, required_skills: frozenset[str] | None = None
 ) -> tuple[int | None, int | None, list[dict[str, Any]]]:
     """The winning rep id, the new round-robin pointer (None when it does not move) and every candidate's line.
 
-    1. Each member is checked for eligibility; a skipped member keeps its reason.
+    1. Each member is checked for eligibility (needing ``required_skills``, the queue's own when None);
+       a skipped member keeps every reason.
     2. Round robin starts at ``rr_pointer % n`` in (position, rep id) order and
        takes the first eligible member; the pointer moves past the winner.
     3. Weighted walks the smooth weighted sequence the same way.
@@ -70,7 +74,10 @@ def pick_member(
     Eligible members who did not win were "not their turn".
     """
     members = ordered_members(queue)
-    reasons = [member_skip_reason(m, snapshot.rep_by_id.get(m.rep_id), queue, now) for m in members]
+    reasons = [
+        "; ".join(member_skip_reasons(m, snapshot.rep_by_id.get(m.rep_id), queue, now, required_skills)) or None
+        for m in members
+    ]
     eligible = {index for index, reason in enumerate(reasons) if reason is None}
     winner: int | None = None
     pointer: int | None = None
@@ -112,34 +119,53 @@ def _load_key(member: MemberInfo, snapshot: Snapshot) -> tuple[Fraction, int, in
     return Fraction(rep.open_leads, rep.max_open_leads), rep.assigned_today, member.position, member.rep_id
 
 
-def distribute(queue_id: int, snapshot: Snapshot, now: datetime) -> QueueResult:
+def distribute(
+    queue_id: int, snapshot: Snapshot, now: datetime, carried_skills: frozenset[str] = frozenset()
+) -> QueueResult:
     """Place a lead through ``queue_id``, following overflows.
 
     1. An inactive queue (never the catch-all) passes the lead to its fallback,
        or to the catch-all when it has none.
-    2. Otherwise a member is picked (see ``pick_member``).
+    2. Otherwise a member is picked (see ``pick_member``). The lead needs the
+       queue's required skills plus, when the queue inherits them (the default),
+       those of the queues it overflowed from (and ``carried_skills``): a German
+       lead overflowing from DACH stays with German speakers.
     3. When nobody is eligible, a "hold" queue and the catch-all keep the lead
-       unassigned; an "overflow" queue passes it to its fallback or the catch-all.
+       unassigned; an "overflow" queue passes it to its fallback or the
+       catch-all; a "hold off hours" queue holds it when a member is kept out
+       only by their working hours, and overflows otherwise. A held lead says
+       when the first such member starts work (``held_until``, ``held_for``).
     4. A chain that comes back to a queue already visited goes to the catch-all;
        when the catch-all was visited too, the lead is held where it is.
     """
     path: list[dict[str, Any]] = []
     visited: set[int] = set()
     current = snapshot.queue_by_id[queue_id]
+    needed = carried_skills
     while True:
         visited.add(current.id)
+        needed = current.required_skills | needed if current.inherit_skills else current.required_skills
         step: dict[str, Any] = {"queue_id": current.id, "queue": current.name, "method": current.method}
+        if needed != current.required_skills:
+            step["required_skills"] = sorted(needed)
         path.append(step)
         usable = current.active or current.is_catch_all
         if usable:
-            rep_id, pointer, lines = pick_member(current, snapshot, now)
+            rep_id, pointer, lines = pick_member(current, snapshot, now, needed)
             step["candidates"] = lines
             if rep_id is not None:
                 step["result"] = "assigned"
                 advance = {current.id: pointer} if pointer is not None else {}
                 return QueueResult("assigned", current.id, rep_id, advance, path)
-            if current.is_catch_all or current.when_nobody_eligible == "hold":
+            rule = "hold" if current.is_catch_all else current.when_nobody_eligible
+            waiting = _first_back_at_work(current, snapshot, now, lines) if rule != "overflow" else None
+            if rule == "hold" or (rule == "hold_off_hours" and waiting is not None):
                 step["result"] = "held: nobody eligible"
+                if waiting is not None:
+                    step["result"] = "held until the first member's working hours: nobody eligible is working"
+                    step["held_until"] = waiting[0].isoformat()
+                    step["held_for"] = waiting[1]
+                    return QueueResult("queued", current.id, path=path, held_until=waiting[0], held_for=waiting[1])
                 return QueueResult("queued", current.id, path=path)
         next_id = _next_queue(current, snapshot, visited)
         if next_id is None:
@@ -147,6 +173,20 @@ def distribute(queue_id: int, snapshot: Snapshot, now: datetime) -> QueueResult:
             return QueueResult("queued", current.id, path=path)
         current = snapshot.queue_by_id[next_id]
         step["result"] = f"{'nobody eligible' if usable else 'inactive'}: overflow to {current.name}"
+
+
+def _first_back_at_work(
+    queue: QueueInfo, snapshot: Snapshot, now: datetime, lines: list[dict[str, Any]]
+) -> tuple[datetime, str] | None:
+    """The earliest next working-hours start among members kept out by their hours alone, and who it is."""
+    starts = []
+    for line in lines:
+        rep = snapshot.rep_by_id.get(line["rep_id"])
+        if rep is not None and line["reason"] == "off hours":
+            start = next_working_start(rep, now)
+            if start is not None:
+                starts.append((start, rep.username))
+    return min(starts, key=lambda item: (item[0].timestamp(), item[1])) if starts else None
 
 
 def _next_queue(queue: QueueInfo, snapshot: Snapshot, visited: set[int]) -> int | None:

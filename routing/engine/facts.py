@@ -202,7 +202,9 @@ class QueueInfo:
     is_catch_all: bool = False
     required_skills: frozenset[str] = frozenset()
     skip_off_hours_reps: bool = True
-    when_nobody_eligible: Literal["hold", "overflow"] = "hold"
+    when_nobody_eligible: Literal["hold", "overflow", "hold_off_hours"] = "hold"
+    # A lead overflowing into this queue still needs the skills its earlier queues required.
+    inherit_skills: bool = True
     fallback_id: int | None = None
     rr_pointer: int = 0
     members: tuple[MemberInfo, ...] = ()
@@ -210,8 +212,8 @@ class QueueInfo:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"Queue {self.name}: unknown method {self.method!r}.")
-        if self.when_nobody_eligible not in ("hold", "overflow"):
-            raise ValueError(f"Queue {self.name}: when nobody is eligible, hold or overflow.")
+        if self.when_nobody_eligible not in ("hold", "overflow", "hold_off_hours"):
+            raise ValueError(f"Queue {self.name}: when nobody is eligible, hold, overflow or hold off hours.")
 
 
 @dataclass(frozen=True)

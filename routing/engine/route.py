@@ -6,6 +6,7 @@ from dataclasses import fields, replace
 from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 from routing.engine.availability import direct_skip_reason
 from routing.engine.conditions import evaluate
@@ -155,6 +156,11 @@ def _unavailable(who: str, reason: str) -> str:
 
 
 def _from_queue(placed: QueueResult, via: str, territory_id: int | None, rule_id: int | None) -> Decision:
+    receipt: dict[str, Any] = {"queue_path": placed.path}
+    if placed.held_until is not None:
+        receipt["held_until"] = placed.held_until.isoformat()
+        receipt["held_for"] = placed.held_for
+        receipt["held_zone"] = str(placed.held_until.tzinfo)
     return Decision(
         placed.outcome,
         via,
@@ -163,7 +169,7 @@ def _from_queue(placed: QueueResult, via: str, territory_id: int | None, rule_id
         territory_id=territory_id,
         rule_id=rule_id,
         pointer_advance=placed.pointer_advance,
-        receipt={"queue_path": placed.path},
+        receipt=receipt,
     )
 
 
@@ -191,6 +197,14 @@ def _summary(decision: Decision, receipt: dict[str, Any]) -> str:
     if decision.outcome == "discarded":
         return f"Discarded{because}."
     queue = receipt["queue_path"][-1]["queue"] if receipt["queue_path"] else None
+    if decision.outcome == "queued" and receipt.get("held_until"):
+        zone = receipt.get("held_zone") or "UTC"
+        starts = datetime.fromisoformat(receipt["held_until"]).astimezone(ZoneInfo(zone))
+        return (
+            f"Held in {queue}{because} until {receipt['held_for']} starts work at {starts:%a %d %b %H:%M} "
+            f"{starts.tzname()} ({zone}): nobody eligible is working now. The SLA clock starts when the lead is "
+            "assigned."
+        )
     if decision.outcome == "queued":
         return f"Waiting in {queue}: nobody eligible{because}."
     who = receipt["winner"]["username"] if receipt["winner"] else f"rep {decision.rep_id}"

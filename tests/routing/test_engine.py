@@ -534,6 +534,102 @@ def test_inactive_queue_overflows_to_its_fallback_or_the_catch_all():
     assert decision.receipt["queue_path"][0]["result"] == "inactive: overflow to Queue 11"
 
 
+# Night in Europe: Tuesday 01:30 in Berlin (00:30 UTC). The DACH reps work 08:00–17:00 Berlin time.
+BERLIN_NIGHT = datetime(2026, 12, 8, 0, 30, tzinfo=UTC)
+BERLIN_8_TO_5 = tuple((day, time(8), time(17)) for day in range(5))
+
+
+def dach(rep_id, **fields):
+    fields = {"time_zone": "Europe/Berlin", "working_hours": BERLIN_8_TO_5, "skills": frozenset({"german"}), **fields}
+    return rep(rep_id, **fields)
+
+
+def night_snapshot(when_nobody_eligible="hold_off_hours", **overflow_fields):
+    """DACH (needs German) overflows to EMEA Overflow (English speakers working round the clock)."""
+    return snapshot(
+        rules=(always(1, "queue", queue_id=10),),
+        queues=(
+            queue(
+                10,
+                (1, 2),
+                required_skills=frozenset({"german"}),
+                when_nobody_eligible=when_nobody_eligible,
+                fallback_id=11,
+            ),
+            queue(11, (3,), when_nobody_eligible="overflow", fallback_id=CATCH_ALL, **overflow_fields),
+        ),
+        reps=(dach(1), dach(2, working_hours=tuple((day, time(9), time(17)) for day in range(5))), rep(3)),
+        catch_all_reps=(4,),
+    )
+
+
+def test_a_queue_holding_off_hours_keeps_a_night_lead_until_its_first_rep_starts_work():
+    decision = route_lead(LeadFacts(), night_snapshot(), now=BERLIN_NIGHT)
+    assert (decision.outcome, decision.queue_id, decision.rep_id) == ("queued", 10, None)
+    # Rep 1 starts at 08:00 Berlin, which is 07:00 UTC in winter; rep 2 only at 09:00.
+    assert datetime.fromisoformat(decision.receipt["held_until"]) == datetime(2026, 12, 8, 7, 0, tzinfo=UTC)
+    assert decision.receipt["held_for"] == "rep1"
+    assert decision.receipt["summary"] == (
+        "Held in Queue 10 by rule 'Rule 1' until rep1 starts work at Tue 08 Dec 08:00 CET (Europe/Berlin): "
+        "nobody eligible is working now. The SLA clock starts when the lead is assigned."
+    )
+    assert [step["queue_id"] for step in decision.receipt["queue_path"]] == [10]
+
+
+def test_a_queue_holding_off_hours_still_overflows_when_its_working_reps_are_full():
+    working = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)  # 11:00 Berlin: both DACH reps at work, both full.
+    snap = night_snapshot()
+    snap = Snapshot(
+        territories=snap.territories,
+        rules=snap.rules,
+        queues=snap.queues,
+        reps=(dach(1, open_leads=50), dach(2, open_leads=50), rep(3, skills=frozenset({"german"})), rep(4)),
+        catch_all_queue_id=CATCH_ALL,
+    )
+    decision = route_lead(LeadFacts(), snap, now=working)
+    assert (decision.outcome, decision.queue_id, decision.rep_id) == ("assigned", 11, 3)
+
+
+def test_an_overflowing_lead_keeps_the_skills_its_first_queue_required():
+    # Plain overflow at night: EMEA Overflow's rep 3 speaks no German, nor does the catch-all's rep 4.
+    decision = route_lead(LeadFacts(), night_snapshot("overflow"), now=BERLIN_NIGHT)
+    assert (decision.outcome, decision.queue_id, decision.rep_id) == ("queued", CATCH_ALL, None)
+    path = decision.receipt["queue_path"]
+    assert [step["queue_id"] for step in path] == [10, 11, CATCH_ALL]
+    assert path[1]["required_skills"] == ["german"]
+    assert path[1]["candidates"][0]["reason"] == "missing skill: german"
+
+
+def test_a_queue_that_does_not_inherit_skills_takes_overflow_on_its_own_terms():
+    decision = route_lead(LeadFacts(), night_snapshot("overflow", inherit_skills=False), now=BERLIN_NIGHT)
+    assert (decision.outcome, decision.queue_id, decision.rep_id) == ("assigned", 11, 3)
+
+
+def test_the_receipt_gives_every_reason_a_rep_was_skipped():
+    snap = night_snapshot("hold")
+    snap = Snapshot(
+        territories=snap.territories,
+        rules=snap.rules,
+        queues=snap.queues,
+        reps=(dach(1, open_leads=50), rep(2, time_zone="Europe/Berlin", working_hours=BERLIN_8_TO_5), rep(3)),
+        catch_all_queue_id=CATCH_ALL,
+    )
+    decision = route_lead(LeadFacts(), snap, now=BERLIN_NIGHT)
+    reasons = [line["reason"] for line in decision.receipt["queue_path"][0]["candidates"]]
+    assert reasons == ["off hours; at capacity", "off hours; missing skill: german"]
+    # Nobody is kept out by their hours alone, so the receipt names no time to wait for.
+    assert "held_until" not in decision.receipt
+
+
+def test_the_next_working_start_crosses_the_weekend_and_daylight_saving():
+    from routing.engine import next_working_start
+
+    friday_evening = datetime(2027, 3, 26, 18, 0, tzinfo=UTC)  # Berlin changes to summer time on Sunday 28th.
+    starts = next_working_start(dach(1), friday_evening)
+    assert starts == datetime(2027, 3, 29, 6, 0, tzinfo=UTC)  # Monday 08:00 CEST.
+    assert next_working_start(rep(9), friday_evening) is None  # No windows: always working.
+
+
 def test_applying_a_decision_counts_the_lead_and_moves_the_pointer():
     snap = round_robin_snapshot(pointer=0)
     decision = route_lead(LeadFacts(), snap, now=NOW)

@@ -121,12 +121,15 @@ def test_every_queue_ends_at_the_catch_all_or_holds(demo):
     assert catch_all.memberships.count() >= 2
     for queue in Queue.objects.exclude(pk=catch_all.pk):
         node, seen = queue, set()
-        while node.when_nobody_eligible == Queue.WhenNobodyEligible.OVERFLOW:
+        # Holding off hours still overflows when the team is at work but full, so its chain must end too.
+        while node.when_nobody_eligible in (Queue.WhenNobodyEligible.OVERFLOW, Queue.WhenNobodyEligible.HOLD_OFF_HOURS):
             assert node.pk not in seen, f"{queue} loops"
             seen.add(node.pk)
             node = node.fallback
         assert node == catch_all or node.when_nobody_eligible == Queue.WhenNobodyEligible.HOLD, queue.name
     assert Queue.objects.filter(when_nobody_eligible="hold", is_catch_all=False).exists()
+    # German leads wait for the DACH team's morning rather than go to New York or Sydney at night.
+    assert Queue.objects.get(name="DACH Commercial").when_nobody_eligible == "hold_off_hours"
     assert set(Queue.objects.values_list("method", flat=True)) == {"round_robin", "weighted", "load_balanced"}
 
 
@@ -210,3 +213,48 @@ def test_the_demo_intake_key_posts_a_lead_that_the_demo_routes(demo, client, dja
     assert lead.status in (Lead.Status.ASSIGNED, Lead.Status.QUEUED)
     assert lead.territory is not None and lead.queue is not None
     assert lead.receipt["routing"]["summary"]
+
+
+def test_the_demo_holds_german_leads_for_the_dach_team_at_night(demo):
+    """At Berlin night every DACH rep is off: a German lead waits for the team's morning instead of going to
+    New York or Sydney, and so do the open leads of a DACH rep who leaves at night."""
+    import datetime as dt
+
+    import time_machine
+
+    from routing.dispatch import leads_route
+    from routing.models import Lead
+    from routing.reassign import departure_plan
+
+    german_speakers = set(Rep.objects.filter(skills__code="german").values_list("user__username", flat=True))
+    tuesday_day = dt.datetime(2026, 12, 8, 10, 0, tzinfo=dt.UTC)  # 11:00 in Berlin
+    night = dt.datetime(2026, 12, 8, 23, 30, tzinfo=dt.UTC)  # 00:30 on Wednesday in Berlin
+    payload = {"country": "Deutschland", "employees": 300, "company": "Nachtfalter Logistik GmbH"}
+    by_day = [Lead.objects.create(raw_payload={**payload, "email": f"day{n}@nachtfalter.example"}) for n in range(6)]
+    with time_machine.travel(tuesday_day, tick=False):
+        leads_route(lead_ids=[lead.pk for lead in by_day])
+    owners = set(
+        Lead.objects.filter(pk__in=[lead.pk for lead in by_day]).values_list("owner__user__username", flat=True)
+    )
+    assert owners <= german_speakers and owners
+
+    at_night = Lead.objects.create(raw_payload={**payload, "email": "night@nachtfalter.example"})
+    with time_machine.travel(night, tick=False):
+        leads_route(lead_ids=[at_night.pk])
+        leaving = Lead.objects.filter(pk__in=[lead.pk for lead in by_day]).first().owner
+        plan = departure_plan(rep=leaving, now=night)
+
+    at_night.refresh_from_db()
+    assert (at_night.status, at_night.queue.name, at_night.owner) == (Lead.Status.QUEUED, "DACH Commercial", None)
+    assert "anna.schmidt starts work at Wed 09 Dec 09:00 CET (Europe/Berlin)" in at_night.receipt["routing"]["summary"]
+    assert plan.leads
+    # Anna is the only DACH rep left (Jonas has left, Felix is on leave): with her gone nobody can take them
+    # now, and they wait, still needing German, rather than go to a rep who cannot serve them.
+    assert {move.to_rep_id for move in plan.leads} == {None}
+    assert all(move.receipt["queue_path"][-1]["required_skills"] == ["german"] for move in plan.leads)
+    assert {
+        line["username"]
+        for move in plan.leads
+        for step in move.receipt["queue_path"][1:]
+        for line in step["candidates"]
+    }.isdisjoint(german_speakers)
