@@ -25,10 +25,11 @@ BERLIN_NIGHT = dt.datetime(2026, 12, 8, 0, 30, tzinfo=dt.UTC)
 BERLIN_EIGHT = dt.datetime(2026, 12, 8, 7, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def night_coverage():
-    """DACH Inbound (German required, holds off hours) with two Berlin reps working 08:00–17:00, overflowing
-    to an EMEA queue whose New York rep works around the clock and speaks no German."""
+def night_coverage_build() -> Queue:
+    """DACH Inbound (German required, holds off hours) with anna and ben in Berlin working 08:00–17:00,
+    overflowing to an EMEA queue whose New York rep works around the clock and speaks no German."""
+    # A transactional test starts from an empty database, without the catch-all the migrations create.
+    Queue.objects.get_or_create(is_catch_all=True, defaults={"name": "Catch-all"})
     german = Skill.objects.create(code="german", name="German", kind=Skill.Kind.LANGUAGE)
     dach = dach_coverage()
     emea = QueueFactory(name="EMEA Overflow", when_nobody_eligible=Queue.WhenNobodyEligible.OVERFLOW)
@@ -47,6 +48,11 @@ def night_coverage():
             WorkingHoursFactory(rep=rep, weekday=weekday, start=dt.time(8), end=dt.time(17))
     SlaPolicy.objects.create(name="First touch in an hour", first_touch_minutes=60)
     return dach
+
+
+@pytest.fixture
+def night_coverage():
+    return night_coverage_build()
 
 
 def test_a_dach_lead_at_night_is_held_for_dach_and_its_clock_starts_at_eight_berlin(night_coverage):
