@@ -10,6 +10,7 @@ text: templates and ``format_html`` escape it for HTML, and the Slack code escap
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from itertools import islice
@@ -244,3 +245,119 @@ CLOSED_AS = {
 def closed_as(status: str) -> str:
     """ "disqualified", "sent to nurture", "converted (won)": a closed status as the end of "Lead …"."""
     return CLOSED_AS.get(status, status)
+
+
+# --- The receipt as a rep reads it --------------------------------------------------------------------------
+# The stored receipt speaks the router's language (queue ids, method keys, ISO timestamps, rule conditions
+# such as "account.is_customer = True"). The rep's lead page shows it in plain words; the raw receipt stays
+# one click away for RevOps.
+
+RULE_RESULTS = {"matched": "matched", "not matched": "did not match", "skipped": "could not be carried out"}
+MATCH_METHODS = {"email_domain": "e-mail domain", "website": "website", "company_name": "company name"}
+
+
+def _parsed_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in islice(value, MAX_ITEMS) if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def receipt_for_people(receipt: Any, *, method_labels: dict[str, str], account_name: str = "") -> dict[str, Any]:
+    """What routing decided for a lead, in plain words: the summary, each rule by name with matched or not
+    (not its condition), the territory, the account owner step, each queue with its method's label and every
+    candidate's reason, the score, enrichment and account match, and when it was decided (a datetime for the
+    page to show in the reader's zone). Never raises; unknown shapes show less."""
+    receipt = _dict(receipt)
+    routing = _dict(receipt.get("routing"))
+    territory = _dict(routing.get("territory"))
+    chosen = _dict(territory.get("chosen"))
+    covered = _dict(territory.get("covered_by"))
+    account_step = _dict(routing.get("account"))
+    score = _dict(receipt.get("score"))
+    match = _dict(receipt.get("account"))
+    enrichment = _dict(receipt.get("enrichment"))
+    summary = routing.get("summary") or (f"{routing['result']}." if routing.get("result") else "")
+    queues = [
+        {
+            "name": safe_text(step.get("queue", ""), MAX_KEY_CHARS),
+            "method": method_labels.get(str(step.get("method")), ""),
+            "result": safe_text(step.get("result", ""), MAX_KEY_CHARS),
+            "candidates": [
+                {
+                    "name": safe_text(line.get("username") or "a rep no longer here", MAX_KEY_CHARS),
+                    "eligible": bool(line.get("eligible")),
+                    "reason": safe_text(line.get("reason", ""), MAX_KEY_CHARS),
+                }
+                for line in _dicts(step.get("candidates"))
+            ],
+        }
+        for step in _dicts(routing.get("queue_path"))
+    ]
+    matched_on = f" on “{safe_text(match['matched_on'], MAX_KEY_CHARS)}”" if match.get("matched_on") else ""
+    if match.get("account_id"):
+        how = MATCH_METHODS.get(str(match.get("method")), "a match")
+        account_match = f"{account_name or 'an account'}, found by {how}{matched_on}"
+        if match.get("weak"):
+            account_match += " (a weak match: shown for review, not used for ownership)"
+    else:
+        account_match = safe_text(match.get("result") or "no account matched", MAX_KEY_CHARS)
+    filled = _dict(enrichment.get("filled"))
+    return {
+        "summary": safe_text(summary),
+        "rules": [
+            {
+                "name": safe_text(line.get("name", ""), MAX_KEY_CHARS),
+                "result": RULE_RESULTS.get(str(line.get("result")), safe_text(line.get("result", ""), MAX_KEY_CHARS)),
+            }
+            for line in _dicts(routing.get("rules"))
+        ],
+        "rules_evaluated": routing.get("rules") is not None,
+        "via_account": routing.get("via") == "account",
+        "territory": safe_text(chosen.get("name", ""), MAX_KEY_CHARS),
+        "covered_by": safe_text(covered.get("territory", ""), MAX_KEY_CHARS),
+        "account_step": safe_text(account_step.get("result", ""), MAX_KEY_CHARS),
+        "queues": queues,
+        "winner": safe_text((routing.get("winner") or {}).get("username", ""), MAX_KEY_CHARS)
+        if isinstance(routing.get("winner"), dict)
+        else "",
+        "score": score.get("total"),
+        "fit": score.get("fit"),
+        "intent": score.get("intent"),
+        "disposition": safe_text(score.get("disposition") or score.get("result") or "", MAX_KEY_CHARS),
+        "enriched": [
+            f"{safe_text(name, MAX_KEY_CHARS)} from {safe_text(provider, MAX_KEY_CHARS)}"
+            for name, provider in islice(filled.items(), MAX_ITEMS)
+        ],
+        "account_match": account_match,
+        "decided_at": _parsed_time(routing.get("decided_at")),
+        "elapsed_ms": receipt.get("elapsed_ms"),
+    }
+
+
+def how_it_became_theirs(*, reason: str, note: str, owner: str, by: str, queue: str) -> str:
+    """One sentence on how the lead's current owner got it, from their assignment: taken from a shared queue,
+    reassigned by a manager or by the SLA ladder, handed over at a departure, reopened, or routed. Empty for a
+    routed lead (the routing summary says it)."""
+    said = f": “{note}”" if note else "."
+    if reason == "routed" and note == "taken from the queue":
+        return f"{owner} took it from the shared queue {queue}." if queue else f"{owner} took it from a shared queue."
+    if reason == "manual":
+        return f"Reassigned to {owner} by {by or 'a manager'}{said}"
+    if reason == "escalation":
+        return f"Reassigned to {owner} by the SLA escalation ladder{said}"
+    if reason == "departure":
+        return f"Handed over to {owner} when its previous owner left{said}"
+    if reason == "reopened":
+        return f"Reopened for {owner} by {by or 'someone'}{said}"
+    return ""

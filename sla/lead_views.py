@@ -23,7 +23,14 @@ from django.views.decorators.http import require_GET, require_POST
 from routing.access import lead_for_requester, may_reopen
 from routing.models import CLOSE_REASON_MAX_CHARS, Lead, Queue
 from routing.pages import shell
-from routing.render import closed_as, form_answer_pairs, json_text, page_history_lines
+from routing.render import (
+    closed_as,
+    form_answer_pairs,
+    how_it_became_theirs,
+    json_text,
+    page_history_lines,
+    receipt_for_people,
+)
 from routing.selectors import CLOSED_VIEW_MAX, closed_leads_for_rep, leads_for_rep, queues_for_rep
 from routing.services import reopen_problem
 from routing.views import lead_or_404, rep_of, to_lead_page
@@ -175,6 +182,18 @@ def lead_page(request: HttpRequest, lead_id: int) -> HttpResponse:
         raise Http404("No such lead.")
     history = lead_history(lead=lead)
     now = timezone.now()
+    current = next((a for a in history["assignments"] if a.ended_at is None and a.rep_id), None)
+    how_theirs = ""
+    if current is not None and lead.owner is not None and current.rep_id == lead.owner_id:
+        how_theirs = how_it_became_theirs(
+            reason=current.reason,
+            note=current.note,
+            owner=lead.owner.user.get_full_name() or lead.owner.user.get_username(),
+            by=(current.assigned_by.get_full_name() or current.assigned_by.get_username())
+            if current.assigned_by
+            else "",
+            queue=current.queue.name if current.queue else "",
+        )
     return render(
         request,
         "routing/pages/lead_detail.html",
@@ -183,6 +202,12 @@ def lead_page(request: HttpRequest, lead_id: int) -> HttpResponse:
             "name": lead_name(lead),
             "clock": clock_for(history["lead_sla"], now=now),
             "receipt": lead.receipt,
+            "why": receipt_for_people(
+                lead.receipt,
+                method_labels=dict(Queue.Method.choices),
+                account_name=lead.account.name if lead.account else "",
+            ),
+            "how_theirs": how_theirs,
             "receipt_json": json_text(lead.receipt),
             "is_open": lead.status in Lead.OPEN_STATUSES,
             "closed_as": closed_as(lead.status) if lead.closed_at else "",
