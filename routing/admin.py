@@ -1,11 +1,16 @@
 """The routing admin: queues (part of the coverage model), and read-only views of leads and workers."""
 
+import csv
+import logging
+from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Model, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -16,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.template_utils import HistoricalRecordContextHelper
 
-from routing import services
+from routing import services, tasks
 from routing.conditions import summarize_stored
 from routing.forms import ConditionEditor, SimulateLeadForm
 from routing.lead_import import MAX_ROWS, LeadImportError, error_lines, leads_import_csv
@@ -38,6 +43,7 @@ from routing.models import (
 )
 from routing.notify import notifications_resend, undelivered
 from routing.pipeline import Evaluation
+from routing.reassign import ReassignError, ReassignResult, leads_reassign, leads_reroute
 from routing.render import json_text, safe_text
 from routing.resources import FirmographicResource
 from routing.selectors import HEARTBEAT_STALE_AFTER, lead_simulate
@@ -50,10 +56,13 @@ from territories.admin import (
     ParentGrantedInlineMixin,
     ReadOnlyAdminMixin,
 )
+from territories.export_formats import escape_formula
 from territories.forms import QueueMembershipFormSet
 from territories.models import Rep
 from territories.permissions import request_granted_ids
 from territories.selectors import change_log_display, change_log_inline
+
+logger = logging.getLogger(__name__)
 
 
 def pretty_json(value: Any) -> str:
@@ -62,6 +71,16 @@ def pretty_json(value: Any) -> str:
     if not value:
         return "—"
     return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', json_text(value))
+
+
+# Long lists (leads, queues) get the whole width of the screen: the app list beside them is hidden, as the
+# breadcrumbs lead back to it.
+WIDE_LIST = {"is_nav_sidebar_enabled": False}
+
+
+def short_time(value: Any) -> str:
+    """A time for a list column: month, day and minute in the current time zone."""
+    return timezone.localtime(value).strftime("%m-%d %H:%M") if value else "—"
 
 
 # --- Queues ------------------------------------------------------------------------------------------------------
@@ -179,6 +198,9 @@ class QueueAdmin(GrantedObjectsAdminMixin, CoverageAdmin):  # type: ignore[misc]
             return None
         return django_delete_selected(self, request, queryset)
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, {**WIDE_LIST, **(extra_context or {})})
+
     @admin.display(description="active members / total", ordering="active_member_count")
     def member_counts(self, queue: Any) -> str:
         return f"{queue.active_member_count} / {queue.member_count}"
@@ -240,6 +262,45 @@ class HasEnrichmentFailuresFilter(admin.SimpleListFilter):
         return queryset
 
 
+class LeadReassignForm(forms.Form):
+    """The second step of the "Reassign" action: who takes the selected leads, and why."""
+
+    rep = forms.ModelChoiceField(
+        queryset=Rep.objects.filter(active=True).select_related("user").order_by("user__username"),
+        label="Give them to",
+    )
+    note = forms.CharField(required=False, max_length=500, label="Why (kept with each lead's history)")
+
+
+# The columns of "Export to CSV": what a spreadsheet or the CRM needs to find and follow the leads up.
+LEAD_CSV_COLUMNS = (
+    ("id", lambda lead: lead.pk),
+    ("first_name", lambda lead: lead.first_name),
+    ("last_name", lambda lead: lead.last_name),
+    ("email", lambda lead: lead.email),
+    ("company", lambda lead: lead.company),
+    ("country", lambda lead: lead.country),
+    ("source", lambda lead: lead.source),
+    ("status", lambda lead: lead.get_status_display()),
+    ("owner", lambda lead: lead.owner.username if lead.owner else ""),
+    ("queue", lambda lead: lead.queue.name if lead.queue else ""),
+    ("territory", lambda lead: lead.territory.name if lead.territory else ""),
+    ("rule", lambda lead: lead.rule.name if lead.rule else ""),
+    ("received_at", lambda lead: lead.received_at.isoformat() if lead.received_at else ""),
+    ("routed_at", lambda lead: lead.routed_at.isoformat() if lead.routed_at else ""),
+)
+
+
+def _reassign_message(result: ReassignResult, done: str) -> tuple[str, int]:
+    parts = [f"{done} {len(result.moved)} lead(s)."]
+    if result.skipped:
+        reasons = "; ".join(f"{lead}: {why}" for lead, why in result.skipped[:5])
+        more = f" and {len(result.skipped) - 5} more" if len(result.skipped) > 5 else ""
+        parts.append(f"Left alone {len(result.skipped)}: {reasons}{more}.")
+    parts.extend(result.warnings)
+    return " ".join(parts), messages.SUCCESS if result.moved else messages.WARNING
+
+
 class LeadImportForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
@@ -262,17 +323,17 @@ class LeadAdmin(admin.ModelAdmin):
     clock and the escalations that fired for it."""
 
     change_list_template = "admin/routing/lead/change_list.html"
+    # Fits a 1440 px screen beside the filters: the lead's name carries its company, the owner is their
+    # username, times are short; the lead's page has the rest.
     list_display = [
         "__str__",
         "email",
-        "company",
         "status",
-        "owner",
+        "owner_name",
         "queue",
         "territory",
-        "account",
-        "received_at",
-        "routed_at",
+        "received",
+        "routed",
     ]
     list_filter = [
         "status",
@@ -288,6 +349,7 @@ class LeadAdmin(admin.ModelAdmin):
     list_select_related = ["owner__user", "queue", "territory", "account"]
     date_hierarchy = "received_at"
     inlines = [AssignmentInline]
+    actions = ["reroute", "reassign", "export_csv"]
     readonly_fields = [
         "receipt_rendered",
         "raw_payload_pretty",
@@ -363,6 +425,87 @@ class LeadAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, {**WIDE_LIST, **(extra_context or {})})
+
+    @admin.display(description="owner", ordering="owner__user__username")
+    def owner_name(self, lead: Lead) -> str:
+        return lead.owner.username if lead.owner else "—"
+
+    @admin.display(description="received", ordering="received_at")
+    def received(self, lead: Lead) -> str:
+        return short_time(lead.received_at)
+
+    @admin.display(description="routed", ordering="routed_at")
+    def routed(self, lead: Lead) -> str:
+        return short_time(lead.routed_at)
+
+    def has_route_permission(self, request: HttpRequest) -> bool:
+        # The lead form stays closed (owners change through routing and reassignment, which keep receipts);
+        # the actions below are those paths, open to whoever holds the model's change permission.
+        return request.user.has_perm("routing.change_lead")
+
+    @admin.action(description="Route again through the rules", permissions=["route"])
+    def reroute(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
+        """Leads still waiting for routing are sent to it again; leads in a queue or with a rep go through
+        today's rules now (``routing.reassign.leads_reroute``)."""
+        chosen = list(queryset.order_by("pk"))
+        waiting = [lead for lead in chosen if lead.status == Lead.Status.RECEIVED]
+        for lane in {lead.lane for lead in waiting}:
+            transaction.on_commit(
+                partial(_route_leads_enqueue, [lead.pk for lead in waiting if lead.lane == lane], lane=lane),
+                robust=True,
+            )
+        result = leads_reroute(leads=[lead for lead in chosen if lead.status != Lead.Status.RECEIVED], by=request.user)
+        text, level = _reassign_message(result, "Routed again")
+        if waiting:
+            text += f" Sent {len(waiting)} lead(s) still waiting for routing to the router."
+            level = messages.SUCCESS
+        self.message_user(request, text, level)
+
+    @admin.action(description="Reassign to a rep…", permissions=["route"])
+    def reassign(self, request: HttpRequest, queryset: QuerySet[Lead]) -> TemplateResponse | None:
+        """Two steps: choose the rep (and a note), then ``routing.reassign.leads_reassign`` moves the leads."""
+        form = LeadReassignForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            try:
+                result = leads_reassign(
+                    leads=list(queryset.order_by("pk")),
+                    to_rep=form.cleaned_data["rep"],
+                    by=request.user,
+                    note=form.cleaned_data["note"],
+                )
+            except ReassignError as error:
+                self.message_user(request, str(error), messages.ERROR)
+                return None
+            text, level = _reassign_message(result, f"Reassigned to {form.cleaned_data['rep'].username}")
+            self.message_user(request, text, level)
+            return None
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Reassign leads",
+            "opts": self.model._meta,
+            "form": form,
+            "leads": list(queryset.select_related("owner__user", "queue").order_by("pk")[:200]),
+            "count": queryset.count(),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action": "reassign",
+        }
+        return TemplateResponse(request, "admin/routing/lead/reassign.html", context)
+
+    @admin.action(description="Export to CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Lead]) -> HttpResponse:
+        """The selected leads as CSV; a cell a spreadsheet would run as a formula is written as text."""
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="leads-{timezone.now():%Y%m%d-%H%M}.csv"'
+        writer = csv.writer(response)
+        writer.writerow([name for name, _ in LEAD_CSV_COLUMNS])
+        rows = queryset.select_related("owner__user", "queue", "territory", "rule").order_by("pk")
+        for lead in rows.iterator(chunk_size=2000):
+            writer.writerow([escape_formula(value(lead)) for _, value in LEAD_CSV_COLUMNS])
+        return response
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -441,6 +584,14 @@ class LeadAdmin(admin.ModelAdmin):
     @admin.display(description="enrichment failures (provider: why)")
     def enrichment_failures_pretty(self, lead: Lead) -> str:
         return pretty_json(lead.enrichment_failures)
+
+
+def _route_leads_enqueue(lead_ids: list[int], *, lane: str) -> None:
+    try:
+        tasks.route_leads_send(lead_ids, lane=lane)
+    except Exception:
+        # The leads stay received; the periodic sweep routes them once the broker is back.
+        logger.exception("Could not enqueue route_leads for %d leads; the sweep will route them.", len(lead_ids))
 
 
 @admin.register(LeadImport)

@@ -126,6 +126,78 @@ def leads_reassign(*, leads: list[Lead], to_rep: Rep, by: Any, note: str = "") -
     return result
 
 
+# --- Routing again through the rules -------------------------------------------------------------------------
+
+# Leads RevOps may send through the rules again: waiting in a queue (the catch-all, say, after a rule was fixed)
+# or with a rep. Leads still ``received`` need no help: routing takes them as it does every new lead.
+REROUTABLE_STATUSES = (Lead.Status.QUEUED, *Lead.OPEN_STATUSES)
+
+
+def leads_reroute(*, leads: list[Lead], by: Any) -> ReassignResult:
+    """Route ``leads`` again through today's rules, in one transaction under the routing lock: what RevOps do
+    after fixing a gap in the matrix that left leads in the catch-all.
+
+    1. Each lead is read again under the lock; one not waiting in a queue nor open with a rep is skipped.
+    2. The engine decides from the lead's stored values over the live coverage snapshot, each decision
+       folded into the snapshot so caps and round robin hold across the batch (as in a departure).
+    3. A lead the rules give to a rep goes to that rep; one they hold in a queue waits there. One the rules
+       would nurture or discard, or that would end where it is, is skipped and reported: an open lead is
+       never dropped here.
+
+    Side effects: through ``owners_change``, ends each moved lead's current assignment and inserts a
+    ``routed`` one (``assigned_by`` = ``by``); sets the lead's owner, queue, status, rule, territory and
+    receipt; saves the queue pointers routing moved; notifies the new reps after commit.
+    The caller has checked that ``by`` may act on these leads.
+    """
+    by_name = by.get_full_name() or by.get_username()
+    result = ReassignResult()
+    with transaction.atomic():
+        current = {lead.pk: lead for lead in _lock_leads(Lead.objects.filter(pk__in=[lead.pk for lead in leads]))}
+        routing_lock()
+        now = timezone.now()
+        snapshot = routing_snapshot(now=now)
+        start_pointers = {queue.id: queue.rr_pointer for queue in snapshot.queues}
+        handovers = []
+        for requested in sorted(leads, key=lambda lead: lead.pk):
+            lead = current.get(requested.pk)
+            if lead is None or lead.status not in REROUTABLE_STATUSES:
+                result.skipped.append((requested, "not waiting in a queue nor open with a rep"))
+                continue
+            account = account_facts(lead.account_id) if lead.account_id is not None else None
+            if account is not None and lead.account_match_weak:
+                account = replace(account, weak_match=True)
+            decision = route_lead(_lead_facts(lead, account), snapshot, now=now)
+            if decision.outcome not in ("assigned", "queued"):
+                result.skipped.append((lead, f"the rules now say {decision.outcome}; left where it is"))
+                continue
+            rep_id = decision.rep_id if decision.outcome == "assigned" else None
+            if rep_id == lead.owner_id and decision.queue_id == lead.queue_id:
+                result.skipped.append((lead, "the rules put it where it already is"))
+                continue
+            snapshot = apply_decision(snapshot, decision)
+            lead.rule_id, lead.territory_id, lead.receipt = decision.rule_id, decision.territory_id, decision.receipt
+            summary = decision.receipt.get("summary", "")
+            handovers.append(
+                Handover(
+                    lead=lead,
+                    rep_id=rep_id,
+                    queue_id=decision.queue_id,
+                    status=Lead.Status.ASSIGNED if rep_id is not None else Lead.Status.QUEUED,
+                    reason=Assignment.Reason.ROUTED,
+                    summary=f"Routed again through the rules by {by_name}. {summary}".strip(),
+                    receipt={"routing": decision.receipt},
+                    assigned_by_id=by.pk,
+                    note=f"Routed again through the rules by {by_name}.",
+                )
+            )
+            result.moved.append(lead)
+        if handovers:
+            moved = {q.id: q.rr_pointer for q in snapshot.queues if q.rr_pointer != start_pointers.get(q.id)}
+            changed = owners_change(handovers, now=now, lead_fields=("rule", "territory", "receipt"), pointers=moved)
+            result.assignment_ids = changed.assignment_ids
+    return result
+
+
 # --- Departure ---------------------------------------------------------------------------------------------
 
 
