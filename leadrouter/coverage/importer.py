@@ -31,6 +31,7 @@ from leadrouter.coverage.state import (
 from leadrouter.coverage.validation import Desired, show, validate_document
 from routing.models import Queue, QueueMembership, Rule
 from sla.models import BusinessCalendar, CalendarHours, ClosedDate, EscalationStep, SlaPolicy
+from territories.coverage_version import coverage_version_bump
 from territories.models import (
     Account,
     AccountDomain,
@@ -261,6 +262,9 @@ class _Applier:
             and (policies_changed[name].action == DELETE or not policies.get(name, {}).get("default"))
         ]
         SlaPolicy.objects.filter(pk__in=releasing).update(is_default=False)
+        # Policies and calendars are cached by the coverage version (sla.services._sla_setup) and updates send
+        # no signals; the rows are saved again below anyway, but the bump must not depend on that.
+        coverage_version_bump()
         calendars = self.state.get("calendars", {})
         calendars_changed = self.plan.changes_for("calendars")
         for name, calendar in self.calendars.items():
@@ -617,6 +621,7 @@ class _Applier:
         # Positions are unique per policy: park the renumbered rows out of the way first.
         moving = [row.pk for position, row in enumerate(kept, start=1) if row.position != position]
         EscalationStep.objects.filter(pk__in=moving).update(position=models.F("position") + 10_000)
+        coverage_version_bump()  # Updates send no signals; ladders are cached by the coverage version.
         for position, step in enumerate(entry["steps"], start=1):
             row = kept[position - 1] if position <= len(kept) else EscalationStep(policy=policy)
             if row.pk is not None and row.pk not in moving and step_entry(row) == step:
