@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.forms import Field as FormField
 from django.http import HttpRequest, HttpResponse
@@ -57,6 +57,7 @@ from territories.models import (
 from territories.permissions import request_granted_ids
 from territories.resources import AccountResource, RepResource, TerritoryResource
 from territories.selectors import TerritoryNode, change_log_page, change_log_users, territory_roots, territory_tree
+from territories.time_zones import zone_info
 
 # --- Shared ------------------------------------------------------------------------------------------------------
 
@@ -262,11 +263,13 @@ class WorkingHoursInline(admin.TabularInline):
     formset = WorkingHoursFormSet
     extra = 0
     fields = ["weekday", "start", "end"]
+    verbose_name_plural = "working hours, in the rep's own time zone"
 
 
 class OutOfOfficeInline(admin.TabularInline):
     model = OutOfOffice
     extra = 0
+    verbose_name_plural = "out-of-office periods, in the rep's own time zone"
     fields = ["starts_at", "ends_at", "reason"]
     ordering = ["-starts_at"]
 
@@ -338,6 +341,20 @@ class RepAdmin(CsvImportExportMixin, CoverageAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Rep | None = None) -> Any:
         return self.change_fieldsets if obj else self.add_fieldsets
 
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        # A rep's time off is typed and shown in the rep's own zone, whoever edits it, like their working hours.
+        rep = self.get_object(request, object_id) if object_id else None
+        if rep is None:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        with timezone.override(zone_info(rep.time_zone)):
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+            # Rendered here, not after the view returns, so the page's times are in the rep's zone too.
+            if hasattr(response, "render"):
+                response.render()
+        return response
+
     def get_readonly_fields(self, request: HttpRequest, obj: Rep | None = None) -> Sequence[str]:
         return self.readonly_fields if obj else []
 
@@ -402,7 +419,19 @@ class RepAdmin(CsvImportExportMixin, CoverageAdmin):
         # The first POST comes from the changelist; the second ("apply") from the page below.
         form = OutOfOfficeForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
-            periods = services.reps_set_out_of_office(reps=queryset, **form.cleaned_data)
+            periods = []
+            # The times typed mean those hours where each rep is (a holiday from 09:00 is 09:00 in Berlin for a
+            # Berlin rep and 09:00 in New York for a New York rep), as on the team board.
+            with transaction.atomic():
+                for rep in queryset:
+                    zone = zone_info(rep.time_zone)
+                    starts_at, ends_at = (
+                        timezone.make_aware(timezone.make_naive(form.cleaned_data[name]), zone)
+                        for name in ("starts_at", "ends_at")
+                    )
+                    periods += services.reps_set_out_of_office(
+                        reps=[rep], starts_at=starts_at, ends_at=ends_at, reason=form.cleaned_data["reason"]
+                    )
             self.message_user(request, f"Out of office recorded for {len(periods)} rep(s).", messages.SUCCESS)
             return None
         context = {

@@ -112,8 +112,8 @@ class RepChangeForm(RepFormBase):
 class OutOfOfficeForm(forms.Form):
     """The intermediate page of the "Set out of office" action."""
 
-    starts_at = forms.SplitDateTimeField(widget=AdminSplitDateTime, help_text="UTC.")
-    ends_at = forms.SplitDateTimeField(widget=AdminSplitDateTime, help_text="UTC.")
+    starts_at = forms.SplitDateTimeField(widget=AdminSplitDateTime, help_text="In each rep's own time zone.")
+    ends_at = forms.SplitDateTimeField(widget=AdminSplitDateTime, help_text="In each rep's own time zone.")
     reason = forms.CharField(max_length=200, required=False, help_text="Vacation, parental leave, training…")
 
     def clean(self) -> dict[str, Any]:

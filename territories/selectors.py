@@ -307,7 +307,7 @@ def _display(model_field: Any, value: Any, labels: dict[tuple[type[models.Model]
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
-        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M %Z")
     if isinstance(value, time):
         return value.strftime("%H:%M")
     return str(value)

@@ -117,3 +117,24 @@ def test_the_api_answers_in_utc_whoever_asks(rep, berlin_lead):
     body = client.get(f"/api/v1/leads/{berlin_lead.pk}/").json()
 
     assert body["created"] == "2026-11-09T08:20:00Z"
+
+
+def test_the_admin_names_the_zone_its_times_are_in(client, revops):
+    Profile.objects.create(user=revops, time_zone="America/New_York")
+    client.force_login(revops)
+
+    text = text_of(client.get(reverse("admin:index")).content.decode())
+
+    assert re.search(r"Times in America/New_York \(E[DS]T\)", text)
+
+
+def test_the_routing_receipt_in_admin_says_when_it_was_decided_in_the_readers_zone(client, revops, berlin_lead):
+    Lead.objects.filter(pk=berlin_lead.pk).update(
+        receipt={"routing": {"summary": "Assigned to rep.", "decided_at": "2026-11-09T08:20:01+00:00"}, "elapsed_ms": 4}
+    )
+    Profile.objects.create(user=revops, time_zone="Asia/Kolkata")
+    client.force_login(revops)
+
+    text = text_of(client.get(reverse("admin:routing_lead_change", args=[berlin_lead.pk])).content.decode())
+
+    assert "Decided in 4 ms at 2026-11-09 13:50:01 IST." in text

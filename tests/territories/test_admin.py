@@ -200,7 +200,9 @@ def test_activate_and_deactivate_actions_change_the_selected_reps(client, revops
     assert list(Rep.objects.filter(active=True)) == [rep]
 
 
-def test_out_of_office_action_asks_for_the_period_then_records_it(client, revops, rep, outsider):
+def test_out_of_office_action_asks_for_the_period_then_records_it_in_each_reps_zone(client, revops, rep, outsider):
+    outsider.time_zone = "America/New_York"
+    outsider.save()
     client.force_login(revops)
     changelist = admin_url(Rep, "changelist")
     selected = {"action": "set_out_of_office", "_selected_action": [rep.pk, outsider.pk]}
@@ -227,7 +229,33 @@ def test_out_of_office_action_asks_for_the_period_then_records_it(client, revops
     assert "Out of office recorded for 2 rep(s)" in messages_text(done)
     periods = OutOfOffice.objects.order_by("rep__user__username")
     assert [(p.rep, p.reason) for p in periods] == [(outsider, "Summer"), (rep, "Summer")]
-    assert periods[0].ends_at == dt.datetime(2030, 7, 15, 18, 0, tzinfo=dt.UTC)
+    # 18:00 where each rep is: New York (EDT, UTC-4) and Berlin (CEST, UTC+2).
+    assert periods[0].ends_at == dt.datetime(2030, 7, 15, 22, 0, tzinfo=dt.UTC)
+    assert periods[1].ends_at == dt.datetime(2030, 7, 15, 16, 0, tzinfo=dt.UTC)
+
+
+def test_a_reps_time_off_is_typed_and_shown_in_the_reps_zone_on_the_rep_page(client, revops, rep):
+    # RevOps read pages in New York; the Berlin rep's page shows and takes their time off in Berlin time.
+    Profile.objects.create(user=revops, time_zone="America/New_York")
+    client.force_login(revops)
+    data = {
+        **working_hours_post(rep, []),
+        **inline_management("out_of_office", 1),
+        "out_of_office-0-starts_at_0": "2030-01-14",
+        "out_of_office-0-starts_at_1": "09:00",
+        "out_of_office-0-ends_at_0": "2030-01-18",
+        "out_of_office-0-ends_at_1": "18:00",
+        "out_of_office-0-reason": "Trade fair",
+    }
+
+    response = client.post(admin_url(Rep, "change", rep.pk), data)
+
+    assert response.status_code == 302, response.content.decode()
+    period = OutOfOffice.objects.get(rep=rep)
+    assert period.starts_at == dt.datetime(2030, 1, 14, 8, 0, tzinfo=dt.UTC)
+    page = client.get(admin_url(Rep, "change", rep.pk)).content.decode()
+    assert "in the rep&#x27;s own time zone" in page
+    assert 'value="09:00:00"' in page and 'value="18:00:00"' in page
 
 
 def working_hours_post(rep, windows):
