@@ -9,7 +9,7 @@ from django.db import transaction
 from leadrouter.coverage import apply_import, load_yaml
 from routing.models import ApiKey, Lead
 from routing.services import apikey_create
-from territories.models import Account, Rep, Team, Territory
+from territories.models import Account, Profile, Rep, Team, Territory
 from territories.roles import ensure_role_groups
 
 DEMO_FILE = Path(__file__).with_name("coverage.yaml")
@@ -107,3 +107,6 @@ def demo_logins_ensure() -> None:
         user.save()
         if login.username == "revops":
             user.groups.add(revops_group)
+        if login.username == "manager":
+            # The EMEA manager reads pages in Berlin time; each rep reads theirs in their own zone.
+            Profile.objects.get_or_create(user=user, defaults={"time_zone": "Europe/Berlin"})

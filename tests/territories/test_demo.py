@@ -14,6 +14,7 @@ from leadrouter.demo.loader import DEMO_FILE, DEMO_LOGINS, DEMO_PASSWORD, demo_l
 from routing.models import Queue, Rule
 from territories.models import Account, OutOfOffice, Rep, Team, Territory, TerritoryCriterion
 from territories.roles import REVOPS_GROUP
+from territories.time_zones import user_time_zone
 from tests.factories import TeamFactory
 
 DOCUMENT = yaml.safe_load(DEMO_FILE.read_text(encoding="utf-8"))
@@ -154,6 +155,8 @@ def test_demo_logins_can_log_in_and_revops_reaches_admin(demo, client):
 
     assert Team.objects.get(name="EMEA").managers.filter(username="manager").exists()
     assert Rep.objects.get(user__username="anna.schmidt").time_zone == "Europe/Berlin"
+    # The EMEA manager reads pages in Berlin time, from their profile.
+    assert user_time_zone(user=get_user_model().objects.get(username="manager")) == "Europe/Berlin"
 
 
 # --- The command ---------------------------------------------------------------------------------------------------
