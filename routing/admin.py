@@ -338,6 +338,8 @@ class LeadAdmin(admin.ModelAdmin):
     list_filter = [
         "status",
         "queue",
+        # The reports open a team's leads through this filter (``owner__team__id__exact``).
+        ("owner__team", admin.RelatedOnlyFieldListFilter),
         "source",
         "account_match_weak",
         HasRoutingErrorFilter,
@@ -835,7 +837,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description="state")
     def state(self, api_key: ApiKey) -> str:
-        return f"revoked {api_key.revoked_at:%Y-%m-%d %H:%M}" if api_key.revoked_at else "active"
+        return f"revoked {timezone.localtime(api_key.revoked_at):%Y-%m-%d %H:%M %Z}" if api_key.revoked_at else "active"
 
     @admin.action(description="Revoke the selected keys now")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:

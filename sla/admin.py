@@ -5,6 +5,7 @@ Calendars and policies are coverage models like territories and rules: each keep
 on the coverage change log. The coverage document (``manage.py coverage``) edits the same rows.
 """
 
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -325,12 +326,12 @@ class LeadAdmin(routing_admin.LeadAdmin):
         lines = [
             f"Policy: {clock.policy or '—'}",
             f"State now: {LeadSla.State(sla_state(lead_sla=clock, now=now)).label}",
-            f"Clock started {clock.started_at:%Y-%m-%d %H:%M} UTC, due {clock.due_at:%Y-%m-%d %H:%M} UTC"
+            f"Clock started {_local(clock.started_at)}, due {_local(clock.due_at)}"
             if clock.due_at
-            else f"Clock started {clock.started_at:%Y-%m-%d %H:%M} UTC",
+            else f"Clock started {_local(clock.started_at)}",
         ]
         if clock.touched_at:
-            lines.append(f"First touch {clock.touched_at:%Y-%m-%d %H:%M} UTC")
+            lines.append(f"First touch {_local(clock.touched_at)}")
         if clock.breach_business_seconds:
             lines.append(f"Late by {clock.breach_business_seconds // 60} business minutes")
         if clock.speed_wall_seconds is not None:
@@ -345,3 +346,8 @@ class LeadAdmin(routing_admin.LeadAdmin):
 
 admin.site.unregister(Lead)
 admin.site.register(Lead, LeadAdmin)
+
+
+def _local(moment: datetime) -> str:
+    """A time in the zone the reader sees times in, labelled."""
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M %Z}"

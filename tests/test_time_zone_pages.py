@@ -128,7 +128,7 @@ def test_the_admin_names_the_zone_its_times_are_in(client, revops):
     assert re.search(r"Times in America/New_York \(E[DS]T\)", text)
 
 
-def test_the_routing_receipt_in_admin_says_when_it_was_decided_in_the_readers_zone(client, revops, berlin_lead):
+def test_the_lead_admin_says_when_routing_decided_and_the_clock_runs_in_the_readers_zone(client, revops, berlin_lead):
     Lead.objects.filter(pk=berlin_lead.pk).update(
         receipt={"routing": {"summary": "Assigned to rep.", "decided_at": "2026-11-09T08:20:01+00:00"}, "elapsed_ms": 4}
     )
@@ -138,3 +138,4 @@ def test_the_routing_receipt_in_admin_says_when_it_was_decided_in_the_readers_zo
     text = text_of(client.get(reverse("admin:routing_lead_change", args=[berlin_lead.pk])).content.decode())
 
     assert "Decided in 4 ms at 2026-11-09 13:50:01 IST." in text
+    assert "Clock started 2026-11-09 13:50 IST, due 2026-11-09 14:20 IST" in text
