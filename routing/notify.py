@@ -44,6 +44,7 @@ from routing.models import Assignment, Lead, Notification, RepTask
 from routing.ownership import assignment_notice_kinds, follow_up_title
 from routing.render import (
     form_answer_pairs,
+    how_it_became_theirs,
     inline_text,
     lead_label,
     lead_name,
@@ -263,7 +264,14 @@ def notifications_send(*, assignment_ids: Sequence[int] = (), notification_ids: 
     wanted = Q(pk__in=list(notification_ids)) | Q(assignment_id__in=list(assignment_ids))
     notifications = list(
         Notification.objects.filter(wanted, status=Notification.Status.PENDING)
-        .select_related("assignment__queue", "assignment__task", "lead__account", "lead__rule", "rep__user")
+        .select_related(
+            "assignment__queue",
+            "assignment__task",
+            "assignment__assigned_by",
+            "lead__account",
+            "lead__rule",
+            "rep__user",
+        )
         .order_by("assignment_id", "pk")
     )
     builders = _message_builders(notifications)
@@ -530,7 +538,22 @@ def notification_context(*, assignment: Assignment) -> dict[str, Any]:
     receipt = lead.receipt if isinstance(lead.receipt, dict) else {}
     routing = receipt.get("routing")
     routing = routing if isinstance(routing, dict) else {}
-    summary = inline_text(routing.get("summary")).strip() or assignment.note or assignment.get_reason_display()
+    # How the lead became theirs when routing did not give it to them (taken from a shared queue, reassigned,
+    # reopened): the routing summary would still say where it waited on arrival.
+    by = assignment.assigned_by
+    became_theirs = how_it_became_theirs(
+        reason=assignment.reason,
+        note=assignment.note,
+        owner=(rep.user.get_full_name() or rep.user.get_username()) if rep is not None else "you",
+        by=(by.get_full_name() or by.get_username()) if by is not None else "",
+        queue=assignment.queue.name if assignment.queue is not None else "",
+    )
+    summary = (
+        became_theirs
+        or inline_text(routing.get("summary")).strip()
+        or assignment.note
+        or assignment.get_reason_display()
+    )
     account = (
         _Account(
             name=lead.account.name,

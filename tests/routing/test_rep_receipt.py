@@ -5,11 +5,14 @@ timestamps or rule conditions."""
 import re
 
 import pytest
+from django.core import mail
 from django.urls import reverse
 
 from routing.dispatch import leads_route
 from routing.models import Lead, Queue, Rule
+from routing.notify import notifications_send
 from routing.render import how_it_became_theirs, receipt_for_people
+from routing.services import lead_take_next
 from tests.factories import QueueFactory, QueueMembershipFactory, RepFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -95,3 +98,23 @@ def test_a_receipt_of_any_shape_reads_without_raising():
     for receipt in (None, [], {"routing": []}, {"routing": {"queue_path": [None, {"candidates": "x"}]}}, {"score": 3}):
         story = receipt_for_people(receipt, method_labels={})
         assert story["queues"] == [] or story["queues"][0]["candidates"] == []
+
+
+def test_the_email_of_a_lead_taken_from_the_queue_says_so_not_where_it_waited(rep, django_capture_on_commit_callbacks):
+    queue = QueueFactory(name="DACH Commercial")
+    QueueMembershipFactory(queue=queue, rep=rep)
+    Lead.objects.create(
+        raw_payload={"email": "jana@keller.example"},
+        status=Lead.Status.QUEUED,
+        queue=queue,
+        receipt={"outcome": "queued", "routing": {"summary": "Waiting in DACH Commercial: nobody eligible."}},
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        lead = lead_take_next(rep=rep, queue=queue)
+    assert lead is not None
+
+    notifications_send(assignment_ids=[lead.assignments.get(ended_at__isnull=True).pk])
+
+    [email] = mail.outbox
+    assert f"{rep.user.get_full_name()} took it from the shared queue DACH Commercial." in email.body
+    assert "nobody eligible" not in email.body
