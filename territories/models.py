@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from territories import validators
@@ -231,7 +232,11 @@ class OutOfOffice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rep}: {self.starts_at:%Y-%m-%d %H:%M} → {self.ends_at:%Y-%m-%d %H:%M}"
+        if self.starts_at is None or self.ends_at is None:
+            return f"{self.rep}: out of office"
+        # In the zone the page shows times in (the rep's own on the rep's admin page).
+        starts_at, ends_at = timezone.localtime(self.starts_at), timezone.localtime(self.ends_at)
+        return f"{self.rep}: {starts_at:%Y-%m-%d %H:%M} → {ends_at:%Y-%m-%d %H:%M %Z}"
 
     def clean(self) -> None:
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:

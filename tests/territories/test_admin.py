@@ -256,6 +256,7 @@ def test_a_reps_time_off_is_typed_and_shown_in_the_reps_zone_on_the_rep_page(cli
     page = client.get(admin_url(Rep, "change", rep.pk)).content.decode()
     assert "in the rep&#x27;s own time zone" in page
     assert 'value="09:00:00"' in page and 'value="18:00:00"' in page
+    assert "2030-01-14 09:00 → 2030-01-18 18:00 CET" in page
 
 
 def working_hours_post(rep, windows):
