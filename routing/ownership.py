@@ -199,7 +199,8 @@ def _loads_add(opened: Counter[int], assigned: Counter[int], *, now: dt.datetime
     rep_ids = sorted(rep_id for rep_id in set(opened) | set(assigned) if opened[rep_id] or assigned[rep_id])
     if not rep_ids:
         return
-    zones = dict(Rep.objects.filter(pk__in=rep_ids).values_list("id", "time_zone"))
+    # No ordering: Rep's default one joins auth_user for nothing, on every batch.
+    zones = dict(Rep.objects.filter(pk__in=rep_ids).order_by().values_list("id", "time_zone"))
     rows = [(rep_id, opened[rep_id], _local_day(now, zones.get(rep_id, "UTC")), assigned[rep_id]) for rep_id in rep_ids]
     table = RepLoad._meta.db_table
     upsert = (
@@ -352,7 +353,9 @@ def _tasks_and_notifications(
     rep_ids = {handover.rep_id for handover, _ in with_rep}
     reps = {
         pk: (email, hook)
-        for pk, email, hook in Rep.objects.filter(pk__in=rep_ids).values_list("id", "user__email", "slack_webhook_url")
+        for pk, email, hook in Rep.objects.filter(pk__in=rep_ids)
+        .order_by()
+        .values_list("id", "user__email", "slack_webhook_url")
     }
     queue_hooks = dict(
         Queue.objects.filter(pk__in={h.queue_id for h, _ in with_rep if h.queue_id}).values_list(

@@ -209,9 +209,9 @@ def snapshot_with_current_load(snapshot: Snapshot, *, now: datetime) -> Snapshot
     queues_now = {
         pk: (pointer, active) for pk, pointer, active in Queue.objects.values_list("id", "rr_pointer", "active")
     }
-    reps_active = dict(Rep.objects.values_list("id", "active"))
+    reps_active = dict(Rep.objects.order_by().values_list("id", "active"))
     open_leads, assigned_today = rep_loads(now=now)
-    return replace(
+    current = replace(
         snapshot,
         queues=tuple(
             replace(queue, rr_pointer=queues_now[queue.id][0], active=queues_now[queue.id][1])
@@ -229,6 +229,12 @@ def snapshot_with_current_load(snapshot: Snapshot, *, now: datetime) -> Snapshot
             for rep in snapshot.reps
         ),
     )
+    # Territories and rules are the cached snapshot's, and reps and queues keep their order: its compiled
+    # indexes (built once on it, then kept with it) still hold, where rebuilding the territory index cost
+    # every batch about a millisecond.
+    for name in ("territory_by_id", "territory_index", "rules_in_order", "rep_position", "queue_position"):
+        current.__dict__[name] = getattr(snapshot, name)
+    return current
 
 
 def account_facts(account_id: int) -> AccountFacts | None:

@@ -270,9 +270,9 @@ def sla_clocks_start(*, leads: list[Lead], now: datetime) -> list[LeadSla]:
     }
     choice = _PolicyChoice(policies, [lead for lead in leads if lead.pk not in existing])
     teams = dict(
-        Rep.objects.filter(pk__in={lead.owner_id for lead in leads if lead.owner_id is not None}).values_list(
-            "id", "team_id"
-        )
+        Rep.objects.filter(pk__in={lead.owner_id for lead in leads if lead.owner_id is not None})
+        .order_by()
+        .values_list("id", "team_id")
     )
     # Each distinct start (policy, calendar) once, and for each lead to write the index of its start.
     starts: dict[tuple[int | None, int | None], int] = {}
