@@ -118,3 +118,12 @@ def test_every_page_names_the_zone_its_times_are_in(client, rep, manager):
     client.force_login(manager)
     page = client.get(reverse("team-board")).content.decode()
     assert "Times in America/New_York (E" in page  # EST or EDT
+
+
+def test_a_zone_whose_name_is_its_abbreviation_is_named_once(client, manager, settings):
+    settings.LEADROUTER_DEFAULT_TIME_ZONE = "UTC"
+    client.force_login(manager)
+
+    page = client.get(reverse("team-board")).content.decode()
+
+    assert ">Times in UTC</span>" in page
