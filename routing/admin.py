@@ -353,6 +353,9 @@ class LeadAdmin(admin.ModelAdmin):
     inlines = [AssignmentInline]
     actions = ["reroute", "reassign", "export_csv"]
     readonly_fields = [
+        "closed_at",
+        "closed_by",
+        "close_reason",
         "receipt_rendered",
         "raw_payload_pretty",
         "form_answers_pretty",
@@ -376,6 +379,9 @@ class LeadAdmin(admin.ModelAdmin):
                     "received_at",
                     "routed_at",
                     "routing_error",
+                    "closed_at",
+                    "closed_by",
+                    "close_reason",
                 ]
             },
         ),

@@ -311,3 +311,14 @@ def test_the_lead_api_says_who_closed_the_lead_when_and_why(rep):
     body = api.get(f"/api/v1/leads/{lead.pk}/").json()
     assert body["closed"] == {"at": "2026-12-02T10:00:00Z", "by": "rep", "reason": "No budget"}
     assert body["status"] == "disqualified" and body["sla"]["state"] == "stopped"
+
+
+@time_machine.travel(NOW, tick=False)
+def test_revops_see_who_closed_the_lead_in_admin(client, rep, revops):
+    lead = overdue_lead(rep)
+    lead_disqualify(lead=lead, by=rep.user, reason="Student project, no budget")
+    client.force_login(revops)
+
+    page = client.get(reverse("admin:routing_lead_change", args=[lead.pk])).content.decode()
+
+    assert "Student project, no budget" in page and "Close reason" in page
