@@ -63,8 +63,11 @@ class Period:
         return [f"{day:%m-%d}" for day in self.day_list]
 
 
-def period_for(days: Any = None, *, now: datetime | None = None) -> Period:
-    """The period for a ``days`` GET value; anything but 7, 30 or 90 means the default of 30."""
+def period_for(
+    days: Any = None, *, now: datetime | None = None, first: date | None = None, last: date | None = None
+) -> Period:
+    """The period for a ``days`` GET value; anything but 7, 30 or 90 means the default of 30. ``first`` and
+    ``last`` (both, checked by the caller: at most a year, first before last) choose the days instead."""
     try:
         count = int(days)
     except (TypeError, ValueError):
@@ -72,6 +75,8 @@ def period_for(days: Any = None, *, now: datetime | None = None) -> Period:
     if count not in PERIOD_CHOICES:
         count = DEFAULT_PERIOD_DAYS
     today = timezone.localdate(now or timezone.now())
+    if first is not None and last is not None:
+        today, count = last, (last - first).days + 1
     first_day = today - timedelta(days=count - 1)
     zone = timezone.get_current_timezone()
     start = datetime.combine(first_day, time.min, tzinfo=zone)
@@ -337,7 +342,8 @@ def queue_workload(*, user: Any, queue_id: int | None, period: Period) -> Worklo
     queues = report_queues(user=user)
     queue = queues.filter(pk=queue_id).first() if queue_id else None
     if queue is None:
-        queue = queues.first()
+        # The catch-all is for auditing (routing health), not for judging fairness: a real queue by default.
+        queue = queues.filter(is_catch_all=False).first() or queues.first()
     if queue is None:
         return None
     members = QueueMembership.objects.filter(queue=queue).select_related("rep__user").order_by("position", "rep_id")
@@ -398,6 +404,7 @@ class ConversionRow:
     accepted: int
     touched: int
     reached: int
+    rule_id: int | None = None
 
     @property
     def percent_reached(self) -> float | None:
@@ -413,7 +420,7 @@ def conversion_by_rule(*, user: Any, period: Period) -> list[ConversionRow]:
         leads_for_reports(user=user)
         .filter(rule__isnull=False, routed_at__gte=period.start, routed_at__lt=period.end)
         .order_by()
-        .values("rule__name")
+        .values("rule_id", "rule__name")
         .annotate(
             routed=Count("pk"),
             accepted=Count("pk", filter=accepted),
@@ -429,6 +436,7 @@ def conversion_by_rule(*, user: Any, period: Period) -> list[ConversionRow]:
             accepted=row["accepted"],
             touched=row["touched"],
             reached=row["reached"],
+            rule_id=row["rule_id"],
         )
         for row in grouped
     ]

@@ -45,3 +45,27 @@ class EscalationHandleForm(forms.Form):
     def __init__(self, *args: Any, comment_required: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["comment"].required = comment_required
+
+
+# The longest range the reports compute at once: a year of days.
+REPORT_MAX_DAYS = 366
+
+
+class ReportPeriodForm(forms.Form):
+    """The reports' own dates, instead of the last 7, 30 or 90 days: both or neither, first before last, at
+    most ``REPORT_MAX_DAYS``. Invalid dates are reported on the page and the preset period is shown."""
+
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if (start is None) != (end is None):
+            raise forms.ValidationError("Give both dates, from and to, or neither.")
+        if start is not None and end is not None:
+            if start > end:
+                raise forms.ValidationError("The first day comes after the last one.")
+            if (end - start).days + 1 > REPORT_MAX_DAYS:
+                raise forms.ValidationError(f"Choose at most {REPORT_MAX_DAYS} days.")
+        return data

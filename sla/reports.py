@@ -55,6 +55,8 @@ class SpeedReport:
     by_rule: list[SpeedRow]
     overall: SpeedRow
     truncated: bool
+    # The id of each rule named in ``by_rule``, so a row can open the rule's leads.
+    rule_ids: dict[str, int] = field(default_factory=dict)
 
 
 def _speed_row(label: str, samples: list[tuple[int, int | None]]) -> SpeedRow:
@@ -85,7 +87,12 @@ def speed_to_lead(*, user: Any, period: Period) -> SpeedReport:
         )
         .order_by("-lead__routed_at")
         .values_list(
-            "lead__routed_at", "speed_wall_seconds", "speed_business_seconds", "lead__source", "lead__rule__name"
+            "lead__routed_at",
+            "speed_wall_seconds",
+            "speed_business_seconds",
+            "lead__source",
+            "lead__rule__name",
+            "lead__rule_id",
         )[: MAX_SPEED_ROWS + 1]
     )
     truncated = len(rows) > MAX_SPEED_ROWS
@@ -94,7 +101,10 @@ def speed_to_lead(*, user: Any, period: Period) -> SpeedReport:
     by_source: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
     by_rule: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
     samples: list[tuple[int, int | None]] = []
-    for routed_at, wall, business, source, rule in rows:
+    rule_ids: dict[str, int] = {}
+    for routed_at, wall, business, source, rule, rule_id in rows:
+        if rule and rule_id is not None:
+            rule_ids[rule] = rule_id
         # The filter excludes a missing wall-clock speed; mypy cannot see that.
         sample = (int(wall or 0), business)
         samples.append(sample)
@@ -107,6 +117,7 @@ def speed_to_lead(*, user: Any, period: Period) -> SpeedReport:
         by_rule=[_speed_row(label, samples) for label, samples in sorted(by_rule.items())],
         overall=_speed_row("All", samples),
         truncated=truncated,
+        rule_ids=rule_ids,
     )
 
 
@@ -119,6 +130,8 @@ class AdherenceRow:
     met: int = 0
     missed: int = 0
     breached: int = 0
+    # The rep or team the row counts (per-owner rows), so a row can open its leads.
+    key: int | None = None
 
     @property
     def decided(self) -> int:
@@ -169,3 +182,47 @@ def sla_adherence(*, user: Any, period: Period, now: datetime | None = None) -> 
         report.total.missed += row.missed
         report.total.breached += row.breached
     return report
+
+
+def _breached(now: datetime) -> Q:
+    return Q(touched_at__isnull=True) & (Q(state=LeadSla.State.BREACHED) | Q(due_at__lt=now))
+
+
+def sla_adherence_by_owner(
+    *, user: Any, period: Period, now: datetime | None = None
+) -> tuple[list[AdherenceRow], list[AdherenceRow]]:
+    """First-touch SLAs started in the period per rep and per team of the lead's owner now, counted as in
+    ``sla_adherence`` (met, touched late, breached and untouched); clocks of leads without an owner are in
+    neither. Worst adherence first, so the rows to act on lead. Two grouped queries."""
+    now = now or timezone.now()
+    clocks = LeadSla.objects.filter(
+        lead_scope(user, "lead__"),
+        started_at__gte=period.start,
+        started_at__lt=period.end,
+        lead__owner__isnull=False,
+    ).order_by()
+    counts = {
+        "met": Count("pk", filter=Q(state=LeadSla.State.MET)),
+        "missed": Count("pk", filter=Q(state=LeadSla.State.MISSED)),
+        "breached": Count("pk", filter=_breached(now)),
+    }
+    reps = [
+        AdherenceRow(label=row["lead__owner__user__username"], key=row["lead__owner_id"], **_counts(row))
+        for row in clocks.values("lead__owner_id", "lead__owner__user__username").annotate(**counts)
+    ]
+    teams = [
+        AdherenceRow(
+            label=row["lead__owner__team__name"] or "(no team)", key=row["lead__owner__team_id"], **_counts(row)
+        )
+        for row in clocks.values("lead__owner__team_id", "lead__owner__team__name").annotate(**counts)
+    ]
+    return _worst_first(reps), _worst_first(teams)
+
+
+def _counts(row: dict[str, Any]) -> dict[str, int]:
+    return {"met": row["met"], "missed": row["missed"], "breached": row["breached"]}
+
+
+def _worst_first(rows: list[AdherenceRow]) -> list[AdherenceRow]:
+    decided = [row for row in rows if row.decided]
+    return sorted(decided, key=lambda row: (row.percent_met or 0.0, -row.decided, row.label))

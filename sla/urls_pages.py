@@ -15,4 +15,5 @@ urlpatterns = [
     path("escalations/<int:escalation_id>/acknowledge/", views.escalation_acknowledge, name="escalation-acknowledge"),
     path("escalations/<int:escalation_id>/resolve/", views.escalation_resolve, name="escalation-resolve"),
     path("reports/", report_views.reports_page, name="reports"),
+    path("reports/<slug:table>.csv", report_views.report_csv, name="report-csv"),
 ]

@@ -61,6 +61,7 @@ CASES = {
     "routing-health": ("get", lambda d: [], REFUSED),
     "notification-resend": ("post", lambda d: [d["notification"].pk], REFUSED),
     "reports": ("get", lambda d: [], REFUSED),
+    "report-csv": ("get", lambda d: ["conversion"], REFUSED),
     "team-board": ("get", lambda d: [], REFUSED),
     "team-reassign": ("post", lambda d: [], REFUSED),
     "rep-out-of-office": ("post", lambda d: [d["rep"].pk], REFUSED),
