@@ -197,11 +197,13 @@ def leads_route(
     One transaction per batch. Leads another worker holds are skipped (it routes them);
     leads already routed are left alone, so running this twice is harmless. A batch with
     room left takes other waiting leads of ``lane`` along (of any lane when None), so a
-    live task never carries a bulk backlog (see ``_claim``).
+    live task never carries a bulk backlog (see ``_claim``). The bulk lane works in smaller batches
+    (``LEADROUTER_BULK_BATCH_SIZE``) and routes the live leads waiting before each (``_live_first``).
     Side effects: writes leads, assignments, queue pointers, notifications and rep tasks;
     enqueues ``notify_assignments`` after commit.
     """
-    batch_size = batch_size or settings.LEADROUTER_ROUTING_BATCH_SIZE
+    bulk = lane == Lead.Lane.BULK
+    batch_size = batch_size or (settings.LEADROUTER_BULK_BATCH_SIZE if bulk else settings.LEADROUTER_ROUTING_BATCH_SIZE)
     report = RouteReport()
     if lead_ids is not None and not Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.RECEIVED).exists():
         # An earlier batch took them along (see _claim): one cheap query, no transaction. A live task still
@@ -215,11 +217,25 @@ def leads_route(
         chunk = remaining[:batch_size] if remaining is not None else None
         if remaining is not None:
             remaining = remaining[batch_size:]
+        if bulk:
+            _live_first()
         batch = _route_batch(lead_ids=chunk, limit=batch_size, lane=lane)
         report.add(batch)
         if chunk is None and batch.leads == 0:
             break
     return report
+
+
+def _live_first() -> None:
+    """Route the live leads waiting now, before the next bulk batch (one indexed query when none waits).
+
+    A worker serving both lanes may have every process busy with an import when a live lead comes in: its
+    message then waits for a free process. Checking between bulk batches bounds that wait to one bulk
+    batch; the live lead's own message later finds nothing left to do."""
+    waiting = Lead.objects.filter(status=Lead.Status.RECEIVED, lane=Lead.Lane.LIVE)
+    while waiting.exists():
+        if not _route_batch(lead_ids=None, limit=settings.LEADROUTER_ROUTING_BATCH_SIZE, lane=Lead.Lane.LIVE).leads:
+            return  # Another worker holds them: it routes them.
 
 
 def leads_route_stale(*, older_than_seconds: int, budget_seconds: float = SWEEP_BUDGET_SECONDS) -> RouteReport:

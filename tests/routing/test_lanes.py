@@ -7,6 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from leadrouter.celery import app
+from routing import dispatch
 from routing.dispatch import leads_route, leads_route_stale
 from routing.lead_import import leads_import_csv
 from routing.models import Lead, Notification
@@ -135,11 +136,37 @@ def test_a_live_task_takes_only_live_leads_along_and_a_bulk_task_only_bulk_leads
     assert report.leads == 3
     assert set(Lead.objects.exclude(status="received").values_list("pk", flat=True)) == {lead.pk for lead in live}
 
-    later_live = received("live", 8)
     report = leads_route(lead_ids=[backlog[0].pk], lane="bulk")
 
     assert report.leads == 5
-    assert list(Lead.objects.filter(status="received").values_list("pk", flat=True)) == [later_live.pk]
+    assert not Lead.objects.filter(status="received").exists()
+
+
+def test_a_bulk_task_routes_the_live_leads_waiting_before_each_of_its_batches(dach, settings, monkeypatch):
+    # A worker busy with an import has no free process for a live lead's own message: the import's task
+    # routes waiting live leads between its batches, so a live lead waits for one bulk batch at most.
+    settings.LEADROUTER_BULK_BATCH_SIZE = 2
+    backlog = [received("bulk", n) for n in range(6)]
+    early = received("live", 10)
+    posted_later: list[Lead] = []
+    route_batch = dispatch._route_batch
+
+    def route_and_post(**kwargs):
+        report = route_batch(**kwargs)
+        if kwargs.get("lane") == "bulk" and not posted_later:
+            posted_later.append(received("live", 11))  # Arrives while the first bulk batch is routed.
+        return report
+
+    monkeypatch.setattr(dispatch, "_route_batch", route_and_post)
+    report = leads_route(lead_ids=[lead.pk for lead in backlog], lane="bulk")
+
+    assert report.leads == 6  # The bulk task's own leads; the live ones are routed besides.
+    routed_at = dict(Lead.objects.values_list("pk", "routed_at"))
+    bulk_times = sorted(routed_at[lead.pk] for lead in backlog)
+    # The live lead waiting at the start went first; the one posted during the first bulk batch went
+    # before the second.
+    assert routed_at[early.pk] < bulk_times[0]
+    assert bulk_times[1] < routed_at[posted_later[0].pk] < bulk_times[2]
 
 
 def test_the_sweep_routes_leads_of_every_lane_live_ones_first(dach, settings):
