@@ -269,7 +269,12 @@ class LeadReassignForm(forms.Form):
         queryset=Rep.objects.filter(active=True).select_related("user").order_by("user__username"),
         label="Give them to",
     )
-    note = forms.CharField(required=False, max_length=500, label="Why (kept with each lead's history)")
+    note = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Why (kept with each lead's history)",
+        widget=forms.TextInput(attrs={"size": 60}),
+    )
 
 
 # The columns of "Export to CSV": what a spreadsheet or the CRM needs to find and follow the leads up.
