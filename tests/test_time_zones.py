@@ -1,6 +1,11 @@
 """Everyone sees their own time: which zone a user reads times in, and the middleware that turns it on per page."""
 
+import os
+import subprocess
+import sys
+
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
@@ -18,6 +23,20 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def site_default_new_york(settings):
     settings.LEADROUTER_DEFAULT_TIME_ZONE = "America/New_York"
+
+
+def test_a_site_default_that_is_no_zone_stops_the_app_with_what_to_fix(tmp_path):
+    env = {**os.environ, "LEADROUTER_VAR_DIR": str(tmp_path), "LEADROUTER_DEFAULT_TIME_ZONE": "Berlin"}
+    check = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert check.returncode != 0
+    assert "LEADROUTER_DEFAULT_TIME_ZONE='Berlin' is not an IANA time zone" in check.stderr
 
 
 # --- Whose zone -----------------------------------------------------------------------------------------------------
