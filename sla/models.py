@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from routing.conditions import ConditionError, parse_condition
@@ -321,7 +322,7 @@ class Touch(models.Model):
         indexes = [models.Index(fields=["lead", "at"], name="touch_lead_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} on {self.lead} at {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} on {self.lead} at {timezone.localtime(self.at):%Y-%m-%d %H:%M %Z}"
 
 
 class Escalation(models.Model):
