@@ -137,12 +137,16 @@ _CEILING_TABLES: tuple[tuple[type[models.Model], str | None, str | None], ...] =
 )
 
 
-def write_ceiling_measure(*, template_lead_ids: list[int], leads: int, batch_size: int = 1000) -> CeilingReport:
+def write_ceiling_measure(
+    *, template_lead_ids: list[int], leads: int, batch_size: int = 1000, foreign_keys: bool = True
+) -> CeilingReport:
     """Write ``leads`` routed leads' rows set-based into copies of the real tables, in batches; time each batch.
 
     1. Create the schema ``bench_ceiling`` with a copy of each table a routed lead writes
-       (``CREATE TABLE … (LIKE … INCLUDING ALL)``: columns, defaults, indexes and checks, no foreign
-       keys), and a temporary staging table per table (emptied at each commit).
+       (``CREATE TABLE … (LIKE … INCLUDING ALL)``: columns, defaults, indexes and checks), with the real
+       tables' foreign keys unless ``foreign_keys`` is False (those between copied tables point at the
+       copies, the others at the real rows, deferred as Django declares them), and a temporary staging
+       table per table (emptied at each commit).
     2. Templates: the rows routing wrote for ``template_lead_ids`` (the lead with its receipt, its
        assignment, clock, notification and task), read with ``COPY … TO STDOUT``.
     3. Fill the lead copy with ``leads`` leads as intake stores them (``received``, routing's columns at
@@ -166,6 +170,8 @@ def write_ceiling_measure(*, template_lead_ids: list[int], leads: int, batch_siz
             cursor.execute(f"CREATE TABLE {CEILING_SCHEMA}.{table} (LIKE public.{table} INCLUDING ALL)")
             cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_stage(model)}")
             cursor.execute(f"CREATE TEMPORARY TABLE {_stage(model)} (LIKE public.{table}) ON COMMIT DELETE ROWS")
+        if foreign_keys:
+            _ceiling_foreign_keys(cursor)
     try:
         _ceiling_fill(leads, templates, columns)
         payloads = [
@@ -208,6 +214,22 @@ def write_ceiling_measure(*, template_lead_ids: list[int], leads: int, batch_siz
         },
         templates=len(templates),
     )
+
+
+def _ceiling_foreign_keys(cursor: Any) -> None:
+    """Give the copies the real tables' foreign keys: a reference to a copied table points at its copy."""
+    copied = [model._meta.db_table for model, _, _ in _CEILING_TABLES]
+    for table in copied:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
+            [f"public.{table}"],
+        )
+        for name, definition in cursor.fetchall():
+            for target in copied:
+                definition = definition.replace(f"REFERENCES {target}(", f"REFERENCES {CEILING_SCHEMA}.{target}(")
+            quote = connection.ops.quote_name
+            cursor.execute(f"ALTER TABLE {CEILING_SCHEMA}.{quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
 
 
 def _ceiling_check(leads: int) -> None:

@@ -18,8 +18,9 @@ can be assigned, and measures, in this order:
     and the share of batch time spent holding the routing lock (from
     ``routing.dispatch.timings`` when routing provides it);
 (2) the write ceiling: the rows a routed lead writes, written set-based by
-    bare SQL into copies of the tables (leadrouter/bench.py,
-    ``write_ceiling_measure``); leads/s, and routing's share of it;
+    bare SQL into copies of the tables with their foreign keys (leadrouter/bench.py,
+    ``write_ceiling_measure``); leads/s, and routing's share of it; then the
+    same without foreign keys, which is what slimmer rows could reach;
 (3) with gunicorn and a Celery worker on queues of their own (one worker
     serving every lane, as ``make run``'s does), each run starting once the
     worker has sent the previous run's notifications; "routed" is when a
@@ -118,6 +119,7 @@ FIGURES = (
     "lock_share",
     "write_ceiling_leads_per_s",
     "share_of_ceiling",
+    "write_ceiling_without_fks_leads_per_s",
 )
 TARGETS = {
     "routing_leads_per_s": (">=", 3000),
@@ -235,7 +237,8 @@ class Command(BaseCommand):
             if sizes.routing:
                 figures.update(self._routing(sizes.routing))
             if sizes.ceiling:
-                figures["write_ceiling_leads_per_s"] = self._ceiling(sizes.ceiling)
+                figures["write_ceiling_leads_per_s"] = self._ceiling(sizes.ceiling, foreign_keys=True)
+                figures["write_ceiling_without_fks_leads_per_s"] = self._ceiling(sizes.ceiling, foreign_keys=False)
             if sizes.bulk or sizes.seconds or sizes.csv:
                 with self._servers(options) as base:
                     self.stdout.write(
@@ -400,15 +403,20 @@ class Command(BaseCommand):
             )
         return {"routing_leads_per_s": leads / seconds, "lock_share": lock_share}
 
-    def _ceiling(self, count: int) -> float:
-        self.stdout.write(f"(2) write ceiling: {count:,} routed leads' rows written set-based in bare SQL…")
+    def _ceiling(self, count: int, *, foreign_keys: bool) -> float:
+        self.stdout.write(
+            f"(2) write ceiling: {count:,} routed leads' rows written set-based in bare SQL, "
+            + ("into tables with the schema's foreign keys…" if foreign_keys else "without foreign keys…")
+        )
         self._warm_up()
         templates = list(
             Lead.objects.filter(status=Lead.Status.ASSIGNED, routed_at__isnull=False, lead_import__isnull=True)
             .order_by("-pk")
             .values_list("pk", flat=True)[:BATCH]
         )
-        report = write_ceiling_measure(template_lead_ids=templates, leads=count, batch_size=BATCH)
+        report = write_ceiling_measure(
+            template_lead_ids=templates, leads=count, batch_size=BATCH, foreign_keys=foreign_keys
+        )
         per_batch = [s * 1000 for s in report.batches]
         rows = ", ".join(f"{n} × {name}" for name, n in report.rows_per_lead.items())
         # What routing itself wrote for the same leads, so the two can be compared row for row.
@@ -420,7 +428,9 @@ class Command(BaseCommand):
         }
         self.stdout.write(
             f"    per lead: {rows}; contents copied from {report.templates:,} leads routed above\n"
-            "    how: tables created LIKE the real ones (indexes, no foreign keys) in a scratch schema, filled\n"
+            "    how: tables created LIKE the real ones (indexes"
+            + (", and the real foreign keys, deferred" if foreign_keys else ", no foreign keys")
+            + ") in a scratch schema, filled\n"
             f"    with {count:,} received leads; per batch of {BATCH:,}: COPY into staging tables, one UPDATE … FROM\n"
             "    for the leads, one INSERT … SELECT for each other table, commit\n"
             f"    {report.leads:,} leads in {len(report.batches)} batches, {report.seconds:.2f} s: "
