@@ -21,6 +21,8 @@ from territories.validators import validate_country_code, validate_domain
 
 # Why a lead was closed or sent back: the forms, the services and the API all hold reasons to this length.
 CLOSE_REASON_MAX_CHARS = 500
+# The note of the assignment a rep starts with "take next".
+TAKEN_FROM_QUEUE_NOTE = "taken from the queue"
 
 
 class QueueQuerySet(models.QuerySet["Queue"]):
@@ -433,6 +435,11 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lead} → {self.rep or self.queue}"
+
+    @property
+    def taken_from_queue(self) -> bool:
+        """The rep took the lead from a shared queue ("take next") rather than routing giving it to them."""
+        return self.reason == self.Reason.ROUTED and self.note == TAKEN_FROM_QUEUE_NOTE
 
 
 class LeadImport(models.Model):

@@ -346,9 +346,9 @@ def receipt_for_people(receipt: Any, *, method_labels: dict[str, str], account_n
 
 
 def how_it_became_theirs(*, reason: str, note: str, owner: str, by: str, queue: str) -> str:
-    """One sentence on how the lead's current owner got it, from their assignment: taken from a shared queue,
-    reassigned by a manager or by the SLA ladder, handed over at a departure, reopened, or routed. Empty for a
-    routed lead (the routing summary says it)."""
+    """One sentence on how the lead's current owner got it, from their assignment: taken from a shared queue
+    (the note "take next" writes), reassigned by a manager or by the SLA ladder, handed over at a departure,
+    reopened, or routed. Empty for a routed lead (the routing summary says it)."""
     said = f": “{note}”" if note else "."
     if reason == "routed" and note == "taken from the queue":
         return f"{owner} took it from the shared queue {queue}." if queue else f"{owner} took it from a shared queue."

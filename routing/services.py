@@ -17,6 +17,7 @@ from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 from routing.access import may_delegate
 from routing.models import (
     CLOSE_REASON_MAX_CHARS,
+    TAKEN_FROM_QUEUE_NOTE,
     ApiKey,
     Assignment,
     Lead,
@@ -156,7 +157,7 @@ def lead_take_next(*, rep: Rep, queue: Queue, now: datetime | None = None) -> Le
                     reason=Assignment.Reason.ROUTED,
                     summary=summary,
                     assigned_by_id=rep.user_id,
-                    note="taken from the queue",
+                    note=TAKEN_FROM_QUEUE_NOTE,
                 )
             ],
             now=now,

@@ -14,6 +14,7 @@ from routing.models import Lead
 from sla.models import Escalation, LeadSla
 from tests.e2e.conftest import screenshot
 from tests.e2e.test_rep_browser import log_in_to_my_leads, routed_to
+from tests.factories import QueueFactory, QueueMembershipFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,3 +116,30 @@ def test_the_rep_searches_finds_a_lead_in_the_closed_view_and_reopens_it(page: P
     both_sizes(page, "lead-reopened")
     keller.refresh_from_db()
     assert (keller.status, keller.owner) == (Lead.Status.ACCEPTED, rep)
+
+
+def test_after_take_next_the_lead_page_says_the_rep_took_it_from_the_queue(page: Page, live_server, rep):
+    rep.time_zone = "UTC"
+    rep.save()
+    shared = QueueFactory(name="DACH Commercial")
+    QueueMembershipFactory(queue=shared, rep=rep)
+    Lead.objects.create(
+        raw_payload={"email": "jana@keller.example", "first_name": "Jana", "last_name": "Keller"},
+        first_name="Jana",
+        last_name="Keller",
+        company="Keller Maschinenbau GmbH",
+        status=Lead.Status.QUEUED,
+        queue=shared,
+        receipt={"outcome": "queued", "routing": {"summary": "Waiting in DACH Commercial: nobody eligible."}},
+    )
+    log_in_to_my_leads(page, live_server.url, "rep")
+
+    page.locator(f"#queue-{shared.pk}").get_by_role("button", name="Take next").click()
+
+    expect(page.locator("h1")).to_contain_text("Jana Keller")
+    why = page.locator("#why")
+    expect(why.locator("#how-theirs")).to_have_text(
+        f"{rep.user.get_full_name()} took it from the shared queue DACH Commercial."
+    )
+    expect(why).to_contain_text("When it arrived: Waiting in DACH Commercial: nobody eligible.")
+    both_sizes(page, "lead-taken")

@@ -77,6 +77,8 @@ def test_after_take_next_the_page_says_the_rep_took_it_from_the_queue(client, re
     name = rep.user.get_full_name()
     assert f"{name} took it from the shared queue DACH Commercial." in page
     assert "When it arrived: Waiting in DACH Commercial: nobody eligible." in page
+    history = page[page.index('id="assignments"') :]
+    assert "Taken from the shared queue" in history and "Routed by rules" not in history
 
 
 @pytest.mark.parametrize(
