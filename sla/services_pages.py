@@ -45,3 +45,21 @@ def escalation_handle(*, escalation: Escalation, user: Any, status: str, comment
         raise EscalationHandleError(f"This escalation is already {label}; nothing was changed.")
     escalation.refresh_from_db()
     return escalation
+
+
+@transaction.atomic
+def escalations_handle(*, escalation_ids: list[int], user: Any, status: str, comment: str) -> int:
+    """Acknowledge or resolve many escalations at once as ``user``, with one comment; returns how many changed.
+
+    The caller has checked that ``user`` may handle each of them. A resolution needs a comment. One conditional
+    update: escalations already in the target status (or resolved) are left as they are and not counted.
+    Writes the rows; sends nothing.
+    """
+    if status not in ALLOWED_FROM:
+        raise EscalationHandleError(f"Unknown status {status!r}.")
+    comment = comment.strip()
+    if status == Escalation.Status.RESOLVED and not comment:
+        raise EscalationHandleError("Say how they were resolved: a comment is required.")
+    return Escalation.objects.filter(pk__in=escalation_ids, status__in=ALLOWED_FROM[status]).update(
+        status=status, handled_by=user, handled_at=timezone.now(), comment=comment
+    )

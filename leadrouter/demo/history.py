@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from routing.bulk import rows_update
@@ -30,8 +31,9 @@ from routing.intake import leads_receive
 from routing.models import ApiKey, Assignment, Lead, Notification, Queue, RepTask
 from routing.reassign import leads_reassign
 from routing.services import lead_accept, lead_disqualify, lead_not_mine, lead_nurture
-from sla.models import LeadSla, Touch
+from sla.models import Escalation, LeadSla, Touch
 from sla.services import sla_clocks_start, touch_log
+from sla.services_pages import escalations_handle
 from sla.sweep import escalations_sweep
 from territories.coverage_version import coverage_version_bump
 from territories.models import Account, Rep
@@ -109,6 +111,8 @@ NOT_MINE_REASONS = (
 )
 HISTORY_DAYS = 30
 ALWAYS_OPEN_DAYS = range(0, 2)  # Today and yesterday: leads left as they came, so clocks still run.
+# How often the escalation sweep runs while the history is made (beat runs it every 30 seconds).
+SWEEP_EVERY = timedelta(hours=4)
 
 
 @dataclass
@@ -145,8 +149,9 @@ def demo_history_load(
        there (``_backdate``).
     3. Log first touches for most assigned leads (minutes to days after routing), accept some, close
        older ones; leave the rest untouched, so their clocks breach.
-    4. Run the escalation sweep at the last weekday afternoon and at now: the due ladder steps fire
-       (reminders, manager alerts, reassignments) as real escalations.
+    4. Run the escalation sweep every four hours through each day, and at now: the due ladder steps fire
+       (reminders, manager alerts, reassignments) as real escalations about when they fell due. The
+       managers have worked the older ones (``_handle_escalations``), so what is open is the latest news.
 
     Queues normally skip reps outside working hours; routing at the real now would hand a weekend load
     to the catch-all, so the queues route to off-hours reps while the history loads (restored after).
@@ -167,10 +172,13 @@ def demo_history_load(
             lead_ids = _receive_and_route(rng, planned, intake_source=intake_source, manager=manager)
             total += len(lead_ids)
             _work(rng, lead_ids, now=now, days_ago=days_ago)
+            # The sweep runs as the day passes, so each step fires about when it fell due.
+            for moment in _sweep_times(now, days_ago=days_ago):
+                escalations_sweep(now=moment)
         Queue.objects.filter(pk__in=skipping).update(skip_off_hours_reps=True)
         coverage_version_bump()
-        escalations_sweep(now=_last_weekday_afternoon(now))
         escalations_sweep(now=now)
+        _handle_escalations()
         # The sweep's reassignments notified their new owners: old news too, like routing's (see _backdate).
         Notification.objects.filter(lead__intake_source=intake_source, status=Notification.Status.PENDING).update(
             status=Notification.Status.SENT, sent_at=now, attempts=1
@@ -416,14 +424,73 @@ def _backdate(lead_ids: list[int], arrival: dict[int, datetime]) -> None:
     rows_update(RepTask, open_tasks, ["due_at"])
 
 
-def _last_weekday_afternoon(now: datetime) -> datetime:
-    """15:00 UTC on the latest weekday at or before ``now``: an hour when EMEA and AMER both work."""
-    moment = now.replace(hour=15, minute=0, second=0, microsecond=0)
-    if moment > now:
-        moment -= timedelta(days=1)
-    while moment.weekday() >= 5:
-        moment -= timedelta(days=1)
-    return moment
+def _sweep_times(now: datetime, *, days_ago: int) -> list[datetime]:
+    """Every ``SWEEP_EVERY`` through the day ``days_ago`` days before ``now`` (UTC), up to ``now``."""
+    midnight = (now - timedelta(days=days_ago)).replace(hour=0, minute=0, second=0, microsecond=0)
+    moments = (midnight + SWEEP_EVERY * step for step in range(int(timedelta(days=1) / SWEEP_EVERY)))
+    return [moment for moment in moments if moment <= now]
+
+
+def _handle_escalations() -> None:
+    """Each manager has worked the escalations that fired more than a day before their latest one about a lead
+    the rep still holds (whatever the hour or the weekday the demo starts, their latest day's stay open) and
+    those a later step for the same lead superseded: those
+    whose lead was touched or closed since are resolved, the others acknowledged (the manager knows; the rep is
+    on it). Each is handled by the lead's manager (the rep's own, else the team's first), else by RevOps."""
+    waiting = list(
+        Escalation.objects.filter(status=Escalation.Status.OPEN).values_list(
+            "pk", "rep_id", "fired_at", "lead__owner_id"
+        )
+    )
+    handlers = _escalation_handlers({rep_id for _, rep_id, _, _ in waiting})
+    steps = list(Escalation.objects.values_list("pk", "lead_id", "fired_at"))
+    last_step: dict[int, datetime] = {}
+    for _, lead_id, fired_at in steps:
+        last_step[lead_id] = max(last_step.get(lead_id, fired_at), fired_at)
+    latest: dict[Any, datetime] = {}
+    latest_held: dict[Any, datetime] = {}
+    for _, rep_id, fired_at, owner_id in waiting:
+        handler = handlers.get(rep_id)
+        latest[handler] = max(latest.get(handler, fired_at), fired_at)
+        if owner_id == rep_id:
+            latest_held[handler] = max(latest_held.get(handler, fired_at), fired_at)
+    anchor = {handler: latest_held.get(handler, at) for handler, at in latest.items()}
+    # A later step for the same lead (an alert after a reminder) has the manager's attention instead.
+    superseded = {pk for pk, lead_id, fired_at in steps if fired_at < last_step[lead_id]}
+    worked: dict[Any, list[int]] = {}
+    for pk, rep_id, fired_at, _ in waiting:
+        handler = handlers.get(rep_id)
+        if fired_at < anchor[handler] - timedelta(days=1) or pk in superseded:
+            worked.setdefault(handler, []).append(pk)
+    handled = [pk for ids in worked.values() for pk in ids]
+    settled = set(
+        Escalation.objects.filter(pk__in=handled)
+        .filter(Q(lead__sla__touched_at__isnull=False) | ~Q(lead__status__in=Lead.OPEN_STATUSES))
+        .values_list("pk", flat=True)
+    )
+    for handler, ids in worked.items():
+        resolved = [pk for pk in ids if pk in settled]
+        escalations_handle(
+            escalation_ids=resolved,
+            user=handler,
+            status=Escalation.Status.RESOLVED,
+            comment="Settled: the lead was worked.",
+        )
+        acknowledged = [pk for pk in ids if pk not in settled]
+        escalations_handle(escalation_ids=acknowledged, user=handler, status=Escalation.Status.ACKNOWLEDGED, comment="")
+    # Handled when the manager would have: an hour after each escalation fired.
+    Escalation.objects.filter(pk__in=handled).update(handled_at=F("fired_at") + timedelta(hours=1))
+
+
+def _escalation_handlers(rep_ids: set[int | None]) -> dict[int | None, Any]:
+    """Who handles the escalations of each rep: the rep's manager, else the team's first manager, else RevOps."""
+    revops = get_user_model().objects.filter(username="revops").first()
+    handlers: dict[int | None, Any] = {None: revops}
+    reps = Rep.objects.filter(pk__in=[pk for pk in rep_ids if pk is not None]).select_related("manager", "team")
+    for rep in reps.prefetch_related("team__managers"):
+        team_managers = sorted(rep.team.managers.all(), key=lambda user: user.pk) if rep.team else []
+        handlers[rep.pk] = rep.manager or (team_managers[0] if team_managers else revops)
+    return handlers
 
 
 # --- 3. Work the leads ----------------------------------------------------------------------------------------
