@@ -5,7 +5,14 @@ from django import forms
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
-from routing.conditions import FIELDS, OPERATOR_LABELS, condition_from_text, value_as_text
+from routing.conditions import (
+    FIELDS,
+    OPERATOR_LABELS,
+    ConditionError,
+    condition_from_text,
+    parse_condition,
+    value_as_text,
+)
 from territories.picklists import INDUSTRIES
 
 
@@ -74,7 +81,7 @@ class ConditionEditor(forms.Widget):
                 stored = None
         context = {
             "name": name,
-            "group": _editor_group(stored, f"{name}__g", depth=0),
+            "group": _editor_group(stored, f"{name}__g", depth=0, errors=_row_errors(stored)),
             "fields": [(field, _field_label(field)) for field in FIELDS],
             "operators": OPERATOR_LABELS,
         }
@@ -103,18 +110,40 @@ def _read_group(data: Any, prefix: str) -> dict[str, list[Any]] | None:
     return {mode: items} if items else None
 
 
-def _editor_group(stored: Any, prefix: str, *, depth: int, blank: bool = False) -> dict[str, Any]:
-    """What the template draws for one group: its rows and sub-groups as stored, then blank ones."""
+def _row_errors(stored: Any) -> list[tuple[str, str]]:
+    """What is wrong with a condition, by path (``all[1].any[0].value``), so each row can show its own problem
+    beside it; the form lists them all above the editor as well."""
+    try:
+        parse_condition(stored)
+    except ConditionError as error:
+        return error.errors
+    return []
+
+
+def _editor_group(
+    stored: Any,
+    prefix: str,
+    *,
+    depth: int,
+    blank: bool = False,
+    path: str = "",
+    errors: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """What the template draws for one group: its rows and sub-groups as stored, then blank ones. ``path`` is
+    the group's place as ``parse_condition`` names it, to find the ``errors`` of each row."""
+    errors = errors or []
     mode, items = "all", []
     if isinstance(stored, dict) and len(stored) == 1:
         key = next(iter(stored))
         if key in ("all", "any") and isinstance(stored[key], list):
             mode, items = key, stored[key]
+    group_path = f"{path}.{mode}" if path else mode
     children: list[dict[str, Any]] = []
-    for item in items:
+    for index, item in enumerate(items):
         child = f"{prefix}-{len(children)}"
+        item_path = f"{group_path}[{index}]"
         if isinstance(item, dict) and "field" not in item and len(item) == 1:
-            children.append({"group": _editor_group(item, child, depth=depth + 1)})
+            children.append({"group": _editor_group(item, child, depth=depth + 1, path=item_path, errors=errors)})
         elif isinstance(item, dict):
             children.append(
                 {
@@ -123,6 +152,11 @@ def _editor_group(stored: Any, prefix: str, *, depth: int, blank: bool = False) 
                         "field": item.get("field", ""),
                         "op": item.get("op", ""),
                         "value": value_as_text(item.get("value")),
+                        "errors": [
+                            message if where == item_path else f"{where[len(item_path) + 1 :]}: {message}"
+                            for where, message in errors
+                            if where == item_path or where.startswith(f"{item_path}.")
+                        ],
                     }
                 }
             )

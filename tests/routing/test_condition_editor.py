@@ -86,8 +86,11 @@ def test_a_row_with_a_bad_value_is_refused_with_its_place_and_nothing_is_saved(c
 
     assert response.status_code == 200
     assert "all[1].any[0].value: gte compares numbers" in response.content.decode()
-    # What was typed is still there to fix.
-    assert 'value="a thousand"' in response.content.decode()
+    # What was typed is still there to fix, and the row says what is wrong with it.
+    html = response.content.decode()
+    assert 'value="a thousand" aria-label="Value" placeholder="value" aria-invalid="true"' in html
+    row = html.split('data-row="condition__g-1-0"')[1].split("</div>")[0]
+    assert "value: gte compares numbers; &#x27;a thousand&#x27; is not one" in row
     assert not Rule.objects.exists()
 
 
