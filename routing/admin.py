@@ -470,12 +470,15 @@ class LeadAdmin(admin.ModelAdmin):
                 partial(_route_leads_enqueue, [lead.pk for lead in waiting if lead.lane == lane], lane=lane),
                 robust=True,
             )
-        result = leads_reroute(leads=[lead for lead in chosen if lead.status != Lead.Status.RECEIVED], by=request.user)
-        text, level = _reassign_message(result, "Routed again")
+        others = [lead for lead in chosen if lead.status != Lead.Status.RECEIVED]
+        parts, level = [], messages.SUCCESS
+        if others:
+            text, level = _reassign_message(leads_reroute(leads=others, by=request.user), "Routed again")
+            parts.append(text)
         if waiting:
-            text += f" Sent {len(waiting)} lead(s) still waiting for routing to the router."
+            parts.append(f"Sent {len(waiting)} lead(s) still waiting for routing to the router.")
             level = messages.SUCCESS
-        self.message_user(request, text, level)
+        self.message_user(request, " ".join(parts), level)
 
     @admin.action(description="Reassign to a rep…", permissions=["route"])
     def reassign(self, request: HttpRequest, queryset: QuerySet[Lead]) -> TemplateResponse | None:

@@ -70,7 +70,7 @@ def test_a_lead_still_waiting_for_routing_is_sent_to_the_router(
         response = act(client, "reroute", [lead])
 
     assert sent == [[lead.pk]]
-    assert "Sent 1 lead(s) still waiting for routing" in messages_text(response)
+    assert messages_text(response) == "Sent 1 lead(s) still waiting for routing to the router."
 
 
 def test_revops_reassign_leads_to_a_rep_in_two_steps(client, revops):
