@@ -8,7 +8,7 @@ from django import forms
 
 from routing.models import Queue
 from sla.models import Escalation, EscalationStep
-from sla.selectors import escalation_queues_for_user, escalation_teams_for_user
+from sla.selectors import escalation_queues_for_user, escalation_teams_for_user, escalations_for_user
 from territories.models import Team
 
 STATUS_ALL = "all"
@@ -69,3 +69,32 @@ class ReportPeriodForm(forms.Form):
             if (end - start).days + 1 > REPORT_MAX_DAYS:
                 raise forms.ValidationError(f"Choose at most {REPORT_MAX_DAYS} days.")
         return data
+
+
+class EscalationBulkForm(forms.Form):
+    """Acknowledge or resolve the ticked escalations at once. The choices are the escalations the user sees,
+    so an id outside them is an invalid choice, never a row someone else handles."""
+
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+
+    escalation: forms.ModelMultipleChoiceField[Escalation] = forms.ModelMultipleChoiceField(
+        queryset=Escalation.objects.none(),
+        error_messages={"required": "Tick the escalations to handle first."},
+    )
+    action = forms.ChoiceField(choices=[(ACKNOWLEDGE, "Acknowledge"), (RESOLVE, "Resolve")])
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 1}), required=False, max_length=10_000)
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["escalation"].queryset = escalations_for_user(user=user).select_related(None).only("pk")  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("action") == self.RESOLVE and not cleaned.get("comment", "").strip():
+            self.add_error("comment", "Say how they were resolved: a comment is required.")
+        return cleaned
+
+    def unseen(self) -> bool:
+        """Whether an escalation that was asked for is not one the user sees."""
+        return self.has_error("escalation", "invalid_choice") or self.has_error("escalation", "invalid_pk_value")

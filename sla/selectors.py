@@ -8,7 +8,7 @@ or a manager alerted about a rep who no longer holds it, sees neither.
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from routing.access import is_revops, lead_scope, managed_lead_scope
 from routing.models import Assignment, Lead, Queue
@@ -33,6 +33,15 @@ def escalations_for_user(*, user: Any) -> QuerySet[Escalation]:
         .filter(lead_scope(user, "lead__"))
         .order_by("-fired_at", "-pk")
     )
+
+
+def escalation_status_counts(*, escalations: QuerySet[Escalation]) -> dict[str, int]:
+    """How many of ``escalations`` (a user's, from ``escalations_for_user``, maybe filtered) are in each status,
+    every status present (zero when none): one grouped query."""
+    counts = dict.fromkeys(Escalation.Status.values, 0)
+    for row in escalations.order_by().values("status").annotate(count=Count("pk")):
+        counts[row["status"]] = row["count"]
+    return counts
 
 
 def escalation_for_handling(*, user: Any, escalation_id: int) -> tuple[Escalation | None, bool]:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("leads/<int:lead_id>/", lead_views.lead_page, name="lead-page"),
     path("leads/<int:lead_id>/touch/", lead_views.lead_touch_view, name="lead-touch"),
     path("escalations/", views.escalation_list, name="escalations"),
+    path("escalations/handle/", views.escalations_bulk, name="escalations-bulk"),
     path("escalations/<int:escalation_id>/acknowledge/", views.escalation_acknowledge, name="escalation-acknowledge"),
     path("escalations/<int:escalation_id>/resolve/", views.escalation_resolve, name="escalation-resolve"),
     path("reports/", report_views.reports_page, name="reports"),

@@ -21,12 +21,17 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from routing.access import is_revops, roles_of
+from routing.access import roles_of
 from routing.pages import duration_label, shell
-from sla.forms import STATUS_ALL, EscalationFilterForm, EscalationHandleForm
+from sla.forms import STATUS_ALL, EscalationBulkForm, EscalationFilterForm, EscalationHandleForm
 from sla.models import Escalation, LeadSla
-from sla.selectors import escalation_for_handling, escalation_ids_user_may_handle, escalations_for_user
-from sla.services_pages import EscalationHandleError, escalation_handle
+from sla.selectors import (
+    escalation_for_handling,
+    escalation_ids_user_may_handle,
+    escalation_status_counts,
+    escalations_for_user,
+)
+from sla.services_pages import EscalationHandleError, escalation_handle, escalations_handle
 
 PAGE_SIZE = 50
 
@@ -85,14 +90,15 @@ class EscalationRow:
     may_handle: bool
 
 
-def _row(escalation: Escalation, *, now: datetime, link_leads: bool, may_handle: bool) -> EscalationRow:
+def _row(escalation: Escalation, *, now: datetime, may_handle: bool) -> EscalationRow:
     lead = escalation.lead
     # A lead that never had a clock has no LeadSla row; the reverse accessor then raises an AttributeError.
     lead_sla: LeadSla | None = getattr(lead, "sla", None)
     return EscalationRow(
         escalation=escalation,
         lead_name=f"{lead.first_name} {lead.last_name}".strip() or lead.email or f"Lead {lead.pk}",
-        lead_url=reverse("admin:routing_lead_change", args=[lead.pk]) if link_leads else "",
+        # Whoever sees the escalation sees its lead: the lead's page has its contact, clock and history.
+        lead_url=reverse("lead-page", args=[lead.pk]),
         step=str(escalation.step) if escalation.step else escalation.get_action_display(),
         age=duration_label((now - escalation.fired_at).total_seconds()),
         sla=sla_view(lead_sla, now=now),
@@ -113,23 +119,35 @@ def escalation_list(request: HttpRequest) -> HttpResponse:
         form.is_valid()
         filters = form.cleaned_data
     status = filters.get("status") or Escalation.Status.OPEN
-    if status != STATUS_ALL:
-        escalations = escalations.filter(status=status)
     if team := filters.get("team"):
         escalations = escalations.filter(Q(lead__owner__team=team) | Q(rep__team=team))
     if queue := filters.get("queue"):
         escalations = escalations.filter(lead__queue=queue)
     if action := filters.get("action"):
         escalations = escalations.filter(action=action)
+    # The counts by status follow every filter but the status one, so each count is what its link lists.
+    counts = escalation_status_counts(escalations=escalations)
+    if status != STATUS_ALL:
+        escalations = escalations.filter(status=status)
 
     page = Paginator(escalations, PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
-    link_leads = is_revops(user)
     handleable = escalation_ids_user_may_handle(user=user, escalation_ids=[e.pk for e in page.object_list])
-    rows = [
-        _row(escalation, now=now, link_leads=link_leads, may_handle=escalation.pk in handleable)
-        for escalation in page.object_list
-    ]
+    rows = [_row(escalation, now=now, may_handle=escalation.pk in handleable) for escalation in page.object_list]
+    query = request.GET.copy()
+    query.pop("page", None)
+    status_links = []
+    for value, label in Escalation.Status.choices:
+        query["status"] = value
+        status_links.append(
+            {
+                "status": value,
+                "label": label,
+                "count": counts[value],
+                "url": f"?{query.urlencode()}",
+                "current": value == status,
+            }
+        )
     return render(
         request,
         "sla/escalation_list.html",
@@ -138,6 +156,8 @@ def escalation_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "rows": rows,
             "status": status,
+            "status_links": status_links,
+            "bulk": any(row.may_handle and row.escalation.status != Escalation.Status.RESOLVED for row in rows),
             **shell(request, current="escalations"),
         },
     )
@@ -185,3 +205,41 @@ def escalation_acknowledge(request: HttpRequest, escalation_id: int) -> HttpResp
 @login_required
 def escalation_resolve(request: HttpRequest, escalation_id: int) -> HttpResponse:
     return _handle(request, escalation_id, status=Escalation.Status.RESOLVED)
+
+
+@require_POST
+@login_required
+def escalations_bulk(request: HttpRequest) -> HttpResponse:
+    """Acknowledge or resolve the ticked escalations. Escalations the user does not see are a 404 (nothing is
+    changed); seeing them without handling them (a rep) is a 403; of the rest, those already handled are left
+    as they are and the message says so."""
+    user = request.user
+    form = EscalationBulkForm(request.POST, user=user)
+    if not form.is_valid():
+        if form.unseen():
+            raise Http404("No such escalation.")
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return HttpResponseRedirect(_back(request))
+    chosen = [escalation.pk for escalation in form.cleaned_data["escalation"]]
+    handleable = escalation_ids_user_may_handle(user=user, escalation_ids=chosen)
+    if not handleable:
+        raise PermissionDenied("Reps see their escalations; their managers handle them.")
+    resolve = form.cleaned_data["action"] == EscalationBulkForm.RESOLVE
+    status = Escalation.Status.RESOLVED if resolve else Escalation.Status.ACKNOWLEDGED
+    try:
+        changed = escalations_handle(
+            escalation_ids=sorted(handleable), user=user, status=status, comment=form.cleaned_data["comment"]
+        )
+    except EscalationHandleError as error:
+        messages.error(request, str(error))
+        return HttpResponseRedirect(_back(request))
+    verb = "resolved" if resolve else "acknowledged"
+    messages.success(request, f"{changed} escalation{'' if changed == 1 else 's'} {verb}.")
+    left = len(chosen) - changed
+    if left:
+        messages.info(
+            request, f"{left} {'was' if left == 1 else 'were'} already {verb} or resolved, or not yours to handle."
+        )
+    return HttpResponseRedirect(_back(request))

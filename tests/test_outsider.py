@@ -48,6 +48,7 @@ CASES = {
     "escalations": ("get", lambda d: [], "own"),
     "escalation-acknowledge": ("post", lambda d: [d["escalation"].pk], REFUSED),
     "escalation-resolve": ("post", lambda d: [d["escalation"].pk], REFUSED),
+    "escalations-bulk": ("post", lambda d: [], REFUSED),
     "my-leads": ("get", lambda d: [], "own"),
     "take-next": ("post", lambda d: [d["queue"].pk], REFUSED),
     "lead-page": ("get", lambda d: [d["lead"].pk], REFUSED),

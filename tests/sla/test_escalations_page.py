@@ -133,7 +133,7 @@ def test_the_list_shows_lead_rep_step_age_and_sla_breach(as_user, manager, rep):
     assert row.step == "2. due + 0 min: Alert the manager"
     assert row.sla.state == LeadSla.State.BREACHED
     assert row.sla.timing == "breached 14 min ago"
-    assert row.lead_url == ""  # A manager is not staff: no admin link.
+    assert row.lead_url == reverse("lead-page", args=[row.escalation.lead_id])
     content = response.content.decode()
     assert "Acme AG" in content
     assert str(rep) in content
@@ -203,15 +203,15 @@ def test_newest_first_and_fifty_a_page(as_user, manager, rep):
     assert b'href="?page=2"' in first.content
 
 
-def test_revops_sees_all_with_links_to_the_leads_admin(as_user, revops, rep, outsider):
+def test_revops_sees_all_with_links_to_the_leads(as_user, revops, rep, outsider):
     ours, theirs = escalated_lead(rep), escalated_lead(outsider)
 
     response = as_user(revops).get("/escalations/")
 
     assert listed(response) == {ours.pk, theirs.pk}
     assert {row.lead_url for row in response.context["rows"]} == {
-        reverse("admin:routing_lead_change", args=[ours.lead_id]),
-        reverse("admin:routing_lead_change", args=[theirs.lead_id]),
+        reverse("lead-page", args=[ours.lead_id]),
+        reverse("lead-page", args=[theirs.lead_id]),
     }
     assert len(response.context["form"].fields["team"].queryset) == 2
 
@@ -379,3 +379,119 @@ def test_the_page_reads_a_fixed_number_of_queries_whatever_the_rows(as_user, man
         client.get("/escalations/")
 
     assert len(six_rows) == len(one_row)
+
+
+def test_manager_opens_the_lead_from_its_escalation(as_user, manager, rep):
+    escalation = escalated_lead(rep, company="Acme AG")
+    client = as_user(manager)
+
+    content = client.get("/escalations/").content.decode()
+
+    url = reverse("lead-page", args=[escalation.lead_id])
+    assert f'href="{url}"' in content
+    assert client.get(url).status_code == 200
+
+
+def test_counts_by_status_follow_the_other_filters(as_user, manager, revops, rep, team):
+    first, second, third = escalated_lead(rep), escalated_lead(rep), escalated_lead(rep)
+    escalated_lead(rep, action=EscalationStep.Action.REMIND_REP)
+    escalation_handle(escalation=first, user=manager, status=Escalation.Status.ACKNOWLEDGED, comment="")
+    escalation_handle(escalation=second, user=manager, status=Escalation.Status.RESOLVED, comment="Called back.")
+
+    response = as_user(manager).get("/escalations/", {"action": EscalationStep.Action.ALERT_MANAGER})
+
+    links = {link["status"]: link for link in response.context["status_links"]}
+    assert {status: link["count"] for status, link in links.items()} == {
+        "open": 1,
+        "acknowledged": 1,
+        "resolved": 1,
+    }
+    assert links["open"]["current"] and listed(response) == {third.pk}
+    # Each count links to its status with the other filters kept.
+    assert "action=alert_manager" in links["resolved"]["url"] and "status=resolved" in links["resolved"]["url"]
+
+
+def test_manager_acknowledges_and_resolves_ticked_escalations_at_once(as_user, manager, rep):
+    first, second, third = escalated_lead(rep), escalated_lead(rep), escalated_lead(rep)
+    client = as_user(manager)
+
+    response = client.post(
+        "/escalations/handle/",
+        {"escalation": [first.pk, second.pk], "action": "acknowledge", "next": "/escalations/?status=open"},
+        follow=True,
+    )
+
+    assert messages_of(response) == ["2 escalations acknowledged."]
+    assert response.redirect_chain[-1][0] == "/escalations/?status=open"
+    assert listed(response) == {third.pk}
+
+    response = client.post(
+        "/escalations/handle/",
+        {"escalation": [first.pk, third.pk], "action": "resolve", "comment": "Both called back."},
+        follow=True,
+    )
+
+    assert messages_of(response) == ["2 escalations resolved."]
+    statuses = dict(Escalation.objects.values_list("pk", "status"))
+    assert statuses == {first.pk: "resolved", second.pk: "acknowledged", third.pk: "resolved"}
+    resolved = Escalation.objects.get(pk=third.pk)
+    assert (resolved.handled_by, resolved.comment) == (manager, "Both called back.")
+
+
+def test_resolving_ticked_escalations_needs_a_comment_and_ticks(as_user, manager, rep):
+    escalation = escalated_lead(rep)
+    client = as_user(manager)
+
+    response = client.post(
+        "/escalations/handle/", {"escalation": [escalation.pk], "action": "resolve", "comment": " "}, follow=True
+    )
+    assert messages_of(response) == ["Say how they were resolved: a comment is required."]
+    response = client.post("/escalations/handle/", {"action": "acknowledge"}, follow=True)
+    assert messages_of(response) == ["Tick the escalations to handle first."]
+    response = client.post("/escalations/handle/", {"escalation": ["x"], "action": "acknowledge"})
+    assert response.status_code == 404
+    assert Escalation.objects.get(pk=escalation.pk).status == Escalation.Status.OPEN
+
+
+def test_handled_ones_among_the_ticked_are_left_as_they_were(as_user, manager, revops, rep):
+    done, waiting = escalated_lead(rep), escalated_lead(rep)
+    escalation_handle(escalation=done, user=revops, status=Escalation.Status.RESOLVED, comment="By hand.")
+
+    response = as_user(manager).post(
+        "/escalations/handle/", {"escalation": [done.pk, waiting.pk], "action": "acknowledge"}, follow=True
+    )
+
+    assert messages_of(response) == [
+        "1 escalation acknowledged.",
+        "1 was already acknowledged or resolved, or not yours to handle.",
+    ]
+    done.refresh_from_db()
+    assert (done.status, done.handled_by, done.comment) == ("resolved", revops, "By hand.")
+
+
+def test_an_outsider_cannot_handle_the_team_escalations_in_bulk(as_user, manager, rep, outsider):
+    ours = escalated_lead(rep)
+    client = as_user(outsider.user)
+
+    response = client.post("/escalations/handle/", {"escalation": [ours.pk], "action": "resolve", "comment": "Mine."})
+
+    assert response.status_code == 404
+    # A manager of another team is an outsider too, and one foreign id spoils the whole request.
+    theirs = escalated_lead(outsider)
+    other_manager = UserFactory(username="other-manager")
+    outsider.manager = other_manager
+    outsider.save()
+    response = as_user(other_manager).post(
+        "/escalations/handle/", {"escalation": [ours.pk, theirs.pk], "action": "acknowledge"}
+    )
+    assert response.status_code == 404
+    assert set(Escalation.objects.values_list("status", flat=True)) == {"open"}
+
+
+def test_a_rep_cannot_handle_their_own_escalations_in_bulk(as_user, rep):
+    own = escalated_lead(rep)
+
+    response = as_user(rep.user).post("/escalations/handle/", {"escalation": [own.pk], "action": "acknowledge"})
+
+    assert response.status_code == 403
+    assert Escalation.objects.get(pk=own.pk).status == Escalation.Status.OPEN
