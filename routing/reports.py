@@ -33,6 +33,8 @@ DEFAULT_PERIOD_DAYS = 30
 # A lead still in "received" after this long was missed by intake and the outbox sweep.
 STUCK_AFTER = timedelta(minutes=5)
 LATEST_ROWS = 20
+# Lead statuses that mean "held in a queue for a rep" (a status of its own where routing gives one).
+HELD_STATUSES = tuple(status for status in ("held",) if status in Lead.Status.values)
 
 
 # -- Who may see what ---------------------------------------------------------------------------------------------
@@ -120,6 +122,8 @@ class HealthSection:
     admin_url: str = ""
     # True when the figure should be zero in a healthy system.
     expect_zero: bool = False
+    # Whether each row links to the lead in admin (RevOps only).
+    link_rows: bool = False
 
 
 def _changelist(params: dict[str, Any]) -> str:
@@ -129,7 +133,9 @@ def _changelist(params: dict[str, Any]) -> str:
 def routing_health(*, user: Any, period: Period, now: datetime | None = None) -> list[HealthSection]:
     """The exceptions RevOps audit and fold back into the matrix, counted per day over the period.
 
-    1. Leads that ended in the catch-all queue, by day received.
+    1. Leads that ended in the catch-all queue, by day received, told apart by cause: no rule matched (a gap in
+       the matrix) or a rule placed them and they overflowed because nobody was eligible (a staffing or
+       working-hours gap); and the leads held in a queue for a rep right now.
     2. Manual reassignments and "not mine", by day of the assignment.
     3. Leads an enrichment provider failed on, and weak account matches, by day received.
     4. Leads stuck in "received" past ``STUCK_AFTER`` right now (the sweep should have routed them), whenever
@@ -140,7 +146,7 @@ def routing_health(*, user: Any, period: Period, now: datetime | None = None) ->
     Two queries per section (daily counts, latest rows) plus one for the catch-all queue's id.
     """
     now = now or timezone.now()
-    leads = leads_for_reports(user=user).select_related("queue", "owner__user", "account")
+    leads = leads_for_reports(user=user).select_related("queue", "owner__user", "account", "rule")
     in_period = Q(received_at__gte=period.start, received_at__lt=period.end)
     link = is_revops(user)
     dates = {"received_at__gte": period.start.isoformat(), "received_at__lt": period.end.isoformat()}
@@ -155,6 +161,7 @@ def routing_health(*, user: Any, period: Period, now: datetime | None = None) ->
         *,
         expect_zero: bool = False,
         total_queryset: QuerySet[Lead] | None = None,
+        link_rows: bool = False,
     ) -> HealthSection:
         daily = _daily(queryset, "received_at", period)
         latest = list(queryset.filter(in_period).order_by("-received_at", "-pk")[:LATEST_ROWS])
@@ -173,18 +180,45 @@ def routing_health(*, user: Any, period: Period, now: datetime | None = None) ->
             rows=[HealthRow(lead=lead, when=lead.received_at, detail=detail(lead)) for lead in latest],
             admin_url=_changelist(admin_params) if link and admin_params is not None else "",
             expect_zero=expect_zero,
+            link_rows=link_rows or (link and admin_params is not None),
         )
 
     catch_all_id = Queue.objects.filter(is_catch_all=True).values_list("pk", flat=True).first()
     stuck = leads.filter(status=Lead.Status.RECEIVED, received_at__lt=now - STUCK_AFTER)
+    # Why a lead reached the catch-all queue: no rule placed it (the matrix has a gap), or a rule did and
+    # nobody in its queue's overflow chain was eligible (a staffing or working-hours gap). Routing errors
+    # have their own section; held leads (waiting for a rep instead of overflowing) are counted apart.
+    in_catch_all = leads.filter(queue__is_catch_all=True, routing_error="").exclude(status__in=HELD_STATUSES)
+    held = leads.filter(Q(status__in=HELD_STATUSES) | (Q(status=Lead.Status.QUEUED) & ~Q(queue__is_catch_all=True)))
+    caught = {"queue__id__exact": catch_all_id, "routing_error": "no", **dates} if catch_all_id else None
     sections = [
         section(
-            "catch-all",
-            "Ended in the catch-all queue",
-            "No rule placed these leads: each one is a gap in the routing matrix.",
-            leads.filter(queue__is_catch_all=True),
-            lambda lead: lead.routing_error or (f"Owner: {lead.owner}" if lead.owner else "Waiting in the queue"),
-            {"queue__id__exact": catch_all_id, **dates} if catch_all_id else None,
+            "no-rule",
+            "No rule matched",
+            "No rule placed these leads, so they went to the catch-all queue: a gap in the routing matrix.",
+            in_catch_all.filter(rule__isnull=True),
+            lambda lead: _where_from(lead),
+            {**caught, "rule__isnull": "True"} if caught else None,
+        ),
+        section(
+            "overflowed",
+            "Overflowed: nobody eligible",
+            "A rule placed these leads, but nobody in its queue or the queues it overflows to was eligible, so "
+            "they reached the catch-all queue: a staffing or working-hours gap.",
+            in_catch_all.filter(rule__isnull=False),
+            lambda lead: _overflow_path(lead),
+            {**caught, "rule__isnull": "False"} if caught else None,
+        ),
+        section(
+            "held",
+            "Held for a rep",
+            "Waiting in their queue right now until someone there is eligible (for example when working hours "
+            "start), instead of overflowing.",
+            held,
+            lambda lead: _held_detail(lead),
+            None,
+            total_queryset=held,
+            link_rows=link,
         ),
         _reassignments(user=user, period=period),
         section(
@@ -202,7 +236,8 @@ def routing_health(*, user: Any, period: Period, now: datetime | None = None) ->
             leads.filter(account_match_weak=True),
             lambda lead: (
                 f"{lead.account or 'No account'}"
-                + (f" ({lead.account_match_confidence:.0%})" if lead.account_match_confidence is not None else "")
+                # The confidence is stored in percent (0–100).
+                + (f" ({lead.account_match_confidence:.0f}%)" if lead.account_match_confidence is not None else "")
             ),
             {"account_match_weak__exact": "1", **dates},
         ),
@@ -229,6 +264,37 @@ def routing_health(*, user: Any, period: Period, now: datetime | None = None) ->
         _undelivered(user=user, period=period, link=link),
     ]
     return sections
+
+
+def _where_from(lead: Lead) -> str:
+    """What a lead no rule placed looks like to the matrix: where it comes from and how it came in."""
+    facts = [lead.country or "no country", lead.source or "no source"]
+    where = " · ".join(facts)
+    return f"{where}; {f'owner {lead.owner}' if lead.owner else 'waiting in the queue'}"
+
+
+def _overflow_path(lead: Lead) -> str:
+    """The rule that placed the lead and the queues it overflowed through, from its receipt (read defensively:
+    receipts of older leads may lack a key)."""
+    receipt = lead.receipt if isinstance(lead.receipt, dict) else {}
+    steps = [step for step in receipt.get("queue_path") or [] if isinstance(step, dict)]
+    queues = [str(step.get("queue")) for step in steps if step.get("queue")]
+    rule = f"Rule “{lead.rule.name}”" if lead.rule is not None else "A rule"
+    return f"{rule}: {' → '.join(queues)}" if queues else f"{rule}; nobody eligible"
+
+
+def _held_detail(lead: Lead) -> str:
+    """Where the lead waits, and until when if its receipt says (a queue holding for working hours)."""
+    receipt = lead.receipt if isinstance(lead.receipt, dict) else {}
+    queue = lead.queue.name if lead.queue is not None else "its queue"
+    held_for, held_until = receipt.get("held_for"), receipt.get("held_until")
+    if held_for and held_until:
+        try:
+            starts = datetime.fromisoformat(str(held_until))
+        except ValueError:
+            return f"In {queue} until {held_for} starts work"
+        return f"In {queue} until {held_for} starts work ({timezone.localtime(starts):%Y-%m-%d %H:%M %Z})"
+    return f"In {queue}: nobody eligible yet"
 
 
 def undelivered_notifications(*, user: Any) -> QuerySet[Notification]:

@@ -159,7 +159,7 @@ def test_health_counts_each_exception_on_its_day(revops, rep, frozen):
         assert sections[key].daily == expected, key
         assert sections[key].total == 1, key
 
-    only_day("catch-all", three_days_ago)
+    only_day("no-rule", three_days_ago)
     only_day("reassignments", two_days_ago)
     only_day("enrichment", yesterday)
     only_day("weak-match", NOW)
@@ -170,7 +170,52 @@ def test_health_counts_each_exception_on_its_day(revops, rep, frozen):
     assert sections["reassignments"].rows[0].detail.startswith("Sent back by the rep")
     # RevOps get a link to the filtered admin changelist.
     assert "enrichment_failed=yes" in sections["enrichment"].admin_url
-    assert f"queue__id__exact={catch_all.pk}" in sections["catch-all"].admin_url
+    assert f"queue__id__exact={catch_all.pk}" in sections["no-rule"].admin_url
+
+
+@pytest.mark.django_db
+def test_health_tells_a_matrix_gap_from_a_staffing_gap_and_from_held_leads(client, revops, frozen):
+    catch_all = Queue.objects.catch_all()
+    emea = QueueFactory(name="EMEA inbound")
+    yesterday = NOW - dt.timedelta(days=1)
+    # No rule matched: straight to the catch-all.
+    lead_at(yesterday, queue=catch_all, status=Lead.Status.QUEUED, company="Gap GmbH", country="ZA", source="Webinar")
+    # A rule placed two leads in EMEA inbound; nobody there or in its fallback was working, so they overflowed.
+    rule = RuleFactory(name="DACH inbound")
+    receipt = {"queue_path": [{"queue": "EMEA inbound"}, {"queue": "EMEA overflow"}, {"queue": "Catch-all"}]}
+    for company in ("Overflow One AG", "Overflow Two AG"):
+        lead_at(yesterday, queue=catch_all, status=Lead.Status.QUEUED, rule=rule, company=company, receipt=receipt)
+    # A lead held in its own queue until its rep starts work.
+    held_receipt = {"held_until": "2026-03-02T08:00:00+00:00", "held_for": "anna", "queue_path": []}
+    lead_at(yesterday, queue=emea, status=Lead.Status.QUEUED, rule=rule, company="Held KG", receipt=held_receipt)
+    # A routing error sent one to the catch-all: counted with the routing errors only.
+    lead_at(yesterday, queue=catch_all, routing_error="boom", company="Broken SA")
+
+    sections = by_key(reports.routing_health(user=revops, period=reports.period_for(None)))
+
+    assert (sections["no-rule"].total, sections["overflowed"].total, sections["held"].total) == (1, 2, 1)
+    assert sections["routing-errors"].total == 1
+    assert sections["no-rule"].rows[0].detail == "ZA · Webinar; waiting in the queue"
+    assert {row.detail for row in sections["overflowed"].rows} == {
+        "Rule “DACH inbound”: EMEA inbound → EMEA overflow → Catch-all"
+    }
+    assert sections["held"].rows[0].detail.startswith("In EMEA inbound until anna starts work (2026-03-02 08:00")
+    # Each admin link lists exactly the leads counted.
+    client.force_login(revops)
+    for key in ("no-rule", "overflowed"):
+        response = client.get(sections[key].admin_url)
+        assert response.context["cl"].result_count == sections[key].total, key
+    content = client.get(reverse("routing-health")).content.decode()
+    assert "No rule matched" in content and "Overflowed: nobody eligible" in content and "Held for a rep" in content
+
+
+@pytest.mark.django_db
+def test_a_weak_match_shows_its_confidence_once_as_a_percentage(revops, frozen):
+    lead_at(NOW - dt.timedelta(hours=1), account_match_weak=True, account_match_confidence=87.2)
+
+    sections = by_key(reports.routing_health(user=revops, period=reports.period_for(None)))
+
+    assert sections["weak-match"].rows[0].detail.endswith("(87%)")
 
 
 @pytest.mark.django_db
@@ -405,7 +450,7 @@ def queries_for(client, name, params=None):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("name", "most"), [("routing-health", 23), ("reports", 15)])
+@pytest.mark.parametrize(("name", "most"), [("routing-health", 28), ("reports", 15)])
 def test_queries_are_bounded_whatever_the_row_count(
     client, revops, manager, rep, frozen, name, most, django_assert_max_num_queries
 ):
