@@ -33,7 +33,11 @@ def team_board(request: HttpRequest) -> HttpResponse:
         aging = DEFAULT_AGING
     now = timezone.now()
     older_than = None if aging == "all" else timedelta(hours=int(aging))
-    board = selectors.team_board(user=request.user, now=now, older_than=older_than)
+    # The "aging" count follows the chosen age, or the default one when every open lead is listed.
+    aging_hours = int(DEFAULT_AGING if aging == "all" else aging)
+    board = selectors.team_board(
+        user=request.user, now=now, older_than=older_than, aging_after=timedelta(hours=aging_hours)
+    )
     queues = list(delegable_queues(user=request.user))
     return render(
         request,
@@ -42,6 +46,8 @@ def team_board(request: HttpRequest) -> HttpResponse:
             "board": board,
             "aging": aging,
             "aging_choices": AGING_CHOICES,
+            "aging_hours": aging_hours,
+            "aging_label": f"{aging_hours} h" if aging_hours < 48 else f"{aging_hours // 24} days",
             "lead_rows": [
                 {
                     "item": item,

@@ -67,3 +67,33 @@ def test_the_team_board_fits_a_phone_without_horizontal_scrolling(page: Page, li
     screenshot(page, "team-board-phone")
     fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert fits, page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+
+
+@pytest.mark.parametrize("width,height", [(1440, 900), (390, 844)])
+def test_the_board_counts_what_needs_attention_and_colours_load_near_capacity(
+    page: Page, live_server, manager, rep, teammate, width, height
+):
+    rep.max_open_leads = 2
+    rep.save()
+    teammate.max_open_leads = 6
+    teammate.save()
+    for company in ("Acme Robotics AG", "Nordwind Logistik GmbH"):
+        open_lead(rep, company=company)
+    for index in range(5):
+        open_lead(teammate, hours_old=2, company=f"Teammate Lead {index} GmbH")
+    page.set_viewport_size({"width": width, "height": height})
+
+    log_in(page, live_server.url, "manager")
+
+    counts = page.get_by_role("list", name="Open leads that need attention")
+    expect(counts.locator("#count-untouched")).to_contain_text("7 untouched")
+    expect(counts.locator("#count-aging")).to_contain_text("2 aging")
+    expect(counts.locator("#count-breached")).to_contain_text("breached")
+    expect(page.locator(f"#rep-{rep.pk}")).to_contain_text("At capacity")
+    expect(page.locator(f"#rep-{teammate.pk}")).to_contain_text("Near capacity")
+    # Red at capacity, amber near it: the meter's regions, as Chromium draws them.
+    assert page.locator(f"#rep-{rep.pk} meter").evaluate("m => m.value >= m.high")
+    assert page.locator(f"#rep-{teammate.pk} meter").evaluate("m => m.value > m.low && m.value < m.high")
+    screenshot(page, f"team-board-counts-{width}")
+    fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits, page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")

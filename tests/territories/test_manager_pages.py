@@ -342,3 +342,49 @@ def test_reassignment_racing_routing_never_leaves_two_current_assignments(team, 
         assert lead.status == (Lead.Status.QUEUED if lead.owner_id is None else Lead.Status.ASSIGNED)
     # The manager's choice won for every lead open when the reassignment ran, including those routing released.
     assert Lead.objects.filter(owner=teammate).count() >= 10
+
+
+def test_board_counts_breached_untouched_and_aging_leads(client, manager, rep, outsider):
+    breached = open_lead(rep, hours_old=30)
+    LeadSla.objects.filter(lead=breached).update(due_at=timezone.now() - dt.timedelta(hours=1))
+    open_lead(rep, hours_old=5)
+    touched = open_lead(rep, hours_old=50)
+    LeadSla.objects.filter(lead=touched).update(touched_at=timezone.now(), due_at=timezone.now() - dt.timedelta(days=1))
+    # Another team's breached lead counts for nobody here.
+    theirs = open_lead(outsider, hours_old=30)
+    LeadSla.objects.filter(lead=theirs).update(due_at=timezone.now() - dt.timedelta(hours=1))
+    client.force_login(manager)
+
+    response = client.get(reverse("team-board"))
+
+    counts = response.context["board"].counts
+    assert (counts.breached, counts.untouched, counts.aging) == (1, 2, 1)
+    content = response.content.decode()
+    assert 'id="count-breached"' in content and "untouched, older than 24 h" in content
+    # The aging count follows the age the manager picks.
+    counts = client.get(reverse("team-board"), {"aging": "4"}).context["board"].counts
+    assert counts.aging == 2
+    assert "untouched, older than 4 h" in client.get(reverse("team-board"), {"aging": "4"}).content.decode()
+
+
+def test_load_bars_turn_amber_near_capacity_and_red_at_it(client, manager, rep, teammate):
+    rep.max_open_leads = 2
+    rep.save()
+    teammate.max_open_leads = 6
+    teammate.save()
+    for _ in range(2):
+        open_lead(rep)
+    for _ in range(5):
+        open_lead(teammate)
+    client.force_login(manager)
+
+    response = client.get(reverse("team-board"))
+
+    rows = {row.rep: row for row in response.context["board"].reps}
+    assert (rows[rep].at_capacity, rows[rep].near_capacity) == (True, False)
+    assert (rows[teammate].at_capacity, rows[teammate].near_capacity) == (False, True)
+    content = response.content.decode()
+    # The meter's low and high mark 80% and (just under) 100% of capacity: amber between them, red at capacity.
+    assert 'max="6" value="5" low="4.8" high="5.5" optimum="0"' in content
+    assert 'max="2" value="2" low="1.6" high="1.5" optimum="0"' in content
+    assert "Near capacity" in content and "At capacity" in content
