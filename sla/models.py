@@ -320,6 +320,7 @@ class Touch(models.Model):
     class Meta:
         ordering = ["lead", "at"]
         indexes = [models.Index(fields=["lead", "at"], name="touch_lead_idx")]
+        verbose_name_plural = "touches"
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.lead} at {timezone.localtime(self.at):%Y-%m-%d %H:%M %Z}"
