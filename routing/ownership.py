@@ -64,6 +64,17 @@ def routing_lock() -> None:
     # SQLite: the project opens every transaction with BEGIN IMMEDIATE, which already excludes other writers.
 
 
+def routing_lock_try() -> bool:
+    """Take the routing lock if no one holds it, without waiting; True when taken (always on SQLite, see
+    ``routing_lock``). For a transaction that already holds other rows an ownership writer may wait for
+    (the SLA sweep's clocks): waiting for the lock there could close a cycle."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [ROUTING_LOCK_KEY])
+        return bool(cursor.fetchone()[0])
+
+
 # --- The SLA hook -----------------------------------------------------------------------------------------
 
 

@@ -12,11 +12,14 @@ when it fires, so the sweep is an indexed comparison (``leadsla_due_step_idx``:
    lead no longer with a rep), and such a ladder simply stops. The clocks are
    read as plain values, not model objects: most steps only notify.
 2. When a claimed step changes ownership (reassign, move to a queue), take the
-   routing lock before reading the leads, like every writer of ownership. The
-   batch then holds its clocks while it waits for that lock; a writer holding
-   the routing lock that updated one of those very clocks would close a cycle,
-   which PostgreSQL's deadlock detector breaks by aborting one transaction (a
-   sweep batch rolls back whole and the next run takes it again).
+   routing lock, like every writer of ownership, and lock those leads. The
+   batch already holds its clocks, and another writer may hold the lock or a
+   lead while it waits for one of those clocks (a reassignment restarting the
+   clock, a rep closing the lead): so the sweep never waits here. It takes the
+   routing lock only if it is free and skips leads another transaction holds;
+   the steps it could not take wait for the next batch or run, and the batch
+   fires the others. No rep's or manager's action is ever cancelled as a
+   deadlock victim of the sweep.
 3. Per clock, in due order: when several steps of its ladder are due at once
    (after downtime, or clocks loaded with past times), only the latest of them
    fires and the earlier ones are skipped: a manager gets one escalation per
@@ -62,7 +65,7 @@ from routing.engine import Decision, Snapshot, apply_decision
 from routing.engine.distribution import distribute
 from routing.models import Assignment, Lead, Notification, Queue
 from routing.notify import Notice, notices_record, notices_send_after_commit
-from routing.ownership import Handover, owners_change, routing_lock
+from routing.ownership import Handover, owners_change, routing_lock_try
 from routing.selectors import snapshot_with_current_load
 from sla.calendar import CalendarSpec, add_business_time, business_time_between, next_open
 from sla.ladder import StepInfo, next_step, step_fires_at
@@ -98,7 +101,8 @@ class SweepReport:
     touched or is no longer with a rep; ``passed_over`` steps that had already
     fired for the lead (after a reassignment restarted its ladder); ``skipped``
     steps left unfired because a later step of the same ladder was due too;
-    ``notices`` the reminder and alert notifications written to the outbox.
+    ``notices`` the reminder and alert notifications written to the outbox; ``deferred`` ownership steps
+    left for a later batch because another transaction held the routing lock or the lead.
     """
 
     fired: dict[str, int] = field(default_factory=dict)
@@ -108,6 +112,7 @@ class SweepReport:
     skipped: int = 0
     claimed: int = 0
     notices: int = 0
+    deferred: int = 0
     batch_seconds: list[float] = field(default_factory=list)
 
     @property
@@ -126,6 +131,7 @@ class SweepReport:
         self.skipped += other.skipped
         self.claimed += other.claimed
         self.notices += other.notices
+        self.deferred += other.deferred
         self.batch_seconds.extend(other.batch_seconds)
 
 
@@ -148,8 +154,9 @@ def escalations_sweep(
         if batch.claimed:
             batch.batch_seconds.append(time.perf_counter() - clock)
         report.add(batch)
-        # A fired step can make the following one due at once, so go on until a claim comes back empty.
-        if not batch.claimed or time.monotonic() - started >= budget_seconds:
+        # A fired step can make the following one due at once, so go on until a claim comes back empty, or
+        # holds nothing but steps another transaction keeps from it for now (the next run takes them).
+        if batch.claimed <= batch.deferred or time.monotonic() - started >= budget_seconds:
             return report
 
 
@@ -445,8 +452,22 @@ def _sweep_batch(*, now: datetime, limit: int, lookups: _Lookups) -> SweepReport
         moving = [clock for clock in clocks if _step_action(lookups, clock) in OWNERSHIP_ACTIONS]
         batch = _Batch(now=now, report=report, lookups=lookups, fired=set())
         if moving:
-            # Ownership changes: read those leads again under the lock every owner-writer takes.
-            routing_lock()
+            # Ownership changes: read those leads again under the lock every owner-writer takes, without
+            # waiting for it nor for a lead (see step 2 above); what is held elsewhere waits for later.
+            locked = (
+                set(
+                    Lead.objects.filter(pk__in=[clock.lead_id for clock in moving])
+                    .select_for_update(skip_locked=True)
+                    .values_list("pk", flat=True)
+                )
+                if routing_lock_try()
+                else set()
+            )
+            deferred = {clock.id for clock in moving if clock.lead_id not in locked}
+            if deferred:
+                report.deferred = len(deferred)
+                clocks = [clock for clock in clocks if clock.id not in deferred]
+                moving = [clock for clock in moving if clock.id not in deferred]
             batch.lead_objects = Lead.objects.only(*LEAD_COLUMNS).in_bulk([clock.lead_id for clock in moving])
             batch.clock_objects = LeadSla.objects.in_bulk([clock.id for clock in moving])
             for clock in moving:

@@ -394,6 +394,9 @@ def test_sweeps_racing_at_the_same_instant_fire_each_step_once():
                 escalations_sweep(batch_size=4)
 
         assert run_together(sweep, sweep, sweep, sweep) == []
+        # A sweep that found the routing lock taken left its reassignments for its next run, as beat's would.
+        with time_machine.travel(T0 + minutes * MINUTE, tick=False):
+            escalations_sweep(batch_size=4)
     for lead in leads:
         assert fired(lead) == ["remind_rep", "alert_manager", "reassign"]
         assert Assignment.objects.filter(lead=lead).count() == 2
@@ -445,3 +448,53 @@ def test_touches_racing_the_sweep_always_stop_the_ladder_and_leave_one_owner():
         assert Assignment.objects.filter(lead=lead, ended_at__isnull=True).count() == 1
         actions = fired(lead)
         assert len(actions) == len(set(actions))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_never_waits_for_an_ownership_writer_and_fires_the_step_on_its_next_run():
+    # A manager's reassignment (holding the routing lock) or a rep closing a lead (holding its row) may be
+    # waiting for a clock the sweep holds: the sweep must not wait for them in turn. It leaves the step for
+    # its next run, fires the rest of the batch, and nobody's action is cancelled as a deadlock victim.
+    import threading
+
+    from routing.ownership import routing_lock
+
+    queue, (ann, bea, _carl) = inbound_queue(["ann", "bea", "carl"])
+    policy = SlaPolicyFactory()
+    EscalationStepFactory(policy=policy, position=1, minutes_after_due=0, action=Action.REASSIGN)
+    held, other = assigned_lead(ann, queue), assigned_lead(bea, queue)
+    holding, release = threading.Event(), threading.Event()
+
+    def writer(lock):
+        try:
+            with transaction.atomic():
+                lock()
+                holding.set()
+                release.wait(60)
+        finally:
+            connection.close()
+
+    for lock in (routing_lock, lambda: Lead.objects.select_for_update().get(pk=held.pk)):
+        thread = threading.Thread(target=writer, args=(lock,))
+        thread.start()
+        assert holding.wait(60)
+        try:
+            with time_machine.travel(T0 + 6 * MINUTE, tick=False):
+                report = escalations_sweep()
+        finally:
+            release.set()
+            thread.join()
+        holding.clear()
+        release.clear()
+        assert report.deferred >= 1
+        assert Lead.objects.get(pk=held.pk).owner == ann
+        if lock is routing_lock:
+            assert report.fired == {}  # Both steps reassign: both wait for the lock.
+        else:
+            assert Lead.objects.get(pk=other.pk).owner != bea  # Only the held lead waited.
+
+    with time_machine.travel(T0 + 7 * MINUTE, tick=False):
+        escalations_sweep()
+    assert Lead.objects.get(pk=held.pk).owner not in (ann, None)
+    assert fired(held) == ["reassign"]
