@@ -471,6 +471,7 @@ class ConversionRow:
     touched: int
     reached: int
     rule_id: int | None = None
+    won: int = 0
 
     @property
     def percent_reached(self) -> float | None:
@@ -478,9 +479,10 @@ class ConversionRow:
 
 
 def conversion_by_rule(*, user: Any, period: Period) -> list[ConversionRow]:
-    """Per winning rule, the leads routed in the period and how many reached a rep's hands: accepted or
-    working now, or touched (first touch logged). One grouped query."""
+    """Per winning rule, the leads routed in the period, how many reached a rep's hands (accepted or working
+    now, touched, or converted) and how many were won (converted). One grouped query."""
     accepted = Q(status__in=[Lead.Status.ACCEPTED, Lead.Status.WORKING])
+    won = Q(status=Lead.Status.CONVERTED)
     touched = Q(sla__touched_at__isnull=False)
     grouped = (
         leads_for_reports(user=user)
@@ -491,7 +493,8 @@ def conversion_by_rule(*, user: Any, period: Period) -> list[ConversionRow]:
             routed=Count("pk"),
             accepted=Count("pk", filter=accepted),
             touched=Count("pk", filter=touched),
-            reached=Count("pk", filter=accepted | touched),
+            reached=Count("pk", filter=accepted | touched | won),
+            won=Count("pk", filter=won),
         )
         .order_by("rule__name")
     )
@@ -503,6 +506,7 @@ def conversion_by_rule(*, user: Any, period: Period) -> list[ConversionRow]:
             touched=row["touched"],
             reached=row["reached"],
             rule_id=row["rule_id"],
+            won=row["won"],
         )
         for row in grouped
     ]

@@ -282,8 +282,9 @@ def _workload_csv(report: Report) -> tuple[list[str], list[list[Any]]]:
 
 
 def _conversion_csv(report: Report) -> tuple[list[str], list[list[Any]]]:
-    return ["rule", "routed", "accepted_or_working", "touched", "reached_a_rep", "percent_reached"], [
-        [row.rule, row.routed, row.accepted, row.touched, row.reached, row.percent_reached] for row in report.conversion
+    return ["rule", "routed", "accepted_or_working", "touched", "reached_a_rep", "percent_reached", "won"], [
+        [row.rule, row.routed, row.accepted, row.touched, row.reached, row.percent_reached, row.won]
+        for row in report.conversion
     ]
 
 

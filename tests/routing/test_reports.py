@@ -399,11 +399,13 @@ def test_conversion_by_rule_counts_leads_reaching_a_rep(revops, rep, frozen):
     lead_at(NOW, owner=rep, rule=demo, routed_at=NOW, status=Lead.Status.ACCEPTED)
     lead_at(NOW, owner=rep, rule=demo, routed_at=NOW, status=Lead.Status.ASSIGNED)
     lead_at(NOW, owner=rep, rule=demo, routed_at=NOW, status=Lead.Status.ASSIGNED)
+    # Won without a logged touch: it reached a rep all the same.
+    lead_at(NOW, owner=rep, rule=demo, routed_at=NOW, status=Lead.Status.CONVERTED)
 
     (row,) = reports.conversion_by_rule(user=revops, period=reports.period_for(None))
 
-    assert (row.rule, row.routed, row.accepted, row.touched, row.reached) == ("Demo", 4, 1, 1, 2)
-    assert row.percent_reached == 50.0
+    assert (row.rule, row.routed, row.accepted, row.touched, row.reached, row.won) == ("Demo", 5, 1, 1, 3, 1)
+    assert row.percent_reached == 60.0
 
 
 @pytest.mark.django_db
