@@ -175,7 +175,10 @@ def leads_reroute(*, leads: list[Lead], by: Any) -> ReassignResult:
                 result.skipped.append((lead, "the rules put it where it already is"))
                 continue
             snapshot = apply_decision(snapshot, decision)
-            lead.rule_id, lead.territory_id, lead.receipt = decision.rule_id, decision.territory_id, decision.receipt
+            # The routing part of the receipt is the new decision; how the lead was read (standardized, enriched,
+            # scored) is unchanged and stays, as the lead page and the API read the receipt whole.
+            receipt = {**lead.receipt, "outcome": decision.outcome, "routing": decision.receipt}
+            lead.rule_id, lead.territory_id, lead.receipt = decision.rule_id, decision.territory_id, receipt
             summary = decision.receipt.get("summary", "")
             handovers.append(
                 Handover(

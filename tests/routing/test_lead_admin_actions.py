@@ -22,7 +22,12 @@ def act(client, action, leads, **extra):
 def test_a_lead_left_in_the_catch_all_goes_to_the_right_rep_once_the_rules_cover_it(client, revops):
     # The lead came in before DACH had coverage and waits in the catch-all; RevOps then add the DACH rule.
     catch_all = Queue.objects.get(is_catch_all=True)
-    lead = LeadFactory(status=Lead.Status.QUEUED, queue=catch_all, country="DE")
+    lead = LeadFactory(
+        status=Lead.Status.QUEUED,
+        queue=catch_all,
+        country="DE",
+        receipt={"outcome": "queued", "standardization_flags": {"country": "Deutschland → DE"}, "routing": {}},
+    )
     dach = dach_coverage()
     client.force_login(revops)
 
@@ -38,6 +43,10 @@ def test_a_lead_left_in_the_catch_all_goes_to_the_right_rep_once_the_rules_cover
     assert latest.reason == Assignment.Reason.ROUTED
     assert latest.assigned_by == revops
     assert "Routed again 1 lead(s)" in messages_text(response)
+    # The lead page's receipt tells the new decision, and keeps how the lead was read on arrival.
+    assert lead.receipt["routing"]["summary"].startswith("Assigned to ")
+    assert lead.receipt["outcome"] == "assigned"
+    assert lead.receipt["standardization_flags"] == {"country": "Deutschland → DE"}
 
 
 def test_routing_again_leaves_a_lead_where_the_rules_already_put_it_and_says_so(client, revops):
