@@ -5,7 +5,7 @@ through HTTP intake, the broker and a real worker.
         [--rate 100] [--seconds 10] [--csv 100000] [--live-rate 20]
         [--backlog 200000] [--backlog-base 1000] [--backlog-batches 5]
         [--skip-routing] [--skip-ceiling] [--skip-bulk] [--skip-single] [--skip-csv] [--skip-backlog]
-        [--workers 2] [--web-workers 2] [--keep]
+        [--workers 2] [--web-workers 2] [--web-threads 4] [--keep]
 
 It creates a scratch database next to the configured one (``<name>_bench``),
 migrates it, loads the demo organisation (75 territories, 360 accounts, 7 rules,
@@ -213,6 +213,7 @@ class Command(BaseCommand):
         parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke test in a minute or two.")
         parser.add_argument("--workers", type=int, default=2, help="Celery worker processes.")
         parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes.")
+        parser.add_argument("--web-threads", type=int, default=4, help="Threads per gunicorn process (Procfile: 4).")
         parser.add_argument("--keep", action="store_true", help="Keep the scratch database for a look afterwards.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -243,7 +244,7 @@ class Command(BaseCommand):
                 with self._servers(options) as base:
                     self.stdout.write(
                         f"(3) end to end: {options['workers']} worker process(es), "
-                        f"{options['web_workers']} web process(es)"
+                        f"{options['web_workers']} web process(es) of {options['web_threads']} threads"
                     )
                     if sizes.bulk:
                         figures["bulk_end_to_end_leads_per_s"] = self._bulk(base, raw_key, sizes.bulk)
@@ -309,7 +310,9 @@ class Command(BaseCommand):
             subprocess.Popen(
                 [
                     *(sys.executable, "-m", "gunicorn", "leadrouter.wsgi", "--bind", f"127.0.0.1:{port}"),
-                    *("--workers", str(options["web_workers"]), "--log-level", "warning"),
+                    # Threads as the Procfile runs it: a POST waiting on the database does not hold a process.
+                    *("--workers", str(options["web_workers"]), "--threads", str(options["web_threads"])),
+                    *("--log-level", "warning"),
                 ],
                 cwd=settings.BASE_DIR,
                 env=self.env,
