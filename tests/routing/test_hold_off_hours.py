@@ -10,7 +10,6 @@ from routing.models import Lead, Queue
 from sla.models import LeadSla, SlaPolicy
 from territories.models import Skill
 from tests.factories import (
-    QueueFactory,
     QueueMembershipFactory,
     RepFactory,
     UserFactory,
@@ -32,9 +31,9 @@ def night_coverage_build() -> Queue:
     Queue.objects.get_or_create(is_catch_all=True, defaults={"name": "Catch-all"})
     german = Skill.objects.create(code="german", name="German", kind=Skill.Kind.LANGUAGE)
     dach = dach_coverage()
-    emea = QueueFactory(name="EMEA Overflow", when_nobody_eligible=Queue.WhenNobodyEligible.OVERFLOW)
-    emea.fallback = Queue.objects.catch_all()
-    emea.save()
+    emea = Queue.objects.create(
+        name="EMEA Overflow", when_nobody_eligible=Queue.WhenNobodyEligible.OVERFLOW, fallback=Queue.objects.catch_all()
+    )
     QueueMembershipFactory(queue=emea, rep=RepFactory(user=UserFactory(username="nora"), time_zone="America/New_York"))
     dach.required_skills.add(german)
     dach.when_nobody_eligible = Queue.WhenNobodyEligible.HOLD_OFF_HOURS
