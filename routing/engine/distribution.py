@@ -178,14 +178,20 @@ def distribute(
 def _first_back_at_work(
     queue: QueueInfo, snapshot: Snapshot, now: datetime, lines: list[dict[str, Any]]
 ) -> tuple[datetime, str] | None:
-    """The earliest next working-hours start among members kept out by their hours alone, and who it is."""
+    """The earliest next working-hours start among members kept out only by their hours (or also by today's
+    cap, when they next start work on another day of their own, with a new day's count), and who it is."""
     starts = []
     for line in lines:
         rep = snapshot.rep_by_id.get(line["rep_id"])
-        if rep is not None and line["reason"] == "off hours":
-            start = next_working_start(rep, now)
-            if start is not None:
-                starts.append((start, rep.username))
+        reasons = set(line["reason"].split("; "))
+        if rep is None or "off hours" not in reasons or not reasons <= {"off hours", "daily cap reached"}:
+            continue
+        start = next_working_start(rep, now)
+        if start is None:
+            continue
+        if "daily cap reached" in reasons and start.date() == now.astimezone(start.tzinfo).date():
+            continue  # Back later today, with today's cap still reached.
+        starts.append((start, rep.username))
     return min(starts, key=lambda item: (item[0].timestamp(), item[1])) if starts else None
 
 

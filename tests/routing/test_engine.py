@@ -621,6 +621,27 @@ def test_the_receipt_gives_every_reason_a_rep_was_skipped():
     assert "held_until" not in decision.receipt
 
 
+def test_a_rep_whose_daily_cap_is_reached_is_waited_for_when_they_next_work_on_another_day():
+    # Tuesday night in Berlin: rep 1 reached today's cap, but works again on Wednesday with a new day's count.
+    snap = night_snapshot()
+    late = datetime(2026, 12, 8, 21, 0, tzinfo=UTC)  # 22:00 Berlin.
+    capped = Snapshot(
+        territories=snap.territories,
+        rules=snap.rules,
+        queues=snap.queues,
+        reps=(dach(1, assigned_today=5, daily_cap=5), dach(2, assigned_today=5, daily_cap=5), rep(3)),
+        catch_all_queue_id=CATCH_ALL,
+    )
+    decision = route_lead(LeadFacts(), capped, now=late)
+    assert (decision.outcome, decision.queue_id) == ("queued", 10)
+    assert datetime.fromisoformat(decision.receipt["held_until"]) == datetime(2026, 12, 9, 7, 0, tzinfo=UTC)
+    # At 07:30 Berlin the same day, the cap still holds when they start at 08:00: nothing to wait for there,
+    # so the lead overflows (and, needing German, is held in the catch-all).
+    early = route_lead(LeadFacts(), capped, now=datetime(2026, 12, 8, 6, 30, tzinfo=UTC))
+    assert [step["queue_id"] for step in early.receipt["queue_path"]] == [10, 11, CATCH_ALL]
+    assert "held_until" not in early.receipt
+
+
 def test_the_next_working_start_crosses_the_weekend_and_daylight_saving():
     from routing.engine import next_working_start
 
