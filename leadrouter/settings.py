@@ -355,10 +355,11 @@ LEADROUTER_ACCOUNT_MATCH_WEAK = env.float("LEADROUTER_ACCOUNT_MATCH_WEAK", defau
 LEADROUTER_ATTACH_DUPLICATES = env.bool("LEADROUTER_ATTACH_DUPLICATES", default=True)
 # Leads routed per transaction by a worker; one coverage snapshot serves the batch.
 LEADROUTER_ROUTING_BATCH_SIZE = env.int("LEADROUTER_ROUTING_BATCH_SIZE", default=500)
-# Leads per transaction in the bulk lane (imports, big batch POSTs). Smaller: a bulk batch holds the routing
-# lock, and its worker process, for less time, and between its batches a bulk task routes the live leads
-# waiting first, so a live lead waits for at most one such batch.
-LEADROUTER_BULK_BATCH_SIZE = env.int("LEADROUTER_BULK_BATCH_SIZE", default=250)
+# Leads per transaction in the bulk lane (imports, big batch POSTs), and while live leads keep coming (found
+# waiting in the last 30 s): between its batches a bulk task routes the live leads waiting first, so a live
+# lead waits for at most one bulk batch, which then holds the routing lock and its process only briefly.
+LEADROUTER_BULK_BATCH_SIZE = env.int("LEADROUTER_BULK_BATCH_SIZE", default=500)
+LEADROUTER_BULK_BATCH_SIZE_WHILE_LIVE = env.int("LEADROUTER_BULK_BATCH_SIZE_WHILE_LIVE", default=100)
 # A lead still "received" this long after intake is routed by the sweep (a lost
 # message, a broker that was down, a killed worker).
 LEADROUTER_RECEIVED_SWEEP_AFTER_SECONDS = env.int("LEADROUTER_RECEIVED_SWEEP_AFTER_SECONDS", default=10)

@@ -197,11 +197,14 @@ def leads_route(
     One transaction per batch. Leads another worker holds are skipped (it routes them);
     leads already routed are left alone, so running this twice is harmless. A batch with
     room left takes other waiting leads of ``lane`` along (of any lane when None), so a
-    live task never carries a bulk backlog (see ``_claim``). The bulk lane works in smaller batches
-    (``LEADROUTER_BULK_BATCH_SIZE``) and routes the live leads waiting before each (``_live_first``).
+    live task never carries a bulk backlog (see ``_claim``). The bulk lane routes the live leads waiting
+    before each of its batches (``_live_first``), and while live leads keep coming its batches are small
+    (``LEADROUTER_BULK_BATCH_SIZE_WHILE_LIVE``), so a live lead waits for a short one at most; an import with
+    no live traffic beside it goes in ``LEADROUTER_BULK_BATCH_SIZE`` batches.
     Side effects: writes leads, assignments, queue pointers, notifications and rep tasks;
     enqueues ``notify_assignments`` after commit.
     """
+    global _live_seen_at
     bulk = lane == Lead.Lane.BULK
     batch_size = batch_size or (settings.LEADROUTER_BULK_BATCH_SIZE if bulk else settings.LEADROUTER_ROUTING_BATCH_SIZE)
     report = RouteReport()
@@ -214,28 +217,41 @@ def leads_route(
         return report
     remaining = sorted(set(lead_ids)) if lead_ids is not None else None
     while remaining is None or remaining:
-        chunk = remaining[:batch_size] if remaining is not None else None
-        if remaining is not None:
-            remaining = remaining[batch_size:]
+        size = batch_size
         if bulk:
-            _live_first()
-        batch = _route_batch(lead_ids=chunk, limit=batch_size, lane=lane)
+            if _live_first():
+                _live_seen_at = time.monotonic()
+            if time.monotonic() - _live_seen_at < LIVE_TRAFFIC_SECONDS:
+                size = min(batch_size, settings.LEADROUTER_BULK_BATCH_SIZE_WHILE_LIVE)
+        chunk = remaining[:size] if remaining is not None else None
+        if remaining is not None:
+            remaining = remaining[size:]
+        batch = _route_batch(lead_ids=chunk, limit=size, lane=lane)
         report.add(batch)
         if chunk is None and batch.leads == 0:
             break
     return report
 
 
-def _live_first() -> None:
-    """Route the live leads waiting now, before the next bulk batch (one indexed query when none waits).
+# Bulk batches stay small for this long after this process last found live leads waiting.
+LIVE_TRAFFIC_SECONDS = 30.0
+_live_seen_at = -LIVE_TRAFFIC_SECONDS
+
+
+def _live_first() -> bool:
+    """Route the live leads waiting now, before the next bulk batch (one indexed query when none waits);
+    True when some were waiting.
 
     A worker serving both lanes may have every process busy with an import when a live lead comes in: its
     message then waits for a free process. Checking between bulk batches bounds that wait to one bulk
     batch; the live lead's own message later finds nothing left to do."""
     waiting = Lead.objects.filter(status=Lead.Status.RECEIVED, lane=Lead.Lane.LIVE)
+    found = False
     while waiting.exists():
+        found = True
         if not _route_batch(lead_ids=None, limit=settings.LEADROUTER_ROUTING_BATCH_SIZE, lane=Lead.Lane.LIVE).leads:
-            return  # Another worker holds them: it routes them.
+            break  # Another worker holds them: it routes them.
+    return found
 
 
 def leads_route_stale(*, older_than_seconds: int, budget_seconds: float = SWEEP_BUDGET_SECONDS) -> RouteReport:

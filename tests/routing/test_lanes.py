@@ -144,8 +144,11 @@ def test_a_live_task_takes_only_live_leads_along_and_a_bulk_task_only_bulk_leads
 
 def test_a_bulk_task_routes_the_live_leads_waiting_before_each_of_its_batches(dach, settings, monkeypatch):
     # A worker busy with an import has no free process for a live lead's own message: the import's task
-    # routes waiting live leads between its batches, so a live lead waits for one bulk batch at most.
-    settings.LEADROUTER_BULK_BATCH_SIZE = 2
+    # routes waiting live leads between its batches, so a live lead waits for one bulk batch at most; and once
+    # live leads come in, the import's batches are the small ones.
+    settings.LEADROUTER_BULK_BATCH_SIZE = 6
+    settings.LEADROUTER_BULK_BATCH_SIZE_WHILE_LIVE = 2
+    monkeypatch.setattr(dispatch, "_live_seen_at", -dispatch.LIVE_TRAFFIC_SECONDS)
     backlog = [received("bulk", n) for n in range(6)]
     early = received("live", 10)
     posted_later: list[Lead] = []
@@ -163,10 +166,21 @@ def test_a_bulk_task_routes_the_live_leads_waiting_before_each_of_its_batches(da
     assert report.leads == 6  # The bulk task's own leads; the live ones are routed besides.
     routed_at = dict(Lead.objects.values_list("pk", "routed_at"))
     bulk_times = sorted(routed_at[lead.pk] for lead in backlog)
-    # The live lead waiting at the start went first; the one posted during the first bulk batch went
-    # before the second.
+    # The live lead waiting at the start went first; the one posted during the first bulk batch (of two, not
+    # six) went before the second.
     assert routed_at[early.pk] < bulk_times[0]
     assert bulk_times[1] < routed_at[posted_later[0].pk] < bulk_times[2]
+
+
+def test_an_import_with_no_live_traffic_beside_it_goes_in_full_size_batches(dach, settings, monkeypatch):
+    settings.LEADROUTER_BULK_BATCH_SIZE = 4
+    settings.LEADROUTER_BULK_BATCH_SIZE_WHILE_LIVE = 1
+    monkeypatch.setattr(dispatch, "_live_seen_at", -dispatch.LIVE_TRAFFIC_SECONDS)
+    backlog = [received("bulk", n) for n in range(8)]
+
+    leads_route(lead_ids=[lead.pk for lead in backlog], lane="bulk")
+
+    assert len(set(Lead.objects.values_list("routed_at", flat=True))) == 2  # Two batches of four.
 
 
 def test_the_sweep_routes_leads_of_every_lane_live_ones_first(dach, settings):
