@@ -118,6 +118,16 @@ def join_all(
     )
 
 
+def five_times(work: Callable[[], object]) -> Callable[[], None]:
+    """``work`` run five times in a row: one side of a race that should meet the other more than once."""
+
+    def repeated() -> None:
+        for _ in range(5):
+            work()
+
+    return repeated
+
+
 def run_together(*work: Callable[[], object], progress: Callable[[], Any] | None = None) -> list[BaseException]:
     """Run each callable in its own thread, all released at once by a barrier, each with its own database
     connection (closed at the end), as separate workers would. Returns what any of them raised.

@@ -1,9 +1,6 @@
 """Routing again from the admin while the router hands out held leads: one current owner per lead, exact loads."""
 
-import threading
-
 import pytest
-from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -19,7 +16,7 @@ from tests.factories import (
     UserFactory,
     dach_coverage,
 )
-from tests.helpers import STALL_SECONDS, join_all
+from tests.helpers import five_times, run_together
 
 
 @pytest.mark.postgres
@@ -36,28 +33,11 @@ def test_routing_again_racing_the_queue_sweep_never_leaves_two_current_assignmen
         lead = LeadFactory(status=Lead.Status.QUEUED, queue=catch_all, country="DE", routed_at=timezone.now())
         AssignmentFactory(lead=lead, rep=None, queue=catch_all)
         leads.append(lead)
-    errors = []
-    start = threading.Barrier(2)
+    errors = run_together(
+        five_times(lambda: queued_leads_distribute(limit=4)), five_times(lambda: leads_reroute(leads=leads, by=revops))
+    )
 
-    def run(work):
-        try:
-            start.wait(STALL_SECONDS)
-            for _ in range(5):
-                work()
-        except Exception as error:  # Reported below: a thread's exception would otherwise vanish.
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=run, args=(lambda: queued_leads_distribute(limit=4),)),
-        threading.Thread(target=run, args=(lambda: leads_reroute(leads=leads, by=revops),)),
-    ]
-    for thread in threads:
-        thread.start()
-    join_all(threads)
-
-    assert not errors
+    assert errors == []
     doubled = Assignment.objects.filter(ended_at__isnull=True).values("lead").annotate(n=Count("id")).filter(n__gt=1)
     assert not doubled.exists()
     for lead in Lead.objects.filter(pk__in=[lead.pk for lead in leads]):

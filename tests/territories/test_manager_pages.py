@@ -1,10 +1,8 @@
 """The manager's pages: team board, reassignment, out of office and departures, with their scoping."""
 
 import datetime as dt
-import threading
 
 import pytest
-from django.db import connection
 from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +23,7 @@ from tests.factories import (
     TerritoryFactory,
     UserFactory,
 )
-from tests.helpers import STALL_SECONDS, join_all, messages_text
+from tests.helpers import five_times, messages_text, run_together
 
 
 def open_lead(rep, *, hours_old=48, **fields):
@@ -309,28 +307,12 @@ def test_reassignment_racing_routing_never_leaves_two_current_assignments(team, 
         leads.append(lead)
     for _ in range(10):
         leads.append(open_lead(rep))
-    errors = []
-    start = threading.Barrier(2)
+    errors = run_together(
+        five_times(lambda: queued_leads_distribute(limit=4)),
+        five_times(lambda: leads_reassign(leads=leads, to_rep=teammate, by=manager)),
+    )
 
-    def run(work):
-        try:
-            start.wait(STALL_SECONDS)
-            for _ in range(5):
-                work()
-        except Exception as error:  # Reported below: a thread's exception would otherwise vanish.
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=run, args=(lambda: queued_leads_distribute(limit=4),)),
-        threading.Thread(target=run, args=(lambda: leads_reassign(leads=leads, to_rep=teammate, by=manager),)),
-    ]
-    for thread in threads:
-        thread.start()
-    join_all(threads)
-
-    assert not errors
+    assert errors == []
     doubled = Assignment.objects.filter(ended_at__isnull=True).values("lead").annotate(n=Count("id")).filter(n__gt=1)
     assert not doubled.exists()
     # Every lead is still there, held by exactly the owner (or queue) its current assignment names.
