@@ -306,32 +306,33 @@ class Command(BaseCommand):
         }
         self.log = open(os.path.join(tempfile.gettempdir(), f"{queue}.log"), "wb")  # noqa: SIM115 - closed below
         self.stdout.write(f"Web server, worker and import log: {self.log.name}")
+
+        def start(args: list[str]) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [sys.executable, "-m", *args],
+                cwd=settings.BASE_DIR,
+                env=self.env,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
         processes = [
-            subprocess.Popen(
+            start(
                 [
-                    *(sys.executable, "-m", "gunicorn", "leadrouter.wsgi", "--bind", f"127.0.0.1:{port}"),
+                    *("gunicorn", "leadrouter.wsgi", "--bind", f"127.0.0.1:{port}"),
                     # Threads as the Procfile runs it: a POST waiting on the database does not hold a process.
                     *("--workers", str(options["web_workers"]), "--threads", str(options["web_threads"])),
                     *("--log-level", "warning"),
-                ],
-                cwd=settings.BASE_DIR,
-                env=self.env,
-                stdout=self.log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                ]
             ),
-            subprocess.Popen(
+            start(
                 [
-                    *(sys.executable, "-m", "celery", "--app", "leadrouter", "worker"),
+                    *("celery", "--app", "leadrouter", "worker"),
                     *("--queues", ",".join([queue, *(f"{queue}-{lane}" for lane in LANES)])),
                     *("--concurrency", str(options["workers"]), "--loglevel", "WARNING"),
                     *("--hostname", f"{queue}@bench", "--without-gossip", "--without-mingle", "--without-heartbeat"),
-                ],
-                cwd=settings.BASE_DIR,
-                env=self.env,
-                stdout=self.log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                ]
             ),
         ]
         self.stack_started = timezone.now()
