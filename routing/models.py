@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
+import uuid
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, RegexValidator, URLValidator
 from django.db import models
 from django.db.models.deletion import ProtectedError
 from django.db.models.functions import Lower
@@ -328,6 +330,11 @@ class Lead(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     close_reason = models.CharField(max_length=CLOSE_REASON_MAX_CHARS, blank=True)
+    # The API key an integration closed the lead with (POST /api/v1/leads/{id}/status/); ``closed_by`` is then
+    # empty. Cleared with the rest of the close record when the lead is reopened.
+    closed_via = models.ForeignKey(
+        "ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
 
     class Meta:
         ordering = ["-received_at"]
@@ -346,6 +353,8 @@ class Lead(models.Model):
             # Duplicate detection looks up open leads by e-mail.
             # (case-insensitive: mailboxes are, in practice)
             models.Index(Lower("email"), name="lead_email_lower_idx"),
+            # Syncs list leads changed since a time, paged by (updated_at, id) (GET /api/v1/leads/).
+            models.Index(fields=["updated_at", "id"], name="lead_updated_idx"),
         ]
         constraints = [
             # A repeated external id from one source, posted with one API key, is the same lead. Ids are scoped
@@ -594,6 +603,7 @@ class ApiScope(models.TextChoices):
     LEADS_READ = "leads:read", "leads:read: read status, owner, queue and SLA due of the leads it posted"
     RECEIPTS_READ = "receipts:read", "receipts:read: read the full lead with its routing receipt"
     TOUCHES_WRITE = "touches:write", "touches:write: log touches on the leads it posted"
+    LEADS_STATUS = "leads:status", "leads:status: convert, disqualify, nurture or close the leads it posted"
 
 
 def api_key_default_scopes() -> list[str]:
@@ -650,6 +660,49 @@ class ApiKey(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in (self.scopes or [])
+
+
+def form_token_new() -> str:
+    """A new form token: random, URL-safe, and told apart from API keys by its prefix."""
+    return "lf_" + secrets.token_urlsafe(18)
+
+
+class FormSource(models.Model):
+    """A website form that posts straight to intake (``POST /forms/<token>/``), without code or an API key.
+
+    The token is in the page's HTML, so it is not a secret: it names the form, so the lead gets this
+    source, and RevOps can rotate it (the old one stops working at once) or switch the form off. Where the
+    visitor lands afterwards is set here, never taken from the request, so the endpoint is no open redirect.
+    """
+
+    name = models.CharField(max_length=100, unique=True, help_text="The form, such as Website demo request.")
+    source = models.CharField(
+        max_length=100, help_text="The lead source its leads get (what routing rules and reports see as source)."
+    )
+    token = models.CharField(max_length=40, unique=True, default=form_token_new, editable=False)
+    thank_you_url = models.URLField(
+        "thank-you URL",
+        max_length=500,
+        validators=[URLValidator(schemes=["https", "http"])],
+        help_text="Where the visitor lands after posting (303 See Other).",
+    )
+    honeypot_field = models.CharField(
+        max_length=50,
+        default="homepage",
+        validators=[RegexValidator(r"^[A-Za-z][A-Za-z0-9_-]*$", "Letters, digits, - and _, starting with a letter.")],
+        help_text="A field the form hides from people: a post with it filled is a bot's, answered as usual and "
+        "not stored.",
+    )
+    active = models.BooleanField(default=True, help_text="Off: posts with its token are refused (404).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    token_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "form source"
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Firmographic(models.Model):
@@ -835,3 +888,215 @@ class RepLoad(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rep}: {self.open_leads} open, {self.assigned_today} on {self.day}"
+
+
+# --- Integrations: signed webhooks out and CRM owner write-back (routing/outbound.py) ----------------------
+
+
+class EventType(models.TextChoices):
+    """What a webhook subscription can listen to (docs/integrations.md)."""
+
+    LEAD_RECEIVED = "lead.received", "lead.received: a lead was stored"
+    LEAD_ASSIGNED = "lead.assigned", "lead.assigned: a lead got an owner"
+    LEAD_REASSIGNED = "lead.reassigned", "lead.reassigned: a lead's owner changed"
+    LEAD_TOUCHED = "lead.touched", "lead.touched: a call, e-mail or meeting was logged"
+    LEAD_CLOSED = "lead.closed", "lead.closed: converted, disqualified, nurtured or closed"
+    SLA_BREACHED = "sla.breached", "sla.breached: no first touch by the due time"
+    ESCALATION_FIRED = "escalation.fired", "escalation.fired: an SLA ladder step fired"
+
+
+def validate_event_types(value: Any) -> None:
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
+        raise ValidationError("Choose at least one event.")
+    unknown = sorted(set(value) - set(EventType.values))
+    if unknown:
+        raise ValidationError(f"Unknown event(s): {', '.join(unknown)}. Known: {', '.join(EventType.values)}.")
+
+
+def webhook_secret_new() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class WebhookSubscription(models.Model):
+    """A receiver of signed event POSTs. The secret signs every request (``X-LeadRouter-Signature``); it is shown
+    once when the subscription is created (admin or ``manage.py webhook create``)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.URLField(max_length=500, help_text="Where the events are POSTed (http or https).")
+    events = models.JSONField(
+        default=list, validators=[validate_event_types], help_text="The event types sent, e.g. lead.assigned."
+    )
+    secret = models.CharField(max_length=100, default=webhook_secret_new, editable=False)
+    active = models.BooleanField(default=True, help_text="Off: no new events are queued for it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CrmConnector(models.Model):
+    """Writes a lead's new owner back to the CRM record the lead came from, through the same outbox, retries and
+    log as webhooks. The API token is read from the environment variable named here, never stored."""
+
+    class Kind(models.TextChoices):
+        HUBSPOT = "hubspot", "HubSpot"
+        SALESFORCE = "salesforce", "Salesforce"
+
+    HUBSPOT_BASE_URL = "https://api.hubapi.com"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    base_url = models.URLField(
+        max_length=300,
+        blank=True,
+        help_text="HubSpot: blank for https://api.hubapi.com. Salesforce: your instance, "
+        "e.g. https://acme.my.salesforce.com.",
+    )
+    token_env = models.CharField(
+        "token environment variable",
+        max_length=100,
+        validators=[RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "An environment variable name, such as HUBSPOT_TOKEN.")],
+        help_text="The name of the environment variable holding the API token (sent as a Bearer token).",
+    )
+    hubspot_object = models.CharField(
+        max_length=40, default="contacts", help_text="HubSpot: the CRM object the record id names (contacts, leads)."
+    )
+    salesforce_api_version = models.CharField(
+        max_length=10,
+        default="v61.0",
+        validators=[RegexValidator(r"^v[0-9]+\.[0-9]$", "Such as v61.0.")],
+        help_text="Salesforce: the REST API version.",
+    )
+    record_id_field = models.CharField(
+        max_length=100,
+        default="external_id",
+        help_text="Where the CRM record id is: external_id (the lead's external id), or a key of the posted lead.",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "CRM connector"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def clean(self) -> None:
+        if self.kind == self.Kind.SALESFORCE and not self.base_url:
+            raise ValidationError({"base_url": "Salesforce needs your instance URL."})
+
+    @property
+    def api_base(self) -> str:
+        return (self.base_url or (self.HUBSPOT_BASE_URL if self.kind == self.Kind.HUBSPOT else "")).rstrip("/")
+
+
+class CrmOwner(models.Model):
+    """A rep's owner id in one CRM (HubSpot owner id, Salesforce User Id). Leads of a rep without one are not
+    written back."""
+
+    connector = models.ForeignKey(CrmConnector, on_delete=models.CASCADE, related_name="owners")
+    rep = models.ForeignKey(Rep, on_delete=models.CASCADE, related_name="crm_owners")
+    owner_id = models.CharField("CRM owner id", max_length=100)
+
+    class Meta:
+        ordering = ["connector", "rep_id"]
+        verbose_name = "CRM owner"
+        constraints = [models.UniqueConstraint(fields=["connector", "rep"], name="crmowner_once_per_rep")]
+
+    def __str__(self) -> str:
+        return f"{self.rep} = {self.owner_id} in {self.connector.name}"
+
+
+class OutboundEvent(models.Model):
+    """One event about a lead, recorded in the transaction of the change. ``body`` is the exact JSON sent."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=30, choices=EventType.choices)
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events", db_constraint=False)
+    body = models.TextField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "event"
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
+
+
+class Delivery(models.Model):
+    """One event to one receiver (a webhook subscription or a CRM connector): the outbox row the sender claims.
+    A lead's deliveries to one receiver go out in order: a later one waits until the earlier is delivered or
+    dead."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RETRYING = "retrying", "Retrying"
+        DELIVERED = "delivered", "Delivered"
+        DEAD = "dead", "Dead (gave up)"
+
+    UNDONE = ("pending", "retrying")
+
+    event = models.ForeignKey(OutboundEvent, on_delete=models.CASCADE, related_name="deliveries")
+    subscription = models.ForeignKey(
+        WebhookSubscription, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    connector = models.ForeignKey(
+        CrmConnector, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    # "w<id>" or "c<id>": the receiver, for per-lead order in one indexed comparison.
+    target = models.CharField(max_length=24, editable=False)
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    crm_record_id = models.CharField(max_length=200, blank=True)
+    crm_owner_id = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], condition=models.Q(status__in=["pending", "retrying"]), name="delivery_due_idx"
+            ),
+            models.Index(
+                fields=["target", "lead", "id"],
+                condition=models.Q(status__in=["pending", "retrying"]),
+                name="delivery_lead_order_idx",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(subscription__isnull=True, connector__isnull=False)
+                | models.Q(subscription__isnull=False, connector__isnull=True),
+                name="delivery_one_receiver",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event.type} to {self.subscription or self.connector}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try at a delivery: when, how long, and what came back."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts_log")
+    at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["delivery", "at"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.response_code or self.error[:40]}"
