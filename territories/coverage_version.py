@@ -33,7 +33,9 @@ version: run ``UPDATE territories_coverageversion SET version = version + 1, sta
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -45,12 +47,30 @@ from territories.models import CoverageVersion
 VERSION_ROW = 1
 # Registered model -> the fields whose saves alone do not change the cached copy (read fresh, or never read).
 TRACKED: dict[type[models.Model], frozenset[str]] = {}
+# The bump counter of the innermost ``coverage_changes_counted`` block, if any.
+_COUNTER: ContextVar[list[int] | None] = ContextVar("coverage_changes_counter", default=None)
+
+
+@contextmanager
+def coverage_changes_counted() -> Iterator[list[int]]:
+    """Count the coverage version bumps made inside the block: ``counter[0]`` after it. The admin's version
+    middleware (``leadrouter.middleware.CoverageRevisionMiddleware``) uses it to record a numbered version
+    only for requests that changed the coverage model."""
+    counter = [0]
+    token = _COUNTER.set(counter)
+    try:
+        yield counter
+    finally:
+        _COUNTER.reset(token)
 
 
 def coverage_version_bump(*, using: str = DEFAULT_DB_ALIAS) -> None:
     """Record that the coverage model changed, in the caller's transaction (takes the version row's lock
     until it ends). Call after ``QuerySet.update``, ``bulk_create`` or ``bulk_update`` on a coverage model;
     saves, deletes and many-to-many changes bump it by themselves."""
+    counter = _COUNTER.get()
+    if counter is not None:
+        counter[0] += 1
     changes = {"version": models.F("version") + 1, "stamp": uuid.uuid4(), "changed_at": timezone.now()}
     rows = CoverageVersion.objects.using(using)
     if not rows.filter(pk=VERSION_ROW).update(**changes):

@@ -475,3 +475,80 @@ class CoverageVersion(models.Model):
 
     def __str__(self) -> str:
         return f"Coverage version {self.version}"
+
+
+class CoverageRevision(models.Model):
+    """A numbered version of the whole coverage model: who made it, when, why, and the full document.
+
+    Every change RevOps make to the model (an admin save, an import, a publish, a rollback) records one, so
+    RevOps can list versions, compare any two and roll back (``leadrouter/coverage/versions.py``). Unlike
+    ``CoverageVersion`` (a counter workers poll), these are for people. ``document`` is the export
+    (``leadrouter.coverage.export_coverage``); ``digest`` is its hash, so an unchanged model records no version.
+    """
+
+    class Kind(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        IMPORT = "import", "Import"
+        PUBLISH = "publish", "Draft published"
+        ROLLBACK = "rollback", "Rollback"
+        BASELINE = "baseline", "Baseline"
+
+    number = models.PositiveIntegerField(unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # A scheduled publish runs as beat, so the version names who scheduled it.
+    scheduled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    message = models.CharField(max_length=500, blank=True)
+    document = models.JSONField()
+    digest = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-number"]
+        verbose_name = "coverage version"
+
+    def __str__(self) -> str:
+        return f"Version {self.number}"
+
+
+class CoverageDraft(models.Model):
+    """A whole coverage document that routing never uses until it is published.
+
+    ``text`` is the YAML as RevOps wrote it (comments and order kept); ``base`` is the version it was made
+    from, so a draft made before a newer live version can say what changed underneath it. ``publish_at``
+    schedules the publish (beat runs ``leadrouter.tasks.publish_due_drafts``); ``published`` points at the
+    version the publish made.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    text = models.TextField(help_text="The whole coverage document, as YAML.")
+    base = models.ForeignKey(CoverageRevision, null=True, blank=True, on_delete=models.SET_NULL, related_name="drafts")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    publish_at = models.DateTimeField(null=True, blank=True, help_text="Publish at this time (beat publishes it).")
+    scheduled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    published = models.ForeignKey(
+        CoverageRevision, null=True, blank=True, on_delete=models.SET_NULL, related_name="published_drafts"
+    )
+    # Why the last scheduled publish failed (validation or the database refused it); cleared on success.
+    publish_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["publish_at"], name="draft_publish_at_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_id is not None
