@@ -80,6 +80,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the requesting user on every change history row.
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Records a numbered coverage version for every admin request that changed the coverage model.
+    "leadrouter.coverage.middleware.CoverageRevisionMiddleware",
     # Shows every page in the signed-in user's time zone (the API stays in UTC).
     "leadrouter.middleware.UserTimeZoneMiddleware",
     # Turns a locked-out login into the lock-out page; last, as django-axes requires.
@@ -242,6 +244,8 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery
 LEADROUTER_QUEUE_LIVE = env.str("LEADROUTER_QUEUE_LIVE", default="live")
 LEADROUTER_QUEUE_BULK = env.str("LEADROUTER_QUEUE_BULK", default="bulk")
 LEADROUTER_QUEUE_NOTIFY = env.str("LEADROUTER_QUEUE_NOTIFY", default="notify")
+# Webhooks and CRM write-back: a slow or dead receiver only ever holds this lane's workers (docs/integrations.md).
+LEADROUTER_QUEUE_WEBHOOKS = env.str("LEADROUTER_QUEUE_WEBHOOKS", default="webhooks")
 # A POST with more leads than this is bulk work; this many or fewer travel in the live lane.
 LEADROUTER_BULK_THRESHOLD = env.int("LEADROUTER_BULK_THRESHOLD", default=10)
 CELERY_RESULT_BACKEND = None
@@ -267,6 +271,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 HEARTBEAT_INTERVAL_SECONDS = env.int("HEARTBEAT_INTERVAL_SECONDS", default=30)
 RECEIVED_SWEEP_INTERVAL_SECONDS = env.int("RECEIVED_SWEEP_INTERVAL_SECONDS", default=15)
 SLA_SWEEP_INTERVAL_SECONDS = env.int("SLA_SWEEP_INTERVAL_SECONDS", default=30)
+DELIVERY_SWEEP_INTERVAL_SECONDS = env.int("DELIVERY_SWEEP_INTERVAL_SECONDS", default=5)
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "routing.tasks.heartbeat",
@@ -285,6 +290,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sla.tasks.sweep_escalations",
         "schedule": timedelta(seconds=SLA_SWEEP_INTERVAL_SECONDS),
         "options": {"expire_seconds": SLA_SWEEP_INTERVAL_SECONDS},
+    },
+    # Publishes the coverage drafts whose scheduled time has come (leadrouter/coverage/versions.py).
+    "coverage-draft-publish": {
+        "task": "leadrouter.tasks.publish_due_drafts",
+        "schedule": timedelta(seconds=60),
+        "options": {"expire_seconds": 60},
+    },
+    # Webhook and CRM deliveries whose retry came due (routing/outbound.py).
+    "delivery-sweep": {
+        "task": "routing.tasks.sweep_deliveries",
+        "schedule": timedelta(seconds=DELIVERY_SWEEP_INTERVAL_SECONDS),
+        "options": {"expire_seconds": DELIVERY_SWEEP_INTERVAL_SECONDS},
     },
     "notification-sweep": {
         "task": "routing.tasks.sweep_notifications",
@@ -384,6 +401,12 @@ LEADROUTER_SLACK_TIMEOUT_SECONDS = env.float("LEADROUTER_SLACK_TIMEOUT_SECONDS",
 LEADROUTER_NOTIFICATION_SENDING_TIMEOUT_SECONDS = env.int(
     "LEADROUTER_NOTIFICATION_SENDING_TIMEOUT_SECONDS", default=300
 )
+# Webhooks and CRM write-back: seconds to wait for a receiver; the first retry's delay (doubling, with jitter, up
+# to the maximum), or what a receiver's Retry-After asks; and the age after which an undelivered event is dead.
+LEADROUTER_WEBHOOK_TIMEOUT_SECONDS = env.float("LEADROUTER_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+LEADROUTER_WEBHOOK_RETRY_BASE_SECONDS = env.float("LEADROUTER_WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
+LEADROUTER_WEBHOOK_RETRY_MAX_SECONDS = env.float("LEADROUTER_WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+LEADROUTER_WEBHOOK_MAX_AGE_SECONDS = env.float("LEADROUTER_WEBHOOK_MAX_AGE_SECONDS", default=86400.0)
 # How long /healthz waits for the broker to take a connection before it reports the broker down (503).
 LEADROUTER_BROKER_CHECK_TIMEOUT_SECONDS = env.float("LEADROUTER_BROKER_CHECK_TIMEOUT_SECONDS", default=2.0)
 

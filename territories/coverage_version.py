@@ -54,7 +54,7 @@ _COUNTER: ContextVar[list[int] | None] = ContextVar("coverage_changes_counter", 
 @contextmanager
 def coverage_changes_counted() -> Iterator[list[int]]:
     """Count the coverage version bumps made inside the block: ``counter[0]`` after it. The admin's version
-    middleware (``leadrouter.middleware.CoverageRevisionMiddleware``) uses it to record a numbered version
+    middleware (``leadrouter.coverage.middleware.CoverageRevisionMiddleware``) uses it to record a numbered version
     only for requests that changed the coverage model."""
     counter = [0]
     token = _COUNTER.set(counter)

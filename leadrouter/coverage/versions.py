@@ -3,7 +3,7 @@
 A *version* (``territories.models.CoverageRevision``) is the whole exported document with a number, an author,
 a time and a message. One is recorded for every change RevOps make to the model:
 
-- an admin save, delete, action or CSV import (``leadrouter.middleware.CoverageRevisionMiddleware``, once per
+- an admin save, delete, action or CSV import (``leadrouter.coverage.middleware.CoverageRevisionMiddleware``, once per
   request, after the request's writes have committed);
 - ``coverage import`` (``coverage_import``), a publish (``draft_publish``) and a rollback (``version_rollback``),
   in the same transaction as their writes.
