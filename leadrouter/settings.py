@@ -353,6 +353,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The statuses an integration may close a lead as, beside the lead's own status choices.
+    "ENUM_NAME_OVERRIDES": {
+        "LeadStatusEnum": "routing.models.Lead.Status",
+        "LeadCloseStatusEnum": "routing.services.STATUSES_FROM_OUTSIDE",
+    },
 }
 
 # --- Routing -------------------------------------------------------------------------------------------

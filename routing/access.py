@@ -48,6 +48,7 @@ __all__ = [
     "is_revops",
     "lead_for_requester",
     "lead_scope",
+    "leads_for_requester",
     "managed_lead_scope",
     "managed_open_leads",
     "may_delegate",
@@ -135,6 +136,16 @@ def lead_for_requester(*, requester: Any, lead_id: int) -> Lead | None:
     if not _signed_in(requester):
         return None
     return leads.filter(lead_scope(requester)).first()
+
+
+def leads_for_requester(*, requester: Any) -> QuerySet[Lead]:
+    """Every lead the requester sees, by the same rules as ``lead_for_requester``: an API key the leads
+    posted with it, a person what ``lead_scope`` says, anyone else none. Lazy."""
+    if isinstance(requester, IntakeClient):
+        return Lead.objects.filter(intake_source=requester.api_key)
+    if not _signed_in(requester):
+        return Lead.objects.none()
+    return Lead.objects.filter(lead_scope(requester))
 
 
 def may_reopen(*, user: Any, lead: Lead) -> bool:

@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from routing.api_leads import LIST_PARAMETERS, LeadPageSerializer, leads_list
 from routing.authentication import ApiKeyAuthentication, IntakeClient, scope_required
 from routing.intake import IDEMPOTENCY_KEY_MAX_LENGTH, LeadIntakeSerializer, leads_receive
 from routing.models import ApiKey, ApiScope
@@ -39,7 +40,8 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "in": "header",
             "name": "Authorization",
             "description": "An intake source's key, sent as `Token <key>`. Each endpoint needs a scope of the key "
-            "(leads:write, leads:read, receipts:read, touches:write); a key without it gets 403 naming the scope.",
+            "(leads:write, leads:read, receipts:read, touches:write, leads:status); a key without it gets 403 "
+            "naming the scope.",
         }
 
 
@@ -126,11 +128,42 @@ _RECEIVED_OR_BATCH = PolymorphicProxySerializer(
 
 
 class LeadIntakeView(APIView):
-    """Post one lead (a JSON object) or a batch (a JSON list); each is stored as ``received`` and routed."""
+    """Post one lead (a JSON object) or a batch (a JSON list); each is stored as ``received`` and routed.
+
+    GET lists the leads the requester may read, for syncs (``routing.api_leads.leads_list``): an API key
+    needs ``leads:read`` (or ``receipts:read``)."""
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [CanPostLeads, scope_required(ApiScope.LEADS_WRITE)]
+    list_permission_classes = [
+        permissions.IsAuthenticated,
+        scope_required(ApiScope.LEADS_READ, ApiScope.RECEIPTS_READ),
+    ]
     parser_classes = [LeadJSONParser]
+
+    def get_permissions(self) -> list[Any]:
+        request = getattr(self, "request", None)
+        if request is not None and request.method in ("GET", "HEAD"):
+            return [permission() for permission in self.list_permission_classes]
+        return super().get_permissions()
+
+    @extend_schema(
+        operation_id="leads_list",
+        tags=["leads"],
+        parameters=LIST_PARAMETERS,
+        responses={
+            200: OpenApiResponse(LeadPageSerializer, description="One page, oldest change first."),
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="A filter or cursor that is not valid, named.",
+                examples=[OpenApiExample("Bad time", value={"updated_since": ["Send an ISO 8601 time …"]})],
+            ),
+            401: OpenApiResponse(OpenApiTypes.OBJECT, description="Not signed in and no API key."),
+            403: OpenApiResponse(OpenApiTypes.OBJECT, description="The API key lacks the scope leads:read."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        return leads_list(request, self)
 
     @extend_schema(
         operation_id="leads_create",

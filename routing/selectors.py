@@ -24,7 +24,7 @@ from routing.engine import (
     TerritoryInfo,
 )
 from routing.matching import AccountIndex
-from routing.models import Lead, Queue, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
+from routing.models import Assignment, Lead, Queue, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
 from routing.ownership import rep_loads
 from routing.pipeline import Evaluation, evaluate_lead
 from routing.scoring import ScoringRuleInfo, Thresholds
@@ -350,3 +350,17 @@ def queues_for_rep(*, user: Any) -> list[Queue]:
         .annotate(waiting=Count("leads", filter=Q(leads__status=Lead.Status.QUEUED)))
         .order_by("name")
     )
+
+
+def assignment_history(*, lead: Lead, limit: int) -> tuple[list[Assignment], int]:
+    """The lead's latest ``limit`` owner periods, oldest first, and how many older ones were left out."""
+    rows = list(
+        Assignment.objects.select_related("rep__user", "queue", "assigned_by")
+        .filter(lead=lead)
+        .order_by("-assigned_at", "-pk")[: limit + 1]
+    )
+    omitted = 0
+    if len(rows) > limit:
+        rows = rows[:limit]
+        omitted = Assignment.objects.filter(lead=lead).count() - limit
+    return rows[::-1], omitted

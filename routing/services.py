@@ -178,20 +178,27 @@ def _reason_checked(reason: str, *, required: str = "") -> str:
     return reason
 
 
-def _lead_close(*, lead: Lead, to: str, by: User, reason: str, now: datetime | None = None) -> bool:
-    """Close ``lead`` as ``to`` if it is still open; False when it was not.
+def _lead_close(
+    *, lead: Lead, to: str, by: User | None, reason: str, now: datetime | None = None, via: ApiKey | None = None
+) -> bool:
+    """Close ``lead`` as ``to`` if it is still open; False when it was not (``lead`` then holds the status and
+    close time the lead has).
 
     The row lock makes a double submit (or two people at once) close the lead once. ``leads_close`` records
-    who closed it, when and why, ends the owner's task and counter, stops the clock and resolves the lead's
-    open escalations with the reason.
+    who closed it (a person ``by``, or an integration's API key ``via``), when and why, ends the owner's task
+    and counter, stops the clock and resolves the lead's open escalations with the reason.
     """
     now = now or timezone.now()
     with transaction.atomic():
-        current = Lead.objects.select_for_update().filter(pk=lead.pk, status__in=Lead.OPEN_STATUSES).first()
-        if current is None:
+        current = Lead.objects.select_for_update().filter(pk=lead.pk).first()
+        if current is None or current.status not in Lead.OPEN_STATUSES:
+            if current is not None:
+                lead.status, lead.closed_at = current.status, current.closed_at
             return False
-        leads_close([current], to=to, now=now, by_id=by.pk, reason=reason)
+        current.closed_via = via
+        leads_close([current], to=to, now=now, by_id=by.pk if by else None, reason=reason, extra_fields=["closed_via"])
     lead.status, lead.closed_at, lead.closed_by, lead.close_reason = to, now, by, reason
+    lead.closed_via = via
     return True
 
 
@@ -228,6 +235,53 @@ def lead_convert(*, lead: Lead, by: User, reason: str = "", now: datetime | None
     return _lead_close(lead=lead, to=Lead.Status.CONVERTED, by=by, reason=reason, now=now)
 
 
+class LeadStatusConflict(LeadActionError):
+    """The lead is not open, and not already closed as asked: closed otherwise, or not yet (or never) a rep's."""
+
+
+# What an integration may set a lead to (POST /api/v1/leads/{id}/status/): the ways a rep closes a lead.
+STATUSES_FROM_OUTSIDE = tuple(status.value for status in Lead.CLOSE_STATUSES)
+# Closing as these says nothing by itself: a reason is required, as on the rep's page for disqualifying.
+STATUSES_NEEDING_REASON = (Lead.Status.DISQUALIFIED.value, Lead.Status.CLOSED.value)
+
+
+def lead_status_set(
+    *,
+    lead: Lead,
+    to: str,
+    reason: str = "",
+    by: User | None = None,
+    via: ApiKey | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Close an open lead as ``to`` (converted, disqualified, nurture or closed) for an integration (``via``,
+    its API key) or a person (``by``), exactly as the rep's page closes it (``_lead_close``: capacity freed,
+    task done, clock stopped, open escalations resolved with the reason).
+
+    Returns True when the lead was closed now, False when it was already closed as ``to`` (a repeat changes
+    nothing, not even the reason). Raises LeadActionError for an unknown status or a bad reason (too long;
+    missing for disqualified and closed), and LeadStatusConflict when the lead is closed as something else,
+    or is not open (still being routed, waiting in a queue, discarded, a duplicate): reopening is a person's
+    call on the lead's page. Who may do this is the caller's check (``routing.access.lead_for_requester``).
+    """
+    if to not in STATUSES_FROM_OUTSIDE:
+        raise LeadActionError(f'Unknown status "{to}": send one of {", ".join(STATUSES_FROM_OUTSIDE)}.')
+    required = f"Say why the lead is {closed_as(to)} (a reason)." if to in STATUSES_NEEDING_REASON else ""
+    reason = _reason_checked(reason, required=required)
+    if _lead_close(lead=lead, to=to, by=by, reason=reason, now=now, via=via):
+        return True
+    if lead.status == to:
+        return False
+    if lead.status in Lead.CLOSE_STATUSES:
+        raise LeadStatusConflict(
+            f"The lead is already {closed_as(lead.status)}: only an open lead can be closed (a person may reopen "
+            "it on its page)."
+        )
+    raise LeadStatusConflict(
+        f"The lead is not open (it is {lead.get_status_display().lower()}): only an open lead can be closed."
+    )
+
+
 def reopen_problem(*, lead: Lead, now: datetime) -> str:
     """Why ``lead`` cannot be reopened now, or "" when it can: it must be closed (not discarded or a
     duplicate), have an owner, and have been closed within ``LEADROUTER_REOPEN_DAYS``. Who may reopen it is
@@ -260,7 +314,7 @@ def lead_reopen(*, lead: Lead, by: User, now: datetime | None = None) -> bool:
         now = now or timezone.now()
         current = (
             Lead.objects.select_for_update(of=("self",))
-            .select_related("owner", "closed_by")
+            .select_related("owner", "closed_by", "closed_via")
             .filter(pk=lead.pk, status=lead.status, closed_at=lead.closed_at)
             .first()
         )
@@ -275,10 +329,16 @@ def lead_reopen(*, lead: Lead, by: User, now: datetime | None = None) -> bool:
         if problem := _rep_capacity_problem(rep=owner, now=now):
             raise LeadActionError(problem)
         assert current.closed_at is not None
-        closer = current.closed_by.get_username() if current.closed_by else "someone"
+        closer = (
+            current.closed_by.get_username()
+            if current.closed_by
+            else f"the API key {current.closed_via.name}"
+            if current.closed_via
+            else "someone"
+        )
         closed = f"{closed_as(current.status).capitalize()} by {closer} on {current.closed_at:%Y-%m-%d %H:%M} UTC"
         note = f"{closed}: {current.close_reason}" if current.close_reason else f"{closed}."
-        current.closed_at, current.closed_by, current.close_reason = None, None, ""
+        current.closed_at, current.closed_by, current.close_reason, current.closed_via = None, None, "", None
         owners_change(
             [
                 Handover(
@@ -293,9 +353,10 @@ def lead_reopen(*, lead: Lead, by: User, now: datetime | None = None) -> bool:
                 )
             ],
             now=now,
-            lead_fields=["closed_at", "closed_by", "close_reason"],
+            lead_fields=["closed_at", "closed_by", "close_reason", "closed_via"],
         )
     lead.status, lead.closed_at, lead.closed_by, lead.close_reason = Lead.Status.ACCEPTED, None, None, ""
+    lead.closed_via = None
     return True
 
 

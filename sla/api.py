@@ -26,9 +26,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from routing.access import lead_for_requester
+from routing.api_leads import LeadClosedSerializer, closed_record
 from routing.authentication import ApiKeyAuthentication, IntakeClient, scope_required
-from routing.models import ApiScope, Lead
+from routing.models import ApiScope, Assignment, Lead
 from routing.parsers import SafeJSONParser
+from routing.selectors import assignment_history
 from sla.models import TOUCH_NOTE_MAX_CHARS, LeadSla, Touch
 from sla.services import TouchTimeError, sla_state, touch_log
 
@@ -172,13 +174,29 @@ class LeadClockSerializer(serializers.Serializer):
         return sla_state(lead_sla=lead_sla, now=timezone.now())
 
 
-class LeadClosedSerializer(serializers.Serializer):
-    """Who closed the lead, when and why; null while the lead is open (a reopened lead's close is kept in
-    its assignment history)."""
+class AssignmentHistorySerializer(serializers.Serializer):
+    """One owner period of the lead: from when, who had it (a rep, or only a queue while it waited), who
+    handed it over and why."""
 
-    at = serializers.DateTimeField(source="closed_at", read_only=True)
-    by = serializers.CharField(source="closed_by.username", allow_null=True, read_only=True)
-    reason = serializers.CharField(source="close_reason", read_only=True)
+    at = serializers.DateTimeField(source="assigned_at", read_only=True)
+    ended_at = serializers.DateTimeField(allow_null=True, read_only=True)
+    owner = serializers.CharField(source="rep.user.username", allow_null=True, read_only=True)
+    queue = serializers.CharField(source="queue.name", allow_null=True, read_only=True)
+    actor = serializers.CharField(
+        source="assigned_by.username",
+        allow_null=True,
+        read_only=True,
+        help_text="The person who made the change; null when routing or the SLA ladder did.",
+    )
+    reason = serializers.ChoiceField(choices=Assignment.Reason.choices, read_only=True)
+    note = serializers.CharField(read_only=True)
+    summary = serializers.SerializerMethodField()
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_summary(self, assignment: Assignment) -> str | None:
+        receipt = assignment.receipt if isinstance(assignment.receipt, dict) else {}
+        summary = receipt.get("summary")
+        return summary if isinstance(summary, str) else None
 
 
 class EscalationSummarySerializer(serializers.Serializer):
@@ -268,7 +286,12 @@ _LEAD_DETAIL_FIELDS = [
     "closed",
     "sla",
     "escalations",
+    "assignments",
+    "assignments_omitted",
 ]
+
+# The owner periods GET /api/v1/leads/{id}/ shows: the latest ones, oldest first.
+ASSIGNMENT_HISTORY_MAX = 50
 
 
 def _blank_text(name: str) -> bool:
@@ -297,6 +320,10 @@ class LeadDetailSerializer(serializers.ModelSerializer):
     form_answers = serializers.JSONField(read_only=True)
     page_history = serializers.JSONField(read_only=True)
     receipt = serializers.JSONField(read_only=True)
+    assignments = serializers.SerializerMethodField(
+        help_text=f"The lead's owner periods, oldest first: the latest {ASSIGNMENT_HISTORY_MAX}."
+    )
+    assignments_omitted = serializers.SerializerMethodField(help_text="Older owner periods left out.")
 
     class Meta:
         model = Lead
@@ -306,7 +333,20 @@ class LeadDetailSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(LeadClosedSerializer(allow_null=True))
     def get_closed(self, lead: Lead) -> dict[str, Any] | None:
-        return LeadClosedSerializer(lead).data if lead.closed_at else None
+        return closed_record(lead)
+
+    def _history(self, lead: Lead) -> tuple[list[Assignment], int]:
+        """The history the view read (``context["history"]``), else read here."""
+        history = self.context.get("history")
+        return history if history is not None else assignment_history(lead=lead, limit=ASSIGNMENT_HISTORY_MAX)
+
+    @extend_schema_field(AssignmentHistorySerializer(many=True))
+    def get_assignments(self, lead: Lead) -> list[dict[str, Any]]:
+        return AssignmentHistorySerializer(self._history(lead)[0], many=True).data
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_assignments_omitted(self, lead: Lead) -> int:
+        return self._history(lead)[1]
 
     def to_representation(self, instance: Lead) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -355,4 +395,5 @@ class LeadDetailView(APIView):
         client = request.user
         if isinstance(client, IntakeClient) and not client.api_key.has_scope(ApiScope.RECEIPTS_READ):
             return Response(LeadSummarySerializer(lead).data)
-        return Response(LeadDetailSerializer(lead).data)
+        history = assignment_history(lead=lead, limit=ASSIGNMENT_HISTORY_MAX)
+        return Response(LeadDetailSerializer(lead, context={"history": history}).data)
