@@ -62,7 +62,7 @@ from routing.engine.facts import (
     Snapshot,
     TerritoryInfo,
 )
-from routing.engine.route import apply_decision, route_lead
+from routing.engine.route import apply_decision, route_lead, with_rep_loads
 
 __all__ = [
     "AccountFacts",
@@ -86,4 +86,5 @@ __all__ = [
     "next_working_start",
     "route_lead",
     "weighted_sequence",
+    "with_rep_loads",
 ]

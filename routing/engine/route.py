@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields, replace
 from datetime import datetime
 from functools import cache
@@ -240,6 +241,26 @@ def apply_decision(snapshot: Snapshot, decision: Decision) -> Snapshot:
     after = _keeping_indexes(snapshot, _changed(snapshot, reps=reps, queues=queues), _UNCHANGED_BY_A_DECISION)
     after.__dict__["rep_by_id"] = rep_by_id
     after.__dict__["queue_by_id"] = queue_by_id
+    return after
+
+
+def with_rep_loads(snapshot: Snapshot, loads: Mapping[int, tuple[int, int]]) -> Snapshot:
+    """The snapshot with these reps' open leads and today's count set to ``loads[rep_id]`` =
+    ``(open_leads, assigned_today)``. Replay uses it between decisions: a lead closing frees its owner's
+    capacity, and a rep's count for the day starts again at their midnight. Indexes are kept, as in
+    ``apply_decision``; reps not in the snapshot are ignored."""
+    reps, rep_by_id = snapshot.reps, dict(snapshot.rep_by_id)
+    for rep_id, (open_leads, assigned_today) in loads.items():
+        rep = rep_by_id.get(rep_id)
+        if rep is None or (rep.open_leads, rep.assigned_today) == (open_leads, assigned_today):
+            continue
+        counted = _changed(rep, open_leads=open_leads, assigned_today=assigned_today)
+        reps = _replaced(reps, snapshot.rep_position[rep_id], counted)
+        rep_by_id[rep_id] = counted
+    if reps is snapshot.reps:
+        return snapshot
+    after = _keeping_indexes(snapshot, _changed(snapshot, reps=reps), (*_UNCHANGED_BY_A_DECISION, "queue_by_id"))
+    after.__dict__["rep_by_id"] = rep_by_id
     return after
 
 
