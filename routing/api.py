@@ -163,7 +163,7 @@ class LeadIntakeView(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        return leads_list(request, self)
+        return leads_list(request)
 
     @extend_schema(
         operation_id="leads_create",

@@ -8,6 +8,9 @@ it, a person the leads their role shows them. Any other lead is a 404 (status) o
 
 from __future__ import annotations
 
+import binascii
+import datetime as dt
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -23,10 +26,10 @@ from drf_spectacular.utils import (
 )
 from rest_framework import permissions, serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from routing.access import IntakeClient, lead_for_requester, leads_for_requester
@@ -196,25 +199,51 @@ class LeadListItemSerializer(serializers.Serializer):
 
 
 class LeadPageSerializer(serializers.Serializer):
-    next = serializers.URLField(allow_null=True, help_text="The next page; null on the last one.")
-    previous = serializers.URLField(allow_null=True)
+    next = serializers.URLField(
+        allow_null=True, help_text="The next page; null on the last one (for now: leads changed later come after)."
+    )
     results = LeadListItemSerializer(many=True)
 
 
-class LeadCursorPagination(CursorPagination):
-    """Pages in the order leads last changed, then id: a lead changed while a sync pages through the list
-    moves to the end and is read again there, never skipped. A cursor that is not one of ours is a 400."""
+def _cursor_encode(lead: Lead) -> str:
+    return urlsafe_b64encode(f"{lead.updated_at.isoformat()}|{lead.pk}".encode()).decode().rstrip("=")
 
-    ordering = ("updated_at", "id")
-    page_size = LEADS_PAGE_SIZE
-    page_size_query_param = "page_size"
-    max_page_size = LEADS_PAGE_SIZE_MAX
 
-    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
-        try:
-            return super().paginate_queryset(queryset, request, view)
-        except NotFound as error:
-            raise ValidationError({"cursor": ["Invalid cursor: use the next or previous link as given."]}) from error
+def _cursor_decode(cursor: str) -> tuple[dt.datetime, int]:
+    """The (updated_at, id) a cursor points past; a ValidationError (400) for anything not made by us."""
+    try:
+        text = urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, _, pk = text.partition("|")
+        position = (dt.datetime.fromisoformat(when), int(pk))
+    except (ValueError, UnicodeError, binascii.Error):
+        position = None
+    if position is None or position[0].tzinfo is None:
+        raise ValidationError({"cursor": ["Invalid cursor: use the next link as given."]})
+    return position
+
+
+def leads_page(leads: QuerySet[Lead], request: Request) -> tuple[list[Lead], str | None]:
+    """One page of ``leads`` in the order they last changed, then by id, after the request's cursor, and the
+    next page's URL (None on the last page).
+
+    The cursor is the (updated_at, id) of the last lead read, so a page starts exactly past it: leads changed
+    in one batch share a time and are still neither skipped nor read twice, and a lead changed while a sync
+    pages moves past the cursor and is read again on a later page, never lost. (An offset into ties, as DRF's
+    CursorPagination keeps, would skip a lead when another leaves the tie.)"""
+    size = LEADS_PAGE_SIZE
+    asked = request.query_params.get("page_size", "")
+    if asked.isdigit() and int(asked) > 0:
+        size = min(int(asked), LEADS_PAGE_SIZE_MAX)
+    cursor = request.query_params.get("cursor")
+    if cursor is not None:
+        when, pk = _cursor_decode(cursor.strip())
+        leads = leads.filter(Q(updated_at__gt=when) | Q(updated_at=when, pk__gt=pk))
+    rows = list(leads.order_by("updated_at", "pk")[: size + 1])
+    if len(rows) <= size:
+        return rows, None
+    rows = rows[:size]
+    url = replace_query_param(request.build_absolute_uri(), "cursor", _cursor_encode(rows[-1]))
+    return rows, url
 
 
 def _values(request: Request, name: str) -> list[str]:
@@ -292,18 +321,17 @@ LIST_PARAMETERS = [
         description="Only leads changed at or after this time (ISO 8601 with an offset). A sync passes the "
         "updated_at of the last lead it read, less a minute: a change committed late can carry an earlier time.",
     ),
-    OpenApiParameter("cursor", OpenApiTypes.STR, description="From a page's next or previous link."),
+    OpenApiParameter("cursor", OpenApiTypes.STR, description="From a page's next link."),
     OpenApiParameter(
         "page_size", OpenApiTypes.INT, description=f"Leads per page, {LEADS_PAGE_SIZE} unless asked; at most 500."
     ),
 ]
 
 
-def leads_list(request: Request, view: APIView) -> Response:
+def leads_list(request: Request) -> Response:
     """One page of the leads the requester may read, filtered, in the order they last changed."""
     leads = leads_filtered(leads_for_requester(requester=request.user), request).select_related(
         "owner__user", "queue", "closed_by", "closed_via"
     )
-    paginator = LeadCursorPagination()
-    page = paginator.paginate_queryset(leads, request, view=view)
-    return paginator.get_paginated_response(LeadListItemSerializer(page, many=True).data)
+    rows, next_url = leads_page(leads, request)
+    return Response({"next": next_url, "results": LeadListItemSerializer(rows, many=True).data})
