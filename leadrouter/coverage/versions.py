@@ -225,6 +225,9 @@ def coverage_import(
     """``apply_import`` that records the result as a version in the same transaction (none for a dry run or
     an import that changed nothing)."""
     with transaction.atomic():
+        if not dry_run:
+            # Changes made outside versions since the latest one stay restorable.
+            version_current()
         plan = apply_import(document, prune=prune, user=user, dry_run=dry_run)
         version = None
         if not dry_run and not plan.is_empty:
@@ -245,6 +248,8 @@ def version_rollback(
     document = version_document(number)
     with transaction.atomic():
         _lock_versions()
+        if not dry_run:
+            version_current()
         plan = apply_import(document, prune=True, user=user, dry_run=dry_run)
         if dry_run:
             return plan, None
@@ -336,6 +341,7 @@ def draft_publish(
         draft = CoverageDraft.objects.select_for_update().get(pk=draft.pk)
         if draft.is_published:
             raise CoverageError([("draft", f"draft {show(draft.name)} is already published")])
+        version_current()
         plan = apply_import(draft_document(draft), prune=True, user=user or scheduled_by)
         version = version_create(
             kind=Kind.PUBLISH,

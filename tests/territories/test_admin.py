@@ -9,7 +9,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from territories.models import OutOfOffice, Profile, Rep, Territory, TerritoryCriterion, WorkingHours
+from leadrouter.coverage.versions import draft_create
+from territories.models import (
+    CoverageDraft,
+    CoverageRevision,
+    OutOfOffice,
+    Profile,
+    Rep,
+    Territory,
+    TerritoryCriterion,
+    WorkingHours,
+)
 from tests.factories import (
     AccountDomainFactory,
     AccountFactory,
@@ -55,6 +65,8 @@ def one_of_everything(rep):
     OutOfOfficeFactory(rep=rep)
     LeadFactory(owner=rep, queue=queue, territory=emea, account=account)
     Profile.objects.create(user=UserFactory(username="head-of-sales"), time_zone="America/New_York")
+    # A draft of the live model, which records the live model as version 1.
+    draft_create("Next quarter")
 
 
 @pytest.mark.parametrize("model", APP_MODELS, ids=lambda model: model.__name__)
@@ -431,6 +443,10 @@ def many_rows(team, manager):
     for n in range(5):
         TeamFactory(name=f"Team {n}").managers.add(manager)
         Profile.objects.create(user=UserFactory(), time_zone="Asia/Tokyo")
+        version = CoverageRevision.objects.create(
+            number=n + 1, kind="admin", author=manager, document={"version": 1}, digest=str(n)
+        )
+        CoverageDraft.objects.create(name=f"Draft {n}", text="version: 1\n", base=version, created_by=manager)
 
 
 def test_changelists_make_a_bounded_number_of_queries(client, revops, many_rows, django_assert_max_num_queries):

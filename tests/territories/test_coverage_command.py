@@ -97,7 +97,8 @@ def test_import_applies_the_document_and_records_the_user(document: Path):
 
     stdout, _stderr = run("import", str(document), "--user", "revops")
 
-    assert stdout.splitlines()[-1] == "Applied."
+    # Version 1 is the model before the import (empty), version 2 the import.
+    assert stdout.splitlines()[-1] == "Applied as version 2."
     territory = Territory.objects.get(name="DACH")
     assert territory.rep is not None and territory.rep.username == "anna.schmidt"
     assert territory.history.get().history_user == revops

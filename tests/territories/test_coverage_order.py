@@ -29,7 +29,7 @@ def dry_run_then_import(tmp_path: Path, document: dict, *extra: str) -> str:
     dry, _ = run("import", str(path), "--dry-run", *extra)
     assert dry.splitlines()[-1] == "Dry run: nothing was written."
     applied, _ = run("import", str(path), *extra)
-    assert applied.splitlines()[-1] == "Applied."
+    assert applied.splitlines()[-1].startswith("Applied as version ")
     # What the dry run planned is what the import did.
     assert dry.splitlines()[:-1] == applied.splitlines()[:-1]
     return applied
