@@ -9,9 +9,11 @@ import pytest
 from django.urls import URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from leadrouter.coverage.versions import draft_create
 from routing.models import Lead, Notification
 from sla.models import Escalation
-from tests.factories import AssignmentFactory, LeadFactory, QueueFactory, QueueMembershipFactory
+from territories.models import CoverageDraft, CoverageRevision
+from tests.factories import AssignmentFactory, LeadFactory, QueueFactory, QueueMembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -113,3 +115,47 @@ def test_the_outsider_gets_nothing(client, outsider, inside, name):
     assert (lead.owner, lead.status) == (inside["rep"], Lead.Status.ASSIGNED)
     assert Escalation.objects.get(pk=inside["escalation"].pk).status == "open"
     assert Notification.objects.get(pk=inside["notification"].pk).status == Notification.Status.UNKNOWN
+
+
+# --- Coverage versions and drafts in admin: RevOps only ------------------------------------------------------------
+
+
+@pytest.fixture
+def coverage_history(rep):
+    """A version and a draft, and a staff user holding no model permission (a regional RevOps user)."""
+    draft = draft_create("Next quarter")
+    return {"draft": draft, "version": draft.base, "staff": UserFactory(username="regional", is_staff=True)}
+
+
+COVERAGE_ADMIN_PAGES = [
+    ("get", "admin:territories_coveragerevision_changelist", lambda d: []),
+    ("get", "admin:territories_coveragerevision_change", lambda d: [d["version"].pk]),
+    ("get", "admin:territories_coveragerevision_compare", lambda d: []),
+    ("get", "admin:territories_coveragerevision_rollback", lambda d: [d["version"].number]),
+    ("post", "admin:territories_coveragerevision_rollback", lambda d: [d["version"].number]),
+    ("get", "admin:territories_coveragedraft_changelist", lambda d: []),
+    ("get", "admin:territories_coveragedraft_add", lambda d: []),
+    ("get", "admin:territories_coveragedraft_change", lambda d: [d["draft"].pk]),
+    ("post", "admin:territories_coveragedraft_change", lambda d: [d["draft"].pk]),
+    ("get", "admin:territories_coveragedraft_publish", lambda d: [d["draft"].pk]),
+    ("post", "admin:territories_coveragedraft_publish", lambda d: [d["draft"].pk]),
+]
+
+
+@pytest.mark.parametrize("who", ["outsider", "rep", "manager", "staff"])
+@pytest.mark.parametrize(("method", "name", "arguments"), COVERAGE_ADMIN_PAGES, ids=lambda value: str(value))
+def test_only_revops_reach_coverage_versions_and_drafts(
+    client, outsider, rep, manager, coverage_history, who, method, name, arguments
+):
+    user = {"outsider": outsider.user, "rep": rep.user, "manager": manager, "staff": coverage_history["staff"]}[who]
+    client.force_login(user)
+    url = reverse(name, args=arguments(coverage_history))
+
+    response = client.get(url) if method == "get" else client.post(url, {"name": "Mine", "text": "version: 1\n"})
+
+    assert response.status_code in REFUSED
+    assert "Next quarter" not in response.content.decode(errors="replace")
+    # Nothing was published, rolled back or rewritten.
+    assert CoverageRevision.objects.count() == 1
+    draft = CoverageDraft.objects.get()
+    assert (draft.name, draft.published) == ("Next quarter", None)
