@@ -57,7 +57,14 @@ from routing.engine.distribution import ordered_members
 from routing.models import TAKEN_FROM_QUEUE_NOTE, Assignment, Lead, Rule
 from routing.pipeline import LEAD_FACT_FIELDS
 from routing.selectors import routing_snapshot
-from territories.models import Account, CoverageDraft, CoverageRevision, CoverageVersion, Opportunity
+from territories.models import (
+    Account,
+    CoverageDraft,
+    CoverageRevision,
+    CoverageVersion,
+    Opportunity,
+    ReplayRun,
+)
 
 UTC = ZoneInfo("UTC")
 # The lead columns replay reads: the engine's facts, the account match and the decision then.
@@ -74,7 +81,7 @@ _LATER: dict[str, str] = {
     Assignment.Reason.REOPENED: "reopened after closing",
 }
 # At most this many changed leads are listed by the API and stored with a run; counts cover them all.
-CHANGED_LISTED = 1000
+CHANGED_LISTED = 2000
 
 
 @dataclass(frozen=True)
@@ -153,30 +160,80 @@ def coverage_replay(
     return report
 
 
-def replay_source(source: str) -> tuple[dict[str, Any] | None, str]:
-    """What ``source`` names, as (document, label): ``live`` (document None), ``version N`` or ``vN``, a draft's
-    name, or a YAML file. ReplayError when it names nothing or does not read."""
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay runs: a whole coverage document (None: the live model), named for people."""
+
+    document: dict[str, Any] | None
+    label: str
+    draft: CoverageDraft | None = None
+    version: CoverageRevision | None = None
+
+
+def replay_source(source: str) -> Replayed:
+    """What ``source`` names: ``live``, ``version N`` or ``vN``, a draft's name, or a YAML file. ReplayError
+    when it names nothing or does not read."""
     source = source.strip()
-    if source.lower() == "live":
-        return None, "live coverage"
-    number = source.lower().removeprefix("version").strip().removeprefix("v")
-    if number.isdigit() and (source.lower().startswith("v")):
-        try:
-            return version_get(int(number)).document, f"version {int(number)}"
-        except CoverageError as error:
-            raise ReplayError(error.errors) from error
+    lowered = source.lower()
+    if lowered == "live":
+        return Replayed(None, "live coverage")
+    number = lowered.removeprefix("version").strip().removeprefix("v")
+    if lowered.startswith("v") and number.isdigit():
+        return replay_version(int(number))
     draft = CoverageDraft.objects.filter(name=source).first()
+    if draft is not None:
+        return replay_draft(draft)
+    path = Path(source)
+    if not path.is_file():
+        raise ReplayError([("", f"{source!r} is neither a draft, a version, 'live' nor a readable file.")])
     try:
-        if draft is not None:
-            return draft_document(draft), f"draft {draft.name}"
-        path = Path(source)
-        if not path.is_file():
-            raise ReplayError([("", f"{source!r} is neither a draft, a version, 'live' nor a readable file.")])
-        return load_yaml(path.read_text(encoding="utf-8")), path.name
-    except CoverageError as error:
-        raise ReplayError(error.errors) from error
+        return replay_text(path.read_text(encoding="utf-8"), label=path.name)
     except (OSError, UnicodeDecodeError) as error:
         raise ReplayError([("", f"Cannot read {source}: {error}")]) from error
+
+
+def replay_version(number: int) -> Replayed:
+    try:
+        version = version_get(number)
+    except CoverageError as error:
+        raise ReplayError(error.errors) from error
+    return Replayed(version.document, f"version {version.number}", version=version)
+
+
+def replay_draft(draft: CoverageDraft) -> Replayed:
+    try:
+        return Replayed(draft_document(draft), f"draft {draft.name}", draft=draft)
+    except CoverageError as error:
+        raise ReplayError(error.errors) from error
+
+
+def replay_text(text: str, *, label: str) -> Replayed:
+    """An uploaded or given YAML document."""
+    try:
+        return Replayed(load_yaml(text), label)
+    except CoverageError as error:
+        raise ReplayError(error.errors) from error
+
+
+def replay_run(*, replayed: Replayed, filters: ReplayFilters, user: Any = None) -> ReplayRun:
+    """Replay ``replayed`` over the leads ``filters`` choose and keep the report (its first ``CHANGED_LISTED``
+    changed leads; the counts cover all). Side effects: one ReplayRun row; nothing else is written."""
+    report = coverage_replay(
+        document=replayed.document, filters=filters, label=replayed.label, changed_limit=CHANGED_LISTED
+    )
+    return ReplayRun.objects.create(
+        label=replayed.label[:200],
+        draft=replayed.draft,
+        version=replayed.version,
+        filters=filters.as_json(),
+        report=report,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+
+
+def draft_latest_replay(draft: CoverageDraft) -> ReplayRun | None:
+    """The draft's latest replay, shown beside its publish button."""
+    return ReplayRun.objects.filter(draft=draft).order_by("-created_at", "-id").first()
 
 
 # --- 1 and 2: the past ------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
+from leadrouter.replay_views import ReplayView, replay_csv, replay_page, replay_result
 from leadrouter.views import team_board
 from routing.views import healthz
 
@@ -25,7 +26,12 @@ urlpatterns = [
     # The manager's team board combines all three apps, so the project serves it (see leadrouter/views.py).
     path("team/", team_board, name="team-board"),
     path("", include("routing.urls_team")),
+    # Replay spans the coverage model and every app's leads, so the project serves it (leadrouter/replay_views.py).
+    path("replay/", replay_page, name="replay"),
+    path("replay/<int:run_id>/", replay_result, name="replay-result"),
+    path("replay/<int:run_id>/changed.csv", replay_csv, name="replay-csv"),
     path("admin/", admin.site.urls),
+    path("api/v1/routing/replay/", ReplayView.as_view(), name="api-replay"),
     path("api/v1/", include("routing.urls")),
     path("api/v1/", include("sla.urls")),
     # The schema and its docs are public on purpose: they describe the API and hold no data.

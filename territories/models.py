@@ -552,3 +552,31 @@ class CoverageDraft(models.Model):
     @property
     def is_published(self) -> bool:
         return self.published_id is not None
+
+
+class ReplayRun(models.Model):
+    """One replay of a coverage document over past leads (``leadrouter/replay.py``): what was replayed, over
+    which leads, by whom, and the report. Kept so that publishing a draft shows its latest replay, and a
+    report can be read and downloaded again without replaying."""
+
+    label = models.CharField(max_length=200, help_text="What was replayed: live coverage, version N, draft NAME.")
+    draft = models.ForeignKey(CoverageDraft, null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
+    version = models.ForeignKey(
+        CoverageRevision, null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
+    filters = models.JSONField(default=dict, blank=True)
+    report = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # A draft's latest replay, beside its publish button.
+            models.Index(fields=["draft", "-created_at"], name="replay_draft_latest_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Replay of {self.label} ({self.created_at:%Y-%m-%d %H:%M})"

@@ -180,3 +180,33 @@ def test_a_document_that_does_not_import_is_refused_with_the_imports_messages(co
         coverage_replay(document=document, filters=PERIOD)
 
     assert any("No such queue" in message for _, message in raised.value.errors)
+
+
+def test_loads_move_as_leads_close_so_a_capped_load_balanced_queue_replays_exactly(coverage):
+    # Two reps with room for two open leads each: who gets a lead depends on which leads closed meanwhile.
+    dach, _ = coverage
+    Queue.objects.filter(pk=dach.pk).update(method=Queue.Method.LOAD_BALANCED)
+    dach.members.update(max_open_leads=2)
+    route_history(["DE"] * 10, every=dt.timedelta(hours=1), close_every=2)
+    held = Lead.objects.filter(status=Lead.Status.QUEUED).count()
+
+    report = coverage_replay(document=None, filters=PERIOD)
+
+    assert held > 0  # Capacity mattered: some leads waited for room.
+    assert report["changed_count"] == 0
+    assert report["outcomes"]["before"] == report["outcomes"]["after"]
+
+
+def test_a_draft_sending_every_lead_to_one_rep_pushes_her_past_capacity(coverage):
+    route_history(["DE", "AT"] * 5, close_every=0)
+    document = export_coverage()
+    # A rule naming a rep hands her the lead whatever her load; she has room for four.
+    document["rules"].insert(0, {"name": "All to carla", "position": 1, "action": "rep", "rep": "carla"})
+    next(rep for rep in document["reps"] if rep["username"] == "carla")["max_open_leads"] = 4
+
+    report = coverage_replay(document=document, filters=PERIOD)
+
+    assert report["past_capacity"] == [{"rep": "carla", "peak_open": 10, "max_open_leads": 4}]
+    carla = next(line for line in report["by_rep"] if line["rep"] == "carla")
+    assert (carla["before"], carla["after"], carla["peak_open_after"]) == (0, 10, 10)
+    assert {line["decided_by"] for line in report["changed"]} == {"rule 'All to carla'"}

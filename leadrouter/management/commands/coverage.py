@@ -7,6 +7,7 @@
     manage.py coverage rollback N [--dry-run] [--user USERNAME]
     manage.py coverage drafts
     manage.py coverage publish NAME [--at ISO_TIME] [--user USERNAME]
+    manage.py coverage replay FILE_OR_DRAFT [--since DAYS] [--source SOURCE] [--queue NAME] [--json]
 
 See docs/coverage.md.
 """
@@ -20,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from leadrouter.coverage import CoverageError, dump_yaml, export_coverage, load_yaml, versions
+from leadrouter.management.commands import _replay
 from territories.models import CoverageDraft, CoverageRevision
 
 
@@ -28,7 +30,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(
-            dest="action", required=True, metavar="{export,import,versions,diff,rollback,drafts,publish}"
+            dest="action", required=True, metavar="{export,import,versions,diff,rollback,drafts,publish,replay}"
         )
         export = actions.add_parser("export", help="Write the coverage model as YAML.")
         export.add_argument("file", nargs="?", help="Where to write; standard output when left out.")
@@ -65,6 +67,7 @@ class Command(BaseCommand):
         publish.add_argument("name")
         publish.add_argument("--at", help="When to publish (ISO 8601 with an offset); beat publishes it then.")
         publish.add_argument("--user", help="The user name the version records; default none.")
+        _replay.add_parser(actions)
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -81,6 +84,8 @@ class Command(BaseCommand):
                 self.rollback(options["number"], dry_run=options["dry_run"], username=options["user"])
             elif action == "drafts":
                 self.list_drafts()
+            elif action == "replay":
+                _replay.run(self, options)
             else:
                 self.publish(options["name"], at=options["at"], username=options["user"])
         except CoverageError as error:
