@@ -329,6 +329,8 @@ REST_FRAMEWORK = {
         "api_key": env.str("THROTTLE_RATE_API_KEY", default="3000/minute"),
         "user": env.str("THROTTLE_RATE_USER", default="600/minute"),
         "anon": env.str("THROTTLE_RATE_ANONYMOUS", default="60/minute"),
+        # Website form posts (POST /forms/<token>/), per client address.
+        "form": env.str("THROTTLE_RATE_FORM", default="30/minute"),
     },
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     # JSON for every error, and 503 with Retry-After when the database refuses connections.

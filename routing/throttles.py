@@ -54,3 +54,13 @@ class AnonymousRateThrottle(_SettingsRateThrottle):
         if request.user and request.user.is_authenticated:
             return None
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class FormPostRateThrottle(_SettingsRateThrottle):
+    """Website form posts (``routing.form_posts``), per client address, whatever the form: a script hammering
+    a form's public token is held back without slowing the API's own clients."""
+
+    scope = "form"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from routing.dispatch import leads_route, queued_leads_distribute
@@ -297,3 +298,16 @@ def test_a_key_with_leads_read_only_gets_the_summary_without_the_history(rep):
 
     assert body["id"] == lead.pk
     assert "assignments" not in body
+
+
+@time_machine.travel(MONDAY, tick=False)
+def test_the_lead_page_says_which_integration_closed_the_lead(client, rep):
+    api, api_key = key_client("leads:status")
+    lead = open_lead(rep, api_key)
+    api.post(status_url(lead.pk), {"status": "converted", "reason": "Opp 0061"}, format="json")
+    client.force_login(rep.user)
+
+    page = client.get(reverse("lead-page", args=[lead.pk])).content.decode()
+
+    assert "By the integration CRM sync on 2026-11-23" in page
+    assert "“Opp 0061”" in page
