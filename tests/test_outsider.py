@@ -12,7 +12,7 @@ from django.utils import timezone
 from leadrouter.coverage.versions import draft_create
 from routing.models import Lead, Notification
 from sla.models import Escalation
-from territories.models import CoverageDraft, CoverageRevision
+from territories.models import CoverageDraft, CoverageRevision, ReplayRun
 from tests.factories import AssignmentFactory, LeadFactory, QueueFactory, QueueMembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +34,10 @@ def inside(rep, manager):
     notification = Notification.objects.create(
         assignment=assignment, lead=lead, rep=rep, kind=Notification.Kind.SLACK, status=Notification.Status.UNKNOWN
     )
+    # A replay whose report names the lead's company: only RevOps may read it.
+    replay_run = ReplayRun.objects.create(label="draft Inside", report={"leads": 1, "changed": [], "note": SECRET})
     return {
+        "replay_run": replay_run,
         "queue": queue,
         "lead": lead,
         "escalation": escalation,
@@ -75,6 +78,10 @@ CASES = {
     "lead-detail": ("get", lambda d: [d["lead"].pk], REFUSED),
     "lead-touches": ("post", lambda d: [d["lead"].pk], REFUSED),
     "routing-simulate": ("post", lambda d: [], REFUSED),
+    "replay": ("get", lambda d: [], REFUSED),
+    "replay-result": ("get", lambda d: [d["replay_run"].pk], REFUSED),
+    "replay-csv": ("get", lambda d: [d["replay_run"].pk], REFUSED),
+    "api-replay": ("post", lambda d: [], REFUSED),
 }
 # Public on purpose: they hold no data of anyone.
 PUBLIC = {"healthz", "login", "logout", "api-schema", "api-docs", None}
