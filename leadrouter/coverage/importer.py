@@ -21,6 +21,7 @@ from leadrouter.coverage.state import (
     expand_hours,
     format_datetime,
     format_window,
+    parse_amount,
     parse_datetime,
     parse_percent,
     parse_window,
@@ -35,6 +36,7 @@ from territories.coverage_version import coverage_version_bump
 from territories.models import (
     Account,
     AccountDomain,
+    Opportunity,
     OutOfOffice,
     ProductLine,
     Rep,
@@ -485,7 +487,41 @@ class _Applier:
                 self.accounts[key] = account
             if "domains" in changed:
                 domain_changes.append((key, entry, account))
+            if "opportunities" in changed:
+                self.replace_opportunities(account, key, entry)
         self.replace_domains(domain_changes)
+
+    def replace_opportunities(self, account: Account, key: str, entry: Entry) -> None:
+        """Make the account's opportunities match the document, by name: changed ones are rewritten in place
+        (keeping their creation time, which orders open opportunities for routing), new ones created, the
+        rest deleted (a name held by two rows keeps the older row)."""
+        path = self.path("accounts", key)
+        raw_names = [item["name"] for item in self.raw("accounts", key).get("opportunities", [])]
+        rows: dict[str, Opportunity] = {}
+        for row in account.opportunities.select_related("owner__user").order_by("created_at", "pk"):
+            if row.name in rows:
+                self.delete(row, path, f"opportunity {show(row.name)}")
+            else:
+                rows[row.name] = row
+        wanted = {item["name"]: item for item in entry["opportunities"]}
+        for name, row in rows.items():
+            if name not in wanted:
+                self.delete(row, path, f"opportunity {show(name)}")
+        for name, item in wanted.items():
+            row = rows.get(name) or Opportunity(account=account, name=name)
+            owner = self.reps[item["owner"]] if item["owner"] else None
+            closed_at = _instant(item["closed_at"]) if item["closed_at"] else None
+            amount = parse_amount(item["amount"])
+            if row.pk is not None and (row.owner_id, row.stage, row.amount, row.closed_at) == (
+                owner.pk if owner else None,
+                item["stage"],
+                amount,
+                closed_at,
+            ):
+                continue
+            row.owner, row.stage, row.amount, row.closed_at = owner, item["stage"], amount, closed_at
+            item_path = f"{path}.opportunities[{raw_names.index(name)}]"
+            self.save(row, item_path, {"name": f"{item_path}.name", "closed_at": f"{item_path}.closed_at"})
 
     def replace_domains(self, domain_changes: list[tuple[str, Entry, Account]]) -> None:
         """Add, move and remove domains; a domain moving between accounts keeps its row."""

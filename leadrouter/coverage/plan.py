@@ -16,6 +16,7 @@ from leadrouter.coverage.state import (
     KEY_FIELDS,
     KIND_NAMES,
     MEMBER_DEFAULTS,
+    OPPORTUNITY_DEFAULTS,
     OUT_OF_OFFICE_DEFAULTS,
     STEP_DEFAULTS,
     State,
@@ -29,6 +30,7 @@ from sla.models import BusinessCalendar, CalendarHours, ClosedDate, EscalationSt
 from territories.models import (
     Account,
     AccountDomain,
+    Opportunity,
     OutOfOffice,
     ProductLine,
     Rep,
@@ -60,6 +62,7 @@ _COVERAGE_MODELS: frozenset[type[models.Model]] = frozenset(
         TerritoryCriterion,
         Account,
         AccountDomain,
+        Opportunity,
         Rule,
         BusinessCalendar,
         CalendarHours,
@@ -158,6 +161,8 @@ def _display(name: str, value: Any) -> str:
         value = [{k: v for k, v in item.items() if OUT_OF_OFFICE_DEFAULTS.get(k, object()) != v} for item in value]
     elif name == "steps":
         value = [{k: v for k, v in item.items() if STEP_DEFAULTS.get(k, object()) != v} for item in value]
+    elif name == "opportunities":
+        value = [{k: v for k, v in item.items() if OPPORTUNITY_DEFAULTS.get(k, object()) != v} for item in value]
     return show(value)
 
 

@@ -9,6 +9,7 @@ default values left out.
 """
 
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -18,7 +19,7 @@ from leadrouter.coverage.yamlio import SECTION_ORDER
 from routing.conditions import canonical_condition
 from routing.models import Queue, QueueMembership, Rule
 from sla.models import BusinessCalendar, EscalationStep, SlaPolicy
-from territories.models import Account, ProductLine, Rep, Skill, Team, Territory, TerritoryCriterion
+from territories.models import Account, Opportunity, ProductLine, Rep, Skill, Team, Territory, TerritoryCriterion
 
 Entry = dict[str, Any]
 State = dict[str, dict[str, Entry]]
@@ -98,7 +99,17 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "members",
     ),
     "territories": ("name", "parent", "description", "queue", "rep", "criteria"),
-    "accounts": ("name", "domains", "owner", "territory", "is_customer", "tier", "industry", "country"),
+    "accounts": (
+        "name",
+        "domains",
+        "owner",
+        "territory",
+        "is_customer",
+        "tier",
+        "industry",
+        "country",
+        "opportunities",
+    ),
     "rules": ("name", "description", "position", "active", "when", "action", "queue", "rep"),
     "calendars": ("name", "time_zone", "holidays", "owner", "hours", "closed"),
     "sla_policies": (
@@ -158,6 +169,7 @@ DEFAULTS: dict[str, Entry] = {
         "tier": Account.Tier.NONE.value,
         "industry": "",
         "country": "",
+        "opportunities": [],
     },
     "rules": {"description": "", "position": 100, "active": True, "when": None, "queue": None, "rep": None},
     "calendars": {"time_zone": "UTC", "holidays": None, "owner": None, "hours": [], "closed": []},
@@ -181,6 +193,9 @@ OUT_OF_OFFICE_DEFAULTS: Entry = {"reason": ""}
 CLOSED_DEFAULTS: Entry = {"reason": ""}
 HOLIDAY_DEFAULTS: Entry = {"subdivision": ""}
 STEP_DEFAULTS: Entry = {"queue": None}
+OPPORTUNITY_DEFAULTS: Entry = {"owner": None, "stage": Opportunity.Stage.OPEN.value, "amount": None, "closed_at": None}
+# An opportunity's keys in document order.
+OPPORTUNITY_FIELDS = ("name", "owner", "stage", "amount", "closed_at")
 # The keys of a calendar's owner that name a row; ``default: true`` may stand beside one of them.
 OWNER_KINDS = ("rep", "team", "queue")
 
@@ -254,6 +269,38 @@ def expand_hours(entries: list[Entry]) -> set[tuple[int, str, str]]:
     return {(weekday, entry["start"], entry["end"]) for entry in entries for weekday in parse_days(entry["days"]) or []}
 
 
+def parse_amount(value: Any) -> Decimal | None:
+    """An opportunity amount (a number, or a string such as "120000.00") as a Decimal of cents; None when it is
+    not a number with at most 12 digits before the point and 2 after."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")) or abs(amount) >= Decimal(10) ** 12:
+        return None
+    return amount.quantize(Decimal("0.01"))
+
+
+def format_amount(value: Any) -> str | None:
+    """An amount as the document writes it: a string with two decimals, so no float rounding creeps in."""
+    amount = parse_amount(value)
+    return None if amount is None else str(amount)
+
+
+def opportunity_entry(raw: Entry) -> Entry:
+    """A validated opportunity with every key filled in, in document order."""
+    closed_at = parse_datetime(raw["closed_at"]) if raw.get("closed_at") else None
+    return {
+        "name": raw["name"],
+        "owner": raw.get("owner"),
+        "stage": raw.get("stage", OPPORTUNITY_DEFAULTS["stage"]),
+        "amount": format_amount(raw.get("amount")),
+        "closed_at": format_datetime(closed_at) if closed_at else None,
+    }
+
+
 def format_percent(percent: int) -> str:
     return f"{percent}%"
 
@@ -296,6 +343,10 @@ def normalize_entry(section: str, raw: Entry) -> Entry:
         entry["out_of_office"] = _normalize_out_of_office(entry["out_of_office"])
     elif section == "queues":
         entry["members"] = [{"rep": member["rep"], **MEMBER_DEFAULTS, **member} for member in entry["members"]]
+    elif section == "accounts":
+        entry["opportunities"] = sorted(
+            (opportunity_entry(item) for item in entry["opportunities"]), key=lambda item: item["name"]
+        )
     elif section == "territories":
         criteria = entry["criteria"]
         entry["criteria"] = {key: sorted(criteria[key]) for key in CRITERIA_KINDS if criteria.get(key)}
@@ -353,6 +404,8 @@ def compact_entry(section: str, entry: Entry) -> Entry:
             value = _without_defaults(value, HOLIDAY_DEFAULTS)
         elif name == "steps":
             value = [_without_defaults(step, STEP_DEFAULTS) for step in value]
+        elif name == "opportunities":
+            value = [_without_defaults(item, OPPORTUNITY_DEFAULTS) for item in value]
         compact[name] = value
     return compact
 
@@ -513,7 +566,11 @@ def read_state() -> State:
             "criteria": {key: sorted(criteria[key]) for key in CRITERIA_KINDS if criteria.get(key)},
         }
 
-    for account in Account.objects.select_related("owner__user", "territory").prefetch_related("domains"):
+    opportunities = Opportunity.objects.select_related("owner__user").order_by("name", "pk")
+    accounts = Account.objects.select_related("owner__user", "territory").prefetch_related(
+        "domains", Prefetch("opportunities", queryset=opportunities)
+    )
+    for account in accounts:
         state["accounts"][entity_key("accounts", account.name)] = {
             "name": account.name,
             "domains": sorted(domain.domain for domain in account.domains.all()),
@@ -523,6 +580,16 @@ def read_state() -> State:
             "tier": account.tier,
             "industry": account.industry,
             "country": account.country,
+            "opportunities": [
+                {
+                    "name": opportunity.name,
+                    "owner": opportunity.owner.user.get_username() if opportunity.owner else None,
+                    "stage": opportunity.stage,
+                    "amount": None if opportunity.amount is None else str(opportunity.amount.quantize(Decimal("0.01"))),
+                    "closed_at": format_datetime(opportunity.closed_at) if opportunity.closed_at else None,
+                }
+                for opportunity in account.opportunities.all()
+            ],
         }
 
     for rule in Rule.objects.select_related("queue", "rep__user"):

@@ -43,6 +43,7 @@ from leadrouter.coverage.state import (
     entity_key,
     existing_usernames,
     normalize_entry,
+    parse_amount,
     parse_datetime,
     parse_days,
     parse_percent,
@@ -458,6 +459,7 @@ class _Checker:
                 listed[domain] = (item_path, account["name"])
             self.reference(f"{path}.owner", account.get("owner"), "reps", "rep")
             self.reference(f"{path}.territory", account.get("territory"), "territories", "territory")
+            self.check_opportunities(path, account.get("opportunities", []))
             if account.get("country"):
                 try:
                     validators.validate_country_code(account["country"])
@@ -478,6 +480,40 @@ class _Checker:
                     item_path,
                     f"{show(row.domain)} belongs to the account {show(row.account.name)}, which this document does "
                     "not list; remove the domain there first",
+                )
+
+    def check_opportunities(self, path: str, opportunities: list[Entry]) -> None:
+        names: dict[str, int] = {}
+        for position, opportunity in enumerate(opportunities):
+            item_path = f"{path}.opportunities[{position}]"
+            name = opportunity["name"]
+            if name in names:
+                self.error(
+                    f"{item_path}.name",
+                    f"{show(name)} is listed twice: the same as {path}.opportunities[{names[name]}]; "
+                    "an opportunity's name is unique within its account",
+                )
+            else:
+                names[name] = position
+            if len(name) > 200:
+                self.error(f"{item_path}.name", "at most 200 characters")
+            self.reference(f"{item_path}.owner", opportunity.get("owner"), "reps", "rep")
+            amount = opportunity.get("amount")
+            if amount is not None and parse_amount(amount) is None:
+                self.error(
+                    f"{item_path}.amount",
+                    f"{show(amount)} is not an amount with at most 12 digits before the point and 2 after, "
+                    'such as "120000.00"',
+                )
+            closed_at = opportunity.get("closed_at")
+            if closed_at is not None and parse_datetime(closed_at) is None:
+                self.error(
+                    f"{item_path}.closed_at",
+                    f"{show(closed_at)} is not an ISO 8601 date-time with offset, such as 2026-12-23T00:00:00+00:00",
+                )
+            elif closed_at is not None and opportunity.get("stage", "open") == "open":
+                self.error(
+                    f"{item_path}.closed_at", "an open opportunity has no close date; clear it or close the stage"
                 )
 
     def check_rules(self) -> None:

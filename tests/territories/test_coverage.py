@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from routing.models import Queue, QueueMembership
 from territories.models import (
     Account,
     AccountDomain,
+    Opportunity,
     OutOfOffice,
     ProductLine,
     Rep,
@@ -37,6 +39,7 @@ from tests.factories import (
     AccountDomainFactory,
     AccountFactory,
     LeadFactory,
+    OpportunityFactory,
     OutOfOfficeFactory,
     ProductLineFactory,
     QueueFactory,
@@ -233,6 +236,13 @@ def build_rich_coverage() -> None:
     )
     AccountDomainFactory(account=siemens, domain="siemens.de")
     AccountDomainFactory(account=siemens, domain="siemens.com")
+    OpportunityFactory(account=siemens, name="Siemens expansion", owner=anna, amount=Decimal("120000.50"))
+    OpportunityFactory(
+        account=siemens,
+        name="Siemens pilot",
+        stage=Opportunity.Stage.WON,
+        closed_at=dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC),
+    )
     AccountFactory(name="acme ltd", country="")
 
 
