@@ -8,7 +8,7 @@ whole request (``versions.version_create``): several saves in one request (a pag
 version, and a request that left the document as it was makes none. The message is made of the request's admin
 log entries ("Changed rule "Enterprise": Changed position.").
 
-It exports the model once per changing admin request: about 70 ms on the demo organisation (15 reps, 75
+It exports the model once per changing admin request: 70–150 ms on the demo organisation (15 reps, 75
 territories, 360 accounts), which is small beside the save itself, so it runs in the request rather than in a
 worker, where the author and the order of versions would be harder to keep.
 """
@@ -23,6 +23,7 @@ from django.utils import timezone
 from leadrouter.coverage.versions import Kind, version_create
 from territories.coverage_version import coverage_changes_counted
 
+_NOT_COVERAGE = ("coveragedraft", "coveragerevision")
 _VERBS = {ADDITION: "Added", CHANGE: "Changed", DELETION: "Deleted"}
 
 
@@ -41,6 +42,8 @@ class CoverageRevisionMiddleware:
             return response
         entries = list(
             LogEntry.objects.filter(user_id=user.pk, action_time__gte=started)
+            # Saving a draft or viewing versions is no change to the model (a publish records its own version).
+            .exclude(content_type__app_label="territories", content_type__model__in=_NOT_COVERAGE)
             .select_related("content_type")
             .order_by("pk")
         )
