@@ -21,7 +21,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.template_utils import HistoricalRecordContextHelper
 
-from routing import services, tasks
+from routing import (
+    admin_integrations,  # noqa: F401  (registers the integrations' models)
+    services,
+    tasks,
+)
 from routing.conditions import summarize_stored
 from routing.forms import ConditionEditor, SimulateLeadForm
 from routing.lead_import import MAX_ROWS, LeadImportError, error_lines, leads_import_csv

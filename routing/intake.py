@@ -27,7 +27,8 @@ from email_validator import EmailNotValidError, validate_email
 from rest_framework import serializers
 
 from routing import tasks
-from routing.models import ApiKey, Lead, LeadImport
+from routing.models import ApiKey, EventType, Lead, LeadImport
+from routing.outbound import Event, events_record
 from routing.parsers import deeper_than, json_path, json_problems, needs_text_walk, text_problem
 from routing.standardize import standardize
 
@@ -299,8 +300,8 @@ def leads_receive(
        same key first, the unique constraints refuse ours: roll back to a savepoint
        and start again from 2, which now finds that request's lead.
 
-    Side effects: inserts Lead rows; after commit, enqueues ``route_leads`` for the
-    new leads in chunks of 500, in the leads' lane (``intake_lane``). A broker failure
+    Side effects: inserts Lead rows (and their ``lead.received`` events for webhooks); after commit,
+    enqueues ``route_leads`` for the new leads in chunks of 500, in the leads' lane (``intake_lane``). A broker failure
     there is logged and swallowed: the lead is stored as ``received`` and the periodic
     sweep routes it.
     """
@@ -393,6 +394,7 @@ def _receive(
                 lane=lane,
             )
     Lead.objects.bulk_create(list(new.values()))
+    events_record([Event(EventType.LEAD_RECEIVED, lead.pk) for lead in new.values()])
 
     received: list[Received] = []
     for index in range(len(payloads)):

@@ -1066,7 +1066,9 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         indexes = [
             models.Index(
-                fields=["next_attempt_at"], condition=models.Q(status__in=["pending", "retrying"]), name="delivery_due_idx"
+                fields=["next_attempt_at"],
+                condition=models.Q(status__in=["pending", "retrying"]),
+                name="delivery_due_idx",
             ),
             models.Index(
                 fields=["target", "lead", "id"],

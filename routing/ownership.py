@@ -15,12 +15,14 @@ set-based (a few statements per batch whatever its size, routing/bulk.py):
    routing reads loads in O(reps) however many leads are open (``rep_loads``);
 6. the first-touch SLA clock, through the one hook the sla app registers at start-up
    (``clock_starter_register``; routing never imports sla);
-7. the notification rows, sent by a task after commit, in the caller's lane.
+7. the notification rows, sent by a task after commit, in the caller's lane;
+8. the ``lead.assigned`` and ``lead.reassigned`` events for webhooks and CRM write-back (routing/outbound.py:
+   nothing is written when no receiver listens).
 
 Leads leaving the open statuses without a new owner (disqualified, nurtured, converted, closed) go through
-``leads_close``, which records who closed them, when and why, and a lead the rep sends back through
-``lead_send_back``; both keep the counters, and both stop the clock and resolve the lead's open escalations
-through the sla app's second hook (``clock_stopper_register``). A closed lead reopens through
+``leads_close``, which records who closed them, when and why (and the ``lead.closed`` events), and a lead the
+rep sends back through ``lead_send_back``; both keep the counters, and both stop the clock and resolve the
+lead's open escalations through the sla app's second hook (``clock_stopper_register``). A closed lead reopens through
 ``owners_change`` (routing.services.lead_reopen).
 ``loads_recount`` recounts from scratch (``manage.py loads_check``); the tests keep drift at zero.
 
@@ -43,7 +45,8 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 
 from routing.bulk import rows_insert, rows_update
-from routing.models import Assignment, Lead, Notification, Queue, RepLoad, RepTask
+from routing.models import Assignment, EventType, Lead, Notification, Queue, RepLoad, RepTask
+from routing.outbound import Event, events_record
 from routing.render import closed_as, lead_label
 from territories.models import Rep
 
@@ -287,8 +290,10 @@ def owners_change(
     assigned: Counter[int] = Counter()
     previous_owners: dict[int, int] = {}
     had_owner: list[int] = []
+    events: list[Event] = []
     for handover in handovers:
         lead = handover.lead
+        events.extend(_owner_events(handover))
         if lead.owner_id is not None:
             had_owner.append(lead.pk)
             if _is_open(lead.status):
@@ -346,7 +351,21 @@ def owners_change(
         _tasks_and_notifications(with_rep, due_at=due_at, now=now)
         result.assignment_ids = [pk for _, pk in with_rep]
         notify_after_commit(result.assignment_ids, lane=lane)
+    events_record(events, now=now)
     return result
+
+
+def _owner_events(handover: Handover) -> list[Event]:
+    """The event a handover makes, read before the lead takes its new owner: ``lead.assigned`` when a rep gets
+    a lead nobody else owned, ``lead.reassigned`` when an owner's lead goes to another rep or back to a queue."""
+    lead = handover.lead
+    previous = lead.owner_id
+    assignment = {"reason": handover.reason, "note": handover.note or None}
+    if previous is not None and previous != handover.rep_id:
+        return [Event(EventType.LEAD_REASSIGNED, lead.pk, {"assignment": assignment}, previous_owner_id=previous)]
+    if handover.rep_id is not None:
+        return [Event(EventType.LEAD_ASSIGNED, lead.pk, {"assignment": assignment})]
+    return []
 
 
 def _pointers_save(pointers: Mapping[int, int]) -> None:
@@ -461,6 +480,8 @@ def leads_close(
     if closing and leads and _clock_stopper is not None:
         comment = f"Lead {closed_as(to)}: {reason}" if reason else f"Lead {closed_as(to)}."
         _clock_stopper(lead_ids=[lead.pk for lead in leads], by_id=by_id, comment=comment, now=now)
+    if closing:
+        events_record([Event(EventType.LEAD_CLOSED, lead.pk) for lead in leads], now=now)
 
 
 def lead_send_back(

@@ -81,3 +81,25 @@ def sweep_notifications() -> None:
     from routing.notify import notifications_sweep
 
     notifications_sweep()
+
+
+# --- Webhooks and CRM write-back (routing/outbound.py) -------------------------------------------------------
+
+
+@shared_task(ignore_result=True)
+def deliver_events() -> None:
+    """Send the due webhook and CRM deliveries, in order per lead and receiver, in the webhooks queue, apart
+    from routing's lanes (``routing.outbound.deliveries_enqueue``). Each is claimed before it is sent, so
+    tasks running at once never send one twice."""
+    from routing.outbound import deliveries_send
+
+    deliveries_send()
+
+
+@shared_task(ignore_result=True)
+def sweep_deliveries() -> None:
+    """Wake the sender when retries came due (or the broker was down when the events were recorded)."""
+    from routing.outbound import deliveries_due, deliveries_enqueue
+
+    if deliveries_due():
+        deliveries_enqueue()

@@ -24,7 +24,8 @@ from routing.bulk import pg_execute
 from routing.conditions import ConditionError, parse_condition
 from routing.engine.conditions import evaluate
 from routing.engine.facts import AccountFacts, ConditionGroup, LeadFacts
-from routing.models import ApiKey, Assignment, Lead, Queue, RepTask
+from routing.models import ApiKey, Assignment, EventType, Lead, Queue, RepTask
+from routing.outbound import Event, api_time, events_record
 from routing.pipeline import LEAD_FACT_FIELDS
 from routing.selectors import account_facts_of
 from sla import ladder
@@ -580,7 +581,7 @@ def touch_log(
     ``working``. A repeated identical touch (same lead, kind, time and source) returns the stored one.
 
     Atomic; the clock row is locked so a touch racing the escalation sweep sees one consistent clock.
-    Side effects: inserts a Touch; updates LeadSla, RepTask and Lead.
+    Side effects: inserts a Touch (and its ``lead.touched`` event); updates LeadSla, RepTask and Lead.
     """
     now = now or timezone.now()
     at = at or now
@@ -606,6 +607,8 @@ def touch_log(
             RepTask.objects.filter(lead_id=lead.pk, rep_id=lead.owner_id, done_at__isnull=True).update(done_at=at)
         if Lead.objects.filter(pk=lead.pk, status=Lead.Status.ASSIGNED).update(status=Lead.Status.WORKING):
             lead.status = Lead.Status.WORKING
+        touched = {"kind": kind, "at": api_time(at), "by": by.get_username() if by is not None else None}
+        events_record([Event(EventType.LEAD_TOUCHED, lead.pk, {"touch": touched})], now=now)
     return touch
 
 

@@ -63,8 +63,9 @@ from routing.bulk import pg_execute, rows_update
 from routing.dispatch import coverage
 from routing.engine import Decision, Snapshot, apply_decision
 from routing.engine.distribution import distribute
-from routing.models import Assignment, Lead, Notification, Queue
+from routing.models import Assignment, EventType, Lead, Notification, Queue
 from routing.notify import Notice, notices_record, notices_send_after_commit
+from routing.outbound import Event, api_time, events_record
 from routing.ownership import Handover, owners_change, routing_lock_try
 from routing.selectors import snapshot_with_current_load
 from sla.calendar import CalendarSpec, add_business_time, business_time_between, next_open
@@ -822,6 +823,7 @@ def _write(batch: _Batch, clocks: list[_Clock]) -> None:
     """Everything the batch decided, in bulk, in its transaction."""
     escalation_ids = _escalations_insert(batch.escalations)
     _notices_write(batch, escalation_ids)
+    _events_write(batch, escalation_ids)
     _ladders_update(clocks)
     changed = {lead.pk for lead in batch.changed_leads}
     owner_changes = [sla for sla in batch.moved_clocks if sla.lead_id in changed]
@@ -894,6 +896,23 @@ def _notices_write(batch: _Batch, escalation_ids: dict[tuple[int, int], int]) ->
         return
     notices_send_after_commit(notices_record(notices, now=batch.now))
     batch.report.notices += len(notices)
+
+
+def _events_write(batch: _Batch, escalation_ids: dict[tuple[int, int], int]) -> None:
+    """``escalation.fired`` for each escalation just written, and ``sla.breached`` when it is its policy's first
+    step after the due time, for webhooks (written only when a subscription listens)."""
+    events = []
+    for fired in batch.escalations:
+        if (fired.lead_id, fired.step_id) not in escalation_ids:
+            continue
+        step = batch.lookups.steps.get(fired.step_id)
+        escalation = {"action": fired.action, "reason": fired.reason, "fired_at": api_time(fired.fired_at)}
+        if step is not None and step.when == EscalationStep.When.AFTER_DUE:
+            after_due = [s for s in batch.lookups.steps_by_policy.get(step.policy_id, []) if s.when == step.when]
+            if after_due and after_due[0].pk == step.pk:
+                events.append(Event(EventType.SLA_BREACHED, fired.lead_id, {"escalation": escalation}))
+        events.append(Event(EventType.ESCALATION_FIRED, fired.lead_id, {"escalation": escalation}))
+    events_record(events, now=batch.now)
 
 
 def _ladders_update(clocks: list[_Clock]) -> None:

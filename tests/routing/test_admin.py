@@ -6,6 +6,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from routing.models import (
+    CrmConnector,
+    CrmOwner,
+    EventType,
     Firmographic,
     Lead,
     LeadImport,
@@ -15,8 +18,10 @@ from routing.models import (
     Rule,
     ScoringRule,
     ScoringThresholds,
+    WebhookSubscription,
     WorkerHeartbeat,
 )
+from routing.outbound import Event, events_record
 from routing.services import apikey_create, heartbeat_record
 from tests.factories import (
     AssignmentFactory,
@@ -81,6 +86,10 @@ def routed_lead(rep):
     )
     ScoringThresholds.current()
     LeadImport.objects.create(file_name="leads.csv", total_rows=1, imported=1)
+    WebhookSubscription.objects.create(name="Warehouse", url="https://hooks.example/lr", events=["lead.assigned"])
+    connector = CrmConnector.objects.create(name="HubSpot", kind="hubspot", token_env="HUBSPOT_TOKEN")
+    CrmOwner.objects.create(connector=connector, rep=rep, owner_id="5101")
+    events_record([Event(EventType.LEAD_ASSIGNED, lead.pk)])
     return lead
 
 
