@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import re
 from base64 import urlsafe_b64decode, urlsafe_b64encode
 from typing import Any
 
@@ -231,9 +232,11 @@ def leads_page(leads: QuerySet[Lead], request: Request) -> tuple[list[Lead], str
     pages moves past the cursor and is read again on a later page, never lost. (An offset into ties, as DRF's
     CursorPagination keeps, would skip a lead when another leaves the tie.)"""
     size = LEADS_PAGE_SIZE
-    asked = request.query_params.get("page_size", "")
-    if asked.isdigit() and int(asked) > 0:
-        size = min(int(asked), LEADS_PAGE_SIZE_MAX)
+    asked = request.query_params.get("page_size")
+    if asked is not None:
+        if not re.fullmatch(r"[0-9]{1,4}", asked) or not 1 <= int(asked) <= LEADS_PAGE_SIZE_MAX:
+            raise ValidationError({"page_size": [f"Send a whole number from 1 to {LEADS_PAGE_SIZE_MAX}."]})
+        size = int(asked)
     cursor = request.query_params.get("cursor")
     if cursor is not None:
         when, pk = _cursor_decode(cursor.strip())
@@ -323,7 +326,9 @@ LIST_PARAMETERS = [
     ),
     OpenApiParameter("cursor", OpenApiTypes.STR, description="From a page's next link."),
     OpenApiParameter(
-        "page_size", OpenApiTypes.INT, description=f"Leads per page, {LEADS_PAGE_SIZE} unless asked; at most 500."
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": LEADS_PAGE_SIZE_MAX},
+        description=f"Leads per page, {LEADS_PAGE_SIZE} unless asked; at most {LEADS_PAGE_SIZE_MAX}.",
     ),
 ]
 

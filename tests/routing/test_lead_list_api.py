@@ -147,11 +147,14 @@ def test_bad_filters_are_400s_naming_the_filter(revops, params, field):
     assert field in response.json()
 
 
-def test_odd_page_sizes_fall_back_to_the_default_or_the_most(revops):
+def test_page_sizes_from_1_to_500_are_taken_others_are_400s(revops):
     for _ in range(3):
         lead_at(MONDAY)
     client = signed_in(revops)
 
-    assert len(ids(client.get("/api/v1/leads/", {"page_size": "abc"}))) == 3
-    assert len(ids(client.get("/api/v1/leads/", {"page_size": "-1"}))) == 3
-    assert len(ids(client.get("/api/v1/leads/", {"page_size": "100000"}))) == 3
+    assert len(ids(client.get("/api/v1/leads/", {"page_size": "500"}))) == 3
+    assert len(ids(client.get("/api/v1/leads/", {"page_size": "1"}))) == 1
+    for odd in ("abc", "-1", "0", "501", "100000", "2.5", "", "٣"):
+        response = client.get("/api/v1/leads/", {"page_size": odd})
+        assert response.status_code == 400, odd
+        assert response.json() == {"page_size": ["Send a whole number from 1 to 500."]}
