@@ -27,6 +27,7 @@ from django.utils.html import format_html
 
 from leadrouter.coverage import CoverageError, dump_yaml, versions
 from leadrouter.coverage.validation import show
+from leadrouter.replay import draft_latest_replay
 from territories.models import CoverageDraft, CoverageRevision
 
 MAX_UPLOAD_BYTES = 5_000_000
@@ -294,6 +295,7 @@ class CoverageDraftAdmin(admin.ModelAdmin):
         context: dict[str, Any] = {"draft": draft, "latest": versions.version_latest()}
         if draft.is_published:
             return context
+        context["latest_replay"] = draft_latest_replay(draft)
         behind = versions.draft_behind(draft)
         if behind is not None:
             context.update(behind=behind, behind_rows=change_rows(behind.changes))

@@ -166,3 +166,21 @@ def test_the_command_refuses_what_names_nothing(history):
         call_command("coverage", "replay", "no-such-draft-or-file")
     with pytest.raises(CommandError, match="--since"):
         call_command("coverage", "replay", "live", "--since", "0")
+
+
+def test_the_publish_page_shows_the_drafts_latest_replay_beside_the_button(client, revops, austria):
+    client.force_login(revops)
+    publish = reverse("admin:territories_coveragedraft_publish", args=[austria.pk])
+    assert "has not been replayed yet" in client.get(publish).content.decode()
+
+    # The publish page's own form replays the draft over the last 30 days.
+    response = client.post(reverse("replay"), {"replayed": f"draft:{austria.pk}", "days": 30})
+
+    assert response.status_code == 302
+    page = client.get(publish).content.decode()
+    assert 'data-figure="replay-changed">3<' in page
+    assert 'data-rep="carla"' in page and "+3" in page
+    assert "changed after this replay" not in page
+    # Editing the draft afterwards makes the evidence stale, and the page says so.
+    draft_save_text(austria, austria.text + "\n# reviewed\n")
+    assert "changed after this replay" in client.get(publish).content.decode()
