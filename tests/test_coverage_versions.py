@@ -18,6 +18,7 @@ from routing.models import Queue, Rule
 from territories.models import CoverageDraft, CoverageRevision, Rep, Territory
 from territories.services import reps_deactivate
 from tests.factories import QueueFactory, RepFactory, TeamFactory, TerritoryFactory, UserFactory
+from tests.helpers import run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -408,3 +409,27 @@ def test_draft_export_is_the_live_document(revops, model):
     draft = versions.draft_create("copy", user=revops)
 
     assert versions.draft_document(draft) == export_coverage()
+
+
+# --- One publish at a time ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publishes_at_the_same_time_run_one_after_the_other_and_a_draft_publishes_once(team, model):
+    versions.version_current()
+    first = versions.draft_create("first")
+    second = versions.draft_create("second", text=first.text.replace("position: 10", "position: 90"))
+
+    errors = run_together(
+        lambda: versions.draft_publish(first),
+        lambda: versions.draft_publish(first),
+        lambda: versions.draft_publish(second),
+    )
+
+    assert len(errors) == 1 and isinstance(errors[0], CoverageError), errors
+    assert "already published" in str(errors[0])
+    published = list(CoverageRevision.objects.filter(kind="publish").order_by("number"))
+    assert [version.number for version in published] == [2, 3]
+    # The last publish is the live model, and its version holds exactly that.
+    assert published[-1].document == export_coverage()
+    assert CoverageDraft.objects.filter(published__isnull=False).count() == 2
