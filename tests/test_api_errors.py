@@ -31,11 +31,11 @@ def test_an_unknown_api_url_answers_json_404(intake_client):
 
 
 def test_a_wrong_method_on_an_api_view_answers_json_405(intake_client):
-    response = intake_client.get("/api/v1/leads/")
+    response = intake_client.delete("/api/v1/leads/")
 
     assert response.status_code == 405
     assert response["Content-Type"] == "application/json"
-    assert "GET" in response.json()["detail"]
+    assert "DELETE" in response.json()["detail"]
 
 
 def test_an_unknown_page_answers_the_plain_not_found_page(client):

@@ -309,7 +309,7 @@ def test_the_lead_api_says_who_closed_the_lead_when_and_why(rep):
     lead_disqualify(lead=lead, by=rep.user, reason="No budget")
 
     body = api.get(f"/api/v1/leads/{lead.pk}/").json()
-    assert body["closed"] == {"at": "2026-12-02T10:00:00Z", "by": "rep", "reason": "No budget"}
+    assert body["closed"] == {"at": "2026-12-02T10:00:00Z", "by": "rep", "via": None, "reason": "No budget"}
     assert body["status"] == "disqualified" and body["sla"]["state"] == "stopped"
 
 
