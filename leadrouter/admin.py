@@ -84,6 +84,14 @@ class CoverageRevisionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CoverageRevision]:
+        # The list shows no documents (about 90 kB each on the demo organisation); a version's page loads its own.
+        rows = super().get_queryset(request)
+        match = request.resolver_match
+        if match is not None and match.url_name == "territories_coveragerevision_changelist":
+            return rows.defer("document")
+        return rows
+
     def may_roll_back(self, request: HttpRequest) -> bool:
         return request.user.has_perm("territories.add_coveragerevision")
 
@@ -123,7 +131,11 @@ class CoverageRevisionAdmin(admin.ModelAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        extra = {**(extra_context or {}), "may_roll_back": self.may_roll_back(request)}
+        extra = {
+            **(extra_context or {}),
+            "may_roll_back": self.may_roll_back(request),
+            "may_draft": request.user.has_perm("territories.add_coveragedraft"),
+        }
         return super().change_view(request, object_id, form_url, extra)
 
     def compare_view(self, request: HttpRequest) -> TemplateResponse:
@@ -174,6 +186,7 @@ class CoverageRevisionAdmin(admin.ModelAdmin):
 
 
 class CoverageDraftForm(forms.ModelForm):
+    from_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
     upload = forms.FileField(
         required=False,
         help_text="A coverage YAML file; it replaces the document above.",
@@ -233,6 +246,8 @@ class CoverageDraftAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is not None and obj.is_published:
             return ["name", "published", "base", "text"]
+        if obj is None:
+            return ["name", "text", "upload", "publish_at", "from_version"]
         return ["name", "text", "upload", "publish_at", "base", "scheduled_by", "publish_error"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -241,7 +256,12 @@ class CoverageDraftAdmin(admin.ModelAdmin):
         return ["base", "scheduled_by", "publish_error"]
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        # A new draft starts as the live model.
+        # A new draft starts as the live model, or as the version named by ?from_version=N.
+        number = request.GET.get("from_version", "")
+        if number.isdigit() and len(number) < 10:
+            version = CoverageRevision.objects.filter(number=int(number)).first()
+            if version is not None:
+                return {"text": dump_yaml(version.document), "from_version": version.number}
         return {"text": dump_yaml(versions.export_coverage())}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CoverageDraft]:
@@ -260,7 +280,9 @@ class CoverageDraftAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: CoverageDraft, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]
-            obj.base = versions.version_current(author=request.user)
+            number = form.cleaned_data.get("from_version")
+            base = CoverageRevision.objects.filter(number=number).first() if number else None
+            obj.base = base or versions.version_current(author=request.user)
         if "publish_at" in form.changed_data:
             obj.scheduled_by = request.user if obj.publish_at else None  # type: ignore[assignment]
             obj.publish_error = ""

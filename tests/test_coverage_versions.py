@@ -433,3 +433,27 @@ def test_publishes_at_the_same_time_run_one_after_the_other_and_a_draft_publishe
     # The last publish is the live model, and its version holds exactly that.
     assert published[-1].document == export_coverage()
     assert CoverageDraft.objects.filter(published__isnull=False).count() == 2
+
+
+def test_a_draft_made_in_admin_from_an_older_version_starts_from_it_and_says_it_is_behind(client, revops, model):
+    old = versions.version_current()
+    Rule.objects.filter(name="Enterprise").update(position=25)
+    versions.version_create(kind=CoverageRevision.Kind.ADMIN, author=revops)
+    client.force_login(revops)
+
+    version_page = client.get(reverse("admin:territories_coveragerevision_change", args=[old.pk])).content.decode()
+    add_url = f"{reverse('admin:territories_coveragedraft_add')}?from_version={old.number}"
+    assert add_url.replace("&", "&amp;") in version_page or add_url in version_page
+    form = client.get(add_url).context["adminform"].form
+    response = client.post(
+        add_url, {"name": "from old", "text": form.initial["text"], "from_version": form.initial["from_version"]}
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    draft = CoverageDraft.objects.get(name="from old")
+    assert draft.base == old
+    assert "position: 10" in draft.text
+    page = client.get(reverse("admin:territories_coveragedraft_change", args=[draft.pk])).content.decode()
+    assert f"This draft was made from version {old.number}" in page
+    # Publishing it would undo the change made since: the plan says so.
+    assert "25" in page and "10" in page
