@@ -78,7 +78,12 @@ def database_url_for_test() -> str:
 
 
 # The settings that name each lane's queue (docs/routing.md, "Lanes").
-LANE_SETTINGS = {"live": "LEADROUTER_QUEUE_LIVE", "bulk": "LEADROUTER_QUEUE_BULK", "notify": "LEADROUTER_QUEUE_NOTIFY"}
+LANE_SETTINGS = {
+    "live": "LEADROUTER_QUEUE_LIVE",
+    "bulk": "LEADROUTER_QUEUE_BULK",
+    "notify": "LEADROUTER_QUEUE_NOTIFY",
+    "webhooks": "LEADROUTER_QUEUE_WEBHOOKS",
+}
 
 
 def lane_queues(queue: str) -> dict[str, str]:
