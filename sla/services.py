@@ -605,8 +605,11 @@ def touch_log(
             _stop(clock, lead=lead, at=at)
         if lead.owner_id is not None:
             RepTask.objects.filter(lead_id=lead.pk, rep_id=lead.owner_id, done_at__isnull=True).update(done_at=at)
-        if Lead.objects.filter(pk=lead.pk, status=Lead.Status.ASSIGNED).update(status=Lead.Status.WORKING):
-            lead.status = Lead.Status.WORKING
+        # updated_at too: syncs list leads by their last change (GET /api/v1/leads/?updated_since=…).
+        if Lead.objects.filter(pk=lead.pk, status=Lead.Status.ASSIGNED).update(
+            status=Lead.Status.WORKING, updated_at=now
+        ):
+            lead.status, lead.updated_at = Lead.Status.WORKING, now
         touched = {"kind": kind, "at": api_time(at), "by": by.get_username() if by is not None else None}
         events_record([Event(EventType.LEAD_TOUCHED, lead.pk, {"touch": touched})], now=now)
     return touch

@@ -82,6 +82,9 @@ CASES = {
     "replay-result": ("get", lambda d: [d["replay_run"].pk], REFUSED),
     "replay-csv": ("get", lambda d: [d["replay_run"].pk], REFUSED),
     "api-replay": ("post", lambda d: [], REFUSED),
+    "lead-status": ("post", lambda d: [d["lead"].pk], REFUSED),
+    # Public by design (a website's form posts there), but a token that names no form source takes nothing.
+    "form-post": ("post", lambda d: ["lf_no-such-form"], REFUSED),
 }
 # Public on purpose: they hold no data of anyone.
 PUBLIC = {"healthz", "login", "logout", "api-schema", "api-docs", None}
@@ -122,6 +125,21 @@ def test_the_outsider_gets_nothing(client, outsider, inside, name):
     assert (lead.owner, lead.status) == (inside["rep"], Lead.Status.ASSIGNED)
     assert Escalation.objects.get(pk=inside["escalation"].pk).status == "open"
     assert Notification.objects.get(pk=inside["notification"].pk).status == Notification.Status.UNKNOWN
+
+
+def test_the_outsider_lists_no_other_teams_lead_and_closes_none_through_the_api(client, outsider, inside):
+    client.force_login(outsider.user)
+
+    listed = client.get("/api/v1/leads/", {"status": "assigned"})
+    closed = client.post(
+        f"/api/v1/leads/{inside['lead'].pk}/status/", {"status": "converted"}, content_type="application/json"
+    )
+
+    assert listed.status_code == 200
+    assert listed.json()["results"] == []
+    assert SECRET not in listed.content.decode()
+    assert closed.status_code == 404
+    assert Lead.objects.get(pk=inside["lead"].pk).status == Lead.Status.ASSIGNED
 
 
 # --- Coverage versions and drafts in admin: RevOps only ------------------------------------------------------------

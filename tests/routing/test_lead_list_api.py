@@ -8,7 +8,9 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
+from routing.models import Lead
 from routing.services import apikey_create, lead_accept
+from sla.services import touch_log
 from tests.factories import LeadFactory, QueueFactory, RepFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -158,3 +160,14 @@ def test_page_sizes_from_1_to_500_are_taken_others_are_400s(revops):
         response = client.get("/api/v1/leads/", {"page_size": odd})
         assert response.status_code == 400, odd
         assert response.json() == {"page_size": ["Send a whole number from 1 to 500."]}
+
+
+def test_a_touch_that_starts_work_on_a_lead_counts_as_a_change(rep):
+    client, api_key = key_client("leads:read")
+    lead = lead_at(MONDAY, intake_source=api_key, owner=rep, status="assigned")
+    later = MONDAY + dt.timedelta(hours=1)
+
+    touch_log(lead=lead, kind="call", at=later, by=rep.user, now=later)
+
+    assert ids(client.get("/api/v1/leads/", {"updated_since": "2026-11-23T10:30:00Z"})) == [lead.pk]
+    assert Lead.objects.get(pk=lead.pk).status == "working"
