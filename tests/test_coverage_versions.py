@@ -457,3 +457,12 @@ def test_a_draft_made_in_admin_from_an_older_version_starts_from_it_and_says_it_
     assert f"This draft was made from version {old.number}" in page
     # Publishing it would undo the change made since: the plan says so.
     assert "25" in page and "10" in page
+
+
+def test_the_admin_home_links_versions_and_drafts_for_revops(client, revops):
+    client.force_login(revops)
+
+    html = client.get(reverse("admin:index")).content.decode()
+
+    assert reverse("admin:territories_coveragerevision_changelist") in html
+    assert reverse("admin:territories_coveragedraft_changelist") in html

@@ -1,12 +1,14 @@
 """Coverage as code: the whole coverage model as one YAML document.
 
-RevOps export the teams, reps, queues, territories, accounts, routing rules,
-business calendars and SLA policies,
+RevOps export the teams, reps, queues, territories, accounts with their
+opportunities, routing rules, business calendars and SLA policies,
 edit the file, review the plan (``manage.py coverage import FILE --dry-run``) and
 import it back. The format is described in docs/coverage.md and checked by
 ``schema.json`` in this package.
 
-Other code imports only the names below.
+Numbered versions, drafts and publishing live in ``leadrouter.coverage.versions``.
+
+Other code imports only the names below (and ``versions``).
 """
 
 from leadrouter.coverage.errors import CoverageError
