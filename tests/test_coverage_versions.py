@@ -18,7 +18,7 @@ from routing.models import Queue, Rule
 from territories.models import CoverageDraft, CoverageRevision, Rep, Territory
 from territories.services import reps_deactivate
 from tests.factories import QueueFactory, RepFactory, TeamFactory, TerritoryFactory, UserFactory
-from tests.helpers import run_together
+from tests.helpers import import_csv, run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -466,3 +466,19 @@ def test_the_admin_home_links_versions_and_drafts_for_revops(client, revops):
 
     assert reverse("admin:territories_coveragerevision_changelist") in html
     assert reverse("admin:territories_coveragedraft_changelist") in html
+
+
+def test_a_csv_import_in_admin_records_one_version_and_its_preview_none(client, revops, model):
+    first = versions.version_current()
+    client.force_login(revops)
+    header = "name,parent,queue,rep,countries,subdivisions,postal_prefixes,industries,size_bands,product_lines\n"
+
+    _preview, done = import_csv(
+        client, Territory, header + "Nordics,,DACH Inbound,,SE;NO,,,,,\n" + "Benelux,,DACH Inbound,,NL;BE,,,,,\n"
+    )
+
+    assert done is not None and done.status_code in (200, 302)
+    made = list(CoverageRevision.objects.filter(number__gt=first.number))
+    assert [(version.kind, version.author) for version in made] == [("admin", revops)]
+    diff = versions.versions_diff(first.number, made[0].number)
+    assert [(change.action, change.key) for change in diff.changes] == [("added", "Benelux"), ("added", "Nordics")]
