@@ -753,8 +753,9 @@ class RuleAdmin(ConditionEditorMixin, GrantedObjectsAdminMixin, CoverageAdmin): 
             "form": form,
         }
         if request.method == "POST" and form.is_valid():
-            evaluation = lead_simulate(raw=form.raw_lead())
+            evaluation = lead_simulate(raw=form.raw_lead(), now=form.cleaned_data["now"])
             context.update(
+                as_of=form.cleaned_data["now"],
                 evaluation=evaluation,
                 verdict=simulation_verdict(evaluation),
                 receipt_json=json_text(evaluation.receipt()),

@@ -4,6 +4,7 @@ escalations, is ``sla.api.LeadDetailView``."""
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -22,10 +23,12 @@ from rest_framework.views import APIView
 
 from routing.api_leads import LIST_PARAMETERS, LeadPageSerializer, leads_list
 from routing.authentication import ApiKeyAuthentication, IntakeClient, scope_required
+from routing.forms import as_of_instant
 from routing.intake import IDEMPOTENCY_KEY_MAX_LENGTH, LeadIntakeSerializer, leads_receive
 from routing.models import ApiKey, ApiScope
 from routing.parsers import BodyTooLarge, LeadJSONParser
 from routing.selectors import lead_simulate
+from territories.validators import time_zone_names
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -63,9 +66,29 @@ class CanPostLeads(permissions.BasePermission):
 
 
 class SimulateSerializer(serializers.Serializer):
-    """Any lead fields, as intake takes them; they are standardized exactly as at intake."""
+    """Any lead fields, as intake takes them; they are standardized exactly as at intake. ``as_of`` simulates at
+    another time: working hours and time off are judged then (loads, turns and accounts are today's)."""
 
     lead = serializers.DictField(child=serializers.JSONField(), allow_empty=False)
+    as_of = serializers.CharField(
+        required=False,
+        max_length=40,
+        help_text="ISO 8601: a wall-clock time read in time_zone (2026-12-07T08:30), or a time with an offset.",
+    )
+    time_zone = serializers.CharField(required=False, max_length=64, help_text="IANA name; UTC when left out.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        as_of, zone = attrs.get("as_of"), attrs.get("time_zone", "")
+        if zone and zone not in time_zone_names():
+            raise serializers.ValidationError({"time_zone": f"{zone} is not an IANA time zone."})
+        if zone and not as_of:
+            raise serializers.ValidationError({"time_zone": "Give as_of too: the time to simulate at."})
+        if as_of:
+            try:
+                attrs["now"] = as_of_instant(as_of, zone)
+            except ValueError as error:
+                raise serializers.ValidationError({"as_of": str(error)}) from error
+        return attrs
 
 
 class SimulateResultSerializer(serializers.Serializer):
@@ -75,6 +98,7 @@ class SimulateResultSerializer(serializers.Serializer):
     territory_id = serializers.IntegerField(allow_null=True)
     rule_id = serializers.IntegerField(allow_null=True)
     receipt = serializers.JSONField()
+    as_of = serializers.DateTimeField(help_text="The instant simulated (now unless as_of was given).")
 
 
 class SimulateView(APIView):
@@ -86,7 +110,8 @@ class SimulateView(APIView):
     def post(self, request: Request) -> Response:
         serializer = SimulateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        evaluation = lead_simulate(raw=serializer.validated_data["lead"])
+        now = serializer.validated_data.get("now") or timezone.now()
+        evaluation = lead_simulate(raw=serializer.validated_data["lead"], now=now)
         decision = evaluation.decision
         return Response(
             {
@@ -96,6 +121,7 @@ class SimulateView(APIView):
                 "territory_id": decision.territory_id if decision else None,
                 "rule_id": decision.rule_id if decision else None,
                 "receipt": evaluation.receipt(),
+                "as_of": now.isoformat(),
             }
         )
 

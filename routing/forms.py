@@ -1,4 +1,5 @@
 import json
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -14,10 +15,45 @@ from routing.conditions import (
     value_as_text,
 )
 from territories.picklists import INDUSTRIES
+from territories.time_zones import local_instant
+from territories.validators import time_zone_names
+
+
+def as_of_instant(text: str, zone: str = "") -> datetime:
+    """The instant a simulation runs "as of". ``text`` is an ISO 8601 date and time: a wall-clock time
+    ("2026-12-07 08:30") is read in ``zone`` (UTC when blank); a time with an offset ("2026-12-07T08:30+01:00")
+    stands alone. ValueError says what to fix."""
+    if zone and zone not in time_zone_names():
+        raise ValueError(f"{zone} is not an IANA time zone; use a name such as Europe/Berlin.")
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError as error:
+        raise ValueError("Give a date and time such as 2026-12-07 08:30.") from error
+    if not AS_OF_YEARS[0] <= parsed.year <= AS_OF_YEARS[1]:
+        raise ValueError(f"Give a time between the years {AS_OF_YEARS[0]} and {AS_OF_YEARS[1]}.")
+    if parsed.tzinfo is not None:
+        if zone:
+            raise ValueError("Give a wall-clock time with a time zone, or a time with an offset alone.")
+        return parsed
+    return local_instant(parsed, zone or "UTC")
+
+
+AS_OF_YEARS = (2000, 2100)
 
 
 class SimulateLeadForm(forms.Form):
-    """A lead as a form or a CRM would send it; values are standardized exactly as at intake."""
+    """A lead as a form or a CRM would send it; values are standardized exactly as at intake. "As of" runs the
+    simulation at another time (working hours and time off judged then; loads, turns and accounts as now)."""
+
+    as_of = forms.CharField(
+        required=False,
+        max_length=40,
+        label="As of",
+        help_text="Simulate at this time instead of now: 2026-12-07 08:30, read in the time zone below.",
+    )
+    time_zone = forms.CharField(
+        required=False, max_length=64, label="Time zone", help_text="Europe/Berlin, America/New_York…; UTC if blank."
+    )
 
     email = forms.CharField(required=False)
     first_name = forms.CharField(required=False)
@@ -35,7 +71,22 @@ class SimulateLeadForm(forms.Form):
     campaign = forms.CharField(required=False)
 
     def raw_lead(self) -> dict[str, str]:
-        return {name: value for name, value in self.cleaned_data.items() if value}
+        return {
+            name: value for name, value in self.cleaned_data.items() if value and name not in ("as_of", "time_zone")
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        as_of, zone = cleaned.get("as_of", ""), cleaned.get("time_zone", "")
+        cleaned["now"] = None
+        if zone and not as_of:
+            self.add_error("as_of", "Give the time to simulate at, or leave the time zone blank.")
+        elif as_of:
+            try:
+                cleaned["now"] = as_of_instant(as_of, zone)
+            except ValueError as error:
+                self.add_error("time_zone" if zone and zone not in time_zone_names() else "as_of", str(error))
+        return cleaned
 
 
 # --- The rule condition editor -----------------------------------------------------------------------------------

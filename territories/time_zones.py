@@ -7,11 +7,14 @@ Times are stored in UTC and shown in the reader's zone (``leadrouter.middleware`
 3. else, and for anyone signed out, the site default (``LEADROUTER_DEFAULT_TIME_ZONE``).
 """
 
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+
+from territories.validators import time_zone_names
 
 User = get_user_model()
 
@@ -33,3 +36,20 @@ def zone_info(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo(settings.LEADROUTER_DEFAULT_TIME_ZONE)
+
+
+def local_instant(wall: datetime, zone_name: str) -> datetime:
+    """``wall``, a wall-clock time without an offset, in the zone called ``zone_name``, as an aware instant.
+
+    ValueError says what is wrong: an unknown zone, or a time the zone skips (the hour the clocks jump over in
+    spring). A time the zone repeats (the autumn hour) is its first occurrence."""
+    if wall.tzinfo is not None:
+        raise ValueError("Give a wall-clock time without an offset; the time zone says where it is.")
+    if zone_name not in time_zone_names():
+        raise ValueError(f"{zone_name} is not an IANA time zone; use a name such as Europe/Berlin.")
+    zone = ZoneInfo(zone_name)
+    instant = wall.replace(tzinfo=zone)
+    # A skipped time does not survive the round trip through UTC.
+    if instant.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != wall:
+        raise ValueError(f"{wall:%Y-%m-%d %H:%M} does not exist in {zone_name}: the clocks skip it.")
+    return instant
