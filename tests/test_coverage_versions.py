@@ -482,3 +482,16 @@ def test_a_csv_import_in_admin_records_one_version_and_its_preview_none(client, 
     assert [(version.kind, version.author) for version in made] == [("admin", revops)]
     diff = versions.versions_diff(first.number, made[0].number)
     assert [(change.action, change.key) for change in diff.changes] == [("added", "Benelux"), ("added", "Nordics")]
+
+
+def test_the_diff_names_queue_members_by_rep(model):
+    first = versions.version_current()
+    model["queue"].memberships.update(weight=3)
+    model["queue"].memberships.create(rep=RepFactory(user=UserFactory(username="ben")))
+    second = versions.version_create(kind=CoverageRevision.Kind.ADMIN)
+    assert second is not None
+
+    lines = versions.versions_diff(first.number, second.number).render().splitlines()
+
+    assert '~ queue "DACH Inbound": members["anna"].weight 1 → 3' in lines
+    assert '~ queue "DACH Inbound": members["ben"] added: {"rep": "ben"}' in lines

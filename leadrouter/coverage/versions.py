@@ -32,7 +32,16 @@ from leadrouter.coverage.errors import CoverageError
 from leadrouter.coverage.exporter import export_coverage
 from leadrouter.coverage.importer import apply_import, plan_import
 from leadrouter.coverage.plan import CoveragePlan, FieldChange
-from leadrouter.coverage.state import FIELDS, KEY_FIELDS, KIND_NAMES, Entry, entity_key, normalize_entry
+from leadrouter.coverage.state import (
+    FIELDS,
+    KEY_FIELDS,
+    KIND_NAMES,
+    MEMBER_DEFAULTS,
+    OPPORTUNITY_DEFAULTS,
+    Entry,
+    entity_key,
+    normalize_entry,
+)
 from leadrouter.coverage.validation import show
 from leadrouter.coverage.yamlio import SECTION_ORDER, dump_yaml, load_yaml
 from territories.coverage_version import VERSION_ROW
@@ -138,7 +147,16 @@ class EntryChange:
             return [f"+ {title}"]
         if self.action == REMOVED:
             return [f"- {title}"]
-        return [f"~ {title}: {change.field} {show(change.old)} → {show(change.new)}" for change in self.fields]
+        return [f"~ {title}: {_field_line(change)}" for change in self.fields]
+
+
+def _field_line(change: FieldChange) -> str:
+    """``field old → new``; an item of a keyed list that came or went says so."""
+    if change.field.endswith("]") and change.old is None:
+        return f"{change.field} added: {show(change.new)}"
+    if change.field.endswith("]") and change.new is None:
+        return f"{change.field} removed: {show(change.old)}"
+    return f"{change.field} {show(change.old)} → {show(change.new)}"
 
 
 @dataclass
@@ -185,6 +203,46 @@ def _entries(document: dict[str, Any], section: str) -> dict[str, Entry]:
     return entries
 
 
+# Fields holding a list of entries with a key of their own: their diff names the item and the item's field.
+_KEYED_LISTS: dict[str, tuple[str, Entry]] = {
+    "opportunities": ("name", OPPORTUNITY_DEFAULTS),
+    "members": ("rep", MEMBER_DEFAULTS),
+}
+
+
+def _field_changes(name: str, old: Any, new: Any) -> list[FieldChange]:
+    """One field's change; for a keyed list (an account's opportunities, a queue's members), one change per
+    item added or removed and per field of an item changed, named ``opportunities["Pilot"].stage``."""
+    if name not in _KEYED_LISTS or not isinstance(old, list) or not isinstance(new, list):
+        return [FieldChange(name, old, new)]
+    key_field, defaults = _KEYED_LISTS[name]
+    before = {item[key_field]: item for item in old}
+    after = {item[key_field]: item for item in new}
+    if len(before) != len(old) or len(after) != len(new):
+        return [FieldChange(name, old, new)]
+
+    def compact(item: Entry) -> Entry:
+        return {k: v for k, v in item.items() if k == key_field or defaults.get(k, object()) != v}
+
+    changes = []
+    for item_key in [*before, *(k for k in after if k not in before)]:
+        label = f"{name}[{show(item_key)}]"
+        if item_key not in after:
+            changes.append(FieldChange(label, compact(before[item_key]), None))
+        elif item_key not in before:
+            changes.append(FieldChange(label, None, compact(after[item_key])))
+        else:
+            changes.extend(
+                FieldChange(f"{label}.{field_name}", before[item_key].get(field_name), value)
+                for field_name, value in after[item_key].items()
+                if before[item_key].get(field_name) != value
+            )
+    kept = [item_key for item_key in before if item_key in after]
+    if kept != [item_key for item_key in after if item_key in before]:
+        changes.append(FieldChange(f"{name} order", list(before), list(after)))
+    return changes
+
+
 def documents_diff(old: dict[str, Any], new: dict[str, Any]) -> DocumentDiff:
     """Compare two exported documents: entries added, removed and changed, field by field, in document order."""
     diff = DocumentDiff()
@@ -197,9 +255,10 @@ def documents_diff(old: dict[str, Any], new: dict[str, Any]) -> DocumentDiff:
                 diff.changes.append(EntryChange(REMOVED, section, before[key][KEY_FIELDS[section]]))
             else:
                 fields = tuple(
-                    FieldChange(name, before[key][name], after[key][name])
+                    change
                     for name in FIELDS[section]
                     if before[key][name] != after[key][name]
+                    for change in _field_changes(name, before[key][name], after[key][name])
                 )
                 if fields:
                     diff.changes.append(EntryChange(CHANGED, section, after[key][KEY_FIELDS[section]], fields))

@@ -107,6 +107,11 @@ def test_a_version_diff_and_a_rollback_cover_opportunities(acme):
     rendered = versions.versions_diff(first.number, second.number).render()
     versions.version_rollback(first.number)
 
-    assert rendered.startswith('~ account "Acme": opportunities [')
+    assert rendered.splitlines() == [
+        '~ account "Acme": opportunities["Expansion"].stage "open" → "lost"',
+        '~ account "Acme": opportunities["Pilot"] removed: {"name": "Pilot", "stage": "won", '
+        '"closed_at": "2026-11-02T09:30:00+00:00"}',
+        "1 difference: 1 changed.",
+    ]
     assert account_entry(export_coverage(), "Acme") == account_entry(first.document, "Acme")
     assert Account.objects.get(name="Acme").opportunities.count() == 2
