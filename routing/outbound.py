@@ -99,7 +99,6 @@ _VIEW_COLUMNS = (
     "status",
     "received_at",
     "routed_at",
-    "updated_at",
     "external_id",
     "source",
     "campaign",
@@ -116,7 +115,6 @@ _VIEW_COLUMNS = (
     "queue__name",
     "closed_at",
     "close_reason",
-    "raw_payload",
 )
 
 
@@ -124,23 +122,24 @@ def api_time(value: dt.datetime | None) -> str | None:
     """A time as the API writes it (ISO 8601, UTC with Z)."""
     if value is None:
         return None
-    text = value.astimezone(dt.UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if value.utcoffset() != dt.timedelta(0):
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None).isoformat() + "Z"
 
 
-def leads_view(lead_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+def leads_view(lead_ids: Sequence[int], *, raw_payload: bool = False) -> dict[int, dict[str, Any]]:
     """The leads as ``GET /api/v1/leads/{id}/`` summarises them (status, owner, queue, ids), with the contact
-    fields, by id: one query for all. Also returns each lead's raw payload under ``_raw`` and owner id under
-    ``_owner_id`` for the CRM connectors (removed before sending)."""
+    fields, by id: one query for all. Also returns each lead's owner id under ``_owner_id`` and, with
+    ``raw_payload``, the posted lead under ``_raw``, for the CRM connectors (removed before sending)."""
     views: dict[int, dict[str, Any]] = {}
-    for row in Lead.objects.filter(pk__in=list(lead_ids)).order_by().values(*_VIEW_COLUMNS):
+    columns = (*_VIEW_COLUMNS, "raw_payload") if raw_payload else _VIEW_COLUMNS
+    for row in Lead.objects.filter(pk__in=list(lead_ids)).order_by().values(*columns):
         full_name = " ".join(part for part in (row["owner__user__first_name"], row["owner__user__last_name"]) if part)
         views[row["id"]] = {
             "id": row["id"],
             "status": row["status"],
             "created": api_time(row["received_at"]),
             "routed_at": api_time(row["routed_at"]),
-            "updated_at": api_time(row["updated_at"]),
             "external_id": row["external_id"] or None,
             "source": row["source"] or None,
             "campaign": row["campaign"] or None,
@@ -154,7 +153,7 @@ def leads_view(lead_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
             "country": row["country"] or None,
             "score": row["score"],
             "closed": {"at": api_time(row["closed_at"]), "reason": row["close_reason"]} if row["closed_at"] else None,
-            "_raw": row["raw_payload"] if isinstance(row["raw_payload"], dict) else {},
+            "_raw": row["raw_payload"] if isinstance(row.get("raw_payload"), dict) else {},
             "_owner_id": row["owner_id"],
         }
     return views
@@ -210,7 +209,10 @@ def events_record(events: Sequence[Event], *, now: dt.datetime | None = None) ->
     ]
     if not wanted:
         return 0
-    views = leads_view(sorted({event.lead_id for event in wanted}))
+    views = leads_view(
+        sorted({event.lead_id for event in wanted}),
+        raw_payload=any(connector.record_id_field != "external_id" for connector in receivers.connectors),
+    )
     previous = {event.previous_owner_id for event in wanted if event.previous_owner_id is not None}
     usernames = dict(Rep.objects.filter(pk__in=previous).order_by().values_list("pk", "user__username"))
     crm_owners: dict[tuple[int, int], str] = {}

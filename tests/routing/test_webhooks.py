@@ -474,3 +474,14 @@ def test_events_body_is_json_with_the_version_id_type_and_time(api, inbound, rec
     assert list(event) == ["version", "id", "type", "created", "data"]
     assert event["created"] == "2026-12-02T10:00:00Z"
     assert event["id"] == str(OutboundEvent.objects.get().id)
+
+
+@pytest.mark.parametrize("model", [WebhookSubscription, CrmConnector, CrmOwner, Delivery])
+def test_only_revops_reach_the_integrations_admin(client, outsider, manager, model):
+    staff_without_rights = UserFactory(username="intern", is_staff=True)
+    for user in (outsider.user, manager):
+        client.force_login(user)
+        response = client.get(admin_url(model, "changelist"))
+        assert response.status_code == 302 and "/login/" in response["Location"]
+    client.force_login(staff_without_rights)
+    assert client.get(admin_url(model, "changelist")).status_code == 403
