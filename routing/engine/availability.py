@@ -7,13 +7,16 @@ special case (09:00 in Berlin is 08:00 UTC in winter and 07:00 UTC in summer).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from routing.engine.facts import MemberInfo, QueueInfo, RepInfo
 
 
 def is_out_of_office(rep: RepInfo, now: datetime) -> bool:
+    if not rep.out_of_office:
+        return False
     return any(start <= now < end for start, end in rep.out_of_office)
 
 
@@ -25,8 +28,7 @@ def is_working(rep: RepInfo, now: datetime) -> bool:
     """
     if not rep.working_hours:
         return True
-    local = now.astimezone(ZoneInfo(rep.time_zone))
-    weekday, clock = local.weekday(), local.time().replace(tzinfo=None)
+    weekday, clock = _wall_clock(now, rep.time_zone)
     for day, start, end in rep.working_hours:
         if start < end:
             if weekday == day and start <= clock < end:
@@ -34,6 +36,14 @@ def is_working(rep: RepInfo, now: datetime) -> bool:
         elif (weekday == day and clock >= start) or (weekday == (day + 1) % 7 and clock < end):
             return True
     return False
+
+
+@lru_cache(maxsize=256)
+def _wall_clock(now: datetime, time_zone: str) -> tuple[int, time]:
+    """The weekday and time of day ``now`` shows in ``time_zone``: worked out once per instant and zone, since
+    every member of a queue in the same zone is judged at the same instant."""
+    local = now.astimezone(ZoneInfo(time_zone))
+    return local.weekday(), local.time().replace(tzinfo=None)
 
 
 def direct_skip_reason(rep: RepInfo | None, now: datetime) -> str | None:
@@ -71,9 +81,9 @@ def member_skip_reasons(
     reasons = [reason] if reason is not None else []
     if queue.skip_off_hours_reps and not is_working(rep, now):
         reasons.append("off hours")
-    missing = sorted((queue.required_skills if required_skills is None else required_skills) - rep.skills)
+    missing = (queue.required_skills if required_skills is None else required_skills) - rep.skills
     if missing:
-        reasons.append("missing skill: " + ", ".join(missing))
+        reasons.append("missing skill: " + ", ".join(sorted(missing)))
     if rep.open_leads >= rep.max_open_leads:
         reasons.append("at capacity")
     if rep.daily_cap is not None and rep.assigned_today >= rep.daily_cap:

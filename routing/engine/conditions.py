@@ -38,6 +38,49 @@ def evaluate(group: ConditionGroup | None, lead: LeadFacts) -> tuple[bool, str]:
     return _evaluate_item(group, lead)
 
 
+# How many answers a ConditionMemo keeps before it starts again.
+ANSWERS_REMEMBERED = 50_000
+
+
+class ConditionMemo:
+    """``evaluate`` with its answers remembered: a condition's answer, reason included, depends only on the
+    values of the fields it reads, so leads alike in those values share one evaluation. A snapshot keeps one
+    for its rules (``Snapshot.condition_memo``), so a batch or a replay evaluates each rule once per distinct
+    set of values rather than once per lead."""
+
+    def __init__(self) -> None:
+        self._fields: dict[int, tuple[str, ...]] = {}
+        # Holding the groups keeps their ids from being reused by other objects while they are keys.
+        self._groups: dict[int, ConditionGroup] = {}
+        self._answers: dict[tuple[Any, ...], tuple[bool, str]] = {}
+
+    def evaluate(self, group: ConditionGroup | None, lead: LeadFacts) -> tuple[bool, str]:
+        if group is None:
+            return True, ""
+        fields = self._fields.get(id(group))
+        if fields is None:
+            fields = tuple(sorted(_fields_read(group)))
+            self._fields[id(group)] = fields
+            self._groups[id(group)] = group
+        key = (id(group), *(lead.value(name) for name in fields))
+        try:
+            answer = self._answers.get(key)
+        except TypeError:  # A value that cannot be a key: evaluate without remembering.
+            return _evaluate_item(group, lead)
+        if answer is None:
+            answer = _evaluate_item(group, lead)
+            if len(self._answers) >= ANSWERS_REMEMBERED:
+                self._answers.clear()
+            self._answers[key] = answer
+        return answer
+
+
+def _fields_read(item: Condition | ConditionGroup) -> set[str]:
+    if isinstance(item, Condition):
+        return {item.field}
+    return set().union(*(_fields_read(child) for child in item.items)) if item.items else set()
+
+
 def _evaluate_item(item: Condition | ConditionGroup, lead: LeadFacts) -> tuple[bool, str]:
     if isinstance(item, Condition):
         lead_value = lead.value(item.field)

@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from routing.engine.conditions import ConditionMemo
     from routing.engine.territories import TerritoryIndex
 
 Outcome = Literal["assigned", "queued", "nurture", "discarded"]
@@ -278,6 +279,14 @@ class Snapshot:
         from routing.engine.territories import TerritoryIndex  # That module builds on this one.
 
         return TerritoryIndex(self.territory_by_id)
+
+    @cached_property
+    def condition_memo(self) -> ConditionMemo:
+        """The rules' conditions evaluated once per distinct set of the values they read (kept across a batch
+        like the other indexes)."""
+        from routing.engine.conditions import ConditionMemo  # That module builds on this one.
+
+        return ConditionMemo()
 
     @cached_property
     def rep_position(self) -> dict[int, int]:

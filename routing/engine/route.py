@@ -10,7 +10,6 @@ from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from routing.engine.availability import direct_skip_reason
-from routing.engine.conditions import evaluate
 from routing.engine.distribution import QueueResult, distribute
 from routing.engine.facts import Decision, LeadFacts, RuleInfo, Snapshot
 from routing.engine.territories import TerritoryMatch
@@ -55,7 +54,7 @@ def route_lead(lead: LeadFacts, snapshot: Snapshot, *, now: datetime) -> Decisio
 
     # Step 3: the first rule that holds and can be carried out.
     for rule in snapshot.rules_in_order:
-        held, why = evaluate(rule.condition, lead)
+        held, why = snapshot.condition_memo.evaluate(rule.condition, lead)
         line: dict[str, Any] = {"id": rule.id, "name": rule.name, "action": rule.action}
         receipt["rules"].append(line)
         if not held:
@@ -265,7 +264,14 @@ def with_rep_loads(snapshot: Snapshot, loads: Mapping[int, tuple[int, int]]) -> 
 
 
 # The snapshot's cached indexes that a decision leaves as they are.
-_UNCHANGED_BY_A_DECISION = ("territory_by_id", "territory_index", "rules_in_order", "rep_position", "queue_position")
+_UNCHANGED_BY_A_DECISION = (
+    "territory_by_id",
+    "territory_index",
+    "rules_in_order",
+    "condition_memo",
+    "rep_position",
+    "queue_position",
+)
 
 T = TypeVar("T")
 

@@ -71,6 +71,10 @@ def match_territory(lead: LeadFacts, by_id: Mapping[int, TerritoryInfo]) -> Terr
     return TerritoryIndex(by_id).match(lead)
 
 
+# How many distinct sets of lead values a territory index remembers the answer for (then it starts again).
+MATCHES_REMEMBERED = 10_000
+
+
 class TerritoryIndex:
     """Territories compiled for matching: the same answers as ``meets_own_criteria`` over every territory.
 
@@ -108,6 +112,8 @@ class TerritoryIndex:
         self._value_kinds = sorted({kind for kind, _ in self._by_value})
         self._tested_kinds = sorted({kind for tests in self._tests.values() for kind, _ in tests})
         self._prefix_lengths = sorted({len(prefix) for prefix in self._by_prefix})
+        # Answers already worked out, by the lead's folded values (see ``_candidates``).
+        self._found: dict[tuple[str, ...], Any] = {}
 
     def match(self, lead: LeadFacts) -> TerritoryMatch:
         """The deepest territory whose criteria and all ancestors' criteria the lead meets.
@@ -117,6 +123,37 @@ class TerritoryIndex:
         covered ancestor's.
         """
         folded = {kind: _folded(lead, kind) for kind in self._tested_kinds}
+        key = tuple(folded.values())
+        found = self._found.get(key)
+        if found is None:
+            found = self._candidates(folded)
+            if len(self._found) >= MATCHES_REMEMBERED:
+                self._found.clear()
+            self._found[key] = found
+        candidates, chosen, coverage = found
+        # Each decision gets a receipt of its own; only the answer is shared.
+        receipt: dict[str, Any] = {
+            "candidates": [{"id": t.id, "name": t.name, "depth": depth} for depth, t in candidates],
+            "chosen": None,
+            "covered_by": None,
+        }
+        if chosen is None:
+            return TerritoryMatch(None, None, receipt)
+        receipt["chosen"] = {"id": chosen.id, "name": chosen.name}
+        if coverage is not None:
+            receipt["covered_by"] = {
+                "territory_id": coverage.id,
+                "territory": coverage.name,
+                "queue_id": coverage.queue_id,
+                "rep_id": coverage.rep_id,
+            }
+        return TerritoryMatch(chosen, coverage, receipt)
+
+    def _candidates(
+        self, folded: Mapping[str, str]
+    ) -> tuple[tuple[tuple[int, TerritoryInfo], ...], TerritoryInfo | None, TerritoryInfo | None]:
+        """The matching territories (depth, territory) in order, the chosen one and its coverage, for the
+        lead's folded values: all a match depends on, so it is worked out once per distinct set of values."""
         possible = set(self._always)
         for kind in self._value_kinds:
             possible.update(self._by_value.get((kind, folded[kind]), ()))
@@ -130,26 +167,14 @@ class TerritoryIndex:
             if all(parent.id in own for parent in chain):
                 candidates.append((-len(chain), -self._kinds[tid], tid, self.by_id[tid]))
         candidates.sort(key=lambda candidate: candidate[:3])
-        receipt: dict[str, Any] = {
-            "candidates": [{"id": t.id, "name": t.name, "depth": -depth} for depth, _, _, t in candidates],
-            "chosen": None,
-            "covered_by": None,
-        }
+        ordered = tuple((-depth, territory) for depth, _, _, territory in candidates)
         if not candidates:
-            return TerritoryMatch(None, None, receipt)
+            return ordered, None, None
         chosen = candidates[0][3]
-        receipt["chosen"] = {"id": chosen.id, "name": chosen.name}
         coverage = next(
             (t for t in (chosen, *self._chains[chosen.id]) if t.queue_id is not None or t.rep_id is not None), None
         )
-        if coverage is not None:
-            receipt["covered_by"] = {
-                "territory_id": coverage.id,
-                "territory": coverage.name,
-                "queue_id": coverage.queue_id,
-                "rep_id": coverage.rep_id,
-            }
-        return TerritoryMatch(chosen, coverage, receipt)
+        return ordered, chosen, coverage
 
 
 def _compile(kind: str, values: frozenset[str]) -> tuple[str, frozenset[str] | tuple[str, ...]]:
