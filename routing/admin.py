@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Model, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -50,8 +50,9 @@ from routing.pipeline import Evaluation
 from routing.reassign import ReassignError, ReassignResult, leads_reassign, leads_reroute
 from routing.render import json_text, safe_text
 from routing.resources import FirmographicResource
-from routing.selectors import HEARTBEAT_STALE_AFTER, lead_simulate
+from routing.selectors import HEARTBEAT_STALE_AFTER, RULE_MATCHES_SCANNED, lead_simulate, rule_matches
 from territories import admin as territories_admin
+from territories.access import is_revops
 from territories.admin import (
     COVERAGE_MODELS,
     CoverageAdmin,
@@ -678,7 +679,7 @@ class ConditionEditorMixin:
 
 
 @admin.register(Rule)
-class RuleAdmin(ConditionEditorMixin, GrantedObjectsAdminMixin, CoverageAdmin):  # type: ignore[misc]
+class RuleAdmin(ConditionEditorMixin, GrantedObjectsAdminMixin, CoverageAdmin):
     """The routing matrix: ordered rules, first match wins, the catch-all closes the list.
 
     A regional RevOps user sees and changes only the rules granted to them, points them only at queues
@@ -686,6 +687,7 @@ class RuleAdmin(ConditionEditorMixin, GrantedObjectsAdminMixin, CoverageAdmin): 
     """
 
     change_list_template = "admin/routing/rule/change_list.html"  # type: ignore[misc]
+    change_form_template = "admin/routing/rule/change_form.html"  # type: ignore[misc]
     list_display = ["position", "name", "active", "when", "action", "target"]
     list_display_links = ["name"]
     list_editable = ["position", "active"]
@@ -738,8 +740,36 @@ class RuleAdmin(ConditionEditorMixin, GrantedObjectsAdminMixin, CoverageAdmin): 
     def get_urls(self) -> list[URLPattern]:
         return [
             path("simulate/", self.admin_site.admin_view(self.simulate_view), name="routing_rule_simulate"),
+            path("<int:pk>/matches/", self.admin_site.admin_view(self.matches_view), name="routing_rule_matches"),
             *super().get_urls(),
         ]
+
+    def may_see_matches(self, request: HttpRequest) -> bool:
+        """The leads a rule would have matched are anyone's leads: RevOps only, as on the pages."""
+        return is_revops(request.user)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra = {**(extra_context or {}), "may_see_matches": self.may_see_matches(request)}
+        return super().change_view(request, object_id, form_url, extra)
+
+    def matches_view(self, request: HttpRequest, pk: int) -> TemplateResponse:
+        """The last 100 leads the rule's condition holds for, read-only, with what routing did with them then."""
+        if not self.may_see_matches(request):
+            raise PermissionDenied
+        rule = get_object_or_404(Rule, pk=pk)
+        matches = rule_matches(rule=rule)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": f"Leads rule {rule.name} would have matched",
+            "opts": self.model._meta,
+            "rule": rule,
+            "matches": matches,
+            "won": sum(match.won for match in matches),
+            "scanned": RULE_MATCHES_SCANNED,
+        }
+        return TemplateResponse(request, "admin/routing/rule/matches.html", context)
 
     def simulate_view(self, request: HttpRequest) -> TemplateResponse:
         """Try a lead against the live coverage model; nothing is saved."""

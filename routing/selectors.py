@@ -5,7 +5,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -16,6 +16,7 @@ from routing.conditions import ConditionError, parse_condition
 from routing.engine import (
     AccountFacts,
     ConditionGroup,
+    LeadFacts,
     MemberInfo,
     QueueInfo,
     RepInfo,
@@ -23,10 +24,11 @@ from routing.engine import (
     Snapshot,
     TerritoryInfo,
 )
+from routing.engine.conditions import evaluate
 from routing.matching import AccountIndex
 from routing.models import Assignment, Lead, Queue, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
 from routing.ownership import rep_loads
-from routing.pipeline import Evaluation, evaluate_lead
+from routing.pipeline import LEAD_FACT_FIELDS, Evaluation, evaluate_lead
 from routing.scoring import ScoringRuleInfo, Thresholds
 from territories.models import Account, Opportunity, OutOfOffice, Rep, Territory, TerritoryCriterion
 
@@ -232,7 +234,14 @@ def snapshot_with_current_load(snapshot: Snapshot, *, now: datetime) -> Snapshot
     # Territories and rules are the cached snapshot's, and reps and queues keep their order: its compiled
     # indexes (built once on it, then kept with it) still hold, where rebuilding the territory index cost
     # every batch about a millisecond.
-    for name in ("territory_by_id", "territory_index", "rules_in_order", "rep_position", "queue_position"):
+    for name in (
+        "territory_by_id",
+        "territory_index",
+        "rules_in_order",
+        "condition_memo",
+        "rep_position",
+        "queue_position",
+    ):
         current.__dict__[name] = getattr(snapshot, name)
     return current
 
@@ -278,6 +287,65 @@ def lead_simulate(*, raw: Mapping[str, Any], now: datetime | None = None) -> Eva
         account_facts=account_facts,
         scoring=scoring_snapshot(),
     )
+
+
+# How many of the latest routed leads a rule's "would have matched" list looks through.
+RULE_MATCHES_SCANNED = 5000
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    lead_id: int
+    name: str
+    routed_at: datetime
+    won: bool  # The rule decided the lead then.
+    rule: str  # The rule that decided it then, if any.
+    owner: str
+    queue: str
+
+
+def rule_matches(*, rule: Rule, limit: int = 100, scanned: int = RULE_MATCHES_SCANNED) -> list[RuleMatch]:
+    """The latest leads (up to ``limit``, newest first) whose stored facts meet ``rule``'s condition, among the
+    last ``scanned`` routed leads: whether or not the rule won them then (a rule above it may have). The
+    condition is the rule's as saved now, read by the engine's own ``evaluate`` on each lead's standardized,
+    enriched and scored facts; ``account.*`` fields read the lead's account as it is now. Bounded queries."""
+    condition = parse_condition(rule.condition) if rule.condition else None
+    columns = (*LEAD_FACT_FIELDS, "score", "account_id", "id", "first_name", "last_name", "routed_at", "rule_id")
+    width = len(LEAD_FACT_FIELDS)
+    rows = list(
+        Lead.objects.filter(routed_at__isnull=False)
+        .exclude(status=Lead.Status.DUPLICATE)
+        .order_by("-routed_at", "-id")
+        .values_list(*columns)[:scanned]
+    )
+    accounts = {
+        account.pk: account_facts_of(account)
+        for account in Account.objects.filter(pk__in={row[width + 1] for row in rows} - {None})
+    }
+    found: list[tuple[Any, ...]] = []
+    for row in rows:
+        facts = LeadFacts(
+            **dict(zip(LEAD_FACT_FIELDS, row[:width], strict=True)),
+            score=row[width] or 0,
+            account=accounts.get(row[width + 1]),
+        )
+        if condition is None or evaluate(condition, facts)[0]:
+            found.append(row)
+            if len(found) >= limit:
+                break
+    then = {
+        pk: (owner or "", queue or "", rule_name or "")
+        for pk, owner, queue, rule_name in Lead.objects.filter(pk__in=[row[width + 2] for row in found]).values_list(
+            "pk", "owner__user__username", "queue__name", "rule__name"
+        )
+    }
+    matches = []
+    for row in found:
+        lead_id, first_name, last_name, routed_at, rule_id = row[width + 2 :]
+        owner, queue, rule_name = then.get(lead_id, ("", "", ""))
+        name = " ".join(part for part in (first_name, last_name) if part) or row[0] or f"Lead {lead_id}"
+        matches.append(RuleMatch(lead_id, name, routed_at, rule_id == rule.pk, rule_name, owner, queue))
+    return matches
 
 
 # --- The rep's pages ----------------------------------------------------------------------------------
