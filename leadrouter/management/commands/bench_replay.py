@@ -25,9 +25,10 @@ import os
 import random
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.management import call_command
@@ -39,8 +40,9 @@ from django.utils import timezone
 from leadrouter.bench import scratch_database
 from leadrouter.coverage import dump_yaml, export_coverage
 from leadrouter.demo.loader import demo_load
+from leadrouter.replay import _counted, _Loads, _next_midnight, _today  # The replay's own load model.
 from routing.dispatch import STATUS_BY_OUTCOME
-from routing.engine import AccountFacts, LeadFacts, apply_decision, route_lead
+from routing.engine import AccountFacts, LeadFacts, apply_decision, route_lead, with_rep_loads
 from routing.models import Assignment, Lead, Queue
 from routing.selectors import routing_snapshot
 from territories.coverage_version import coverage_version_bump
@@ -131,8 +133,22 @@ class Command(BaseCommand):
         step = (until - since) / count
         leads: list[Lead] = []
         routed: list[tuple[int | None, int | None, datetime] | None] = []
+        # Loads move as routing saw them: leads close, and each rep's day count starts again at their midnight.
+        loads = _Loads({})
+        today: dict[int, tuple[date, int]] = {}
+        zones = {rep.id: ZoneInfo(rep.time_zone or "UTC") for rep in snapshot.reps}
+        next_midnight = _next_midnight(since, zones.values())
         for number in range(count):
             at = since + step * number
+            touched = loads.close_until(at)
+            if at >= next_midnight:
+                touched.update(rep_id for rep_id in today if today[rep_id][1])
+                next_midnight = _next_midnight(at, zones.values())
+            if touched:
+                snapshot = with_rep_loads(
+                    snapshot,
+                    {rep_id: (loads.open.get(rep_id, 0), _today(today, rep_id, at, zones)) for rep_id in touched},
+                )
             employees, band = rng.choice(SIZE_BANDS)
             account = rng.choice(accounts) if accounts and rng.random() < 0.15 else None
             country = rng.choice(COUNTRIES)
@@ -153,6 +169,10 @@ class Command(BaseCommand):
             decision = route_lead(facts, snapshot, now=at)
             snapshot = apply_decision(snapshot, decision)
             closed = decision.outcome == "assigned" and rng.random() < 0.33
+            closed_at = at + timedelta(hours=rng.randrange(2, 96)) if closed else None
+            if decision.outcome == "assigned" and decision.rep_id is not None:
+                loads.add(decision.rep_id, closed_at)
+                today[decision.rep_id] = _counted(today, decision.rep_id, at, zones)
             status = STATUS_BY_OUTCOME[decision.outcome]
             leads.append(
                 Lead(
@@ -174,7 +194,7 @@ class Command(BaseCommand):
                     territory_id=decision.territory_id,
                     rule_id=decision.rule_id,
                     routed_at=at,
-                    closed_at=at + timedelta(hours=rng.randrange(2, 96)) if closed else None,
+                    closed_at=closed_at,
                     routing_attempts=1,
                 )
             )
