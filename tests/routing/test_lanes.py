@@ -84,6 +84,8 @@ def test_a_single_post_and_a_small_batch_travel_in_the_live_lane(
         ],
         "bulk": [],
         "notify": [],
+        # No webhook subscription: no event, no sender task.
+        "webhooks": [],
     }
     assert set(Lead.objects.values_list("lane", flat=True)) == {"live"}
 
