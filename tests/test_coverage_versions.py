@@ -495,3 +495,12 @@ def test_the_diff_names_queue_members_by_rep(model):
 
     assert '~ queue "DACH Inbound": members["anna"].weight 1 → 3' in lines
     assert '~ queue "DACH Inbound": members["ben"] added: {"rep": "ben"}' in lines
+
+
+def test_a_draft_also_says_when_the_model_changed_outside_versions_since(revops, model):
+    draft = versions.draft_create("old", user=revops)
+    reps_deactivate(reps=[model["rep"]])
+
+    behind = versions.draft_behind(draft)
+
+    assert behind is not None and behind.render().splitlines()[0] == '~ rep "anna": active true → false'

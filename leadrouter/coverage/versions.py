@@ -366,12 +366,14 @@ def draft_save_text(draft: CoverageDraft, text: str) -> CoverageDraft:
 
 
 def draft_behind(draft: CoverageDraft) -> DocumentDiff | None:
-    """What changed in the live model since the version the draft was made from; None when it is the latest
-    (or the draft names no version)."""
-    latest = version_latest()
-    if draft.base is None or latest is None or latest.pk == draft.base.pk:
+    """What changed in the live model since the version the draft was made from (later versions, and changes
+    made outside versions); None when the live model is still that version (or the draft names none)."""
+    if draft.base is None:
         return None
-    return documents_diff(draft.base.document, latest.document)
+    live = export_coverage()
+    if document_digest(live) == draft.base.digest:
+        return None
+    return documents_diff(draft.base.document, live)
 
 
 def draft_schedule(draft: CoverageDraft, at: dt.datetime | None, *, user: Any) -> CoverageDraft:
