@@ -111,7 +111,8 @@ def version_create(
 def version_current(*, author: Any = None) -> CoverageRevision:
     """The version that matches the live model, recording a baseline version first when the model changed
     outside versions (or none was recorded yet)."""
-    message = "The model as it was (changed outside versions)"
+    first = not CoverageRevision.objects.exists()
+    message = "The first version: the model as it was" if first else "The model as it was (changed outside versions)"
     version = version_create(kind=Kind.BASELINE, author=author, message=message)
     if version is not None:
         return version
