@@ -485,3 +485,17 @@ def test_only_revops_reach_the_integrations_admin(client, outsider, manager, mod
         assert response.status_code == 302 and "/login/" in response["Location"]
     client.force_login(staff_without_rights)
     assert client.get(admin_url(model, "changelist")).status_code == 403
+
+
+def test_the_delivery_log_searches_by_lead_or_event_id_and_odd_searches_are_no_error(
+    api, inbound, client, revops, receiver
+):
+    subscribe(receiver.url("/hooks"), "lead.received")
+    lead_id = post_lead(api)
+    event = OutboundEvent.objects.get()
+    client.force_login(revops)
+    for term in (str(lead_id), str(event.id), "abc", "x\x00", "9" * 40):
+        response = client.get(admin_url(Delivery, "changelist"), {"q": term})
+        assert response.status_code == 200, term
+        if term in (str(lead_id), str(event.id)):
+            assert response.context["cl"].result_count == 1
