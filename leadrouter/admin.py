@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from leadrouter.coverage import CoverageError, dump_yaml, versions
@@ -220,6 +221,9 @@ class CoverageDraftForm(forms.ModelForm):
         cleaned: dict[str, Any] = super().clean() or {}
         if "text" not in self.fields:
             return cleaned
+        publish_at = cleaned.get("publish_at")
+        if "publish_at" in self.changed_data and publish_at is not None and publish_at <= timezone.now():
+            self.add_error("publish_at", "Choose a time in the future, or use Publish… to publish now.")
         if cleaned.get("upload"):
             cleaned["text"] = cleaned["upload"]
         text = cleaned.get("text")

@@ -504,3 +504,20 @@ def test_a_draft_also_says_when_the_model_changed_outside_versions_since(revops,
     behind = versions.draft_behind(draft)
 
     assert behind is not None and behind.render().splitlines()[0] == '~ rep "anna": active true → false'
+
+
+def test_scheduling_a_draft_in_the_past_is_refused_with_a_message(client, revops, model):
+    draft = versions.draft_create("late", user=revops)
+    client.force_login(revops)
+
+    response = client.post(
+        reverse("admin:territories_coveragedraft_change", args=[draft.pk]),
+        {"name": "late", "text": draft.text, "publish_at_0": "2020-01-06", "publish_at_1": "06:00:00"},
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["publish_at"] == [
+        "Choose a time in the future, or use Publish… to publish now."
+    ]
+    draft.refresh_from_db()
+    assert draft.publish_at is None
