@@ -381,6 +381,8 @@ def draft_schedule(draft: CoverageDraft, at: dt.datetime | None, *, user: Any) -
     """Publish the draft at ``at`` (beat's ``publish_due_drafts`` does it); None cancels the schedule."""
     if draft.is_published:
         raise CoverageError([("draft", f"draft {show(draft.name)} is already published")])
+    if at is not None and at <= timezone.now():
+        raise CoverageError([("publish_at", "choose a time in the future, or publish the draft now")])
     if at is not None:
         draft_plan(draft)
     draft.publish_at = at
