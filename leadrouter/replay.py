@@ -506,7 +506,8 @@ def _replay(
     score_position = _FACT_COLUMNS.index("score")
     fact_names = LEAD_FACT_FIELDS
     width = len(fact_names)
-    last_change = _coverage_changes(since)
+    # Only the live model's replay compares like with like: there, a coverage change since explains a difference.
+    last_change = _coverage_changes(since) if snapshot is live else []
 
     by_rep_before: dict[int, int] = defaultdict(int)
     by_rep_after: dict[int, int] = defaultdict(int)
@@ -654,6 +655,8 @@ def _coverage_changes(since: datetime) -> list[tuple[datetime, int | None]]:
     of any kind (an availability page records no version, see leadrouter/coverage/versions.py)."""
     changes: list[tuple[datetime, int | None]] = list(
         CoverageRevision.objects.filter(created_at__gt=since)
+        # A baseline records the model as it already was: not a change at its own time.
+        .exclude(kind=CoverageRevision.Kind.BASELINE)
         .order_by("-created_at")
         .values_list("created_at", "number")
     )

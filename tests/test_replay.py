@@ -31,6 +31,10 @@ PERIOD = ReplayFilters(since=MONDAY - dt.timedelta(days=1), until=MONDAY + dt.ti
 
 @pytest.fixture
 def coverage():
+    return dach_and_alps()
+
+
+def dach_and_alps():
     """DACH Inbound (anna, ben) takes DE and AT through the DACH territory; Alps Inbound (carla) exists but
     no territory sends it anything yet."""
     dach = dach_coverage()
