@@ -524,3 +524,19 @@ def test_scheduling_a_draft_in_the_past_is_refused_with_a_message(client, revops
     ]
     draft.refresh_from_db()
     assert draft.publish_at is None
+
+
+def test_drafts_and_publish_at_from_the_command_line(revops, model):
+    versions.draft_create("Monday", user=revops)
+
+    scheduled, _ = run("publish", "Monday", "--at", "2030-01-07T06:00+01:00", "--user", "revops")
+    listed, _ = run("drafts")
+
+    assert scheduled.strip() == "Draft 'Monday' publishes at 2030-01-07 05:00 UTC."
+    assert listed.startswith("Monday  publishes at 2030-01-07 05:00 UTC  from version 1")
+    assert CoverageDraft.objects.get(name="Monday").scheduled_by == revops
+    for bad in ("tomorrow", "2030-01-07T06:00", "2020-01-07T06:00+00:00"):
+        with pytest.raises(CommandError):
+            run("publish", "Monday", "--at", bad)
+    with pytest.raises(CommandError, match="There is no draft 'Sunday'"):
+        run("publish", "Sunday")
