@@ -13,9 +13,11 @@ organisation (15 reps, 75 territories, 360 accounts) on an idle machine, 200–4
 load. It runs in the request rather than in a worker, where the author and the order of versions would be guesses.
 """
 
+import logging
 from collections.abc import Callable
 
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -23,6 +25,7 @@ from django.utils import timezone
 from leadrouter.coverage.versions import Kind, version_create
 from territories.coverage_version import coverage_changes_counted
 
+logger = logging.getLogger(__name__)
 _NOT_COVERAGE = ("coveragedraft", "coveragerevision")
 _VERBS = {ADDITION: "Added", CHANGE: "Changed", DELETION: "Deleted"}
 
@@ -48,7 +51,12 @@ class CoverageRevisionMiddleware:
             .order_by("pk")
         )
         if counter[0] or entries:
-            version_create(kind=Kind.ADMIN, author=user, message=_message(entries) or "admin change")
+            try:
+                version_create(kind=Kind.ADMIN, author=user, message=_message(entries) or "admin change")
+            except DatabaseError:
+                # The change itself is committed; the next version will include it. Say so in the log rather
+                # than answer a successful save with a server error.
+                logger.exception("Recording a coverage version after %s failed", request.path_info)
         return response
 
 

@@ -94,11 +94,11 @@ def version_create(
         if document is None:
             document = export_coverage()
         digest = document_digest(document)
-        latest = version_latest()
-        if latest is not None and latest.digest == digest and not force:
+        latest = CoverageRevision.objects.order_by("-number").values_list("number", "digest").first()
+        if latest is not None and latest[1] == digest and not force:
             return None
         return CoverageRevision.objects.create(
-            number=(latest.number if latest else 0) + 1,
+            number=(latest[0] if latest else 0) + 1,
             kind=kind,
             author=author,
             scheduled_by=scheduled_by,
