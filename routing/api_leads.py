@@ -42,6 +42,8 @@ from routing.services import STATUSES_FROM_OUTSIDE, LeadActionError, LeadStatusC
 # Leads per page of GET /api/v1/leads/: the default, and the most a client may ask for with page_size.
 LEADS_PAGE_SIZE = 100
 LEADS_PAGE_SIZE_MAX = 500
+# An id in a filter or cursor: ASCII digits that fit a 64-bit column ("¹" is a digit to str.isdigit, not to int).
+_ID = re.compile(r"[0-9]{1,18}")
 # How many statuses, owners or queues one filter may name (comma-separated).
 FILTER_VALUES_MAX = 20
 
@@ -215,12 +217,22 @@ def _cursor_decode(cursor: str) -> tuple[dt.datetime, int]:
     try:
         text = urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, _, pk = text.partition("|")
-        position = (dt.datetime.fromisoformat(when), int(pk))
+        position = (_in_utc(dt.datetime.fromisoformat(when)), int(pk) if _ID.fullmatch(pk) else -1)
     except (ValueError, UnicodeError, binascii.Error):
         position = None
-    if position is None or position[0].tzinfo is None:
+    if position is None or position[0] is None or position[1] < 0:
         raise ValidationError({"cursor": ["Invalid cursor: use the next link as given."]})
-    return position
+    return position[0], position[1]
+
+
+def _in_utc(when: dt.datetime | None) -> dt.datetime | None:
+    """``when`` in UTC; None when it has no offset or is out of range once in UTC (year 1 at -18:00)."""
+    if when is None or when.tzinfo is None:
+        return None
+    try:
+        return when.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        return None
 
 
 def leads_page(leads: QuerySet[Lead], request: Request) -> tuple[list[Lead], str | None]:
@@ -265,7 +277,7 @@ def _id_or_name(values: list[str], *, by_id: str, by_names: tuple[str, ...]) -> 
     """A filter matching any of ``values``: digits as an id, anything else by each of the name lookups."""
     query = Q(pk__in=[])
     for value in values:
-        if value.isdigit():
+        if _ID.fullmatch(value):
             query |= Q(**{by_id: int(value)})
         else:
             for lookup in by_names:
@@ -292,10 +304,10 @@ def leads_filtered(leads: QuerySet[Lead], request: Request) -> QuerySet[Lead]:
     since = request.query_params.get("updated_since")
     if since is not None:
         try:
-            when = parse_datetime(since.strip())
+            when = _in_utc(parse_datetime(since.strip()))
         except ValueError:
             when = None
-        if when is None or when.tzinfo is None:
+        if when is None:
             raise ValidationError(
                 {
                     "updated_since": [

@@ -140,6 +140,8 @@ def test_the_cursor_pages_in_change_order_and_a_lead_changed_meanwhile_comes_aga
         ({"owner": "a\x00b"}, "owner"),
         ({"queue": "q" * 300}, "queue"),
         ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "MjAyNi0xMS0yM1QxMDowMDowMHzCuQ"}, "cursor"),
+        ({"updated_since": "0001-01-01T00:00:00+18:00"}, "updated_since"),
     ],
 )
 def test_bad_filters_are_400s_naming_the_filter(revops, params, field):
@@ -147,6 +149,22 @@ def test_bad_filters_are_400s_naming_the_filter(revops, params, field):
 
     assert response.status_code == 400
     assert field in response.json()
+
+
+def test_odd_but_harmless_filters_find_nothing_rather_than_fail(revops):
+    lead_at(MONDAY)
+    client = signed_in(revops)
+
+    for params in (
+        {"queue": "¹"},
+        {"owner": "99999999999999999999999"},
+        {"queue": "٣"},
+        {"updated_since": "0183-05-07T20:25:00-18:29"},
+        {"owner": "!", "queue": "%"},
+    ):
+        response = client.get("/api/v1/leads/", params)
+        assert response.status_code == 200, params
+    assert len(ids(client.get("/api/v1/leads/", {"updated_since": "0183-05-07T20:25:00-18:29"}))) == 1
 
 
 def test_page_sizes_from_1_to_500_are_taken_others_are_400s(revops):
