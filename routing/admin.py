@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from simple_history.template_utils import HistoricalRecordContextHelper
 
 from routing import (
+    admin_forms,  # noqa: F401  (registers the website form sources)
     admin_integrations,  # noqa: F401  (registers the integrations' models)
     services,
     tasks,
@@ -365,6 +366,7 @@ class LeadAdmin(admin.ModelAdmin):
     readonly_fields = [
         "closed_at",
         "closed_by",
+        "closed_via",
         "close_reason",
         "receipt_rendered",
         "raw_payload_pretty",
@@ -391,6 +393,7 @@ class LeadAdmin(admin.ModelAdmin):
                     "routing_error",
                     "closed_at",
                     "closed_by",
+                    "closed_via",
                     "close_reason",
                 ]
             },
