@@ -105,7 +105,8 @@ def test_a_lead_posted_routed_and_touched_reaches_the_receiver_in_order_signed_t
         500,
         200,
     ]
-    assert requests[3].json()["data"]["lead"]["owner"] == Lead.objects.get(pk=lead_id).owner.user.username
+    owner = Lead.objects.get(pk=lead_id).owner
+    assert owner is not None and requests[3].json()["data"]["lead"]["owner"] == owner.user.username
 
 
 def routing_seconds(lead_id: int) -> float:
