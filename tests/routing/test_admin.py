@@ -10,6 +10,7 @@ from routing.models import (
     CrmOwner,
     EventType,
     Firmographic,
+    FormSource,
     Lead,
     LeadImport,
     Notification,
@@ -89,6 +90,7 @@ def routed_lead(rep):
     WebhookSubscription.objects.create(name="Warehouse", url="https://hooks.example/lr", events=["lead.assigned"])
     connector = CrmConnector.objects.create(name="HubSpot", kind="hubspot", token_env="HUBSPOT_TOKEN")
     CrmOwner.objects.create(connector=connector, rep=rep, owner_id="5101")
+    FormSource.objects.create(name="Demo request", source="website", thank_you_url="https://www.example.com/thanks")
     events_record([Event(EventType.LEAD_ASSIGNED, lead.pk)])
     return lead
 
