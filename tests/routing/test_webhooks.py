@@ -46,7 +46,7 @@ from routing.outbound import (
 from routing.reassign import leads_reassign
 from routing.services import apikey_create, lead_disqualify
 from tests.factories import QueueFactory, QueueMembershipFactory, RepFactory, UserFactory
-from tests.helpers import admin_url, import_csv, messages_text
+from tests.helpers import admin_url, import_csv, messages_text, run_together
 from tests.receivers import HANG, Answer, HubSpot, Receiver, Salesforce, running
 
 pytestmark = pytest.mark.django_db
@@ -499,3 +499,20 @@ def test_the_delivery_log_searches_by_lead_or_event_id_and_odd_searches_are_no_e
         assert response.status_code == 200, term
         if term in (str(lead_id), str(event.id)):
             assert response.context["cl"].result_count == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_senders_at_once_send_each_event_once_and_each_lead_in_order(api, inbound, receiver):
+    subscribe(receiver.url("/hooks"), "lead.received", "lead.assigned")
+    lead_ids = [post_lead(api, email=f"r{n}@prospect.de") for n in range(15)]
+    leads_route(lead_ids=lead_ids)
+
+    errors = run_together(deliveries_send, deliveries_send, deliveries_send)
+
+    assert not errors
+    sent = [(event["data"]["lead"]["id"], event["type"], event["id"]) for event in bodies(receiver)]
+    assert len(sent) == len({event_id for _, _, event_id in sent}) == 30
+    for lead_id in lead_ids:
+        assert [kind for lead, kind, _ in sent if lead == lead_id] == ["lead.received", "lead.assigned"]
+    assert Delivery.objects.filter(status="delivered", attempts=1).count() == 30
