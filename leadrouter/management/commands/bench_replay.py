@@ -105,12 +105,15 @@ class Command(BaseCommand):
             f"({label}) coverage replay {'live' if source == 'live' else 'DRAFT.yaml'} --json: {seconds:.2f} s "
             f"for {report['leads']:,} leads (reading {report['timings']['load_seconds']} s, replaying "
             f"{replay_seconds} s = {report['leads'] / max(replay_seconds, 1e-9):,.0f} leads/s); "
-            f"{report['changed_count']:,} changed, {report['unexplained']:,} of them unexplained."
+            f"{report['changed_count']:,} changed, {report['unexplained']:,} of them unexplained; this process's "
+            f"CPU {report['timings']['load_cpu_seconds']} + {report['timings']['replay_cpu_seconds']} s."
         )
         return {
             f"{label}_command_seconds": round(seconds, 2),
             f"{label}_load_seconds": report["timings"]["load_seconds"],
             f"{label}_replay_seconds": replay_seconds,
+            f"{label}_load_cpu_seconds": report["timings"]["load_cpu_seconds"],
+            f"{label}_replay_cpu_seconds": report["timings"]["replay_cpu_seconds"],
             f"{label}_leads": report["leads"],
             f"{label}_changed": report["changed_count"],
             f"{label}_unexplained": report["unexplained"],
