@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.authentication import SessionAuthentication
@@ -273,7 +274,7 @@ class ReplayView(APIView):
     authentication_classes = [SessionAuthentication]
     permission_classes = [IsRevOps]
 
-    @extend_schema(request=ReplayRequestSerializer, responses={200: serializers.JSONField()}, tags=["routing"])
+    @extend_schema(request=ReplayRequestSerializer, responses={200: OpenApiTypes.OBJECT}, tags=["routing"])
     def post(self, request: Request) -> Response:
         serializer = ReplayRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
