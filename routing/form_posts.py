@@ -111,9 +111,7 @@ def form_post_receive(data: QueryDict, *, form_source: FormSource) -> FormPost:
 
 
 def _problem(request: HttpRequest, status: int, title: str, messages: list[str]) -> HttpResponse:
-    return render(
-        request, "routing/pages/form_problem.html", {"title": title, "messages": messages}, status=status
-    )
+    return render(request, "routing/pages/form_problem.html", {"title": title, "messages": messages}, status=status)
 
 
 @csrf_exempt
