@@ -497,17 +497,29 @@ class Notification(models.Model):
         # automatically (see routing.notify.RETRY_WHEN_STUCK): a person decides whether to resend.
         UNKNOWN = "unknown", "Delivery unknown"
 
-    # No index of its own: the unique (assignment, kind) index starts with it. SLA notices have none.
+    # No index of its own: the unique (assignment, kind) index starts with it. SLA notices have none. No
+    # constraint either (see ``lead``): routing writes it with the assignment it inserted in the same batch.
     assignment = models.ForeignKey(
-        Assignment, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications", db_index=False
+        Assignment,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        db_index=False,
+        db_constraint=False,
     )
     # An id, not a foreign key: routing sits below sla and never imports it.
     escalation_id = models.BigIntegerField(
         null=True, blank=True, help_text="The SLA escalation (sla.Escalation) a ladder notice is about."
     )
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="notifications")
+    # Lead and rep have no constraint in the database: a notice is an append-only row written only by the
+    # application, with the lead and rep of an assignment it just made or of a clock it holds, and checking
+    # them at commit cost more than writing the row (the lead's check also locks the lead's row, dirtying a
+    # page of the lead table per SLA reminder). Reps are deactivated, not deleted; deleting a lead or a rep
+    # goes through the ORM, which deletes their notices first.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="notifications", db_constraint=False)
     # The rep the notice is about: its recipient, except for a manager alert, which goes to ``recipients``.
-    rep = models.ForeignKey(Rep, on_delete=models.CASCADE, related_name="notifications")
+    rep = models.ForeignKey(Rep, on_delete=models.CASCADE, related_name="notifications", db_constraint=False)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     recipients = models.JSONField(
         null=True, blank=True, help_text="E-mail addresses it goes to instead of the rep's own (a manager alert)."

@@ -334,9 +334,20 @@ class Escalation(models.Model):
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
         RESOLVED = "resolved", "Resolved"
 
-    # No index of its own: the unique (lead, step) index starts with it.
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="escalations", db_index=False)
-    step = models.ForeignKey(EscalationStep, null=True, on_delete=models.SET_NULL, related_name="escalations")
+    # No index of its own: the unique (lead, step) index starts with it. No constraint in the database either:
+    # checking it locks the lead's row, and the sweep writes thousands of escalations for leads it does not
+    # otherwise write, so the check dirtied a page of the lead table per escalation (about half the sweep's
+    # time). Only the sweep writes it, from a clock whose own lead constraint holds; deleting a lead goes
+    # through the ORM, which deletes its escalations first.
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="escalations", db_index=False, db_constraint=False
+    )
+    # The step and the rep, likewise unchecked: the sweep writes them from the ladder and the owner it read in
+    # the same transaction, and a check per escalation was most of the cost of its commit. Reps are
+    # deactivated, not deleted; a step deleted while a sweep fires it leaves the step unknown (shown as none).
+    step = models.ForeignKey(
+        EscalationStep, null=True, on_delete=models.SET_NULL, related_name="escalations", db_constraint=False
+    )
     action = models.CharField(max_length=20, choices=EscalationStep.Action.choices)
     rep = models.ForeignKey(
         Rep,
@@ -345,15 +356,24 @@ class Escalation(models.Model):
         on_delete=models.SET_NULL,
         related_name="escalations",
         help_text="Who held the lead.",
+        db_constraint=False,
     )
     # These three are empty on most rows (a reminder or an alert names no target and waits for a handler):
-    # their indexes (see Meta) hold only the rows that name one.
-    to_rep = models.ForeignKey(Rep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
+    # their indexes (see Meta) hold only the rows that name one. Unchecked too, as only the sweep writes them
+    # (an empty one still costs a deferred check per row at commit).
+    to_rep = models.ForeignKey(
+        Rep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False, db_constraint=False
+    )
     to_queue = models.ForeignKey(
-        Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False, db_constraint=False
     )
     notified = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     reason = models.TextField()
     fired_at = models.DateTimeField()

@@ -498,3 +498,53 @@ def test_the_sweep_never_waits_for_an_ownership_writer_and_fires_the_step_on_its
         escalations_sweep()
     assert Lead.objects.get(pk=held.pk).owner not in (ann, None)
     assert fired(held) == ["reassign"]
+
+
+@pytest.mark.django_db
+def test_deleting_a_lead_or_a_step_still_removes_or_clears_what_the_sweep_wrote(sweep_at):
+    # Escalations and notices keep their lead, rep and step without constraints in the database (the sweep
+    # writes thousands at a time); the ORM still deletes and clears them with what they point at. (A rep who
+    # ever held a lead cannot be deleted: their assignments protect them.)
+    queue, (ann, bea) = inbound_queue(["ann", "bea"])
+    ladder_policy()
+    lead, other = assigned_lead(ann, queue), assigned_lead(bea, queue)
+    sweep_at(T0 + 150 * MINUTE / 60)
+    assert fired(lead) == fired(other) == ["remind_rep"]
+    assert Notification.objects.filter(lead=lead, escalation_id__isnull=False).exists()
+
+    lead.delete()
+    assert not Escalation.objects.filter(lead_id=lead.pk).exists()
+    assert not Notification.objects.filter(lead_id=lead.pk).exists()
+
+    escalation = Escalation.objects.get(lead=other)
+    escalation.step.delete()
+    escalation.refresh_from_db()
+    assert (escalation.step_id, escalation.rep_id) == (None, bea.pk)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_batch_that_only_reminds_commits_without_waiting_for_the_disk(sweep_at):
+    # Reminders and alerts may be fired again after a database crash (the clock would still be due), so
+    # such a batch does not wait for its commit to reach the disk; a batch that moves a lead does.
+    queue, (ann, bea) = inbound_queue(["ann", "bea"])
+    policy = SlaPolicyFactory()
+    EscalationStepFactory(policy=policy, position=1, minutes_after_due=0, action=Action.REMIND_REP)
+    assigned_lead(ann, queue)
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        if "synchronous_commit" in sql:
+            seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        assert sweep_at(T0 + 6 * MINUTE).fired == {"remind_rep": 1}
+    assert seen == ["SET LOCAL synchronous_commit TO OFF"]
+
+    policy.steps.update(action=Action.REASSIGN)
+    assigned_lead(bea, queue, at=T0 + 10 * MINUTE)
+    seen.clear()
+    with connection.execute_wrapper(spy):
+        assert sweep_at(T0 + 20 * MINUTE).fired == {"reassign": 1}
+    assert seen == []
