@@ -27,6 +27,7 @@ from email_validator import EmailNotValidError, validate_email
 from rest_framework import serializers
 
 from routing import tasks
+from routing.bulk import objects_insert
 from routing.models import ApiKey, EventType, Lead, LeadImport
 from routing.outbound import Event, events_record
 from routing.parsers import deeper_than, json_path, json_problems, needs_text_walk, text_problem
@@ -393,7 +394,7 @@ def _receive(
                 status=Lead.Status.RECEIVED,
                 lane=lane,
             )
-    Lead.objects.bulk_create(list(new.values()))
+    objects_insert(Lead, list(new.values()))
     events_record([Event(EventType.LEAD_RECEIVED, lead.pk) for lead in new.values()])
 
     received: list[Received] = []
