@@ -83,6 +83,28 @@ def test_an_email_is_read_as_email_validator_reads_it(local, domain):
     assert email_and_domain(text) == validated_whole(text)
 
 
+ODD_LABELS = ["xn--mller-kva", "ab--cd", "a-", "-a", "Local", "onion", "arpa", "test", "invalid", "123"]
+LABELS = (
+    st.sampled_from(ODD_LABELS)
+    | st.text(alphabet="aZ09-", min_size=1, max_size=8)
+    | st.integers(60, 66).map(lambda n: "q" * n)
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(LABELS, min_size=1, max_size=5).map(".".join))
+@example("Prospect42.Example")
+@example("mail.localhost")
+@example("a.b.onion")
+@example("x.123")
+@example(("c" * 63 + ".") * 3 + "co")
+def test_a_new_plain_domain_is_read_as_email_validator_reads_it(domain):
+    """Domains of ASCII letters, digits and hyphens (the ones checked without email_validator the first time
+    they are seen): the same answer as email_validator, accepted or not."""
+    text = f"buyer@{domain}"
+    assert email_and_domain(text) == validated_whole(text)
+
+
 def test_standardizing_again_gives_the_same_lead():
     raw = {
         "email": "Buyer@Prospect7.EXAMPLE",
