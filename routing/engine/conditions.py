@@ -8,11 +8,12 @@ lead value fails them. ``in``/``not_in`` take a collection; ``contains`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from typing import Any
 
-from routing.engine.facts import Condition, ConditionGroup, LeadFacts
+from routing.engine.facts import LEAD_FIELDS, Condition, ConditionGroup, LeadFacts
 
 _SYMBOLS = {
     "equals": "=",
@@ -49,7 +50,7 @@ class ConditionMemo:
     set of values rather than once per lead."""
 
     def __init__(self) -> None:
-        self._fields: dict[int, tuple[str, ...]] = {}
+        self._readers: dict[int, Callable[[LeadFacts], Any]] = {}
         # Holding the groups keeps their ids from being reused by other objects while they are keys.
         self._groups: dict[int, ConditionGroup] = {}
         self._answers: dict[tuple[Any, ...], tuple[bool, str]] = {}
@@ -57,12 +58,12 @@ class ConditionMemo:
     def evaluate(self, group: ConditionGroup | None, lead: LeadFacts) -> tuple[bool, str]:
         if group is None:
             return True, ""
-        fields = self._fields.get(id(group))
-        if fields is None:
-            fields = tuple(sorted(_fields_read(group)))
-            self._fields[id(group)] = fields
+        read = self._readers.get(id(group))
+        if read is None:
+            read = _reader(tuple(sorted(_fields_read(group))))
+            self._readers[id(group)] = read
             self._groups[id(group)] = group
-        key = (id(group), *(lead.value(name) for name in fields))
+        key = (id(group), read(lead))
         try:
             answer = self._answers.get(key)
         except TypeError:  # A value that cannot be a key: evaluate without remembering.
@@ -73,6 +74,14 @@ class ConditionMemo:
                 self._answers.clear()
             self._answers[key] = answer
         return answer
+
+
+def _reader(fields: tuple[str, ...]) -> Callable[[LeadFacts], Any]:
+    """A function giving the values of ``fields`` for a lead, as ``LeadFacts.value`` reads them: plain lead
+    fields straight from the attributes, account fields through ``value``."""
+    if fields and all(name in LEAD_FIELDS for name in fields):
+        return attrgetter(*fields)
+    return lambda lead: tuple(lead.value(name) for name in fields)
 
 
 def _fields_read(item: Condition | ConditionGroup) -> set[str]:
