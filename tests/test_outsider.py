@@ -168,7 +168,13 @@ COVERAGE_ADMIN_PAGES = [
 
 
 @pytest.mark.parametrize("who", ["outsider", "rep", "manager", "staff"])
-@pytest.mark.parametrize(("method", "name", "arguments"), COVERAGE_ADMIN_PAGES, ids=lambda value: str(value))
+@pytest.mark.parametrize(
+    ("method", "name", "arguments"),
+    COVERAGE_ADMIN_PAGES,
+    # Named by method and page only: a function's repr differs between processes, and xdist's workers must
+    # collect the same ids.
+    ids=[f"{method}-{name.removeprefix('admin:territories_')}" for method, name, _ in COVERAGE_ADMIN_PAGES],
+)
 def test_only_revops_reach_coverage_versions_and_drafts(
     client, outsider, rep, manager, coverage_history, who, method, name, arguments
 ):
