@@ -126,8 +126,8 @@ class _Compiled:
         texts = condition.op in _TEXT_OPS and all(type(option) is str for option in options)
         if condition.op in ("equals", "not_equals"):
             texts = type(condition.value) is str  # Compared whole: a list is not one of its items here.
-        self.text_options = tuple(_fold(option) for option in options) if texts else None
-        self.folded = frozenset(self.text_options) if texts else frozenset()
+        self.text_options: tuple[str, ...] | None = tuple(_fold(option) for option in options) if texts else None
+        self.folded = frozenset(self.text_options or ())
 
     def holds(self, lead_value: Any) -> bool:
         if self.text_options is None or type(lead_value) is not str:
