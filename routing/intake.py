@@ -395,7 +395,7 @@ def _receive(
                 lane=lane,
             )
     objects_insert(Lead, list(new.values()))
-    events_record([Event(EventType.LEAD_RECEIVED, lead.pk) for lead in new.values()])
+    events_record([Event(EventType.LEAD_RECEIVED, lead.pk, lead=lead) for lead in new.values()])
 
     received: list[Received] = []
     for index in range(len(payloads)):

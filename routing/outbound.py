@@ -57,6 +57,7 @@ from routing.models import (
     EventType,
     Lead,
     OutboundEvent,
+    Queue,
     WebhookSubscription,
 )
 from territories.models import Rep
@@ -84,17 +85,23 @@ DELIVERY_COLUMNS = [
 
 class Event(NamedTuple):
     """One event to record: its type, its lead, and what it adds to the lead (``data`` besides ``lead``).
-    ``previous_owner_id``: the rep who owned the lead before (shown as ``data.previous_owner``, a username)."""
+    ``previous_owner_id``: the rep who owned the lead before (shown as ``data.previous_owner``, a username).
+    ``lead``: the lead row as the caller holds it, written as the database now has it (a routing batch's
+    leads): the body is built from it instead of reading the lead back. Without it (or with a field of the
+    view deferred) the lead is read."""
 
     type: str
     lead_id: int
     data: Mapping[str, Any] = {}
     previous_owner_id: int | None = None
+    lead: Lead | None = None
 
 
 # --- The lead as the API shows it ------------------------------------------------------------------------
 
-_VIEW_COLUMNS = (
+# The lead's columns (attribute names) its view shows; ``raw_payload`` is read only for CRM connectors that
+# find the record id in the posted lead.
+_VIEW_FIELDS = (
     "id",
     "status",
     "received_at",
@@ -109,10 +116,7 @@ _VIEW_COLUMNS = (
     "country",
     "score",
     "owner_id",
-    "owner__user__username",
-    "owner__user__first_name",
-    "owner__user__last_name",
-    "queue__name",
+    "queue_id",
     "closed_at",
     "close_reason",
 )
@@ -127,36 +131,70 @@ def api_time(value: dt.datetime | None) -> str | None:
     return value.replace(tzinfo=None).isoformat() + "Z"
 
 
-def leads_view(lead_ids: Sequence[int], *, raw_payload: bool = False) -> dict[int, dict[str, Any]]:
-    """The leads as ``GET /api/v1/leads/{id}/`` summarises them (status, owner, queue, ids), with the contact
-    fields, by id: one query for all. Also returns each lead's owner id under ``_owner_id`` and, with
-    ``raw_payload``, the posted lead under ``_raw``, for the CRM connectors (removed before sending)."""
-    views: dict[int, dict[str, Any]] = {}
-    columns = (*_VIEW_COLUMNS, "raw_payload") if raw_payload else _VIEW_COLUMNS
-    for row in Lead.objects.filter(pk__in=list(lead_ids)).order_by().values(*columns):
-        full_name = " ".join(part for part in (row["owner__user__first_name"], row["owner__user__last_name"]) if part)
-        views[row["id"]] = {
-            "id": row["id"],
-            "status": row["status"],
-            "created": api_time(row["received_at"]),
-            "routed_at": api_time(row["routed_at"]),
-            "external_id": row["external_id"] or None,
-            "source": row["source"] or None,
-            "campaign": row["campaign"] or None,
-            "owner": row["owner__user__username"],
-            "owner_name": (full_name or row["owner__user__username"]) if row["owner_id"] else None,
-            "queue": row["queue__name"],
-            "email": row["email"] or None,
-            "first_name": row["first_name"] or None,
-            "last_name": row["last_name"] or None,
-            "company": row["company"] or None,
-            "country": row["country"] or None,
-            "score": row["score"],
-            "closed": {"at": api_time(row["closed_at"]), "reason": row["close_reason"]} if row["closed_at"] else None,
-            "_raw": row["raw_payload"] if isinstance(row.get("raw_payload"), dict) else {},
-            "_owner_id": row["owner_id"],
-        }
-    return views
+# A rep's username, first and last name.
+_RepNames = tuple[str, str, str]
+
+
+def _lead_view(values: Mapping[str, Any], reps: Mapping[int, _RepNames], queues: Mapping[int, str]) -> dict[str, Any]:
+    """The lead as ``GET /api/v1/leads/{id}/`` summarises it (status, owner, queue, ids), with the contact
+    fields, from its columns (``values``, by attribute name: a row's ``values()`` or a lead's ``__dict__``)."""
+    owner = reps.get(values["owner_id"]) if values["owner_id"] else None
+    queue_id = values["queue_id"]
+    closed_at = values["closed_at"]
+    return {
+        "id": values["id"],
+        "status": values["status"],
+        "created": api_time(values["received_at"]),
+        "routed_at": api_time(values["routed_at"]),
+        "external_id": values["external_id"] or None,
+        "source": values["source"] or None,
+        "campaign": values["campaign"] or None,
+        "owner": owner[0] if owner else None,
+        "owner_name": (" ".join(part for part in owner[1:] if part) or owner[0]) if owner else None,
+        "queue": queues.get(queue_id) if queue_id is not None else None,
+        "email": values["email"] or None,
+        "first_name": values["first_name"] or None,
+        "last_name": values["last_name"] or None,
+        "company": values["company"] or None,
+        "country": values["country"] or None,
+        "score": values["score"],
+        "closed": {"at": api_time(closed_at), "reason": values["close_reason"]} if closed_at else None,
+    }
+
+
+def _rep_names(rep_ids: set[int]) -> dict[int, _RepNames]:
+    if not rep_ids:
+        return {}
+    return {
+        pk: (username, first, last)
+        for pk, username, first, last in Rep.objects.filter(pk__in=rep_ids)
+        .order_by()
+        .values_list("pk", "user__username", "user__first_name", "user__last_name")
+    }
+
+
+def _queue_names(queue_ids: set[int]) -> dict[int, str]:
+    if not queue_ids:
+        return {}
+    return dict(Queue.objects.filter(pk__in=queue_ids).order_by().values_list("pk", "name"))
+
+
+def _lead_rows(events: Sequence[Event], *, raw_payload: bool) -> dict[int, Mapping[str, Any]]:
+    """The view's columns of the events' leads, by id: the lead an event carries when it has them all loaded
+    (no query), the others read in one query. A lead deleted in this very transaction is missing."""
+    fields = (*_VIEW_FIELDS, "raw_payload") if raw_payload else _VIEW_FIELDS
+    needed = set(fields)
+    rows: dict[int, Mapping[str, Any]] = {}
+    for event in events:
+        if event.lead is not None and event.lead_id not in rows:
+            loaded = event.lead.__dict__
+            if loaded.keys() >= needed:
+                rows[event.lead_id] = loaded
+    missing = sorted({event.lead_id for event in events} - rows.keys())
+    if missing:
+        for row in Lead.objects.filter(pk__in=missing).order_by().values(*fields):
+            rows[row["id"]] = row
+    return rows
 
 
 # --- Recording -------------------------------------------------------------------------------------------
@@ -180,23 +218,30 @@ def _receivers(types: set[str]) -> _Receivers:
     return receivers
 
 
-def _record_id(connector: CrmConnector, view: Mapping[str, Any]) -> str:
+def _record_id(connector: CrmConnector, row: Mapping[str, Any]) -> str:
     """The lead's record id in the connector's CRM: its external id, or a key of the posted lead."""
     if connector.record_id_field == "external_id":
-        value = view["external_id"]
+        value = row["external_id"]
     else:
-        value = view["_raw"].get(connector.record_id_field)
+        raw = row.get("raw_payload")
+        value = raw.get(connector.record_id_field) if isinstance(raw, dict) else None
     if isinstance(value, bool) or not isinstance(value, str | int):
         return ""
     return str(value).strip()[:200]
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def events_record(events: Sequence[Event], *, now: dt.datetime | None = None) -> int:
     """Record ``events`` and their deliveries in the caller's transaction; return the deliveries written.
 
-    Only events some active receiver wants are written: with none, this is one query. Writes one insert for
-    the events and one for the deliveries, and enqueues the sender after commit (``deliver_events`` in the
-    webhooks lane; when the broker is down, ``sweep_deliveries`` finds them).
+    Only events some active receiver wants are written: with none, this is one query. The lead in an event's
+    body is built from the lead the event carries, else read (one query for all); then one query for the
+    reps and one for the queues named, one insert for the events and one for the deliveries; the sender is
+    enqueued after commit (``deliver_events`` in the webhooks lane; when the broker is down,
+    ``sweep_deliveries`` finds them).
     """
     if not events:
         return 0
@@ -209,54 +254,51 @@ def events_record(events: Sequence[Event], *, now: dt.datetime | None = None) ->
     ]
     if not wanted:
         return 0
-    views = leads_view(
-        sorted({event.lead_id for event in wanted}),
-        raw_payload=any(connector.record_id_field != "external_id" for connector in receivers.connectors),
+    rows = _lead_rows(
+        wanted, raw_payload=any(connector.record_id_field != "external_id" for connector in receivers.connectors)
     )
+    owners = {row["owner_id"] for row in rows.values() if row["owner_id"]}
     previous = {event.previous_owner_id for event in wanted if event.previous_owner_id is not None}
-    usernames = dict(Rep.objects.filter(pk__in=previous).order_by().values_list("pk", "user__username"))
+    reps = _rep_names(owners | previous)
+    queues = _queue_names({row["queue_id"] for row in rows.values() if row["queue_id"] is not None})
     crm_owners: dict[tuple[int, int], str] = {}
-    if receivers.connectors:
-        rep_ids = {view["_owner_id"] for view in views.values() if view["_owner_id"]}
+    if receivers.connectors and owners:
         crm_owners = {
             (connector_id, rep_id): owner_id
             for connector_id, rep_id, owner_id in CrmOwner.objects.filter(
-                connector__in=receivers.connectors, rep_id__in=rep_ids
+                connector__in=receivers.connectors, rep_id__in=owners
             ).values_list("connector_id", "rep_id", "owner_id")
         }
+    # The body is {"version", "id", "type", "created", "data"} as json.dumps writes it compactly; all but the
+    # id and the data are the same for every event of a type, so they are written once.
+    after_id = {
+        event_type: f'","type":{_dumps(event_type)},"created":{_dumps(api_time(now))},"data":'
+        for event_type in {event.type for event in wanted}
+    }
+    before_id = f'{{"version":{_dumps(PAYLOAD_VERSION)},"id":"'
     pending = Delivery.Status.PENDING.value
     event_rows: list[tuple[Any, ...]] = []
     delivery_rows: list[tuple[Any, ...]] = []
     for event in wanted:
-        view = views.get(event.lead_id)
-        if view is None:  # Deleted in this very transaction: nothing left to tell.
+        row = rows.get(event.lead_id)
+        if row is None:  # Deleted in this very transaction: nothing left to tell.
             continue
         targets: list[tuple[int | None, int | None, str, str, str]] = [
             (subscription_id, None, f"w{subscription_id}", "", "")
             for subscription_id in receivers.subscriptions.get(event.type, [])
         ]
-        if event.type in OWNER_EVENTS and view["_owner_id"]:
+        owner_rep = row["owner_id"]
+        if event.type in OWNER_EVENTS and owner_rep:
             for connector in receivers.connectors:
-                owner_id = crm_owners.get((connector.pk, view["_owner_id"]))
-                record_id = _record_id(connector, view)
+                owner_id = crm_owners.get((connector.pk, owner_rep))
+                record_id = _record_id(connector, row)
                 if owner_id and record_id:
                     targets.append((None, connector.pk, f"c{connector.pk}", record_id, owner_id))
         if not targets:
             continue
         event_id = uuid.uuid4()
-        lead = {key: value for key, value in view.items() if not key.startswith("_")}
-        body = json.dumps(
-            {
-                "version": PAYLOAD_VERSION,
-                "id": str(event_id),
-                "type": event.type,
-                "created": api_time(now),
-                "data": {"lead": lead, **event.data, **_previous(event, usernames)},
-            },
-            separators=(",", ":"),
-            ensure_ascii=False,
-            default=str,
-        )
+        data = {"lead": _lead_view(row, reps, queues), **event.data, **_previous(event, reps)}
+        body = f"{before_id}{event_id}{after_id[event.type]}{_dumps(data)}}}"
         event_rows.append((event_id, event.type, event.lead_id, body, now))
         delivery_rows.extend(
             (event_id, subscription, connector, target, event.lead_id, record, owner, pending, 0, now, now, "")
@@ -265,19 +307,16 @@ def events_record(events: Sequence[Event], *, now: dt.datetime | None = None) ->
     if not delivery_rows:
         return 0
     rows_insert(OutboundEvent, event_rows, ["id", "type", "lead", "body", "created_at"])
-    rows_insert(
-        Delivery,
-        delivery_rows,
-        DELIVERY_COLUMNS,
-    )
+    rows_insert(Delivery, delivery_rows, DELIVERY_COLUMNS)
     transaction.on_commit(_enqueue_sender)
     return len(delivery_rows)
 
 
-def _previous(event: Event, usernames: Mapping[int, str]) -> dict[str, Any]:
+def _previous(event: Event, reps: Mapping[int, _RepNames]) -> dict[str, Any]:
     if event.previous_owner_id is None:
         return {}
-    return {"previous_owner": usernames.get(event.previous_owner_id)}
+    names = reps.get(event.previous_owner_id)
+    return {"previous_owner": names[0] if names else None}
 
 
 def deliveries_enqueue() -> None:
@@ -515,3 +554,4 @@ def deliveries_resend(delivery_ids: Sequence[int]) -> int:
     if count:
         transaction.on_commit(_enqueue_sender)
     return count
+

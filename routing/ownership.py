@@ -362,9 +362,11 @@ def _owner_events(handover: Handover) -> list[Event]:
     previous = lead.owner_id
     assignment = {"reason": handover.reason, "note": handover.note or None}
     if previous is not None and previous != handover.rep_id:
-        return [Event(EventType.LEAD_REASSIGNED, lead.pk, {"assignment": assignment}, previous_owner_id=previous)]
+        return [
+            Event(EventType.LEAD_REASSIGNED, lead.pk, {"assignment": assignment}, previous_owner_id=previous, lead=lead)
+        ]
     if handover.rep_id is not None:
-        return [Event(EventType.LEAD_ASSIGNED, lead.pk, {"assignment": assignment})]
+        return [Event(EventType.LEAD_ASSIGNED, lead.pk, {"assignment": assignment}, lead=lead)]
     return []
 
 
@@ -481,7 +483,7 @@ def leads_close(
         comment = f"Lead {closed_as(to)}: {reason}" if reason else f"Lead {closed_as(to)}."
         _clock_stopper(lead_ids=[lead.pk for lead in leads], by_id=by_id, comment=comment, now=now)
     if closing:
-        events_record([Event(EventType.LEAD_CLOSED, lead.pk) for lead in leads], now=now)
+        events_record([Event(EventType.LEAD_CLOSED, lead.pk, lead=lead) for lead in leads], now=now)
 
 
 def lead_send_back(
