@@ -303,6 +303,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=DELIVERY_SWEEP_INTERVAL_SECONDS),
         "options": {"expire_seconds": DELIVERY_SWEEP_INTERVAL_SECONDS},
     },
+    # Events past their retention, with their deliveries and attempt logs (routing/outbound.py, "Retention").
+    "delivery-prune": {
+        "task": "routing.tasks.prune_deliveries",
+        "schedule": timedelta(hours=1),
+        "options": {"expire_seconds": 3600},
+    },
     "notification-sweep": {
         "task": "routing.tasks.sweep_notifications",
         "schedule": timedelta(seconds=60),
@@ -414,6 +420,12 @@ LEADROUTER_WEBHOOK_TIMEOUT_SECONDS = env.float("LEADROUTER_WEBHOOK_TIMEOUT_SECON
 LEADROUTER_WEBHOOK_RETRY_BASE_SECONDS = env.float("LEADROUTER_WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
 LEADROUTER_WEBHOOK_RETRY_MAX_SECONDS = env.float("LEADROUTER_WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
 LEADROUTER_WEBHOOK_MAX_AGE_SECONDS = env.float("LEADROUTER_WEBHOOK_MAX_AGE_SECONDS", default=86400.0)
+# Days an event (with its deliveries and attempt log) is kept once every delivery is delivered, and once one is
+# dead (longer, so that RevOps can still resend it); at least 1, and the second never shorter than the first.
+LEADROUTER_WEBHOOK_RETENTION_DAYS = max(env.int("LEADROUTER_WEBHOOK_RETENTION_DAYS", default=30), 1)
+LEADROUTER_WEBHOOK_DEAD_RETENTION_DAYS = max(
+    env.int("LEADROUTER_WEBHOOK_DEAD_RETENTION_DAYS", default=90), LEADROUTER_WEBHOOK_RETENTION_DAYS
+)
 # How long /healthz waits for the broker to take a connection before it reports the broker down (503).
 LEADROUTER_BROKER_CHECK_TIMEOUT_SECONDS = env.float("LEADROUTER_BROKER_CHECK_TIMEOUT_SECONDS", default=2.0)
 

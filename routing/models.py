@@ -1035,6 +1035,8 @@ class OutboundEvent(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "event"
+        # Retention finds old events by age (``routing.outbound.deliveries_prune``).
+        indexes = [models.Index(fields=["created_at"], name="outboundevent_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"

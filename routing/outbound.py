@@ -19,6 +19,11 @@ retried with exponential backoff and jitter, after ``Retry-After`` when the rece
 person may resend it from admin. The periodic ``sweep_deliveries`` wakes the sender for retries that came
 due.
 
+Retention. The periodic ``prune_deliveries`` deletes, oldest first and a bounded batch per statement, the
+events whose every delivery is delivered (or that have none) once ``LEADROUTER_WEBHOOK_RETENTION_DAYS`` old,
+and those with a dead delivery once ``LEADROUTER_WEBHOOK_DEAD_RETENTION_DAYS`` old, with their deliveries
+and attempt logs. An event with a delivery still pending or retrying (a resend) stays.
+
 Webhook requests carry ``X-LeadRouter-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">``
 with the subscription's secret (docs/integrations.md shows how to check it).
 """
@@ -44,8 +49,8 @@ from urllib.parse import quote, urlsplit
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from routing.bulk import rows_insert
@@ -74,6 +79,10 @@ RESPONSE_READ_MAX = 64 * 1024
 # a fresh task (below the task's soft time limit).
 SEND_ROUND = 100
 SEND_BUDGET_SECONDS = 40.0
+# Retention (``deliveries_prune``): the most rows one DELETE removes, and the longest one run keeps deleting
+# (below the task's soft time limit; what is left waits for the next run).
+PRUNE_BATCH = 5000
+PRUNE_BUDGET_SECONDS = 30.0
 # The events a CRM connector writes back.
 OWNER_EVENTS = frozenset({EventType.LEAD_ASSIGNED.value, EventType.LEAD_REASSIGNED.value})
 USER_AGENT = "LeadRouter-Webhooks/1"
@@ -555,3 +564,85 @@ def deliveries_resend(delivery_ids: Sequence[int]) -> int:
         transaction.on_commit(_enqueue_sender)
     return count
 
+
+# --- Retention -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PruneReport:
+    events: int = 0
+    deliveries: int = 0
+    attempts: int = 0
+    done: bool = True  # False: the time budget ran out with old events left for the next run.
+
+
+_DONE = (Delivery.Status.DELIVERED.value, Delivery.Status.DEAD.value)
+
+
+def _prunable(now: dt.datetime) -> list[QuerySet[OutboundEvent]]:
+    """Events past their retention with nothing left to send, in two sets that each read as an index range on
+    ``created_at`` and an anti-join on the deliveries: older than the dead retention with no delivery pending or
+    retrying; older than the retention with every delivery delivered (or none). (The dead retention is never
+    shorter than the retention, so an event with a dead delivery is only in the first.)"""
+    kept = now - dt.timedelta(days=settings.LEADROUTER_WEBHOOK_RETENTION_DAYS)
+    dead_kept = now - dt.timedelta(days=settings.LEADROUTER_WEBHOOK_DEAD_RETENTION_DAYS)
+    undone = Delivery.objects.filter(event=OuterRef("pk"), status__in=Delivery.UNDONE)
+    not_delivered = Delivery.objects.filter(event=OuterRef("pk")).exclude(status=Delivery.Status.DELIVERED)
+    return [
+        OutboundEvent.objects.filter(~Exists(undone), created_at__lt=dead_kept),
+        OutboundEvent.objects.filter(~Exists(not_delivered), created_at__lt=kept),
+    ]
+
+
+def _delete_bounded(queryset: QuerySet[Any], limit: int) -> int:
+    """Delete at most ``limit`` rows of ``queryset`` in one ``DELETE … WHERE pk IN (SELECT pk … LIMIT n)``
+    statement (no rows fetched, no cascade collected: the caller deletes the children first); the count."""
+    model = queryset.model
+    pk = model._meta.pk
+    assert pk is not None
+    sql, params = queryset.order_by().values("pk")[:limit].query.sql_with_params()
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {quote(model._meta.db_table)} WHERE {quote(pk.column)} IN ({sql})", params)
+        return max(cursor.rowcount, 0)
+
+
+def _delete_all(queryset: QuerySet[Any], limit: int) -> int:
+    total = 0
+    while deleted := _delete_bounded(queryset, limit):
+        total += deleted
+    return total
+
+
+def deliveries_prune(
+    *, now: dt.datetime | None = None, batch: int = PRUNE_BATCH, budget_seconds: float = PRUNE_BUDGET_SECONDS
+) -> PruneReport:
+    """Delete the events past their retention (``_prunable``), oldest first, with their deliveries and
+    attempt logs: ``batch`` events at a time, each DELETE removing at most ``batch`` rows, until none is left
+    or ``budget_seconds`` passed. Each batch commits on its own; one cut short is finished by the next run.
+    A delivery resent meanwhile (pending again) keeps its event."""
+    now = now or timezone.now()
+    report = PruneReport()
+    started = time.monotonic()
+    for prunable in _prunable(now):
+        while True:
+            if time.monotonic() - started >= budget_seconds:
+                report.done = False
+                return report
+            with transaction.atomic():
+                event_ids = list(prunable.order_by("created_at").values_list("pk", flat=True)[:batch])
+                if not event_ids:
+                    break
+                finished = Delivery.objects.filter(event_id__in=event_ids, status__in=_DONE)
+                report.attempts += _delete_all(
+                    DeliveryAttempt.objects.filter(delivery__event_id__in=event_ids, delivery__status__in=_DONE),
+                    batch,
+                )
+                report.deliveries += _delete_all(finished, batch)
+                report.events += _delete_bounded(
+                    OutboundEvent.objects.filter(pk__in=event_ids).exclude(
+                        Exists(Delivery.objects.filter(event=OuterRef("pk")))
+                    ),
+                    batch,
+                )
+    return report

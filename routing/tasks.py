@@ -2,11 +2,16 @@
 lead row and the notification row are the outboxes, so a task only ever routes
 leads still ``received`` and only ever sends notifications still ``pending``."""
 
+import logging
+
 from celery import Task, shared_task
 from django.conf import settings
 
 from routing import services
 from routing.models import Lead
+from routing.outbound import deliveries_prune
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, ignore_result=True)
@@ -103,3 +108,18 @@ def sweep_deliveries() -> None:
 
     if deliveries_due():
         deliveries_enqueue()
+
+
+@shared_task(ignore_result=True)
+def prune_deliveries() -> None:
+    """Delete the events past their retention, with their deliveries and attempt logs, in bounded batches
+    (``routing.outbound.deliveries_prune``)."""
+    report = deliveries_prune()
+    if report.events:
+        logger.info(
+            "Pruned %d events, %d deliveries and %d attempts%s.",
+            report.events,
+            report.deliveries,
+            report.attempts,
+            "" if report.done else "; more are left for the next run",
+        )
