@@ -8,7 +8,7 @@ import pytest
 from django.contrib import admin
 from import_export.admin import ExportMixin
 
-from routing.models import Firmographic
+from routing.models import CrmConnector, CrmOwner, Firmographic
 from territories.export_formats import FormulaSafeCSV, escape_formula
 from territories.models import Account, Rep, Territory
 from tests.factories import AccountFactory, RepFactory, TerritoryFactory, UserFactory
@@ -24,6 +24,14 @@ ROW_WITH_A_FORMULA = {
     Firmographic: (
         lambda: Firmographic.objects.create(domain="formula.example", company=INJECTION, country="DE"),
         "company",
+    ),
+    CrmOwner: (
+        lambda: CrmOwner.objects.create(
+            connector=CrmConnector.objects.create(name="HubSpot", kind="hubspot", token_env="HUBSPOT_TOKEN"),
+            rep=RepFactory(),
+            owner_id=INJECTION,
+        ),
+        "owner_id",
     ),
 }
 
