@@ -32,7 +32,9 @@ def run(*args: str) -> tuple[str, str]:
 
 @pytest.fixture
 def model(team):
-    """A small live model: a queue with a rep, a territory on it and a rule."""
+    """A small live model: a queue with a rep, a territory on it and a rule, and the catch-all (made by a
+    migration, but gone after a transactional test's flush)."""
+    Queue.objects.get_or_create(is_catch_all=True, defaults={"name": "Catch-all"})
     anna = RepFactory(user=UserFactory(username="anna"), team=team)
     queue = QueueFactory(name="DACH Inbound")
     queue.memberships.create(rep=anna)
