@@ -511,7 +511,10 @@ def _replay(
         {rep.id: (after.open.get(rep.id, 0), _today(today, rep.id, since, zones)) for rep in snapshot.reps},
     )
     pointers = _pointers_at_start(since, snapshot)
-    state = replace(state, queues=tuple(replace(q, rr_pointer=pointers.get(q.id, 0)) for q in state.queues))
+    # Decisions only: replay reads where each lead goes, never the candidates' lines of its receipt.
+    state = replace(
+        state, queues=tuple(replace(q, rr_pointer=pointers.get(q.id, 0)) for q in state.queues), explain=False
+    )
     next_midnight = _next_midnight(since, zones.values())
     # Held both then and in the replay: taken from the hold when it was then (time, order, rep, closed at).
     releases: list[tuple[datetime, int, int, datetime | None]] = []

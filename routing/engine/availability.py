@@ -91,6 +91,26 @@ def member_skip_reasons(
     return reasons
 
 
+def member_eligible(
+    member: MemberInfo,
+    rep: RepInfo | None,
+    queue: QueueInfo,
+    now: datetime,
+    required_skills: frozenset[str] | None = None,
+) -> bool:
+    """Whether ``member_skip_reasons`` gives no reason, stopping at the first one found, cheapest first."""
+    if not member.active or rep is None or rep.unavailable or not rep.active:
+        return False
+    if rep.open_leads >= rep.max_open_leads or (rep.daily_cap is not None and rep.assigned_today >= rep.daily_cap):
+        return False
+    needed = queue.required_skills if required_skills is None else required_skills
+    if needed and not needed <= rep.skills:
+        return False
+    if is_out_of_office(rep, now):
+        return False
+    return not queue.skip_off_hours_reps or is_working(rep, now)
+
+
 def member_skip_reason(
     member: MemberInfo,
     rep: RepInfo | None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
@@ -10,7 +10,7 @@ from functools import lru_cache, reduce
 from math import gcd
 from typing import Any, Literal
 
-from routing.engine.availability import member_skip_reasons, next_working_start
+from routing.engine.availability import member_eligible, member_skip_reasons, next_working_start
 from routing.engine.facts import MemberInfo, QueueInfo, Snapshot
 
 CHOSEN = "chosen"
@@ -74,6 +74,10 @@ def pick_member(
     Eligible members who did not win were "not their turn".
     """
     members = ordered_members(queue)
+    if not snapshot.explain:
+        quick = _pick_without_lines(queue, members, snapshot, now, required_skills)
+        if quick is not None:
+            return quick
     reasons = [
         "; ".join(member_skip_reasons(m, snapshot.rep_by_id.get(m.rep_id), queue, now, required_skills)) or None
         for m in members
@@ -106,6 +110,61 @@ def pick_member(
             line["weight"] = member.weight
         lines.append(line)
     return (members[winner].rep_id if winner is not None else None), pointer, lines
+
+
+def _pick_without_lines(
+    queue: QueueInfo,
+    members: Sequence[MemberInfo],
+    snapshot: Snapshot,
+    now: datetime,
+    required_skills: frozenset[str] | None,
+) -> tuple[int | None, int | None, list[dict[str, Any]]] | None:
+    """``pick_member``'s winner and pointer without the candidates' lines, judging members only until the
+    winner is found (round robin, weighted). When nobody is eligible, no lines either, except in a queue that
+    holds leads off hours: there the lines decide whether it holds the lead or lets it overflow, so this gives
+    None and the caller goes the whole way."""
+    result = _winner_without_lines(queue, members, snapshot, now, required_skills)
+    if result is None and not queue.is_catch_all and queue.when_nobody_eligible == "hold_off_hours":
+        return None
+    return result or (None, None, [])
+
+
+def _winner_without_lines(
+    queue: QueueInfo,
+    members: Sequence[MemberInfo],
+    snapshot: Snapshot,
+    now: datetime,
+    required_skills: frozenset[str] | None,
+) -> tuple[int | None, int | None, list[dict[str, Any]]] | None:
+    cache: dict[int, bool] = {}
+
+    def eligible(index: int) -> bool:
+        if index not in cache:
+            member = members[index]
+            rep = snapshot.rep_by_id.get(member.rep_id)
+            cache[index] = member_eligible(member, rep, queue, now, required_skills)
+        return cache[index]
+
+    if not members:
+        return None
+    if queue.method == "round_robin":
+        start = queue.rr_pointer % len(members)
+        for index in (step % len(members) for step in range(start, start + len(members))):
+            if eligible(index):
+                return members[index].rep_id, index + 1, []
+        return None
+    if queue.method == "weighted":
+        sequence = weighted_sequence(tuple(member.weight for member in members))
+        start = queue.rr_pointer % len(sequence)
+        for slot in (step % len(sequence) for step in range(start, start + len(sequence))):
+            if eligible(sequence[slot]):
+                return members[sequence[slot]].rep_id, slot + 1, []
+        return None
+    candidates = [index for index in range(len(members)) if eligible(index)]
+    if not candidates:
+        return None
+    winner = min(candidates, key=lambda index: _load_key(members[index], snapshot))
+    return members[winner].rep_id, None, []
 
 
 def _walk(length: int, pointer: int, accept: Callable[[int], bool]) -> int:

@@ -251,6 +251,10 @@ class Snapshot:
     queues: tuple[QueueInfo, ...]
     reps: tuple[RepInfo, ...]
     catch_all_queue_id: int
+    # False for a decision without the candidates' lines in its receipt (replay, which reads only the
+    # decision): a queue with an eligible member then stops at the winner instead of explaining every member.
+    # The decision is the same either way.
+    explain: bool = True
 
     def __post_init__(self) -> None:
         if self.catch_all_queue_id not in self.queue_by_id:

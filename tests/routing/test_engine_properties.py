@@ -286,3 +286,33 @@ def test_a_compiled_condition_holds_exactly_when_the_general_test_does(op, expec
 
     condition = Condition("country", op, expected)
     assert _compiled(condition).holds(lead_value) == _holds(op, lead_value, expected)
+
+
+@FAST
+@given(snapshots(), LEADS)
+def test_a_decision_without_explanations_is_the_same_decision(snapshot, lead):
+    # Replay asks for decisions only (the candidates' lines are not built); where the lead goes must not change.
+    from dataclasses import replace
+
+    full = route_lead(lead, snapshot, now=NOW)
+    quick = route_lead(lead, replace(snapshot, explain=False), now=NOW)
+
+    assert (quick.outcome, quick.via, quick.rep_id, quick.queue_id, quick.rule_id, quick.pointer_advance) == (
+        full.outcome,
+        full.via,
+        full.rep_id,
+        full.queue_id,
+        full.rule_id,
+        full.pointer_advance,
+    )
+
+
+@FAST
+@given(snapshots())
+def test_a_member_is_eligible_exactly_when_no_reason_keeps_them_out(snapshot):
+    from routing.engine.availability import member_eligible, member_skip_reasons
+
+    for queue in snapshot.queues:
+        for member in queue.members:
+            rep = snapshot.rep_by_id.get(member.rep_id)
+            assert member_eligible(member, rep, queue, NOW) == (not member_skip_reasons(member, rep, queue, NOW))
