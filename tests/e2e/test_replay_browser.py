@@ -39,6 +39,7 @@ def test_revops_replay_a_draft_publish_it_and_roll_it_back(page: Page, live_serv
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
     draft = CoverageDraft.objects.get(name="Austria apart")
     before = CoverageRevision.objects.order_by("-number").first()
+    assert before is not None
 
     # 2. From the publish page, replay it over the last 30 days.
     page.goto(f"{live_server.url}/admin/territories/coveragedraft/{draft.pk}/publish/")
@@ -62,7 +63,7 @@ def test_revops_replay_a_draft_publish_it_and_roll_it_back(page: Page, live_serv
     screenshot(page, "replay-publish")
     page.click("input[value='Publish now']")
     expect(page.locator(".messagelist")).to_contain_text("Published draft")
-    assert Territory.objects.get(name="Austria").queue.name == "Alps Inbound"
+    assert Territory.objects.values_list("queue__name", flat=True).get(name="Austria") == "Alps Inbound"
 
     # 5. Roll back to the version before it: Austria is DACH's again.
     page.goto(f"{live_server.url}/admin/territories/coveragerevision/{before.number}/rollback/")
