@@ -206,7 +206,9 @@ class AssignmentFactory(DjangoModelFactory):
 
 def dach_coverage() -> Queue:
     """The smallest coverage that routes a German lead to a rep: a "DACH Inbound" queue with anna and ben
-    (UTC, no working hours: always on), a DACH territory on country DE, and one rule routing by territory."""
+    (UTC, no working hours: always on), a DACH territory on country DE, and one rule routing by territory; and
+    the catch-all every model has (a migration makes it, but a transactional test's flush removes it)."""
+    Queue.objects.get_or_create(is_catch_all=True, defaults={"name": "Catch-all"})
     queue = cast(Queue, QueueFactory(name="DACH Inbound"))  # factory-boy types the call as the factory
     for position, username in enumerate(("anna", "ben")):
         rep = RepFactory(user=UserFactory(username=username, email=f"{username}@seller.example"), time_zone="UTC")
