@@ -93,10 +93,9 @@ def _fields_read(item: Condition | ConditionGroup) -> set[str]:
 def _evaluate_item(item: Condition | ConditionGroup, lead: LeadFacts) -> tuple[bool, str]:
     if isinstance(item, Condition):
         lead_value = lead.value(item.field)
-        compiled = _compiled(item)
-        if compiled.holds(lead_value):
+        if _holds(item.op, lead_value, item.value):
             return True, ""
-        return False, f"{compiled.described}, but {item.field} is {_show(lead_value)}"
+        return False, f"{describe(item)}, but {item.field} is {_show(lead_value)}"
     failures: list[str] = []
     for child in item.items:
         held, why = _evaluate_item(child, lead)
@@ -109,56 +108,6 @@ def _evaluate_item(item: Condition | ConditionGroup, lead: LeadFacts) -> tuple[b
     if item.mode == "all":
         return True, ""
     return False, "none held: " + "; ".join(failures) if failures else "an empty 'any' group never holds"
-
-
-class _Compiled:
-    """What a condition works out once rather than for every lead: how it reads, and for a text operator
-    whose options are all texts, the options casefolded (so a text lead value is one set lookup or a few
-    string tests). Anything else is tested by ``_holds``, which this gives the same answers as."""
-
-    __slots__ = ("condition", "described", "folded", "op", "text_options")
-
-    def __init__(self, condition: Condition) -> None:
-        self.condition = condition  # Kept so that its id, the cache key, stays its own.
-        self.op = condition.op
-        self.described = describe(condition)
-        options = tuple(_options(condition.value))
-        texts = condition.op in _TEXT_OPS and all(type(option) is str for option in options)
-        if condition.op in ("equals", "not_equals"):
-            texts = type(condition.value) is str  # Compared whole: a list is not one of its items here.
-        self.text_options: tuple[str, ...] | None = tuple(_fold(option) for option in options) if texts else None
-        self.folded = frozenset(self.text_options or ())
-
-    def holds(self, lead_value: Any) -> bool:
-        if self.text_options is None or type(lead_value) is not str:
-            return _holds(self.op, lead_value, self.condition.value)
-        op = self.op
-        if op in ("equals", "in"):
-            return _fold(lead_value) in self.folded
-        if op in ("not_equals", "not_in"):
-            return _fold(lead_value) not in self.folded
-        if not lead_value.strip():
-            return False  # contains and starts_with: a blank value holds neither.
-        text = _fold(lead_value)
-        if op == "contains":
-            return any(option in text for option in self.text_options)
-        return any(text.startswith(option) for option in self.text_options)
-
-
-_TEXT_OPS = frozenset({"equals", "not_equals", "in", "not_in", "contains", "starts_with"})
-# id(condition) -> its compiled form. Conditions live as long as the coverage snapshot that holds them; the
-# cache is emptied when it grows past what any coverage model has, so old snapshots' conditions go with it.
-_COMPILED: dict[int, _Compiled] = {}
-_COMPILED_MAX = 20_000
-
-
-def _compiled(condition: Condition) -> _Compiled:
-    found = _COMPILED.get(id(condition))
-    if found is None or found.condition is not condition:
-        if len(_COMPILED) >= _COMPILED_MAX:
-            _COMPILED.clear()
-        found = _COMPILED[id(condition)] = _Compiled(condition)
-    return found
 
 
 def describe(condition: Condition) -> str:

@@ -268,26 +268,6 @@ def test_weighted_spreads_in_proportion_over_full_cycles(weights, pointer, cycle
         assert winners[rep_id] * sum(weights) == weight * cycle * cycles
 
 
-ODD_TEXTS = ["DE", "de ", " De", "", "  ", "AT", "Acme GmbH", "acme", "ß", "SS", "İ", "500", "5e2"]
-TEXTS = st.sampled_from(ODD_TEXTS) | st.text(alphabet="aAßs İ5e.", max_size=4)
-VALUES = TEXTS | st.none() | st.booleans() | st.integers(-5, 600) | st.floats(allow_nan=True)
-
-
-@settings(max_examples=1500, deadline=None)
-@given(
-    st.sampled_from(["equals", "not_equals", "in", "not_in", "contains", "starts_with"]),
-    TEXTS | st.lists(TEXTS, max_size=3) | st.lists(VALUES, max_size=3) | VALUES,
-    VALUES,
-)
-def test_a_compiled_condition_holds_exactly_when_the_general_test_does(op, expected, lead_value):
-    # Conditions work out their casefolded text options once per coverage model; the answers must not change.
-    from routing.engine.conditions import _compiled, _holds
-    from routing.engine.facts import Condition
-
-    condition = Condition("country", op, expected)
-    assert _compiled(condition).holds(lead_value) == _holds(op, lead_value, expected)
-
-
 @FAST
 @given(snapshots(), LEADS)
 def test_a_decision_without_explanations_is_the_same_decision(snapshot, lead):
