@@ -286,6 +286,12 @@ def _supported_regions() -> dict[str, list[str]]:
     return holidays.list_supported_countries()
 
 
+def holiday_regions_load() -> None:
+    """Load the holiday countries and their subdivisions now rather than at the first calendar's check (it
+    imports every country's module): for a process warming up before it serves (leadrouter/warmup.py)."""
+    _supported_regions()
+
+
 def _check_holiday_region(country: str, subdivision: str) -> None:
     if not country:
         if subdivision:
