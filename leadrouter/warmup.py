@@ -81,6 +81,8 @@ def coverage_load() -> None:
         from routing.selectors import account_facts
 
         coverage.refresh().snapshot(now=timezone.now())
-        prepare_leads(SAMPLE_LEADS, accounts=coverage.accounts(), account_facts=account_facts, scoring=coverage.scoring())
+        prepare_leads(
+            SAMPLE_LEADS, accounts=coverage.accounts(), account_facts=account_facts, scoring=coverage.scoring()
+        )
     except Exception:
         logger.warning("Loading the coverage model at start failed; the first batch loads it.", exc_info=True)
