@@ -6,9 +6,11 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -26,7 +28,7 @@ from routing.engine import (
 )
 from routing.engine.conditions import evaluate
 from routing.matching import AccountIndex
-from routing.models import Assignment, Lead, Queue, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
+from routing.models import Assignment, Lead, Queue, RepLoad, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
 from routing.ownership import rep_loads
 from routing.pipeline import LEAD_FACT_FIELDS, Evaluation, evaluate_lead
 from routing.scoring import ScoringRuleInfo, Thresholds
@@ -207,12 +209,8 @@ def snapshot_with_current_load(snapshot: Snapshot, *, now: datetime) -> Snapshot
     """``snapshot`` (possibly cached) with the state that changes with every lead read fresh: round-robin
     pointers, rep loads, and whether each queue and rep still exists and is active — so a rep deactivated
     a moment ago (a departure) gets nothing, and a row deleted since the cache was filled is never chosen.
-    Four small queries whatever the size of the coverage model."""
-    queues_now = {
-        pk: (pointer, active) for pk, pointer, active in Queue.objects.values_list("id", "rr_pointer", "active")
-    }
-    reps_active = dict(Rep.objects.order_by().values_list("id", "active"))
-    open_leads, assigned_today = rep_loads(now=now)
+    One small statement whatever the size of the coverage model (``current_state``)."""
+    queues_now, reps_active, open_leads, assigned_today = current_state(now=now)
     current = replace(
         snapshot,
         queues=tuple(
@@ -244,6 +242,45 @@ def snapshot_with_current_load(snapshot: Snapshot, *, now: datetime) -> Snapshot
     ):
         current.__dict__[name] = getattr(snapshot, name)
     return current
+
+
+def current_state(
+    *, now: datetime
+) -> tuple[dict[int, tuple[int, bool]], dict[int, bool], dict[int, int], dict[int, int]]:
+    """What routing reads fresh under its lock, in one statement: each queue's round-robin pointer and
+    whether it is active; each rep's being active, open leads and new leads today (their counter's
+    ``day`` is the rep's local today, else today's count is zero, as ``rep_loads`` reads it). Written as
+    SQL because the routing lock is held while it runs, and building three ORM queries cost more than
+    running them."""
+    queue, rep, load = Queue._meta.db_table, Rep._meta.db_table, RepLoad._meta.db_table
+    sql = (
+        f"SELECT 0, id, rr_pointer, active, 0, NULL, 0, '' FROM {queue} "
+        f"UNION ALL SELECT 1, r.id, 0, r.active, COALESCE(l.open_leads, 0), l.day, COALESCE(l.assigned_today, 0), "
+        f"r.time_zone FROM {rep} r LEFT JOIN {load} l ON l.rep_id = r.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    queues: dict[int, tuple[int, bool]] = {}
+    reps_active: dict[int, bool] = {}
+    open_leads: dict[int, int] = {}
+    assigned_today: dict[int, int] = {}
+    today_in: dict[str, date] = {}
+    for kind, pk, pointer, active, count, day, today, time_zone in rows:
+        if kind == 0:
+            queues[pk] = (pointer, bool(active))
+            continue
+        reps_active[pk] = bool(active)
+        open_leads[pk] = count
+        if day is None or not today:
+            continue
+        if isinstance(day, str):  # SQLite gives dates as text.
+            day = date.fromisoformat(day)
+        if time_zone not in today_in:
+            today_in[time_zone] = now.astimezone(ZoneInfo(time_zone or "UTC")).date()
+        if day == today_in[time_zone]:
+            assigned_today[pk] = today
+    return queues, reps_active, open_leads, assigned_today
 
 
 def account_facts(account_id: int) -> AccountFacts | None:
