@@ -53,7 +53,7 @@ from routing.pipeline import Prepared, prepare_leads, route_prepared
 from routing.scoring import ScoringRuleInfo, Thresholds
 from routing.selectors import account_facts, routing_snapshot, scoring_snapshot, snapshot_with_current_load
 from routing.standardize import StandardizedLead
-from territories.coverage_version import coverage_version
+from territories.coverage_version import coverage_version, coverage_version_pinned
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,11 @@ class CoverageCache:
             self._loaded.clear()
             self._version = version
         return self
+
+    @property
+    def version(self) -> str | None:
+        """The coverage version the last ``refresh()`` read (None: unknown, nothing is kept)."""
+        return self._version
 
     def _get(self, name: str, load: Callable[[], Any]) -> Any:
         if name not in self._loaded or self._version is None:
@@ -321,31 +326,39 @@ def _route_batch(*, lead_ids: list[int] | None, limit: int, lane: str | None = N
         if not leads:
             return RouteReport()
         # One query; the coverage model is reloaded only if it changed since the last batch, and then here,
-        # before the routing lock is taken, rather than while holding it.
+        # before the routing lock is taken, rather than while holding it. The batch decides with the model of
+        # that version, so the rest of it (the SLA policies) is read at the same version, without asking again.
         coverage.refresh().snapshot(now=timezone.now())
-        routed = _prepare_all(leads)
-        _exclude_reps_who_sent_back(routed)
-
-        locked = time.perf_counter()
-        routing_lock()
-        now = timezone.now()
-        snapshot = snapshot_with_current_load(coverage.snapshot(now=now), now=now)
-        open_by_email = _open_leads_by_email(routed) if settings.LEADROUTER_ATTACH_DUPLICATES else {}
-        start_pointers = {queue.id: queue.rr_pointer for queue in snapshot.queues}
-        for item in routed:
-            clock = time.perf_counter()
-            snapshot = _decide(item, snapshot, now, open_by_email)
-            item.elapsed_ms += (time.perf_counter() - clock) * 1000
-        # A batch with any live lead in it notifies in the live notify lane; a bulk batch's notices follow
-        # the bulk work.
-        bulk = all(lead.lane == Lead.Lane.BULK for lead in leads)
-        report = _write(routed, snapshot, start_pointers, now, lane=Lead.Lane.BULK if bulk else Lead.Lane.LIVE)
+        with coverage_version_pinned(coverage.version):
+            report, locked = _route_claimed(leads)
     finished = time.perf_counter()
     timings.batches += 1
     timings.leads += len(leads)
     timings.batch_seconds += finished - started
     timings.lock_seconds += finished - locked
     return report
+
+
+def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
+    """Decide and write a claimed batch in the caller's transaction; returns the report and when the routing
+    lock was asked for (``time.perf_counter``)."""
+    routed = _prepare_all(leads)
+    _exclude_reps_who_sent_back(routed)
+
+    locked = time.perf_counter()
+    routing_lock()
+    now = timezone.now()
+    snapshot = snapshot_with_current_load(coverage.snapshot(now=now), now=now)
+    open_by_email = _open_leads_by_email(routed) if settings.LEADROUTER_ATTACH_DUPLICATES else {}
+    start_pointers = {queue.id: queue.rr_pointer for queue in snapshot.queues}
+    for item in routed:
+        clock = time.perf_counter()
+        snapshot = _decide(item, snapshot, now, open_by_email)
+        item.elapsed_ms += (time.perf_counter() - clock) * 1000
+    # A batch with any live lead in it notifies in the live notify lane; a bulk batch's notices follow
+    # the bulk work.
+    bulk = all(lead.lane == Lead.Lane.BULK for lead in leads)
+    return _write(routed, snapshot, start_pointers, now, lane=Lead.Lane.BULK if bulk else Lead.Lane.LIVE), locked
 
 
 def _prepare_all(leads: list[Lead]) -> list[_Routed]:
@@ -374,10 +387,14 @@ def _prepare_all(leads: list[Lead]) -> list[_Routed]:
 
 
 def _exclude_reps_who_sent_back(routed: list[_Routed]) -> None:
-    """A lead coming back after "not mine" must not go to the reps who sent it back (one query per batch)."""
+    """A lead coming back after "not mine" must not go to the reps who sent it back (one query per batch, none
+    when every lead is routed for the first time: only a routed lead can have been sent back)."""
+    again = [item.lead.pk for item in routed if item.lead.routing_attempts]
+    if not again:
+        return
     sent_back: dict[int, set[int]] = {}
     for lead_id, rep_id in Assignment.objects.filter(
-        lead_id__in=[item.lead.pk for item in routed], reason=Assignment.Reason.NOT_MINE, rep__isnull=False
+        lead_id__in=again, reason=Assignment.Reason.NOT_MINE, rep__isnull=False
     ).values_list("lead_id", "rep_id"):
         sent_back.setdefault(lead_id, set()).add(rep_id)
     for item in routed:
@@ -497,6 +514,7 @@ def _write(
                     reason=Assignment.Reason.ROUTED,
                     # The full receipt is on the lead; the history row keeps the one-line why.
                     summary=lead.receipt["routing"].get("summary", ""),
+                    first=lead.routing_attempts == 1,
                 )
             )
         else:

@@ -48,6 +48,7 @@ from routing.bulk import rows_insert, rows_update
 from routing.models import Assignment, EventType, Lead, Notification, Queue, RepLoad, RepTask
 from routing.outbound import Event, events_record
 from routing.render import closed_as, lead_label
+from territories.coverage_version import coverage_version
 from territories.models import Rep
 
 logger = logging.getLogger(__name__)
@@ -83,10 +84,16 @@ def routing_lock_try() -> bool:
 
 class ClockStarter(Protocol):
     """Start (or restart) the first-touch clock of each lead just given to a rep, and remember each changed
-    lead's previous owner; return each started clock's due time by lead id (None: no SLA applies)."""
+    lead's previous owner; return each started clock's due time by lead id (None: no SLA applies). ``first``
+    are the ids of leads given an owner for the first time, which have no clock yet."""
 
     def __call__(
-        self, *, leads: list[Lead], previous_owners: Mapping[int, int], now: dt.datetime
+        self,
+        *,
+        leads: list[Lead],
+        previous_owners: Mapping[int, int],
+        now: dt.datetime,
+        first: frozenset[int] = frozenset(),
     ) -> Mapping[int, dt.datetime | None]: ...
 
 
@@ -213,8 +220,7 @@ def _loads_add(opened: Counter[int], assigned: Counter[int], *, now: dt.datetime
     rep_ids = sorted(rep_id for rep_id in set(opened) | set(assigned) if opened[rep_id] or assigned[rep_id])
     if not rep_ids:
         return
-    # No ordering: Rep's default one joins auth_user for nothing, on every batch.
-    zones = dict(Rep.objects.filter(pk__in=rep_ids).order_by().values_list("id", "time_zone"))
+    zones = rep_time_zones()
     rows = [(rep_id, opened[rep_id], _local_day(now, zones.get(rep_id, "UTC")), assigned[rep_id]) for rep_id in rep_ids]
     table = RepLoad._meta.db_table
     upsert = (
@@ -232,6 +238,23 @@ def _loads_add(opened: Counter[int], assigned: Counter[int], *, now: dt.datetime
             )
         else:
             cursor.executemany(f"{columns} VALUES (%s, %s, %s, %s) {upsert}", [list(row) for row in rows])
+
+
+_zones_by_version: tuple[str, dict[int, str]] | None = None
+
+
+def rep_time_zones() -> dict[int, str]:
+    """Every rep's time zone by id, kept in this process until the coverage version changes (a rep's time zone
+    is part of the coverage model): inside a routing batch, which pins the version, no query at all."""
+    global _zones_by_version
+    version = coverage_version()
+    if _zones_by_version is not None and version is not None and _zones_by_version[0] == version:
+        return _zones_by_version[1]
+    # No ordering: Rep's default one joins auth_user for nothing.
+    zones = dict(Rep.objects.order_by().values_list("id", "time_zone"))
+    if version is not None:
+        _zones_by_version = (version, zones)
+    return zones
 
 
 def _is_open(status: str) -> bool:
@@ -258,6 +281,9 @@ class Handover:
     receipt: dict[str, Any] = field(default_factory=dict)
     assigned_by_id: int | None = None
     note: str = ""
+    # The lead is being routed for the first time: it has had no owner period (no assignment to end) and
+    # has no SLA clock, so neither is looked for.
+    first: bool = False
 
 
 @dataclass
@@ -317,7 +343,9 @@ def owners_change(
         return result
     # The current owner period (a rep's, or a queue's while the lead was held) ends where the new one
     # begins, and the old owner's task is done.
-    Assignment.objects.filter(lead_id__in=[h.lead.pk for h in handovers], ended_at__isnull=True).update(ended_at=now)
+    owned_before = [h.lead.pk for h in handovers if not h.first]
+    if owned_before:
+        Assignment.objects.filter(lead_id__in=owned_before, ended_at__isnull=True).update(ended_at=now)
     if had_owner:
         RepTask.objects.filter(lead_id__in=had_owner, done_at__isnull=True).update(done_at=now)
 
@@ -345,7 +373,12 @@ def owners_change(
     due_at: Mapping[int, dt.datetime | None] = {}
     if _clock_starter is not None and (with_rep or previous_owners):
         due_at = dict(
-            _clock_starter(leads=[handover.lead for handover, _ in with_rep], previous_owners=previous_owners, now=now)
+            _clock_starter(
+                leads=[handover.lead for handover, _ in with_rep],
+                previous_owners=previous_owners,
+                now=now,
+                first=frozenset(handover.lead.pk for handover, _ in with_rep if handover.first),
+            )
         )
     if with_rep:
         _tasks_and_notifications(with_rep, due_at=due_at, now=now)

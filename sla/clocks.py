@@ -14,11 +14,12 @@ from sla.services import sla_clocks_start
 
 
 def clocks_on_new_owner(
-    *, leads: list[Lead], previous_owners: Mapping[int, int], now: dt.datetime
+    *, leads: list[Lead], previous_owners: Mapping[int, int], now: dt.datetime, first: frozenset[int] = frozenset()
 ) -> dict[int, dt.datetime | None]:
     """Remember each changed lead's previous owner on its clock (SLA reassignment never hands a lead back to
-    someone who had it), then start or restart the first-touch clock of each lead given to a rep. Returns
-    each started clock's due time by lead id."""
+    someone who had it), then start or restart the first-touch clock of each lead given to a rep (``first``:
+    the ids of leads given an owner for the first time, which have no clock to look for). Returns each
+    started clock's due time by lead id."""
     if previous_owners:
         clocks = list(LeadSla.objects.filter(lead_id__in=list(previous_owners)))
         changed = []
@@ -30,7 +31,7 @@ def clocks_on_new_owner(
         rows_update(LeadSla, changed, ["previous_owner_ids"])
     if not leads:
         return {}
-    return {clock.lead_id: clock.due_at for clock in sla_clocks_start(leads=leads, now=now)}
+    return {clock.lead_id: clock.due_at for clock in sla_clocks_start(leads=leads, now=now, first=first)}
 
 
 def clocks_stop(*, lead_ids: list[int], by_id: int | None, comment: str, now: dt.datetime) -> None:

@@ -204,16 +204,18 @@ class _SlaSetup:
     policies: list[SlaPolicy]
     policy_by_id: dict[int, SlaPolicy]
     calendar_index: _CalendarIndex
+    rep_teams: dict[int, int | None]  # every rep's team, for the calendar a clock runs on
 
 
 _setup: _SlaSetup | None = None
 
 
 def _sla_setup() -> _SlaSetup:
-    """The SLA policies (in order, with their ladders) and the business calendars (with hours and closed
-    dates), kept in this process until the coverage version changes: policies and calendars are coverage
-    models (sla/apps.py), so an edit in admin or an import applies to the next batch, and a batch that
-    changes nothing pays one indexed query for them instead of five. Without a version row (a database
+    """The SLA policies (in order, with their ladders), the business calendars (with hours and closed
+    dates) and the reps' teams, kept in this process until the coverage version changes: policies, calendars
+    and reps are coverage models (sla/apps.py, territories/apps.py), so an edit in admin or an import applies
+    to the next batch, and a batch that changes nothing pays one indexed query for them instead of six (none
+    in a routing batch, which pins the version). Without a version row (a database
     just emptied) they are read every time."""
     global _setup
     version = coverage_version()
@@ -230,14 +232,16 @@ def _sla_setup() -> _SlaSetup:
         policies=policies,
         policy_by_id={policy.pk: policy for policy in policies},
         calendar_index=_CalendarIndex.of(calendars),
+        rep_teams=dict(Rep.objects.order_by().values_list("id", "team_id")),
     )
     if version is not None:
         _setup = setup
     return setup
 
 
-def sla_clocks_start(*, leads: list[Lead], now: datetime) -> list[LeadSla]:
-    """Start (or, on reassignment, restart) the first-touch clock of each lead just given to a rep.
+def sla_clocks_start(*, leads: list[Lead], now: datetime, first: frozenset[int] = frozenset()) -> list[LeadSla]:
+    """Start (or, on reassignment, restart) the first-touch clock of each lead just given to a rep. ``first``
+    are the ids of leads given an owner for the first time: they have no clock, so none is looked for.
 
     Called inside the routing transaction for a whole batch. Its cost is a few queries and one write whatever
     the number of leads, plus a few microseconds of Python per lead:
@@ -266,15 +270,14 @@ def sla_clocks_start(*, leads: list[Lead], now: datetime) -> list[LeadSla]:
         return []
     setup = _sla_setup()
     policies, policy_by_id, calendar_index = setup.policies, setup.policy_by_id, setup.calendar_index
-    existing = {
-        clock.lead_id: clock for clock in LeadSla.objects.filter(lead_id__in=ids_in([lead.pk for lead in leads]))
-    }
-    choice = _PolicyChoice(policies, [lead for lead in leads if lead.pk not in existing])
-    teams = dict(
-        Rep.objects.filter(pk__in={lead.owner_id for lead in leads if lead.owner_id is not None})
-        .order_by()
-        .values_list("id", "team_id")
+    owned_before = [lead.pk for lead in leads if lead.pk not in first]
+    existing = (
+        {clock.lead_id: clock for clock in LeadSla.objects.filter(lead_id__in=ids_in(owned_before))}
+        if owned_before
+        else {}
     )
+    choice = _PolicyChoice(policies, [lead for lead in leads if lead.pk not in existing])
+    teams = setup.rep_teams
     # Each distinct start (policy, calendar) once, and for each lead to write the index of its start.
     starts: dict[tuple[int | None, int | None], int] = {}
     start_list: list[_Start] = []

@@ -49,6 +49,8 @@ VERSION_ROW = 1
 TRACKED: dict[type[models.Model], frozenset[str]] = {}
 # The bump counter of the innermost ``coverage_changes_counted`` block, if any.
 _COUNTER: ContextVar[list[int] | None] = ContextVar("coverage_changes_counter", default=None)
+# The version ``coverage_version_pinned`` holds for its block, if any.
+_PINNED: ContextVar[str | None] = ContextVar("coverage_version_pinned", default=None)
 
 
 @contextmanager
@@ -79,9 +81,25 @@ def coverage_version_bump(*, using: str = DEFAULT_DB_ALIAS) -> None:
         rows.filter(pk=VERSION_ROW).update(**changes)
 
 
+@contextmanager
+def coverage_version_pinned(version: str | None) -> Iterator[None]:
+    """Within the block, ``coverage_version()`` answers ``version`` without asking the database (None pins
+    nothing). For a routing batch, which reads the version once at its start and decides with the model of
+    that version: whatever else it consults in the same transaction (the SLA policies its clocks start with)
+    is then of the same version, and costs no second query."""
+    token = _PINNED.set(version)
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
 def coverage_version(*, using: str = DEFAULT_DB_ALIAS) -> str | None:
     """The current version (one indexed query), or None while no version row exists, which means "unknown":
-    a cached copy must then not be trusted."""
+    a cached copy must then not be trusted. Inside ``coverage_version_pinned``, the pinned version."""
+    pinned = _PINNED.get()
+    if pinned is not None and using == DEFAULT_DB_ALIAS:
+        return pinned
     row = CoverageVersion.objects.using(using).filter(pk=VERSION_ROW).values_list("version", "stamp").first()
     return f"{row[0]}:{row[1]}" if row is not None else None
 
