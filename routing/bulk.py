@@ -18,6 +18,7 @@ statement itself.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any, cast
 
 import psycopg
@@ -28,6 +29,22 @@ Field = models.Field
 
 def _fields(model: type[models.Model], names: Iterable[str]) -> list[Field]:
     return [cast(Field, model._meta.get_field(name)) for name in names]
+
+
+@lru_cache(maxsize=256)
+def _pg_columns(model: type[models.Model], names: tuple[str, ...], *, with_pk: bool) -> tuple[list[Field], str, str]:
+    """The fields of ``names`` (the primary key first ``with_pk``), their quoted column names and their array
+    casts (``%b::bigint[], …``): worked out once per statement shape, not on every batch, since they cost
+    a call into each field's type machinery per column."""
+    fields = _fields(model, names)
+    if with_pk:
+        fields = [cast(Field, model._meta.pk), *fields]
+    quote = connection.ops.quote_name
+    return (
+        fields,
+        ", ".join(quote(field.column) for field in fields),
+        ", ".join(f"%b::{_array_type(field)}[]" for field in fields),
+    )
 
 
 def _needs_prep(field: Field) -> bool:
@@ -68,15 +85,13 @@ def rows_update(model: type[models.Model], objects: Sequence[Any], field_names: 
     ``UPDATE`` per row elsewhere. Values are taken from each object's attributes (``attname``)."""
     if not objects:
         return
-    fields = _fields(model, field_names)
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     pk = cast(Field, model._meta.pk)
     pk_column = quote(pk.column)
     if connection.vendor == "postgresql":
-        columns = [pk, *fields]
-        casts = ", ".join(f"%b::{_array_type(field)}[]" for field in columns)
-        names = ", ".join(quote(field.column) for field in columns)
+        columns, names, casts = _pg_columns(model, tuple(field_names), with_pk=True)
+        fields = columns[1:]
         sets = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in fields)
         params = [_column_values(field, [getattr(obj, field.attname) for obj in objects]) for field in columns]
         pg_execute(
@@ -84,6 +99,7 @@ def rows_update(model: type[models.Model], objects: Sequence[Any], field_names: 
             params,
         )
         return
+    fields = _fields(model, field_names)
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
     rows = [
         [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields] + [obj.pk]
@@ -108,15 +124,13 @@ def rows_insert(
         return []
     if returning_pk and on_conflict_ignore:
         raise ValueError("Ignored conflicts return no keys for their rows.")
-    fields = _fields(model, field_names)
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    names = ", ".join(quote(field.column) for field in fields)
     conflict = " ON CONFLICT DO NOTHING" if on_conflict_ignore else ""
     pk_column = quote(cast(Field, model._meta.pk).column)
     returning = f" RETURNING {pk_column}" if returning_pk else ""
     if connection.vendor == "postgresql":
-        casts = ", ".join(f"%b::{_array_type(field)}[]" for field in fields)
+        fields, names, casts = _pg_columns(model, tuple(field_names), with_pk=False)
         columns = list(zip(*rows, strict=True))
         params = [_column_values(field, column) for field, column in zip(fields, columns, strict=True)]
         # unnest yields rows in array order, and INSERT … SELECT keeps it: RETURNING answers in that order.
@@ -126,6 +140,8 @@ def rows_insert(
             fetch=returning_pk,
         )
         return [row[0] for row in found]
+    fields = _fields(model, field_names)
+    names = ", ".join(quote(field.column) for field in fields)
     with connection.cursor() as cursor:
         placeholders = ", ".join(["%s"] * len(fields))
         prepared = [
