@@ -1,6 +1,6 @@
-"""What a single POST to the intake API reads on its way: the key.
+"""What a single POST to the intake API reads on its way: the key, the webhook receivers.
 
-It is read fresh on every request (one plain statement), so a change made by RevOps in admin or by another web
+Each is read fresh on every request (one plain statement), so a change made by RevOps in admin or by another web
 process counts from the very next request.
 """
 
@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from rest_framework.test import APIClient
 
-from routing.models import ApiKey, Lead
+from routing.models import ApiKey, Delivery, Lead, OutboundEvent, WebhookSubscription
 from routing.services import apikey_authenticate, apikey_create, apikey_revoke
 
 LEADS_URL = "/api/v1/leads/"
@@ -96,3 +96,29 @@ def test_a_key_is_authenticated_with_one_statement(django_assert_num_queries):
 
     with django_assert_num_queries(1):
         assert apikey_authenticate(raw_key=raw_key) is not None
+
+
+# --- Webhook receivers ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_new_subscription_gets_events_from_the_next_post_and_a_paused_one_none():
+    _, raw_key = apikey_create(name="Website form")
+    client = key_client(raw_key)
+    # No subscription: a posted lead records no event.
+    assert post_lead(client, 1).status_code == 201
+    assert not OutboundEvent.objects.exists()
+
+    subscription = WebhookSubscription.objects.create(
+        name="Warehouse", url="https://warehouse.example/hook", events=["lead.received", "lead.assigned"]
+    )
+    second = post_lead(client, 2)
+    assert second.status_code == 201
+    delivery = Delivery.objects.get()
+    assert delivery.subscription_id == subscription.pk
+    assert delivery.lead_id == second.json()["id"]
+    assert delivery.event.type == "lead.received"
+
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(active=False)
+    assert post_lead(client, 3).status_code == 201
+    assert Delivery.objects.count() == 1
