@@ -6,7 +6,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
-from leadrouter.warmup import coverage_load, static_load
+from leadrouter.warmup import coverage_load, long_lived_freeze, static_load
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadrouter.settings")
 
@@ -19,9 +19,11 @@ app.autodiscover_tasks()
 def _warm_main_process(**kwargs: Any) -> None:
     """Modules and tables, once, before the pool forks: the worker processes share them."""
     static_load()
+    long_lived_freeze()
 
 
 @worker_process_init.connect
 def _warm_worker_process(**kwargs: Any) -> None:
     """Each worker process's own copy of the coverage model, before its first task."""
     coverage_load()
+    long_lived_freeze()

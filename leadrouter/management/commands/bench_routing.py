@@ -86,6 +86,7 @@ from leadrouter.bench import (
     write_ceiling_measure,
 )
 from leadrouter.celery import app
+from leadrouter.warmup import long_lived_freeze
 from routing import dispatch
 from routing.intake import leads_receive
 from routing.models import Assignment, Lead, LeadImport, Notification, RepTask
@@ -372,10 +373,13 @@ class Command(BaseCommand):
         return done
 
     def _warm_up(self) -> None:
-        """One batch routed and not timed: it loads this process's copy of the coverage model."""
+        """One batch routed and not timed: it loads this process's copy of the coverage model. Then what is
+        loaded is frozen out of the cycle collector's walks, as a worker process does after its own warm-up
+        (leadrouter/warmup.py)."""
         if not self.warmed_up:
             self._receive(BATCH)
             self._route_waiting()
+            long_lived_freeze()
             self.warmed_up = True
 
     def _routing(self, count: int) -> dict[str, float | None]:
