@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 from routing.api_leads import LIST_PARAMETERS, LeadPageSerializer, leads_list
 from routing.authentication import ApiKeyAuthentication, IntakeClient, scope_required
 from routing.forms import as_of_instant
-from routing.intake import IDEMPOTENCY_KEY_MAX_LENGTH, LeadIntakeSerializer, Received, lead_plainly_valid, leads_receive
+from routing.intake import IDEMPOTENCY_KEY_MAX_LENGTH, LeadIntakeSerializer, Received, lead_validate, leads_receive
 from routing.models import ApiKey, ApiScope
 from routing.parsers import BodyTooLarge, LeadJSONParser
 from routing.selectors import lead_simulate
@@ -255,7 +255,7 @@ class LeadIntakeView(APIView):
         received = leads_receive(payloads=payloads, intake_source=_api_key(request), idempotency_key=idempotency_key)
         code = status.HTTP_201_CREATED if any(r.created for r in received) else status.HTTP_200_OK
         if isinstance(data, dict):
-            return Response(ReceivedSerializer(received[0]).data, status=code)
+            return Response(_received_body(received[0]), status=code)
         return Response(_received_batch_body(received), status=code)
 
 
@@ -263,24 +263,27 @@ def _api_key(request: Request) -> ApiKey | None:
     return request.user.api_key if isinstance(request.user, IntakeClient) else None
 
 
-def _received_batch_body(received: list[Received]) -> dict[str, Any]:
-    """``ReceivedBatchSerializer``'s body, built directly: its field machinery per lead cost more than the rest of
-    the response."""
+def _received_body(received: Received) -> dict[str, Any]:
+    """``ReceivedSerializer``'s body for one lead, built directly: its field machinery cost more than the rest of
+    the response (the serializers stay, for the schema)."""
     return {
-        "leads": [
-            {"id": r.lead_id, "status": str(r.status), "external_id": r.external_id, "created": r.created}
-            for r in received
-        ]
+        "id": received.lead_id,
+        "status": str(received.status),
+        "external_id": received.external_id,
+        "created": received.created,
     }
 
 
+def _received_batch_body(received: list[Received]) -> dict[str, Any]:
+    """``ReceivedBatchSerializer``'s body, built directly (see ``_received_body``)."""
+    return {"leads": [_received_body(r) for r in received]}
+
+
 def _validated(data: dict[str, Any]) -> dict[str, Any]:
-    # A plain lead skips the serializer, whose answer for it is known; any other gets the serializer's own errors.
-    if lead_plainly_valid(data):
-        return dict(data)
-    serializer = LeadIntakeSerializer(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    payload, errors = lead_validate(data)
+    if errors is not None:
+        raise serializers.ValidationError(errors)
+    return payload
 
 
 def _validated_batch(data: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -292,12 +295,9 @@ def _validated_batch(data: list[Any]) -> tuple[list[dict[str, Any]], list[dict[s
         raise ParseError(f"A batch holds at most {most} leads; this one has {len(data)}.")
     payloads, errors = [], []
     for index, item in enumerate(data):
-        if lead_plainly_valid(item):
-            payloads.append(dict(item))
-            continue
-        serializer = LeadIntakeSerializer(data=item)
-        if serializer.is_valid():
-            payloads.append(serializer.validated_data)
+        payload, problems = lead_validate(item)
+        if problems is None:
+            payloads.append(payload)
         else:
-            errors.append({"index": index, "errors": serializer.errors})
+            errors.append({"index": index, "errors": problems})
     return payloads, errors

@@ -30,7 +30,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
-from routing.intake import LeadIntakeSerializer, leads_receive
+from routing.intake import LeadIntakeSerializer, lead_validate, leads_receive
 from routing.models import FormSource
 from routing.throttles import FormPostRateThrottle
 
@@ -103,10 +103,10 @@ def form_post_receive(data: QueryDict, *, form_source: FormSource) -> FormPost:
     if data.get(form_source.honeypot_field, "").strip():
         logger.info("Form %s: a post with the honeypot filled in was not stored.", form_source.name)
         return FormPost(spam=True)
-    serializer = LeadIntakeSerializer(data=form_payload(data, form_source=form_source))
-    if not serializer.is_valid():
-        return FormPost(errors=_messages(serializer.errors))
-    received = leads_receive(payloads=[serializer.validated_data], intake_source=None)
+    lead, errors = lead_validate(form_payload(data, form_source=form_source))
+    if errors is not None:
+        return FormPost(errors=_messages(errors))
+    received = leads_receive(payloads=[lead], intake_source=None)
     return FormPost(lead_id=received[0].lead_id)
 
 

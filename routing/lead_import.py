@@ -20,7 +20,7 @@ from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import transaction
 
-from routing.intake import LeadIntakeSerializer, leads_receive
+from routing.intake import LeadIntakeSerializer, lead_validate, leads_receive
 from routing.models import LeadImport
 
 # Far above any real export, and low enough that one import cannot fill the disk or run for hours.
@@ -153,13 +153,13 @@ def _checked_chunks(
 
 
 def _checked(rows: Iterator[Row]) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
-    """(line, payload, errors): the serializer's errors joined to those found while reading the row."""
+    """(line, payload, errors): intake's errors (``lead_validate``) joined to those found while reading the row."""
     for line, payload, errors in rows:
-        serializer = LeadIntakeSerializer(data=payload)
-        if serializer.is_valid():
-            yield line, serializer.validated_data, errors
+        lead, problems = lead_validate(payload)
+        if problems is None:
+            yield line, lead, errors
         else:
-            yield line, payload, {**_plain(serializer.errors), **errors}
+            yield line, payload, {**_plain(problems), **errors}
 
 
 def _store(lead_import: LeadImport, payloads: list[dict[str, Any]]) -> None:
