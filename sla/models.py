@@ -255,9 +255,13 @@ class LeadSla(models.Model):
         STOPPED = "stopped", "Stopped: lead closed"
 
     lead = models.OneToOneField(Lead, on_delete=models.CASCADE, related_name="sla")
-    policy = models.ForeignKey(SlaPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    # No index on the calendar or the next step: nothing looks clocks up by them, and every clock started and
-    # every step the sweep fires writes them. Deleting a calendar or a step reads the clocks once instead.
+    # No index on the policy, the calendar or the next step: nothing looks clocks up by them, and every clock
+    # started and every step the sweep fires writes a new version of the clock, which adds an entry to each
+    # index of the table (the due-step index keeps its updates from being HOT). Deleting a policy, a calendar or
+    # a step reads the clocks once instead.
+    policy = models.ForeignKey(
+        SlaPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     calendar = models.ForeignKey(
         BusinessCalendar, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
