@@ -9,7 +9,9 @@ clocks with ``sla_clocks_start``, as the routing worker does for a batch. Then i
 fills the database in SQL (``INSERT … SELECT generate_series``, not the ORM row by
 row): a few reps in one queue, one policy with one step (remind the rep),
 ``--leads`` open assigned leads each with a clock, of which ``--due-share`` have
-their step in the past and the rest in the future; then ``VACUUM ANALYZE``.
+their step in the past and the rest in the future; then ``VACUUM ANALYZE`` and a
+``CHECKPOINT``, so that the sweep starts from clean buffers as a sweep every 30
+seconds does, rather than writing out the set-up's million rows.
 The sweep's send tasks go to an in-memory broker (nothing reaches a real worker)
 and mail to Django's in-memory backend. It prints:
 
@@ -40,7 +42,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection, models, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
@@ -145,11 +147,22 @@ class Command(BaseCommand):
         )
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")
+        self._checkpoint()
         due = LeadSla.objects.filter(touched_at__isnull=True, next_step_at__lte=now).count()
         self.stdout.write(
             f"    {count:,} leads and clocks, {due:,} due ({due / count:.1%}), in {time.monotonic() - started:.1f} s"
         )
         return due
+
+    def _checkpoint(self) -> None:
+        """Write out what the set-up wrote. It leaves most of shared_buffers dirty and a checkpoint under way:
+        a sweep measured then took twice as long (1.7 s against 0.76 s for the same code) while the server
+        wrote the set-up's pages out, which a sweep every 30 seconds does not meet."""
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("CHECKPOINT")
+        except DatabaseError as error:  # CHECKPOINT needs a superuser or pg_checkpoint.
+            self.stdout.write(self.style.WARNING(f"    No checkpoint ({error}): the sweep may write the set-up out."))
 
     def _clocks_start(self) -> float:
         """(c) ``sla_clocks_start`` for batches of 1,000 leads just assigned in the demo organisation, each lead
