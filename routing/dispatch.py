@@ -211,6 +211,10 @@ def leads_route(
     """
     global _live_seen_at
     bulk = lane == Lead.Lane.BULK
+    if lane == Lead.Lane.LIVE:
+        # Live traffic reaches this process: an import's next batches here start small, not only after its
+        # first full-size batch has held the live leads that came meanwhile.
+        _live_seen_at = time.monotonic()
     batch_size = batch_size or (settings.LEADROUTER_BULK_BATCH_SIZE if bulk else settings.LEADROUTER_ROUTING_BATCH_SIZE)
     report = RouteReport()
     if lead_ids is not None and not Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.RECEIVED).exists():
@@ -238,7 +242,7 @@ def leads_route(
     return report
 
 
-# Bulk batches stay small for this long after this process last found live leads waiting.
+# Bulk batches stay small for this long after this process last had a live task or found live leads waiting.
 LIVE_TRAFFIC_SECONDS = 30.0
 _live_seen_at = -LIVE_TRAFFIC_SECONDS
 
