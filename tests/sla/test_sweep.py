@@ -522,6 +522,24 @@ def test_deleting_a_lead_or_a_step_still_removes_or_clears_what_the_sweep_wrote(
     assert (escalation.step_id, escalation.rep_id) == (None, bea.pk)
 
 
+@pytest.mark.django_db
+def test_deleting_a_policy_leaves_its_clocks_without_one_and_the_sweep_ends_their_ladders(sweep_at):
+    # Clocks are not indexed by their policy (nothing looks them up by it); deleting one still clears it.
+    queue, (ann,) = inbound_queue(["ann"])
+    policy = ladder_policy()
+    lead = assigned_lead(ann, queue)
+    assert LeadSla.objects.get(lead=lead).policy == policy
+
+    policy.delete()
+    clock = LeadSla.objects.get(lead=lead)
+    assert clock.policy_id is None
+    assert clock.next_step_id is None  # The steps went with the policy.
+
+    sweep_at(T0 + 10 * MINUTE)
+    assert fired(lead) == []
+    assert LeadSla.objects.get(lead=lead).next_step_at is None
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db
 def test_a_batch_that_only_reminds_commits_without_waiting_for_the_disk(sweep_at):
