@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 import psycopg
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 Field = models.Field
 
@@ -57,7 +57,9 @@ def _needs_prep(field: Field) -> bool:
 
 def _column_values(field: Field, values: Sequence[Any]) -> list[Any]:
     if _needs_prep(field):
-        return [field.get_db_prep_save(value, connection) for value in values]
+        # The connection itself rather than Django's proxy to it, which looks it up again on every use.
+        wrapper = connections[DEFAULT_DB_ALIAS]
+        return [field.get_db_prep_save(value, wrapper) for value in values]
     return list(values)
 
 

@@ -41,6 +41,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -217,13 +218,14 @@ def leads_route(
         _live_seen_at = time.monotonic()
     batch_size = batch_size or (settings.LEADROUTER_BULK_BATCH_SIZE if bulk else settings.LEADROUTER_ROUTING_BATCH_SIZE)
     report = RouteReport()
-    if lead_ids is not None and not Lead.objects.filter(pk__in=lead_ids, status=Lead.Status.RECEIVED).exists():
-        # An earlier batch took them along (see _claim): one cheap query, no transaction. A live task still
-        # routes the live leads waiting now: their own messages may sit behind bulk work in a busy worker.
-        waiting_live = Lead.objects.filter(status=Lead.Status.RECEIVED, lane=Lead.Lane.LIVE)
-        if lane == Lead.Lane.LIVE and waiting_live.exists():
-            return _route_batch(lead_ids=None, limit=batch_size, lane=lane)
-        return report
+    if lead_ids is not None:
+        # Anything to do? When an earlier batch took these leads along (see _claim), one cheap query and no
+        # transaction: under a burst of single posts most messages end here. A live task still routes the live
+        # leads waiting now (the batch below fills up with them): their own messages may sit behind bulk work
+        # in a busy worker.
+        wanted = Q(pk__in=lead_ids) | Q(lane=Lead.Lane.LIVE) if lane == Lead.Lane.LIVE else Q(pk__in=lead_ids)
+        if not Lead.objects.filter(wanted, status=Lead.Status.RECEIVED).exists():
+            return report
     remaining = sorted(set(lead_ids)) if lead_ids is not None else None
     while remaining is None or remaining:
         size = batch_size
