@@ -62,12 +62,13 @@ def full_assignment(slack) -> Assignment:
         score=72,
         fit_score=40,
         intent_score=None,
+        # Keys shortest first: PostgreSQL's jsonb keeps an object's keys in that order, SQLite as written.
         form_answers={
-            "Team size": "50-200",
-            "Comment": '<script>alert(1)</script> & "more"',
-            "Tools": ["Salesforce", {"crm": True}, None, 3],
             "": "no question",
+            "Tools": ["Salesforce", {"crm": True}, None, 3],
             "Budget": None,
+            "Comment": '<script>alert(1)</script> & "more"',
+            "Team size": "50-200",
         },
         page_history=["/pricing", {"url": "/demo", "title": "Book a demo", "at": "2026-03-01T10:00:00Z"}, {"x": 1}],
         receipt={"outcome": "assigned", "routing": {"summary": "Country DE matched rule 'DACH'; round robin."}},
@@ -231,11 +232,11 @@ FULL_MIME = (
     "  Queue: DACH <Inbound>\n"
     "\n"
     "Form answers\n"
-    "  Team size: 50-200\n"
-    '  Comment: <script>alert(1)</script> & "more"\n'
-    '  Tools: Salesforce, {"crm": true}, , 3\n'
     "  no question\n"
+    '  Tools: Salesforce, {"crm": true}, , 3\n'
     "  Budget: \n"
+    '  Comment: <script>alert(1)</script> & "more"\n'
+    "  Team size: 50-200\n"
     "\n"
     "Page history\n"
     "  - /pricing\n"
@@ -294,20 +295,20 @@ FULL_MIME = (
     '    <h2 style="font-size: 16px;">Form answers</h2>\n'
     "    <dl>\n"
     "      \n"
-    '        <dt style="font-weight: bold;">Team size</dt>\n'
-    "        <dd>50-200</dd>\n"
-    "      \n"
-    '        <dt style="font-weight: bold;">Comment</dt>\n'
-    "        <dd>&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;more&quot;</dd>\n"
+    "        \n"
+    "        <dd>no question</dd>\n"
     "      \n"
     '        <dt style="font-weight: bold;">Tools</dt>\n'
     "        <dd>Salesforce, {&quot;crm&quot;: true}, , 3</dd>\n"
     "      \n"
-    "        \n"
-    "        <dd>no question</dd>\n"
-    "      \n"
     '        <dt style="font-weight: bold;">Budget</dt>\n'
     "        <dd>-</dd>\n"
+    "      \n"
+    '        <dt style="font-weight: bold;">Comment</dt>\n'
+    "        <dd>&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;more&quot;</dd>\n"
+    "      \n"
+    '        <dt style="font-weight: bold;">Team size</dt>\n'
+    "        <dd>50-200</dd>\n"
     "      \n"
     "    </dl>\n"
     "  \n"
