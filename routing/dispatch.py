@@ -51,6 +51,7 @@ from routing.matching import AccountIndex
 from routing.models import Assignment, Lead
 from routing.ownership import Handover, owners_change, routing_lock
 from routing.pipeline import Prepared, prepare_leads, route_prepared
+from routing.planner import statistics_freshen
 from routing.scoring import ScoringRuleInfo, Thresholds
 from routing.selectors import account_facts, routing_snapshot, scoring_snapshot, snapshot_with_current_load
 from routing.standardize import StandardizedLead
@@ -226,6 +227,10 @@ def leads_route(
         wanted = Q(pk__in=lead_ids) | Q(lane=Lead.Lane.LIVE) if lane == Lead.Lane.LIVE else Q(pk__in=lead_ids)
         if not Lead.objects.filter(wanted, status=Lead.Status.RECEIVED).exists():
             return report
+    if bulk:
+        # Bulk work changes the lead tables by thousands of rows: plans made from older statistics would read
+        # every open lead (routing/planner.py).
+        statistics_freshen()
     remaining = sorted(set(lead_ids)) if lead_ids is not None else None
     while remaining is None or remaining:
         size = batch_size
@@ -272,6 +277,7 @@ def leads_route_stale(*, older_than_seconds: int, budget_seconds: float = SWEEP_
     a lost message left behind does not wait behind a bulk backlog either."""
     started = time.monotonic()
     report = RouteReport()
+    statistics_freshen()  # Periodic, so that steady live traffic alone also keeps the statistics fresh.
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     size = settings.LEADROUTER_ROUTING_BATCH_SIZE
     while time.monotonic() - started < budget_seconds:
