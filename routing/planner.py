@@ -8,7 +8,7 @@ during a 100,000-lead import, the duplicate check of a routing batch (a lookup b
 leads, run under the routing lock) took 100–150 ms instead of 2–5 ms, batch after batch.
 
 So bulk work checks the statistics before it routes (``statistics_freshen``: one query on
-``pg_stat_user_tables``) and analyzes the tables that changed by more than a fifth since they were last
+``pg_stat_user_tables``) and analyzes the tables that changed by more than half since they were last
 analyzed, as PostgreSQL's documentation advises after a bulk load. Only one process analyzes at a time;
 the others go on with the statistics they have. On SQLite there is nothing to do.
 """
@@ -25,9 +25,10 @@ logger = logging.getLogger(__name__)
 
 # The tables whose plans matter to routing's batches and their notices.
 TABLES = (Lead._meta.db_table, Assignment._meta.db_table, Notification._meta.db_table, RepTask._meta.db_table)
-# Analyze a table once this share of its rows changed since its last analysis (autovacuum's default is 0.1
-# plus 50 rows; bulk work checks often, so a little more is let through)...
-CHANGED_SHARE = 0.2
+# Analyze a table once this share of its rows changed since its last analysis. Autovacuum's default is 0.1;
+# this is the fallback for gross staleness (an import a hundred times the table's size), and an ANALYZE of a
+# big lead table takes a second on a busy machine, so half the table must have changed...
+CHANGED_SHARE = 0.5
 # ... and at least this many rows: small tables plan well whatever their statistics say.
 MIN_CHANGED_ROWS = 5_000
 # Held while one process analyzes, so that several workers starting bulk tasks together do it once.
