@@ -420,12 +420,25 @@ class Assignment(models.Model):
         DEPARTURE = "departure", "Rep departure"
         REOPENED = "reopened", "Reopened after closing"
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="assignments")
-    rep = models.ForeignKey(Rep, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments")
-    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments")
+    # No constraints in the database: the history is appended only by the ownership layer
+    # (routing/ownership.py), from lead, rep, queue and user rows it holds in the same transaction, and its
+    # four checks per row at every routing batch's commit were about half of the commit. Deleting a lead still
+    # deletes its history, and a rep or queue with history still cannot be deleted (Django's on_delete).
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="assignments", db_constraint=False)
+    rep = models.ForeignKey(
+        Rep, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments", db_constraint=False
+    )
+    queue = models.ForeignKey(
+        Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments", db_constraint=False
+    )
     reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.ROUTED)
     assigned_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     note = models.TextField(blank=True)
     # The routing receipt: rules evaluated, territory, candidates and why each was skipped.
@@ -570,10 +583,10 @@ class Notification(models.Model):
 class RepTask(models.Model):
     """The in-app to-do an assignment creates: work this lead by ``due_at``."""
 
-    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="task")
-    # The assignment's lead and rep, copied for the rep's task list. Only the ownership layer writes a task,
-    # from its assignment in the same statement batch, so the database need not check these two again at
-    # every commit (``db_constraint=False``); deleting a lead or a rep still deletes their tasks.
+    # The assignment, and its lead and rep copied for the rep's task list. Only the ownership layer writes a
+    # task, from its assignment in the same statement batch, so the database need not check these again at
+    # every commit (``db_constraint=False``); deleting an assignment, a lead or a rep still deletes their tasks.
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="task", db_constraint=False)
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="tasks", db_constraint=False)
     rep = models.ForeignKey(Rep, on_delete=models.CASCADE, related_name="tasks", db_constraint=False)
     title = models.CharField(max_length=300)

@@ -254,16 +254,32 @@ class LeadSla(models.Model):
         # Closed or handed back before the first touch (sla.clocks.clocks_stop); a new owner's clock starts afresh.
         STOPPED = "stopped", "Stopped: lead closed"
 
-    lead = models.OneToOneField(Lead, on_delete=models.CASCADE, related_name="sla")
+    # No constraints in the database on the clock's references: clocks are written only by the ownership layer's
+    # clock hook (sla/clocks.py) and the sweep, from rows they read in the same transaction, and the checks at
+    # every routing batch's commit cost more than the clocks' own writes. Deleting a lead still deletes its
+    # clock, and deleting a policy, a calendar or a step still clears it from the clocks (Django's on_delete).
+    lead = models.OneToOneField(Lead, on_delete=models.CASCADE, related_name="sla", db_constraint=False)
     # No index on the policy, the calendar or the next step: nothing looks clocks up by them, and every clock
     # started and every step the sweep fires writes a new version of the clock, which adds an entry to each
     # index of the table (the due-step index keeps its updates from being HOT). Deleting a policy, a calendar or
     # a step reads the clocks once instead.
     policy = models.ForeignKey(
-        SlaPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        SlaPolicy,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     calendar = models.ForeignKey(
-        BusinessCalendar, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        BusinessCalendar,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     state = models.CharField(max_length=10, choices=State.choices, default=State.ON_TRACK)
     started_at = models.DateTimeField(help_text="When the clock started: the assignment.")
@@ -271,7 +287,13 @@ class LeadSla(models.Model):
     touched_at = models.DateTimeField(null=True, blank=True)
     # The ladder: the next step to fire and when. Cleared once touched or the ladder is done.
     next_step = models.ForeignKey(
-        EscalationStep, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        EscalationStep,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     next_step_at = models.DateTimeField(null=True, blank=True)
     reassignments = models.PositiveSmallIntegerField(default=0)
