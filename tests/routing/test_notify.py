@@ -360,6 +360,41 @@ def test_failing_mail_server_does_not_stop_slack(settings, slack, closed_port):
     assert notification(assignment, "slack").status == "sent"
 
 
+# --- What a send reads ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_send_with_nothing_pending_reads_one_statement_and_sends_nothing(django_assert_num_queries):
+    # The task ran again after its notices went out (a redelivered message): it finds nothing and stops.
+    assignment = routed_assignment()
+    assert notifications_send(assignment_ids=[assignment.pk]) == 1
+
+    with django_assert_num_queries(1):
+        assert notifications_send(assignment_ids=[assignment.pk]) == 0
+
+    assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_reads_its_leads_reps_and_assignments_once_for_all(slack, django_assert_num_queries):
+    # Four reads (notices, assignments, leads, reps) and two writes (claim, mark sent), however many leads:
+    # nothing about one lead is read on its own while its messages are built.
+    assignments = [
+        routed_assignment(
+            rep=RepFactory(user=UserFactory(email=f"rep{n}@seller.example"), slack_webhook_url=slack.url(f"/{n}")),
+            queue=QueueFactory(name=f"Queue {n}"),
+            account=AccountFactory(name=f"Account {n}"),
+        )
+        for n in range(3)
+    ]
+
+    with django_assert_num_queries(6):
+        assert notifications_send(assignment_ids=[a.pk for a in assignments]) == 6
+
+    assert sorted(m.to[0] for m in mail.outbox) == ["rep0@seller.example", "rep1@seller.example", "rep2@seller.example"]
+    assert slack.paths() == ["/0", "/1", "/2"]
+
+
 # --- Retrying failures -----------------------------------------------------------------------------------
 
 
