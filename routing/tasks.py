@@ -3,6 +3,7 @@ lead row and the notification row are the outboxes, so a task only ever routes
 leads still ``received`` and only ever sends notifications still ``pending``."""
 
 import logging
+import time
 
 from celery import Task, shared_task
 from django.conf import settings
@@ -46,6 +47,28 @@ def notify_assignments(assignment_ids: list[int]) -> None:
     notifications_send(assignment_ids=assignment_ids)
 
 
+# How long a bulk batch's notices may wait behind bulk routing before they go out anyway.
+BULK_NOTICES_MAX_WAIT_SECONDS = 600.0
+
+
+@shared_task(ignore_result=True)
+def notify_assignments_behind_bulk(assignment_ids: list[int], waiting_since: float | None = None) -> None:
+    """Send the notices of a bulk batch's assignments (an import, a departure) once no bulk lead waits to be
+    routed: until then the task goes to the back of the bulk queue again. An import's notices cost about as much
+    as routing its leads; sent between its batches, they held its last leads back by seconds. A notice waits
+    at most ``BULK_NOTICES_MAX_WAIT_SECONDS``; then it goes out whatever still waits."""
+    from routing.notify import notifications_send
+
+    waiting_since = waiting_since or time.time()
+    bulk_waiting = Lead.objects.filter(status=Lead.Status.RECEIVED, lane=Lead.Lane.BULK)
+    if time.time() - waiting_since < BULK_NOTICES_MAX_WAIT_SECONDS and bulk_waiting.exists():
+        notify_assignments_behind_bulk.apply_async(
+            args=[assignment_ids], kwargs={"waiting_since": waiting_since}, queue=settings.LEADROUTER_QUEUE_BULK
+        )
+        return
+    notifications_send(assignment_ids=assignment_ids)
+
+
 @shared_task(ignore_result=True)
 def notify_outbox(notification_ids: list[int]) -> None:
     """Send these pending notifications by id: the notices other apps record (the SLA ladder's reminders and
@@ -67,11 +90,14 @@ def route_leads_send(lead_ids: list[int], *, lane: str) -> None:
 
 
 def notify_assignments_send(assignment_ids: list[int], *, lane: str = Lead.Lane.LIVE) -> None:
-    """Send ``notify_assignments`` for these assignments: live work's to the notify queue, bulk work's
-    (a big import, a departure) to the bulk queue, behind that work, so that a rep's notice of a live
-    lead never waits behind thousands of an import's. Raises what the broker raises."""
-    queue = settings.LEADROUTER_QUEUE_BULK if lane == Lead.Lane.BULK else settings.LEADROUTER_QUEUE_NOTIFY
-    notify_assignments.apply_async(args=[assignment_ids], queue=queue)
+    """Send the notices of these assignments: live work's with ``notify_assignments`` to the notify queue,
+    bulk work's (a big import, a departure) with ``notify_assignments_behind_bulk`` to the bulk queue, behind
+    that work, so that a rep's notice of a live lead never waits behind thousands of an import's, nor an
+    import's routing behind its own notices. Raises what the broker raises."""
+    if lane == Lead.Lane.BULK:
+        notify_assignments_behind_bulk.apply_async(args=[assignment_ids], queue=settings.LEADROUTER_QUEUE_BULK)
+    else:
+        notify_assignments.apply_async(args=[assignment_ids], queue=settings.LEADROUTER_QUEUE_NOTIFY)
 
 
 def notify_outbox_send(notification_ids: list[int]) -> None:

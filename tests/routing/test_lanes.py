@@ -2,6 +2,7 @@
 behind a bulk import. Each test reads the messages actually published to the broker, on queues of its own."""
 
 import io
+import time
 
 import pytest
 from rest_framework.test import APIClient
@@ -14,6 +15,7 @@ from routing.models import Lead, Notification
 from routing.notify import notifications_plan, notifications_resend
 from routing.reassign import rep_departure_apply
 from routing.services import apikey_create
+from routing.tasks import BULK_NOTICES_MAX_WAIT_SECONDS, notify_assignments_behind_bulk
 from tests import test_worker
 from tests.factories import (
     AssignmentFactory,
@@ -99,7 +101,9 @@ def test_a_batch_over_the_threshold_travels_in_the_bulk_lane(
         five_hundred = post(form_client, batch(500, start=11))
 
     sent = everything_published(lanes)
-    assert sent["bulk"] == [
+    # The two messages in either order: the file-system broker orders messages sent within the same
+    # millisecond at random.
+    assert sorted(sent["bulk"], key=lambda message: len(message[1][0])) == [
         ("routing.tasks.route_leads", [eleven], {"lane": "bulk"}),
         ("routing.tasks.route_leads", [five_hundred], {"lane": "bulk"}),
     ]
@@ -213,8 +217,51 @@ def test_routing_notifies_live_leads_in_the_notify_lane_and_bulk_work_behind_the
     bulk_assignment = bulk.assignments.get().pk
     sent = everything_published(lanes)
     assert sent["notify"] == [("routing.tasks.notify_assignments", [[live_assignment]], {})]
-    assert sent["bulk"] == [("routing.tasks.notify_assignments", [[bulk_assignment]], {})]
+    assert sent["bulk"] == [("routing.tasks.notify_assignments_behind_bulk", [[bulk_assignment]], {})]
     assert sent["live"] == sent["default"] == []
+
+
+def _bulk_batch_routed(django_capture_on_commit_callbacks) -> int:
+    """A bulk lead routed, its notices planned but not sent (the message is taken off the broker): its assignment."""
+    lead = received("bulk", 90)
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_route(lead_ids=[lead.pk], lane="bulk")
+    return lead.assignments.get().pk
+
+
+def test_bulk_notices_go_behind_the_bulk_leads_still_waiting_to_be_routed(
+    lanes, dach, mailoutbox, django_capture_on_commit_callbacks
+):
+    assignment = _bulk_batch_routed(django_capture_on_commit_callbacks)
+    everything_published(lanes)
+    waiting = received("bulk", 91)  # The rest of the import, not routed yet.
+
+    notify_assignments_behind_bulk([assignment])
+
+    # Nothing sent: the task went to the back of the bulk queue, remembering since when it waits.
+    assert mailoutbox == []
+    assert set(Notification.objects.filter(assignment_id=assignment).values_list("status", flat=True)) == {"pending"}
+    ((name, args, kwargs),) = everything_published(lanes)["bulk"]
+    assert (name, args) == ("routing.tasks.notify_assignments_behind_bulk", [[assignment]])
+    assert kwargs["waiting_since"] > 0
+
+    # Once the import is routed, the same message sends the notices.
+    leads_route(lead_ids=[waiting.pk], lane="bulk")
+    everything_published(lanes)
+    notify_assignments_behind_bulk([assignment], waiting_since=kwargs["waiting_since"])
+    assert len(mailoutbox) == 1
+    assert everything_published(lanes)["bulk"] == []
+
+
+def test_bulk_notices_wait_behind_routing_only_so_long(lanes, dach, mailoutbox, django_capture_on_commit_callbacks):
+    assignment = _bulk_batch_routed(django_capture_on_commit_callbacks)
+    everything_published(lanes)
+    received("bulk", 91)  # Still waiting, for whatever reason.
+
+    notify_assignments_behind_bulk([assignment], waiting_since=time.time() - BULK_NOTICES_MAX_WAIT_SECONDS - 1)
+
+    assert len(mailoutbox) == 1
+    assert everything_published(lanes)["bulk"] == []
 
 
 def test_a_departure_notifies_behind_the_bulk_lane(lanes, dach, revops, django_capture_on_commit_callbacks):
@@ -227,7 +274,7 @@ def test_a_departure_notifies_behind_the_bulk_lane(lanes, dach, revops, django_c
         rep_departure_apply(rep=anna, by=revops)
 
     sent = everything_published(lanes)
-    assert [name for name, _args, _kwargs in sent["bulk"]] == ["routing.tasks.notify_assignments"]
+    assert [name for name, _args, _kwargs in sent["bulk"]] == ["routing.tasks.notify_assignments_behind_bulk"]
     assert len(sent["bulk"][0][1][0]) == 3
     assert sent["notify"] == sent["live"] == []
 
