@@ -18,7 +18,17 @@ from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from routing.models import Assignment, Notification, RepTask, Rule
-from routing.notify import notifications_plan, notifications_retry_failed, notifications_send, notifications_sweep
+from routing.notify import (
+    Email,
+    Notice,
+    notice_kind_register,
+    notice_kinds,
+    notices_record,
+    notifications_plan,
+    notifications_retry_failed,
+    notifications_send,
+    notifications_sweep,
+)
 from tests.factories import AccountFactory, AssignmentFactory, LeadFactory, QueueFactory, RepFactory, UserFactory
 from tests.helpers import STALL_SECONDS, join_all, slack_server
 
@@ -393,6 +403,34 @@ def test_a_batch_reads_its_leads_reps_and_assignments_once_for_all(slack, django
 
     assert sorted(m.to[0] for m in mail.outbox) == ["rep0@seller.example", "rep1@seller.example", "rep2@seller.example"]
     assert slack.paths() == ["/0", "/1", "/2"]
+
+
+@pytest.mark.django_db
+def test_a_registered_renderer_can_read_any_column_of_the_notices_lead():
+    # Another app's renderer reads a lead column no routing message shows: it gets it, though the lead came
+    # loaded with only the columns the messages show.
+    kind = Notification.Kind.SLA_REMINDER_EMAIL
+    registered = notice_kinds()[kind]
+    seen = []
+
+    def render(notifications):
+        def build(notification):
+            seen.append((notification.lead.country, notification.lead.city))
+            return Email(subject="Reminder", body="Call them.", to=["jane@seller.example"])
+
+        return build
+
+    lead = LeadFactory(country="AT", city="Graz")
+    rep = RepFactory(user=UserFactory(email="jane@seller.example"))
+    notice_kind_register(kind, channel=Notification.Kind.EMAIL, render=render)
+    try:
+        ids = notices_record([Notice(1, lead.pk, rep.pk, kind)], now=timezone.now())
+        assert notifications_send(notification_ids=ids) == 1
+    finally:
+        notice_kind_register(kind, channel=registered.channel, render=registered.render)
+
+    assert seen == [("AT", "Graz")]
+    assert mail.outbox[0].body == "Call them."
 
 
 # --- Retrying failures -----------------------------------------------------------------------------------
