@@ -426,30 +426,6 @@ class _Select:
     related: tuple[str, ...] = ()
 
 
-# The lead's columns the messages show (routing's new-lead notices and the SLA app's reminders and alerts: the
-# form answers and page history live in ``raw_payload``); a lead has some fifty, and reading and converting
-# the others cost about a quarter of a batch's CPU per notice. The rest are deferred: reading one costs a
-# query, so a renderer that needs another column still gets it.
-_LEAD_COLUMNS = frozenset(
-    {
-        "id",
-        "raw_payload",
-        "email",
-        "first_name",
-        "last_name",
-        "title",
-        "phone",
-        "company",
-        "fit_score",
-        "intent_score",
-        "score",
-        "queue_id",
-        "account_id",
-        "rule_id",
-        "receipt",
-    }
-)
-
 _NOTIFICATIONS = _Select(Notification)
 _ASSIGNMENTS = _Select(Assignment, ("queue", "task", "assigned_by"))
 _LEADS = _Select(Lead, ("account", "rule"))
@@ -488,7 +464,7 @@ def _compiled(select: _Select, db: BaseDatabaseWrapper) -> tuple[str, list[_Tabl
         models.append((model, relation))
     columns: list[str] = []
     for n, (model, relation) in enumerate(models):
-        fields = [f for f in model._meta.concrete_fields if model is not Lead or f.attname in _LEAD_COLUMNS]
+        fields = model._meta.concrete_fields
         converters = []
         for index, model_field in enumerate(fields):
             column = model_field.get_col(model._meta.db_table)

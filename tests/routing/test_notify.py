@@ -407,8 +407,7 @@ def test_a_batch_reads_its_leads_reps_and_assignments_once_for_all(slack, django
 
 @pytest.mark.django_db
 def test_a_registered_renderer_can_read_any_column_of_the_notices_lead():
-    # Another app's renderer reads a lead column no routing message shows: it gets it, though the lead came
-    # loaded with only the columns the messages show.
+    # Another app's renderer reads lead columns no routing message shows, and gets them.
     kind = Notification.Kind.SLA_REMINDER_EMAIL
     registered = notice_kinds()[kind]
     seen = []
