@@ -27,7 +27,8 @@ can be assigned, and measures, in this order:
     query every 10 ms first sees the lead no longer ``received`` (its batch
     committed):
     (a) bulk: leads posted in batches of 1,000 until every one is routed;
-    (b) single: leads posted one by one at a fixed rate, p50/p99 POST → routed;
+    (b) single: leads posted one by one at a fixed rate, p50/p99 POST → routed, after two
+        seconds at that rate that are not measured (the stack's first requests);
     (c) live during an import: a CSV file imported with ``manage.py
         import_leads`` (its leads travel in the bulk lane) while single leads
         are posted at ``--live-rate``; their p99 while the import's leads are
@@ -96,6 +97,8 @@ from territories.coverage_version import coverage_version_bump
 from territories.models import OutOfOffice, Rep, WorkingHours
 
 READY_SECONDS = 60
+# Single leads posted at the measured rate before the single-lead run, and not measured (see ``_single``).
+WARM_UP_SECONDS = 2
 # The lanes intake and routing send to (settings LEADROUTER_QUEUE_LIVE, _BULK, _NOTIFY).
 LANES = ("live", "bulk", "notify")
 # Leads per routing batch and per intake call in this process, and per bulk POST.
@@ -105,7 +108,14 @@ MAX_WAIT_SECONDS = 600
 # How often waits ask the database whether leads are routed.
 WATCH_SECONDS = 0.01
 # First numbers of each run's leads (``_lead``), so no two runs share an e-mail or an external id.
-FIRST_LEAD = {"bulk": 0, "single": 1_000_000, "live": 2_000_000, "csv": 3_000_000, "in_process": 10_000_000}
+FIRST_LEAD = {
+    "bulk": 0,
+    "single": 1_000_000,
+    "live": 2_000_000,
+    "csv": 3_000_000,
+    "warm_up": 4_000_000,
+    "in_process": 10_000_000,
+}
 # Open leads of the backlog are spread over this many minutes before now (30 days), as a real backlog is.
 BACKLOG_SPREAD_MINUTES = 30 * 24 * 60
 
@@ -277,6 +287,9 @@ class Command(BaseCommand):
         Rep.objects.update(active=True, max_open_leads=10_000_000, daily_cap=None)
         coverage_version_bump()  # QuerySet.update sends no signals; workers must reload the reps.
         _key, raw_key = apikey_create(name=f"bench-{uuid.uuid4().hex[:6]}")
+        # This process posts and watches the leads whose latency it measures: the demo organisation it just
+        # loaded must not make its own cycle collections pause its posting and watching threads.
+        long_lived_freeze()
         return raw_key
 
     @contextlib.contextmanager
@@ -598,16 +611,17 @@ class Command(BaseCommand):
 
     def _single(self, base: tuple[str, int], raw_key: str, rate: int, seconds: int) -> dict[str, float | None]:
         total = rate * seconds
-        self.stdout.write(f"(b) single: {total:,} leads posted one by one at {rate}/s for {seconds} s…")
+        self.stdout.write(
+            f"(b) single: {total:,} leads posted one by one at {rate}/s for {seconds} s, after {WARM_UP_SECONDS} s "
+            "at the same rate that are not measured…"
+        )
+        # The first requests a web process's threads serve open their database connections and the first posts
+        # to a fresh stack wait for them: a cold start, which this figure is not about.
+        warm_up = _Poster(base, raw_key, FIRST_LEAD["warm_up"])
+        _post_at_rate(warm_up, rate, rate * WARM_UP_SECONDS)
+        warm_up.latencies()  # Until they are routed.
         poster = _Poster(base, raw_key, FIRST_LEAD["single"])
-        started = time.monotonic()
-        with ThreadPoolExecutor(16) as pool:
-            for n in range(total):
-                delay = started + n / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                pool.submit(poster.post)
-        achieved = total / (time.monotonic() - started)
+        achieved = _post_at_rate(poster, rate, total)
         latencies = poster.latencies()
         self.stdout.write(
             f"    POST → routed: p50 {statistics.median(latencies):.0f} ms, p99 {percentile(latencies, 0.99):.0f} ms, "
@@ -809,6 +823,18 @@ class _Poster:
             self.failure = error
         finally:
             connection.close()  # This thread's own connection.
+
+
+def _post_at_rate(poster: _Poster, rate: int, count: int) -> float:
+    """Post ``count`` single leads at ``rate`` per second from 16 threads; the rate achieved."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        for n in range(count):
+            delay = started + n / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(poster.post)
+    return count / (time.monotonic() - started)
 
 
 def _sizes(options: dict[str, Any]) -> Sizes:
