@@ -24,8 +24,8 @@ from simple_history.template_utils import HistoricalRecordContextHelper
 from routing import (
     admin_forms,  # noqa: F401  (registers the website form sources)
     admin_integrations,  # noqa: F401  (registers the integrations' models)
+    lanes,
     services,
-    tasks,
 )
 from routing.conditions import summarize_stored
 from routing.forms import ConditionEditor, SimulateLeadForm
@@ -612,7 +612,7 @@ class LeadAdmin(admin.ModelAdmin):
 
 def _route_leads_enqueue(lead_ids: list[int], *, lane: str) -> None:
     try:
-        tasks.route_leads_send(lead_ids, lane=lane)
+        lanes.route_leads_send(lead_ids, lane=lane)
     except Exception:
         # The leads stay received; the periodic sweep routes them once the broker is back.
         logger.exception("Could not enqueue route_leads for %d leads; the sweep will route them.", len(lead_ids))

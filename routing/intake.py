@@ -27,7 +27,7 @@ from drf_spectacular.utils import extend_schema_field
 from email_validator import EmailNotValidError, validate_email
 from rest_framework import serializers
 
-from routing import tasks
+from routing import lanes
 from routing.bulk import objects_insert
 from routing.models import ApiKey, EventType, Lead, LeadImport
 from routing.outbound import Event, events_record
@@ -542,7 +542,7 @@ def _receive(
 def _route_leads_enqueuer(lead_ids: list[int], *, lane: str) -> Callable[[], None]:
     def enqueue() -> None:
         try:
-            tasks.route_leads_send(lead_ids, lane=lane)
+            lanes.route_leads_send(lead_ids, lane=lane)
         except Exception:
             # The leads are stored as received; the periodic sweep routes them once the broker is back.
             logger.exception("Could not enqueue route_leads for %d leads; the sweep will route them.", len(lead_ids))

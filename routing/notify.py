@@ -40,7 +40,7 @@ from django.db.models import Model, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from routing import tasks
+from routing import lanes
 from routing.bulk import rows_insert
 from routing.models import Assignment, Lead, Notification, RepTask
 from routing.ownership import assignment_notice_kinds, follow_up_title
@@ -229,7 +229,7 @@ def notices_send_after_commit(notification_ids: Sequence[int]) -> None:
 
     def enqueue() -> None:
         try:
-            tasks.notify_outbox_send(ids)
+            lanes.notify_outbox_send(ids)
         except Exception:  # The broker is down: the notifications stay pending for the sweep.
             logger.exception("Could not enqueue %d notifications.", len(ids))
 
@@ -398,9 +398,9 @@ def notifications_resend(*, notification_ids: list[int], by: Any = None) -> int:
         def enqueue() -> None:
             try:
                 if assignment_ids:
-                    tasks.notify_assignments_send(assignment_ids)
+                    lanes.notify_assignments_send(assignment_ids)
                 if by_id:
-                    tasks.notify_outbox_send(by_id)
+                    lanes.notify_outbox_send(by_id)
             except Exception:  # The broker is down: the notifications stay pending for the sweep.
                 logger.exception("Could not enqueue %d resent notifications.", len(rows))
 

@@ -44,6 +44,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q
 
+from routing import lanes
 from routing.bulk import rows_insert, rows_update
 from routing.models import Assignment, EventType, Lead, Notification, Queue, RepLoad, RepTask
 from routing.outbound import Event, events_record
@@ -463,17 +464,15 @@ def follow_up_title(lead: Lead) -> str:
 
 def notify_after_commit(assignment_ids: list[int], *, lane: str = Lead.Lane.LIVE) -> None:
     """Enqueue ``notify_assignments`` once the transaction commits: in the notify lane for live work, in
-    the bulk lane for bulk work (``routing.tasks.notify_assignments_send``)."""
+    the bulk lane for bulk work (``routing.lanes.notify_assignments_send``)."""
     if not assignment_ids:
         return
-    from routing.tasks import notify_assignments_send  # tasks import the services that import this module
-
     ids = list(assignment_ids)
 
     def send() -> None:
         try:
             for start in range(0, len(ids), 500):
-                notify_assignments_send(ids[start : start + 500], lane=lane)
+                lanes.notify_assignments_send(ids[start : start + 500], lane=lane)
         except Exception:  # The broker is down: the notifications stay pending for the retry sweep.
             logger.exception("Could not enqueue notifications for %d assignments.", len(ids))
 

@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
+from routing import lanes
 from routing.access import may_delegate
 from routing.models import (
     CLOSE_REASON_MAX_CHARS,
@@ -420,11 +421,8 @@ def lead_not_mine(*, lead: Lead, by: User, reason: str, now: datetime | None = N
         receipt = {**current.receipt, "sent_back": [*current.receipt.get("sent_back", []), sent_back]}
         lead_send_back(current, now=now, by_id=by.pk, reason=reason, sent_back=sent_back, receipt=receipt)
         lead_id = lead.pk
-        # Routed again by a worker in the live lane, not in this request. (The tasks module imports this
-        # one, as Celery task modules import the services they run.)
-        from routing.tasks import route_leads_send
-
-        transaction.on_commit(lambda: route_leads_send([lead_id], lane=Lead.Lane.LIVE), robust=True)
+        # Routed again by a worker in the live lane, not in this request.
+        transaction.on_commit(lambda: lanes.route_leads_send([lead_id], lane=Lead.Lane.LIVE), robust=True)
     lead.status, lead.owner_id, lead.receipt = Lead.Status.RECEIVED, None, receipt
     return True
 

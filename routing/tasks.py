@@ -8,9 +8,11 @@ import time
 from celery import Task, shared_task
 from django.conf import settings
 
-from routing import services
+from routing import lanes, services
+from routing.dispatch import leads_route, leads_route_stale
 from routing.models import Lead
-from routing.outbound import deliveries_prune
+from routing.notify import notifications_send, notifications_sweep
+from routing.outbound import deliveries_due, deliveries_enqueue, deliveries_prune, deliveries_send
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +26,7 @@ def heartbeat(self: Task) -> None:
 @shared_task(ignore_result=True)
 def route_leads(lead_ids: list[int], lane: str | None = None) -> None:
     """Route these leads, if they are still waiting, filling the batch with waiting leads of ``lane`` (any
-    lane when None). Intake sends this after commit with ``route_leads_send``."""
-    from routing.dispatch import leads_route
-
+    lane when None). Intake sends this after commit with ``routing.lanes.route_leads_send``."""
     leads_route(lead_ids=lead_ids, lane=lane)
 
 
@@ -34,16 +34,12 @@ def route_leads(lead_ids: list[int], lane: str | None = None) -> None:
 def sweep_received() -> None:
     """Route every lead left in ``received`` for longer than the sweep delay: a lost message, a broker that
     was down at intake, a worker killed mid-batch. Harmless when it overlaps a routing task."""
-    from routing.dispatch import leads_route_stale
-
     leads_route_stale(older_than_seconds=settings.LEADROUTER_RECEIVED_SWEEP_AFTER_SECONDS)
 
 
 @shared_task(ignore_result=True)
 def notify_assignments(assignment_ids: list[int]) -> None:
     """Send the pending notifications of these assignments (e-mail, Slack). Each goes out at most once."""
-    from routing.notify import notifications_send
-
     notifications_send(assignment_ids=assignment_ids)
 
 
@@ -57,14 +53,10 @@ def notify_assignments_behind_bulk(assignment_ids: list[int], waiting_since: flo
     routed: until then the task goes to the back of the bulk queue again. An import's notices cost about as much
     as routing its leads; sent between its batches, they held its last leads back by seconds. A notice waits
     at most ``BULK_NOTICES_MAX_WAIT_SECONDS``; then it goes out whatever still waits."""
-    from routing.notify import notifications_send
-
     waiting_since = waiting_since or time.time()
     bulk_waiting = Lead.objects.filter(status=Lead.Status.RECEIVED, lane=Lead.Lane.BULK)
     if time.time() - waiting_since < BULK_NOTICES_MAX_WAIT_SECONDS and bulk_waiting.exists():
-        notify_assignments_behind_bulk.apply_async(
-            args=[assignment_ids], kwargs={"waiting_since": waiting_since}, queue=settings.LEADROUTER_QUEUE_BULK
-        )
+        lanes.notify_assignments_behind_bulk_send(assignment_ids, waiting_since=waiting_since)
         return
     notifications_send(assignment_ids=assignment_ids)
 
@@ -73,44 +65,12 @@ def notify_assignments_behind_bulk(assignment_ids: list[int], waiting_since: flo
 def notify_outbox(notification_ids: list[int]) -> None:
     """Send these pending notifications by id: the notices other apps record (the SLA ladder's reminders and
     manager alerts), rendered as their app registered. Each goes out at most once."""
-    from routing.notify import notifications_send
-
     notifications_send(notification_ids=notification_ids)
-
-
-# --- Lanes ----------------------------------------------------------------------------------------------
-# The queue names are read when a message is sent, not when this module loads, so a deployment (or a test)
-# can name its queues in settings.
-
-
-def route_leads_send(lead_ids: list[int], *, lane: str) -> None:
-    """Send ``route_leads`` for these leads to their lane's queue. Raises what the broker raises."""
-    queue = settings.LEADROUTER_QUEUE_BULK if lane == Lead.Lane.BULK else settings.LEADROUTER_QUEUE_LIVE
-    route_leads.apply_async(args=[lead_ids], kwargs={"lane": lane}, queue=queue)
-
-
-def notify_assignments_send(assignment_ids: list[int], *, lane: str = Lead.Lane.LIVE) -> None:
-    """Send the notices of these assignments: live work's with ``notify_assignments`` to the notify queue,
-    bulk work's (a big import, a departure) with ``notify_assignments_behind_bulk`` to the bulk queue, behind
-    that work, so that a rep's notice of a live lead never waits behind thousands of an import's, nor an
-    import's routing behind its own notices. Raises what the broker raises."""
-    if lane == Lead.Lane.BULK:
-        notify_assignments_behind_bulk.apply_async(args=[assignment_ids], queue=settings.LEADROUTER_QUEUE_BULK)
-    else:
-        notify_assignments.apply_async(args=[assignment_ids], queue=settings.LEADROUTER_QUEUE_NOTIFY)
-
-
-def notify_outbox_send(notification_ids: list[int]) -> None:
-    """Send ``notify_outbox`` for these notifications to the notify queue: an SLA reminder or alert is live
-    work. Raises what the broker raises."""
-    notify_outbox.apply_async(args=[notification_ids], queue=settings.LEADROUTER_QUEUE_NOTIFY)
 
 
 @shared_task(ignore_result=True)
 def sweep_notifications() -> None:
     """Send notifications a lost message left pending, and retry failed ones a few times."""
-    from routing.notify import notifications_sweep
-
     notifications_sweep()
 
 
@@ -122,16 +82,12 @@ def deliver_events() -> None:
     """Send the due webhook and CRM deliveries, in order per lead and receiver, in the webhooks queue, apart
     from routing's lanes (``routing.outbound.deliveries_enqueue``). Each is claimed before it is sent, so
     tasks running at once never send one twice."""
-    from routing.outbound import deliveries_send
-
     deliveries_send()
 
 
 @shared_task(ignore_result=True)
 def sweep_deliveries() -> None:
     """Wake the sender when retries came due (or the broker was down when the events were recorded)."""
-    from routing.outbound import deliveries_due, deliveries_enqueue
-
     if deliveries_due():
         deliveries_enqueue()
 

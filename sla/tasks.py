@@ -2,10 +2,10 @@
 
 from celery import shared_task
 
+from sla.sweep import escalations_sweep
+
 
 @shared_task(ignore_result=True)
 def sweep_escalations() -> None:
     """Fire the escalation steps that are due, in bounded batches."""
-    from sla.sweep import escalations_sweep
-
     escalations_sweep()

@@ -75,13 +75,13 @@ def test_a_valid_lead_is_stored_as_received_exactly_as_posted(website, django_ca
 def test_a_broker_failure_after_commit_does_not_fail_the_request(
     website, monkeypatch, caplog, django_capture_on_commit_callbacks
 ):
-    from routing import tasks
+    from leadrouter.celery import app
 
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker unreachable")
 
     # The network edge: the broker refuses the message.
-    monkeypatch.setattr(tasks.route_leads, "apply_async", broker_down)
+    monkeypatch.setattr(app, "send_task", broker_down)
     _, client = website
     with django_capture_on_commit_callbacks(execute=True):
         response = post(client, {"email": "max@prospect.de"})
@@ -318,10 +318,10 @@ def test_many_new_leads_are_routed_in_chunks_of_500(website, django_capture_on_c
     [({"email": "max@prospect.de", "source": "web", "external_id": "form-1"}, ""), ({"email": "m@p.de"}, "req-42")],
 )
 def test_racing_requests_for_the_same_lead_store_it_once(monkeypatch, payload, idempotency_key):
-    from routing import tasks
+    from leadrouter.celery import app
 
     # The broker is not under test.
-    monkeypatch.setattr(tasks.route_leads, "apply_async", lambda *args, **kwargs: None)
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)
     api_key, _ = apikey_create(name="Website demo form")
     first_inserted = threading.Event()
     results: dict[str, list] = {}

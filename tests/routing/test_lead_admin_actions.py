@@ -6,7 +6,7 @@ import io
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
-from routing import tasks
+from routing import lanes
 from routing.models import Assignment, Lead, Queue
 from tests.factories import LeadFactory, RepFactory, UserFactory, dach_coverage
 from tests.helpers import admin_url, messages_text
@@ -71,7 +71,7 @@ def test_a_lead_still_waiting_for_routing_is_sent_to_the_router(
     client, revops, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent = []
-    monkeypatch.setattr(tasks.route_leads, "apply_async", lambda args, kwargs, queue: sent.append(args[0]))
+    monkeypatch.setattr(lanes, "route_leads_send", lambda lead_ids, lane: sent.append(lead_ids))
     lead = LeadFactory(status=Lead.Status.RECEIVED)
     client.force_login(revops)
 
