@@ -78,7 +78,10 @@ def test_a_single_post_and_a_small_batch_travel_in_the_live_lane(
         [single] = post(form_client, {"email": "max@prospect.de", "country": "DE"})
         small = post(form_client, batch(10))
 
-    assert everything_published(lanes) == {
+    sent = everything_published(lanes)
+    # In either order: the file-system broker orders messages sent within the same millisecond at random.
+    sent["live"].sort(key=lambda message: len(message[1][0]))
+    assert sent == {
         "default": [],
         "live": [
             ("routing.tasks.route_leads", [[single]], {"lane": "live"}),
