@@ -102,6 +102,11 @@ class _WholeNumber(serializers.IntegerField):
 
     default_error_messages = {"invalid": 'Send a whole number, such as 250 or "250".'}
 
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if isinstance(data, str) and not data.strip():
+            return True, None  # Blank text is no value, as null is (a form's empty field, a CSV's blank cell).
+        return super().validate_empty_values(data)
+
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool | float) or (isinstance(data, str) and not re.match(_DIGITS, data)):
             self.fail("invalid")

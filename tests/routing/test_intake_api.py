@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from routing.intake import leads_receive
 from routing.models import ApiKey, Lead
 from routing.services import apikey_create, apikey_revoke
+from routing.standardize import standardize
 from tests.factories import LeadFactory
 from tests.helpers import STALL_SECONDS, join_all
 
@@ -234,6 +235,20 @@ def test_an_invalid_lead_is_refused_with_the_field_that_is_wrong(website, lead, 
     assert response.status_code == 400
     assert message in str(response.json()[field])
     assert not Lead.objects.exists()
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_count_or_amount_is_no_value_as_null_is(website, blank):
+    # A form's empty field: stored as sent, standardized to no value, not refused.
+    _, client = website
+    response = post(client, {"email": "max@prospect.de", "employees": blank, "annual_revenue": blank})
+
+    assert response.status_code == 201, response.content
+    lead = Lead.objects.get()
+    assert lead.raw_payload["employees"] == blank
+    routed = standardize(lead.raw_payload)
+    assert routed.employees is None
+    assert routed.annual_revenue is None
 
 
 def test_country_aliases_and_a_company_with_a_name_are_accepted(website):
