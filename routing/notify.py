@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import json
 import logging
 import urllib.error
@@ -35,8 +34,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Model, Q
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -54,6 +52,7 @@ from routing.render import (
     page_history_lines,
     safe_text,
 )
+from routing.rows import RowSelect, rows_by_pk, rows_select
 from territories.models import Rep
 
 logger = logging.getLogger(__name__)
@@ -411,111 +410,17 @@ def notifications_resend(*, notification_ids: list[int], by: Any = None) -> int:
 # --- Reading what the messages show ---------------------------------------------------------------------
 #
 # The pending notifications and the rows their messages show are read with four plain statements of one to
-# four tables each, their SQL built once per process. The six-way ``select_related`` queryset they replace
-# cost about 2 ms of CPU to build and compile on every call, more than half of a one-lead send, and its
-# ten-table join took PostgreSQL about 1 ms to plan (these four: about 0.3 ms). Each row still becomes a model
-# instance with all its columns, converted as the ORM converts them, so a kind's renderer reads them as before.
+# four tables each (routing/rows.py), their SQL built once per process. The six-way ``select_related``
+# queryset they replace cost about 2 ms of CPU to build and compile on every call, more than half of a
+# one-lead send, and its ten-table join took PostgreSQL about 1 ms to plan (these four: about 0.3 ms). Each
+# row still becomes a model instance with all its columns, converted as the ORM converts them, so a kind's
+# renderer reads them as before.
 
 
-@dataclass(frozen=True)
-class _Select:
-    """A model's rows by id, each with the rows of ``related`` (forward foreign keys, or a reverse one-to-one
-    such as ``task``) LEFT JOINed and cached on it, as ``select_related`` would."""
-
-    model: type[Model]
-    related: tuple[str, ...] = ()
-
-
-_NOTIFICATIONS = _Select(Notification)
-_ASSIGNMENTS = _Select(Assignment, ("queue", "task", "assigned_by"))
-_LEADS = _Select(Lead, ("account", "rule"))
-_REPS = _Select(Rep, ("user",))
-
-
-class _Table(NamedTuple):
-    model: type[Model]
-    # The fields' attnames, in the order their columns are selected.
-    names: list[str]
-    start: int
-    end: int
-    pk: int
-    # The columns the ORM converts when reading (JSON, SQLite's datetimes), with their converters.
-    converters: list[tuple[int, Any, list[Callable[..., Any]]]]
-    # How the row is cached on the first table's instance: the relation's ``set_cached_value``s.
-    relation: Any
-
-
-@functools.lru_cache(maxsize=64)
-def _compiled(select: _Select, db: BaseDatabaseWrapper) -> tuple[str, list[_Table]]:
-    """``SELECT … FROM … LEFT JOIN …`` for ``select`` (without WHERE), and how each table's columns are read.
-    Built once per database connection object: the converters are bound to it."""
-    quote = db.ops.quote_name
-    tables: list[_Table] = []
-    sources = [f"{quote(select.model._meta.db_table)} t0"]
-    models: list[tuple[type[Model], Any]] = [(select.model, None)]
-    for n, name in enumerate(select.related, start=1):
-        relation: Any = select.model._meta.get_field(name)
-        model: type[Model] = relation.related_model
-        if relation.concrete:  # A foreign key of the first table: its row's primary key is the key's value.
-            on = f"t{n}.{quote(model._meta.pk.column)} = t0.{quote(relation.column)}"
-        else:  # A reverse one-to-one: the other table's key points at the first table's row.
-            on = f"t{n}.{quote(relation.field.column)} = t0.{quote(select.model._meta.pk.column)}"
-        sources.append(f"LEFT JOIN {quote(model._meta.db_table)} t{n} ON {on}")
-        models.append((model, relation))
-    columns: list[str] = []
-    for n, (model, relation) in enumerate(models):
-        fields = model._meta.concrete_fields
-        converters = []
-        for index, model_field in enumerate(fields):
-            column = model_field.get_col(model._meta.db_table)
-            found = db.ops.get_db_converters(column) + column.get_db_converters(db)
-            if found:
-                converters.append((index, column, found))
-        start = len(columns)
-        columns.extend(f"t{n}.{quote(model_field.column)}" for model_field in fields)
-        pk = [model_field.primary_key for model_field in fields].index(True)
-        tables.append(_Table(model, [f.attname for f in fields], start, len(columns), pk, converters, relation))
-    return f"SELECT {', '.join(columns)} FROM {' '.join(sources)}", tables
-
-
-def _select(select: _Select, where: str, params: Sequence[Any]) -> list[Any]:
-    """The first table's instances of ``select``'s rows that match ``where`` (SQL on alias ``t0``, with an
-    ORDER BY if wanted), their related rows cached on them (None where there is none)."""
-    db = transaction.get_connection()
-    sql, tables = _compiled(select, db)
-    with db.cursor() as cursor:
-        cursor.execute(f"{sql} WHERE {where}", params)
-        rows = cursor.fetchall()
-    found = []
-    for row in rows:
-        instance = None
-        for table in tables:
-            values = list(row[table.start : table.end])
-            if values[table.pk] is None:
-                related = None
-            else:
-                for index, column, converters in table.converters:
-                    value = values[index]
-                    for convert in converters:
-                        value = convert(value, column, db)
-                    values[index] = value
-                related = table.model.from_db(db.alias, table.names, values)
-            if instance is None:
-                instance = related
-                continue
-            table.relation.set_cached_value(instance, related)
-            if not table.relation.concrete and related is not None:
-                # The task's own assignment is the one it was read with.
-                table.relation.field.set_cached_value(related, instance)
-        found.append(instance)
-    return found
-
-
-def _by_pk(select: _Select, pks: set[int]) -> dict[int, Any]:
-    if not pks:
-        return {}
-    marks = ", ".join(["%s"] * len(pks))
-    return {row.pk: row for row in _select(select, f"t0.id IN ({marks})", sorted(pks))}
+_NOTIFICATIONS = RowSelect(Notification)
+_ASSIGNMENTS = RowSelect(Assignment, ("queue", "task", "assigned_by"))
+_LEADS = RowSelect(Lead, ("account", "rule"))
+_REPS = RowSelect(Rep, ("user",))
 
 
 def _pending(*, assignment_ids: Sequence[int], notification_ids: Sequence[int]) -> list[Notification]:
@@ -535,14 +440,14 @@ def _pending(*, assignment_ids: Sequence[int], notification_ids: Sequence[int]) 
         params.extend(assignment_ids)
     if not wanted:
         return []
-    notifications: list[Notification] = _select(
+    notifications: list[Notification] = rows_select(
         _NOTIFICATIONS, f"t0.status = %s AND ({' OR '.join(wanted)}) ORDER BY t0.assignment_id, t0.id", params
     )
     if not notifications:
         return []
-    assignments = _by_pk(_ASSIGNMENTS, {n.assignment_id for n in notifications if n.assignment_id is not None})
-    leads = _by_pk(_LEADS, {n.lead_id for n in notifications} | {a.lead_id for a in assignments.values()})
-    reps = _by_pk(
+    assignments = rows_by_pk(_ASSIGNMENTS, {n.assignment_id for n in notifications if n.assignment_id is not None})
+    leads = rows_by_pk(_LEADS, {n.lead_id for n in notifications} | {a.lead_id for a in assignments.values()})
+    reps = rows_by_pk(
         _REPS, {n.rep_id for n in notifications} | {a.rep_id for a in assignments.values() if a.rep_id is not None}
     )
     lead_field, rep_field = Notification._meta.get_field("lead"), Notification._meta.get_field("rep")

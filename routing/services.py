@@ -29,6 +29,7 @@ from routing.models import (
 )
 from routing.ownership import Handover, lead_send_back, leads_close, owners_change, rep_loads, routing_lock
 from routing.render import closed_as
+from routing.rows import RowSelect, rows_select
 from territories.models import Rep
 
 
@@ -84,6 +85,9 @@ def apikey_revoke(*, keys: QuerySet[ApiKey], now: datetime | None = None) -> int
     return keys.filter(revoked_at__isnull=True).update(revoked_at=now or timezone.now())
 
 
+_API_KEYS = RowSelect(ApiKey)
+
+
 def apikey_authenticate(*, raw_key: str, now: datetime | None = None) -> ApiKey | None:
     """The usable key matching ``raw_key``, or None. Side effect: stamps last_used_at (at most once a minute).
 
@@ -92,26 +96,10 @@ def apikey_authenticate(*, raw_key: str, now: datetime | None = None) -> ApiKey 
     request, building and compiling the ORM's query cost ten times the statement itself.
     """
     now = now or timezone.now()
-    fields = ApiKey._meta.concrete_fields
-    db = transaction.get_connection()
-    quote = db.ops.quote_name
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(ApiKey._meta.db_table)} "
-            f"WHERE {quote(ApiKey._meta.get_field('prefix').column)} = %s",
-            [raw_key[:API_KEY_PREFIX_LENGTH]],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    found = rows_select(_API_KEYS, "t0.prefix = %s", [raw_key[:API_KEY_PREFIX_LENGTH]])
+    if not found:
         return None
-    values = []
-    for field, value in zip(fields, row, strict=True):
-        # The conversions the ORM applies to these columns (JSON text, SQLite's datetimes).
-        column = field.get_col(ApiKey._meta.db_table)
-        for convert in db.ops.get_db_converters(column) + column.get_db_converters(db):
-            value = convert(value, column, db)
-        values.append(value)
-    candidate = ApiKey.from_db(db.alias, [field.attname for field in fields], values)
+    candidate = found[0]
     if not hmac.compare_digest(candidate.key_hash, _api_key_hash(raw_key)):
         return None
     if candidate.is_revoked:
