@@ -126,7 +126,8 @@ def clock_stopper_register(stopper: ClockStopper) -> None:
 # --- Loads ----------------------------------------------------------------------------------------------
 
 
-def _local_day(now: dt.datetime, time_zone: str) -> dt.date:
+def local_day(now: dt.datetime, time_zone: str) -> dt.date:
+    """The date ``now`` is in ``time_zone`` (UTC when blank): the day a rep's today count belongs to."""
     return now.astimezone(ZoneInfo(time_zone or "UTC")).date()
 
 
@@ -142,7 +143,7 @@ def rep_loads(*, now: dt.datetime, rep_ids: Iterable[int] | None = None) -> tupl
     ):
         open_leads[rep_id] = count
         if time_zone not in zones:
-            zones[time_zone] = _local_day(now, time_zone)
+            zones[time_zone] = local_day(now, time_zone)
         assigned_today[rep_id] = today if day == zones[time_zone] else 0
     return open_leads, assigned_today
 
@@ -157,7 +158,7 @@ def rep_loads_counted(*, now: dt.datetime) -> tuple[dict[int, int], dict[int, in
         .values_list("owner_id", "count")
     )
     zones = {
-        zone: dt.datetime.combine(_local_day(now, zone), dt.time(), tzinfo=ZoneInfo(zone or "UTC"))
+        zone: dt.datetime.combine(local_day(now, zone), dt.time(), tzinfo=ZoneInfo(zone or "UTC"))
         for zone in set(Rep.objects.values_list("time_zone", flat=True))
     }
     assigned_today: dict[int, int] = {}
@@ -204,7 +205,7 @@ def loads_recount(*, now: dt.datetime, fix: bool = False) -> list[LoadDrift]:
 
 def _loads_set(values: Mapping[int, tuple[int, int]], zones: Mapping[int, str], now: dt.datetime) -> None:
     rows = [
-        RepLoad(rep_id=rep_id, open_leads=count, assigned_today=today, day=_local_day(now, zones[rep_id]))
+        RepLoad(rep_id=rep_id, open_leads=count, assigned_today=today, day=local_day(now, zones[rep_id]))
         for rep_id, (count, today) in values.items()
     ]
     RepLoad.objects.bulk_create(
@@ -222,7 +223,7 @@ def _loads_add(opened: Counter[int], assigned: Counter[int], *, now: dt.datetime
     if not rep_ids:
         return
     zones = rep_time_zones()
-    rows = [(rep_id, opened[rep_id], _local_day(now, zones.get(rep_id, "UTC")), assigned[rep_id]) for rep_id in rep_ids]
+    rows = [(rep_id, opened[rep_id], local_day(now, zones.get(rep_id, "UTC")), assigned[rep_id]) for rep_id in rep_ids]
     table = RepLoad._meta.db_table
     upsert = (
         f"ON CONFLICT (rep_id) DO UPDATE SET open_leads = {table}.open_leads + excluded.open_leads, "

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Count, F, Prefetch, Q, QuerySet
@@ -29,7 +28,7 @@ from routing.engine import (
 from routing.engine.conditions import evaluate
 from routing.matching import AccountIndex
 from routing.models import Assignment, Lead, Queue, RepLoad, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
-from routing.ownership import rep_loads
+from routing.ownership import local_day, rep_loads
 from routing.pipeline import LEAD_FACT_FIELDS, Evaluation, evaluate_lead
 from routing.scoring import ScoringRuleInfo, Thresholds
 from territories.models import Account, Opportunity, OutOfOffice, Rep, Territory, TerritoryCriterion
@@ -277,7 +276,7 @@ def current_state(
         if isinstance(day, str):  # SQLite gives dates as text.
             day = date.fromisoformat(day)
         if time_zone not in today_in:
-            today_in[time_zone] = now.astimezone(ZoneInfo(time_zone or "UTC")).date()
+            today_in[time_zone] = local_day(now, time_zone)
         if day == today_in[time_zone]:
             assigned_today[pk] = today
     return queues, reps_active, open_leads, assigned_today
