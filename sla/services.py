@@ -27,6 +27,7 @@ from routing.engine.facts import AccountFacts, ConditionGroup, LeadFacts
 from routing.models import ApiKey, Assignment, EventType, Lead, Queue, RepTask
 from routing.outbound import Event, api_time, events_record
 from routing.pipeline import LEAD_FACT_FIELDS
+from routing.rows import instances_build
 from routing.selectors import account_facts_of
 from sla import ladder
 from sla.calendar import CalendarSpec, business_time_between
@@ -301,28 +302,30 @@ def sla_clocks_start(*, leads: list[Lead], now: datetime, first: frozenset[int] 
         written.append((lead, index))
 
     ids = _clocks_write(written, start_list, now=now)
-    started: dict[int, LeadSla] = {}
+    rows = []
     for lead, index in written:
         start = start_list[index]
         previous = existing.get(lead.pk)
-        values = (
-            ids[lead.pk],
-            lead.pk,
-            start.policy_id,
-            start.calendar_id,
-            start.state,
-            now,
-            start.due_at,
-            None,
-            start.next_step_id,
-            start.next_step_at,
-            previous.reassignments if previous is not None else 0,
-            previous.previous_owner_ids if previous is not None else [],
-            None,
-            None,
-            None,
+        rows.append(
+            (
+                ids[lead.pk],
+                lead.pk,
+                start.policy_id,
+                start.calendar_id,
+                start.state,
+                now,
+                start.due_at,
+                None,
+                start.next_step_id,
+                start.next_step_at,
+                previous.reassignments if previous is not None else 0,
+                previous.previous_owner_ids if previous is not None else [],
+                None,
+                None,
+                None,
+            )
         )
-        started[lead.pk] = LeadSla.from_db(DEFAULT_DB_ALIAS, CLOCK_ATTNAMES, values)
+    started = {clock.lead_id: clock for clock in instances_build(LeadSla, CLOCK_ATTNAMES, rows, DEFAULT_DB_ALIAS)}
     return [started.get(lead.pk) or existing[lead.pk] for lead in leads]
 
 
