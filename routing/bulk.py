@@ -23,6 +23,9 @@ from typing import Any, cast
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from psycopg.types.json import Jsonb
+
+from routing.fields import json_bytes
 
 Field = models.Field
 
@@ -56,6 +59,12 @@ def _needs_prep(field: Field) -> bool:
 
 
 def _column_values(field: Field, values: Sequence[Any]) -> list[Any]:
+    if type(field) is models.JSONField and field.encoder is None and connection.vendor == "postgresql":
+        # As ``get_db_prep_save`` adapts it, with a faster writer of the same JSON (``json_bytes``).
+        return [
+            value if value is None or hasattr(value, "resolve_expression") else Jsonb(value, dumps=json_bytes)
+            for value in values
+        ]
     if _needs_prep(field):
         # The connection itself rather than Django's proxy to it, which looks it up again on every use.
         wrapper = connections[DEFAULT_DB_ALIAS]
