@@ -311,8 +311,8 @@ def _claim(lead_ids: list[int] | None, limit: int, lane: str | None = None) -> l
     took 500 leads of a waiting import would make its own lead wait for all of them.
     Leads another worker holds are skipped, never waited for.
 
-    Read with plain statements (routing/rows.py) and without the receipt, which every routing outcome
-    replaces: the ORM's thousand instances and the receipts' unpacking cost about twice the statements.
+    Read with plain statements (routing/rows.py), without the columns routing replaces (``REPLACED_FIELDS``):
+    the ORM's thousand instances of every column, and the receipts' unpacking, cost about twice the statements.
     """
     lock = _CLAIM_LOCK if connection.features.has_select_for_update_skip_locked else ""
     received = Lead.Status.RECEIVED.value
@@ -345,8 +345,21 @@ def _claim(lead_ids: list[int] | None, limit: int, lane: str | None = None) -> l
     return sorted(claimed, key=lambda lead: (lead.received_at, lead.pk))
 
 
-# A claimed lead's columns: all but the receipt (read on first access, as a deferred field is).
-_CLAIMED = RowSelect(Lead, omit=("receipt",))
+# The lead columns a prepared lead's routing replaces whatever they held (``_copy_prepared``, ``_decide``): the
+# claim does not read them. A lead whose preparation fails reads them then (``_prepare_all``); any other use
+# reads a column on first access, as a deferred field does.
+REPLACED_FIELDS = (
+    *STANDARDIZED_FIELDS,
+    "flags",
+    "enrichment_sources",
+    "enrichment_failures",
+    "account",
+    "account_match_method",
+    "account_match_confidence",
+    "account_match_weak",
+    "receipt",
+)
+_CLAIMED = RowSelect(Lead, omit=REPLACED_FIELDS)
 _CLAIM_LOCK = " FOR UPDATE OF t0 SKIP LOCKED"
 
 
@@ -418,6 +431,8 @@ def _prepare_all(leads: list[Lead]) -> list[_Routed]:
         prepared: Prepared | None
         if isinstance(result, Exception):  # A bug must not stop the batch nor lose the lead.
             logger.error("Lead %s could not be prepared for routing.", lead.pk, exc_info=result)
+            # Its row is written back as it is, with the catch-all's outcome (one query, for this lead only).
+            lead.refresh_from_db(fields=[name for name in REPLACED_FIELDS if name != "receipt"])
             lead.routing_error = f"{type(result).__name__}: {result}"
             prepared = None
         else:

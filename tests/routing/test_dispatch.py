@@ -234,6 +234,7 @@ def test_a_lead_that_breaks_preparation_waits_in_the_catch_all_and_the_batch_goe
             raise RuntimeError("enrichment provider exploded")
         return standardize(raw)
 
+    Lead.objects.filter(pk=bad.pk).update(first_name="Kept", flags={"phone": "kept"}, country="DE")
     monkeypatch.setattr(pipeline, "standardize", failing_on_poison)
     with time_machine.travel(MONDAY, tick=False):
         leads_route(lead_ids=[good.pk, bad.pk])
@@ -243,6 +244,8 @@ def test_a_lead_that_breaks_preparation_waits_in_the_catch_all_and_the_batch_goe
     assert good.status == "assigned"
     assert (bad.status, bad.queue) == ("queued", Queue.objects.catch_all())
     assert bad.routing_error == "RuntimeError: enrichment provider exploded"
+    # The columns routing would have replaced keep what the row held (the claim did not read them).
+    assert (bad.first_name, bad.flags, bad.country) == ("Kept", {"phone": "kept"}, "DE")
 
 
 def test_the_sweep_routes_leads_left_received_and_leaves_fresh_ones_to_their_task(dach):

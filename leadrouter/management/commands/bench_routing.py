@@ -404,13 +404,18 @@ class Command(BaseCommand):
         timings = getattr(dispatch, "timings", None)
         if timings is not None:
             timings.reset()
+        cpu = time.process_time()
         batches = self._route_waiting()
+        cpu = time.process_time() - cpu
         leads, seconds = sum(n for n, _ in batches), sum(s for _, s in batches)
         per_batch = [s * 1000 for _, s in batches]
         self.stdout.write(
             f"    stored as received through leads_receive in {stored:.1f} s ({count / stored:,.0f} leads/s)\n"
             f"    routed {leads:,} in {len(batches)} batches, {seconds:.2f} s: {leads / seconds:,.0f} leads/s; "
-            f"per batch p50 {statistics.median(per_batch):.0f} ms, max {max(per_batch):.0f} ms"
+            f"per batch p50 {statistics.median(per_batch):.0f} ms, max {max(per_batch):.0f} ms\n"
+            # This process's CPU is routing's Python; the rest of the time it waited on PostgreSQL.
+            f"    per lead: {seconds / leads * 1e6:.0f} µs, of which {cpu / leads * 1e6:.0f} µs CPU in this process "
+            f"and {(seconds - cpu) / leads * 1e6:.0f} µs waiting on the database"
         )
         lock_share = None
         if timings is None:
@@ -455,7 +460,8 @@ class Command(BaseCommand):
             f"    with {count:,} received leads; per batch of {BATCH:,}: COPY into staging tables, one UPDATE … FROM\n"
             "    for the leads, one INSERT … SELECT for each other table, commit\n"
             f"    {report.leads:,} leads in {len(report.batches)} batches, {report.seconds:.2f} s: "
-            f"{report.leads_per_s:,.0f} leads/s; per batch p50 {statistics.median(per_batch):.0f} ms, "
+            f"{report.leads_per_s:,.0f} leads/s ({1e6 / report.leads_per_s:.0f} µs per lead); "
+            f"per batch p50 {statistics.median(per_batch):.0f} ms, "
             f"max {max(per_batch):.0f} ms\n"
             "    routing wrote per assigned lead: "
             + ", ".join(f"{n / len(templates):.2f} {name}" for name, n in wrote.items())
