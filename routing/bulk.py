@@ -17,7 +17,8 @@ statement itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, cast
 
@@ -89,6 +90,20 @@ def pg_execute(sql: str, params: Sequence[Any], *, fetch: bool = False) -> list[
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else []
+
+
+@contextlib.contextmanager
+def pipelined() -> Iterator[None]:
+    """On PostgreSQL, send the statements run inside without waiting for each one's result (psycopg's pipeline
+    mode): the server works on them while this process goes on, and a statement whose result is read waits
+    for those before it. The block's end waits for all of them and raises the first error. Elsewhere, nothing
+    changes. For a caller that alternates Python work with set-based writes it does not read back."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
 
 
 def rows_update(model: type[models.Model], objects: Sequence[Any], field_names: Sequence[str]) -> None:

@@ -210,15 +210,17 @@ def _lead_rows(events: Sequence[Event], *, raw_payload: bool) -> dict[int, Mappi
 
 
 @dataclass
-class _Receivers:
+class Receivers:
     """The active receivers, read once per call: subscriptions by event type, and CRM connectors."""
 
     subscriptions: dict[str, list[int]] = field(default_factory=dict)
     connectors: list[CrmConnector] = field(default_factory=list)
 
 
-def _receivers(types: set[str]) -> _Receivers:
-    receivers = _Receivers()
+def event_receivers(types: set[str]) -> Receivers:
+    """The active subscriptions that want these event types, and the active CRM connectors when ``types`` has
+    an owner event: what ``events_record`` reads first, for a caller that reads it ahead."""
+    receivers = Receivers()
     # Every lead posted asks, mostly to learn there is no subscription: one plain statement, as building and
     # compiling the queryset cost several times the statement itself.
     db = transaction.get_connection()
@@ -260,19 +262,23 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def events_record(events: Sequence[Event], *, now: dt.datetime | None = None) -> int:
+def events_record(
+    events: Sequence[Event], *, now: dt.datetime | None = None, receivers: Receivers | None = None
+) -> int:
     """Record ``events`` and their deliveries in the caller's transaction; return the deliveries written.
 
     Only events some active receiver wants are written: with none, this is one query. The lead in an event's
     body is built from the lead the event carries, else read (one query for all); then one query for the
     reps and one for the queues named, one insert for the events and one for the deliveries; the sender is
     enqueued after commit (``deliver_events`` in the webhooks lane; when the broker is down,
-    ``sweep_deliveries`` finds them).
+    ``sweep_deliveries`` finds them). ``receivers``: read ahead by the caller with ``event_receivers`` for
+    (at least) these events' types, in the same transaction.
     """
     if not events:
         return 0
     now = now or timezone.now()
-    receivers = _receivers({event.type for event in events})
+    if receivers is None:
+        receivers = event_receivers({event.type for event in events})
     wanted = [
         event
         for event in events

@@ -47,7 +47,7 @@ from django.db.models import Count, Q
 from routing import lanes
 from routing.bulk import rows_insert, rows_update
 from routing.models import Assignment, EventType, Lead, Notification, Queue, RepLoad, RepTask
-from routing.outbound import Event, events_record
+from routing.outbound import Event, Receivers, event_receivers, events_record
 from routing.render import closed_as, lead_label
 from territories.coverage_version import coverage_version
 from territories.models import Rep
@@ -313,47 +313,93 @@ def owners_change(
     discards). ``pointers`` maps queue id to the round-robin pointer to save. Side effects: the writes above, and
     notifications enqueued after commit in ``lane``.
     """
-    result = OwnersChanged()
-    opened: Counter[int] = Counter()
-    assigned: Counter[int] = Counter()
-    previous_owners: dict[int, int] = {}
-    had_owner: list[int] = []
-    events: list[Event] = []
-    for handover in handovers:
-        lead = handover.lead
-        events.extend(_owner_events(handover))
-        if lead.owner_id is not None:
-            had_owner.append(lead.pk)
-            if _is_open(lead.status):
-                opened[lead.owner_id] -= 1
-            if lead.owner_id != handover.rep_id:
-                previous_owners[lead.pk] = lead.owner_id
-        if handover.rep_id is not None:
-            assigned[handover.rep_id] += 1
-            if _is_open(handover.status):
-                opened[handover.rep_id] += 1
-        lead.owner_id = handover.rep_id
-        lead.queue_id = handover.queue_id
-        lead.status = handover.status
-        lead.updated_at = now
+    change = OwnersChange(now=now, lead_fields=lead_fields, lane=lane)
+    change.leads_write(handovers, unchanged)
+    return change.finish(pointers=pointers)
 
-    fields = list(dict.fromkeys([*OWNER_FIELDS, *lead_fields]))
-    rows_update(Lead, [*[handover.lead for handover in handovers], *unchanged], fields)
-    if pointers:
-        _pointers_save(pointers)
-    if not handovers:
-        return result
-    # The current owner period (a rep's, or a queue's while the lead was held) ends where the new one
-    # begins, and the old owner's task is done.
-    owned_before = [h.lead.pk for h in handovers if not h.first]
-    if owned_before:
-        Assignment.objects.filter(lead_id__in=owned_before, ended_at__isnull=True).update(ended_at=now)
-    if had_owner:
-        RepTask.objects.filter(lead_id__in=had_owner, done_at__isnull=True).update(done_at=now)
 
-    assignment_ids = rows_insert(
-        Assignment,
-        [
+class OwnersChange:
+    """``owners_change`` in two steps, for a caller that decides a batch part by part: ``leads_write`` writes
+    a part's lead rows (step 1 of the module's docstring) as soon as it is decided, and ``finish`` does steps
+    2–8 for the handovers written since the last ``finish``. Inside ``routing.bulk.pipelined`` on PostgreSQL,
+    the database writes one part while the caller decides the next (routing/dispatch.py)."""
+
+    def __init__(self, *, now: dt.datetime, lead_fields: Sequence[str] = OWNER_FIELDS, lane: str = Lead.Lane.LIVE):
+        self.now = now
+        self.lane = lane
+        self.fields = list(dict.fromkeys([*OWNER_FIELDS, *lead_fields]))
+        self.handovers: list[Handover] = []
+        self.opened: Counter[int] = Counter()
+        self.assigned: Counter[int] = Counter()
+        self.previous_owners: dict[int, int] = {}
+        self.had_owner: list[int] = []
+        self.events: list[Event] = []
+        # What ``read_ahead`` read, else read by ``finish`` when needed.
+        self.channels: _Channels | None = None
+        self.receivers: Receivers | None = None
+        self.reserved_ids: list[int] = []
+
+    def read_ahead(self, *, rep_ids: Iterable[int], queue_ids: Iterable[int], assignments: int) -> None:
+        """Read now what ``finish`` reads between its writes, so that inside ``routing.bulk.pipelined`` it waits
+        for nothing until the block ends: the notice channels of the reps and queues that may get leads, the
+        event receivers, and on PostgreSQL ``assignments`` ids for the new assignments (ids left unused are
+        numbers the table skips)."""
+        self.channels = _notice_channels(set(rep_ids), set(queue_ids))
+        self.receivers = event_receivers({EventType.LEAD_ASSIGNED, EventType.LEAD_REASSIGNED})
+        if connection.vendor == "postgresql" and assignments:
+            meta = Assignment._meta
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                    [meta.db_table, meta.pk.column, assignments],
+                )
+                self.reserved_ids = [row[0] for row in cursor.fetchall()]
+
+    def leads_write(self, handovers: Sequence[Handover], unchanged: Sequence[Lead] = ()) -> None:
+        """Step 1 for these handovers, and the same columns of ``unchanged`` (leads without a new owner)."""
+        now = self.now
+        for handover in handovers:
+            lead = handover.lead
+            self.events.extend(_owner_events(handover))
+            if lead.owner_id is not None:
+                self.had_owner.append(lead.pk)
+                if _is_open(lead.status):
+                    self.opened[lead.owner_id] -= 1
+                if lead.owner_id != handover.rep_id:
+                    self.previous_owners[lead.pk] = lead.owner_id
+            if handover.rep_id is not None:
+                self.assigned[handover.rep_id] += 1
+                if _is_open(handover.status):
+                    self.opened[handover.rep_id] += 1
+            lead.owner_id = handover.rep_id
+            lead.queue_id = handover.queue_id
+            lead.status = handover.status
+            lead.updated_at = now
+        rows_update(Lead, [*[handover.lead for handover in handovers], *unchanged], self.fields)
+        self.handovers.extend(handovers)
+
+    def finish(self, *, pointers: Mapping[int, int] | None = None) -> OwnersChanged:
+        """Steps 2–8 for the handovers written since the last ``finish``; ``pointers`` as ``owners_change``
+        takes them. A caller writing parts may finish each one: inside ``pipelined`` a part's history, tasks and
+        clocks are then written while later parts are decided."""
+        result = OwnersChanged()
+        now, handovers, previous_owners, had_owner = self.now, self.handovers, self.previous_owners, self.had_owner
+        opened, assigned, events = self.opened, self.assigned, self.events
+        self.handovers, self.previous_owners, self.had_owner, self.events = [], {}, [], []
+        self.opened, self.assigned = Counter(), Counter()
+        if pointers:
+            _pointers_save(pointers)
+        if not handovers:
+            return result
+        # The current owner period (a rep's, or a queue's while the lead was held) ends where the new one
+        # begins, and the old owner's task is done.
+        owned_before = [h.lead.pk for h in handovers if not h.first]
+        if owned_before:
+            Assignment.objects.filter(lead_id__in=owned_before, ended_at__isnull=True).update(ended_at=now)
+        if had_owner:
+            RepTask.objects.filter(lead_id__in=had_owner, done_at__isnull=True).update(done_at=now)
+
+        assignments = [
             (
                 handover.lead.pk,
                 handover.rep_id,
@@ -365,29 +411,43 @@ def owners_change(
                 now,
             )
             for handover in handovers
-        ],
-        ["lead", "rep", "queue", "reason", "assigned_by", "note", "receipt", "assigned_at"],
-        returning_pk=True,
-    )
-    _loads_add(opened, assigned, now=now)
-
-    with_rep = [(handover, pk) for handover, pk in zip(handovers, assignment_ids, strict=True) if handover.rep_id]
-    due_at: Mapping[int, dt.datetime | None] = {}
-    if _clock_starter is not None and (with_rep or previous_owners):
-        due_at = dict(
-            _clock_starter(
-                leads=[handover.lead for handover, _ in with_rep],
-                previous_owners=previous_owners,
-                now=now,
-                first=frozenset(handover.lead.pk for handover, _ in with_rep if handover.first),
+        ]
+        names = ["lead", "rep", "queue", "reason", "assigned_by", "note", "receipt", "assigned_at"]
+        if len(self.reserved_ids) >= len(assignments):
+            # Ids read ahead: nothing to read back, so the insert does not wait for the statements before it.
+            assignment_ids = self.reserved_ids[: len(assignments)]
+            self.reserved_ids = self.reserved_ids[len(assignments) :]
+            rows_insert(
+                Assignment, [(pk, *row) for pk, row in zip(assignment_ids, assignments, strict=True)], ["id", *names]
             )
-        )
-    if with_rep:
-        _tasks_and_notifications(with_rep, due_at=due_at, now=now)
-        result.assignment_ids = [pk for _, pk in with_rep]
-        notify_after_commit(result.assignment_ids, lane=lane)
-    events_record(events, now=now)
-    return result
+        else:
+            assignment_ids = rows_insert(Assignment, assignments, names, returning_pk=True)
+        _loads_add(opened, assigned, now=now)
+
+        with_rep = [(handover, pk) for handover, pk in zip(handovers, assignment_ids, strict=True) if handover.rep_id]
+        due_at: Mapping[int, dt.datetime | None] = {}
+        if _clock_starter is not None and (with_rep or previous_owners):
+            due_at = dict(
+                _clock_starter(
+                    leads=[handover.lead for handover, _ in with_rep],
+                    previous_owners=previous_owners,
+                    now=now,
+                    first=frozenset(handover.lead.pk for handover, _ in with_rep if handover.first),
+                )
+            )
+        if with_rep:
+            channels = self.channels
+            wanted_reps = {handover.rep_id for handover, _ in with_rep if handover.rep_id is not None}
+            wanted_queues = {handover.queue_id for handover, _ in with_rep if handover.queue_id is not None}
+            if channels is None or not (
+                wanted_reps <= channels.reps.keys() and wanted_queues <= channels.queues.keys()
+            ):
+                channels = _notice_channels(wanted_reps, wanted_queues)
+            _tasks_and_notifications(with_rep, channels=channels, due_at=due_at, now=now)
+            result.assignment_ids = [pk for _, pk in with_rep]
+            notify_after_commit(result.assignment_ids, lane=self.lane)
+        events_record(events, now=now, receivers=self.receivers)
+        return result
 
 
 def _owner_events(handover: Handover) -> list[Event]:
@@ -411,24 +471,47 @@ def _pointers_save(pointers: Mapping[int, int]) -> None:
     rows_update(Queue, queues, ["rr_pointer"])
 
 
-def _tasks_and_notifications(
-    with_rep: list[tuple[Handover, int]], *, due_at: Mapping[int, dt.datetime | None], now: dt.datetime
-) -> None:
-    """The new owner's task ("Follow up: …", due when the SLA says, else after the default first-touch
-    minutes) and one notification per channel the rep has: e-mail when their user has an address, Slack
-    when the rep or the queue has a webhook."""
-    rep_ids = {handover.rep_id for handover, _ in with_rep}
+@dataclass
+class _Channels:
+    """Where reps and queues hear of new leads: each rep's user's e-mail and Slack webhook, each queue's
+    Slack webhook (blank: none)."""
+
+    reps: dict[int, tuple[str, str]]
+    queues: dict[int, str]
+
+
+def _notice_channels(rep_ids: set[int], queue_ids: set[int]) -> _Channels:
+    """The channels of these reps and queues (reps and queues that do not exist have none)."""
     reps = {
-        pk: (email, hook)
+        pk: (email or "", hook or "")
         for pk, email, hook in Rep.objects.filter(pk__in=rep_ids)
         .order_by()
         .values_list("id", "user__email", "slack_webhook_url")
     }
-    queue_hooks = dict(
-        Queue.objects.filter(pk__in={h.queue_id for h, _ in with_rep if h.queue_id}).values_list(
-            "id", "slack_webhook_url"
-        )
-    )
+    queues = {
+        pk: hook or ""
+        for pk, hook in Queue.objects.filter(pk__in=queue_ids).order_by().values_list("id", "slack_webhook_url")
+    }
+    found = _Channels(reps=reps, queues=queues)
+    # Asked for and not found: no channel, so that the same question is not asked again.
+    for rep_id in rep_ids - reps.keys():
+        found.reps[rep_id] = ("", "")
+    for queue_id in queue_ids - queues.keys():
+        found.queues[queue_id] = ""
+    return found
+
+
+def _tasks_and_notifications(
+    with_rep: list[tuple[Handover, int]],
+    *,
+    channels: _Channels,
+    due_at: Mapping[int, dt.datetime | None],
+    now: dt.datetime,
+) -> None:
+    """The new owner's task ("Follow up: …", due when the SLA says, else after the default first-touch
+    minutes) and one notification per channel the rep has (``channels``): e-mail when their user has an
+    address, Slack when the rep or the queue has a webhook."""
+    reps, queue_hooks = channels.reps, channels.queues
     default_due = now + dt.timedelta(minutes=settings.LEADROUTER_FIRST_TOUCH_MINUTES)
     tasks = []
     notices = []

@@ -31,7 +31,8 @@ def clocks_on_new_owner(
         rows_update(LeadSla, changed, ["previous_owner_ids"])
     if not leads:
         return {}
-    return {clock.lead_id: clock.due_at for clock in sla_clocks_start(leads=leads, now=now, first=first)}
+    started = sla_clocks_start(leads=leads, now=now, first=first, with_ids=False)
+    return {clock.lead_id: clock.due_at for clock in started}
 
 
 def clocks_stop(*, lead_ids: list[int], by_id: int | None, comment: str, now: dt.datetime) -> None:

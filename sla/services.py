@@ -240,7 +240,9 @@ def _sla_setup() -> _SlaSetup:
     return setup
 
 
-def sla_clocks_start(*, leads: list[Lead], now: datetime, first: frozenset[int] = frozenset()) -> list[LeadSla]:
+def sla_clocks_start(
+    *, leads: list[Lead], now: datetime, first: frozenset[int] = frozenset(), with_ids: bool = True
+) -> list[LeadSla]:
     """Start (or, on reassignment, restart) the first-touch clock of each lead just given to a rep. ``first``
     are the ids of leads given an owner for the first time: they have no clock, so none is looked for.
 
@@ -264,8 +266,10 @@ def sla_clocks_start(*, leads: list[Lead], now: datetime, first: frozenset[int] 
        maintains them).
 
     A lead already touched never gets a new clock: its clock is returned unchanged. Side effects: inserts
-    and updates LeadSla rows. Returns the clocks in the order of ``leads``, with their ids; their related
-    rows (lead, policy, calendar, next step) are not attached and load when read.
+    and updates LeadSla rows. Returns the clocks in the order of ``leads``, with their ids unless not
+    ``with_ids`` (then the write reads nothing back: on PostgreSQL inside ``routing.bulk.pipelined`` it does not
+    wait for the database); their related rows (lead, policy, calendar, next step) are not attached and load
+    when read.
     """
     if not leads:
         return []
@@ -301,14 +305,14 @@ def sla_clocks_start(*, leads: list[Lead], now: datetime, first: frozenset[int] 
             start_list.append(_Start.of(policy, calendar, now))
         written.append((lead, index))
 
-    ids = _clocks_write(written, start_list, now=now)
+    ids = _clocks_write(written, start_list, now=now, returning=with_ids)
     rows = []
     for lead, index in written:
         start = start_list[index]
         previous = existing.get(lead.pk)
         rows.append(
             (
-                ids[lead.pk],
+                ids.get(lead.pk),
                 lead.pk,
                 start.policy_id,
                 start.calendar_id,
@@ -358,9 +362,10 @@ CLOCK_UPSERT = (
     "ON CONFLICT (lead_id) DO UPDATE SET policy_id = excluded.policy_id, calendar_id = excluded.calendar_id, "
     "state = excluded.state, due_at = excluded.due_at, next_step_id = excluded.next_step_id, "
     "next_step_at = excluded.next_step_at, started_at = excluded.started_at, touched_at = NULL, "
-    "breach_business_seconds = NULL, speed_wall_seconds = NULL, speed_business_seconds = NULL "
-    "RETURNING id, lead_id"
+    "breach_business_seconds = NULL, speed_wall_seconds = NULL, speed_business_seconds = NULL"
+    " RETURNING id, lead_id"
 )
+CLOCK_RETURNING = " RETURNING id, lead_id"
 # What every clock starts with besides its start: untouched, never reassigned, no breach or speed yet.
 CLOCK_FRESH = "NULL, 0, '[]', NULL, NULL, NULL"
 # PostgreSQL: each lead travels with the number of its start, and the few starts once; the join puts them
@@ -375,14 +380,17 @@ CLOCK_ROWS_POSTGRES = (
 SQLITE_CLOCK_ROWS = 200
 
 
-def _clocks_write(written: list[tuple[Lead, int]], starts: list[_Start], *, now: datetime) -> dict[int, int]:
+def _clocks_write(
+    written: list[tuple[Lead, int]], starts: list[_Start], *, now: datetime, returning: bool = True
+) -> dict[int, int]:
     """Write the clocks of ``written`` (each lead with the index of its start in ``starts``) in one statement;
-    return each clock's id by lead id."""
+    return each clock's id by lead id (on PostgreSQL, none unless ``returning``)."""
     if not written:
         return {}
     if connection.vendor == "postgresql":
+        upsert = CLOCK_UPSERT.format(rows=CLOCK_ROWS_POSTGRES)
         found = pg_execute(
-            CLOCK_UPSERT.format(rows=CLOCK_ROWS_POSTGRES),
+            upsert if returning else upsert.removesuffix(CLOCK_RETURNING),
             [
                 now,
                 [lead.pk for lead, _ in written],
@@ -394,7 +402,7 @@ def _clocks_write(written: list[tuple[Lead, int]], starts: list[_Start], *, now:
                 [start.next_step_id for start in starts],
                 [start.next_step_at for start in starts],
             ],
-            fetch=True,
+            fetch=returning,
         )
         return {lead_id: pk for pk, lead_id in found}
     with connection.cursor() as cursor:
