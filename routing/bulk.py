@@ -96,9 +96,10 @@ def pg_execute(sql: str, params: Sequence[Any], *, fetch: bool = False) -> list[
 def pipelined() -> Iterator[None]:
     """On PostgreSQL, send the statements run inside without waiting for each one's result (psycopg's pipeline
     mode): the server works on them while this process goes on, and a statement whose result is read waits
-    for those before it. The block's end waits for all of them and raises the first error. Elsewhere, nothing
-    changes. For a caller that alternates Python work with set-based writes it does not read back."""
-    if connection.vendor != "postgresql":
+    for those before it. The block's end waits for all of them and raises the first error. Elsewhere (and
+    with a libpq too old for pipelines), nothing changes. For a caller that alternates Python work with
+    set-based writes it does not read back."""
+    if connection.vendor != "postgresql" or not psycopg.Pipeline.is_supported():  # libpq before 14 has none
         yield
         return
     connection.ensure_connection()
