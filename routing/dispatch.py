@@ -441,8 +441,8 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
     return report, locked
 
 
-# Leads decided before their rows are sent (see ``_route_claimed``): a quarter of a full batch, so that three
-# quarters of the lead rows are written while later leads are decided.
+# Leads decided before their rows are sent (see ``_route_claimed``): a quarter of a 1,000-lead bulk batch, so
+# that three quarters of its rows are written while later leads are decided.
 WRITE_PART = 250
 
 
@@ -576,7 +576,8 @@ def _blank(name: str) -> Any:
 
 def _write(part: list[_Routed], now: datetime, change: OwnersChange, report: RouteReport) -> None:
     """A decided part of the batch: its lead rows, and for each one routed to a rep or a queue its new owner,
-    through the ownership layer (``change``), which writes the rest of the change at the batch's end."""
+    through the ownership layer (``change``); the caller's ``change.finish()`` writes the rest of the part's
+    change."""
     handovers: list[Handover] = []
     unchanged: list[Lead] = []
     for item in part:
