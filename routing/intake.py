@@ -15,14 +15,15 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from drf_spectacular.utils import extend_schema_field
 from email_validator import EmailNotValidError, validate_email
 from rest_framework import serializers
@@ -478,6 +479,46 @@ def intake_lane(*, count: int, lead_import: LeadImport | None) -> str:
     return Lead.Lane.LIVE
 
 
+# What intake reads of a stored lead with the same keys.
+_STORED_FIELDS = ("id", "status", "source", "external_id", "idempotency_key")
+
+
+def _stored_with(intake_source: ApiKey | None, columns: tuple[str, ...], keys: Sequence[tuple[str, ...]]) -> list[Lead]:
+    """The leads of ``intake_source`` whose ``columns`` hold one of ``keys`` (the columns of a unique constraint
+    on leads, the last one never blank).
+
+    On PostgreSQL each key is looked up on its own (LATERAL, its LIMIT keeps it from being flattened into a
+    join), a probe of the constraint's index whatever the planner's statistics say. Asked as one ``IN``, the
+    planner decides from them, and while they are stale (after a bulk import, before the next ANALYZE) it
+    reads every lead of the source instead: measured, 44 ms for a batch of 1,000 among 28,000 leads."""
+    if not keys:
+        return []
+    if connection.vendor != "postgresql":
+        last_by_rest: dict[tuple[str, ...], list[str]] = {}
+        for key in keys:
+            last_by_rest.setdefault(key[:-1], []).append(key[-1])
+        same = Q()
+        for rest, last in last_by_rest.items():  # One IN per source: a few ORs, however many keys.
+            same |= Q(**dict(zip(columns[:-1], rest, strict=True)), **{f"{columns[-1]}__in": last})
+        return list(
+            Lead.objects.filter(same, intake_source=intake_source).exclude(**{columns[-1]: ""}).only(*_STORED_FIELDS)
+        )
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(column) for column in columns)
+    arrays = ", ".join(["%s::text[]"] * len(columns))
+    equal = " AND ".join(f"{quote(column)} = k.{quote(column)}" for column in columns)
+    source = "intake_source_id IS NULL" if intake_source is None else "intake_source_id = %s"
+    sql = (
+        f"SELECT stored.* FROM unnest({arrays}) AS k({names}) CROSS JOIN LATERAL ("
+        f"SELECT {', '.join(quote(name) for name in _STORED_FIELDS)} FROM {quote(Lead._meta.db_table)} "
+        f"WHERE {equal} AND NOT {quote(columns[-1])} = '' AND {source} LIMIT 1) AS stored"
+    )
+    params: list[Any] = [list(column) for column in zip(*keys, strict=True)]
+    if intake_source is not None:
+        params.append(intake_source.pk)
+    return list(Lead.objects.raw(sql, params))
+
+
 def _receive(
     payloads: list[dict[str, Any]],
     keys: list[tuple[str, str, str]],
@@ -487,20 +528,16 @@ def _receive(
     lane: str,
 ) -> tuple[list[Received], list[int]]:
     """One attempt at steps 2 and 3 of ``leads_receive``."""
-    external_ids = {external_id for _, external_id, _ in keys if external_id}
-    idempotency_keys = {idem for _, _, idem in keys if idem}
-    by_external_id: dict[tuple[str, str], Lead] = {}
-    by_idempotency_key: dict[str, Lead] = {}
-    fields = ("id", "status", "source", "external_id", "idempotency_key")
+    external_ids = sorted({(source, external_id) for source, external_id, _ in keys if external_id})
+    idempotency_keys = sorted({(idem,) for _, _, idem in keys if idem})
     # Both keys are scoped to the API key (None: CSV imports and people share one space), as the constraints are.
-    if external_ids:
-        for lead in Lead.objects.filter(intake_source=intake_source, external_id__in=external_ids).only(*fields):
-            by_external_id[(lead.source, lead.external_id)] = lead
-    if idempotency_keys:
-        for lead in Lead.objects.filter(intake_source=intake_source, idempotency_key__in=idempotency_keys).only(
-            *fields
-        ):
-            by_idempotency_key[lead.idempotency_key] = lead
+    by_external_id = {
+        (lead.source, lead.external_id): lead
+        for lead in _stored_with(intake_source, ("source", "external_id"), external_ids)
+    }
+    by_idempotency_key = {
+        lead.idempotency_key: lead for lead in _stored_with(intake_source, ("idempotency_key",), idempotency_keys)
+    }
 
     # Each payload is an existing lead, a new lead, or a repeat of an earlier payload in this batch.
     existing: dict[int, Lead] = {}

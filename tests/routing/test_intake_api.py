@@ -189,6 +189,26 @@ def test_a_repeat_inside_one_batch_is_one_lead(website):
     assert Lead.objects.count() == 1
 
 
+def test_a_resent_batch_finds_each_lead_by_its_own_source_and_external_id(website):
+    """The same external id under two sources is two leads; sent again, each finds its own."""
+    _, client = website
+    batch = [
+        {"email": "a@prospect.de", "source": "web", "external_id": "7"},
+        {"email": "b@prospect.de", "source": "webinar", "external_id": "7"},
+        {"email": "c@prospect.de", "source": "web", "external_id": "8"},
+        {"email": "d@prospect.de", "external_id": "7"},  # no source
+    ]
+    first = post(client, batch)
+    again = post(client, [*reversed(batch), {"email": "e@prospect.de", "source": "fair", "external_id": "7"}])
+
+    ids = [lead["id"] for lead in first.json()["leads"]]
+    assert len(set(ids)) == 4
+    repeated = again.json()["leads"]
+    assert [lead["id"] for lead in repeated[:4]] == ids[::-1]
+    assert [lead["created"] for lead in repeated] == [False, False, False, False, True]
+    assert Lead.objects.count() == 5
+
+
 def test_a_batch_over_the_limit_is_refused_and_nothing_is_stored(website):
     _, client = website
     response = post(client, [{"email": f"lead{i}@prospect.de"} for i in range(1001)])
