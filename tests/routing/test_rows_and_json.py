@@ -8,6 +8,7 @@ shortcut to the result of the path it replaces.
 import datetime as dt
 import json
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db.models.signals import post_init
@@ -55,15 +56,41 @@ def test_a_packed_receipt_unpacks_to_the_same_value(value):
     assert fields.unpack(fields.pack(value)) == _as_json_reads_it(value)
 
 
-def test_receipts_packed_before_the_faster_packer_still_unpack():
-    """Stored receipts were packed with json.dumps and zlib's default memory level: the format byte and the
-    dictionary are what unpacking needs, and they did not change."""
+def test_receipts_packed_in_the_first_format_still_unpack():
+    """Receipts stored before Zstandard were packed with json.dumps and zlib (format 1): the format byte and
+    that format's dictionary are what unpacking needs, and they did not change."""
     receipt = {"outcome": "assigned", "routing": {"summary": "Assigned to anna in DACH Inbound.", "rules": [1, 2]}}
     packer = zlib.compressobj(3, zlib.DEFLATED, fields.WINDOW_BITS, 8, zlib.Z_DEFAULT_STRATEGY, fields.DICTIONARIES[1])
     text = json.dumps(receipt, separators=(",", ":"), ensure_ascii=False).encode()
     old = bytes([1]) + packer.compress(text) + packer.flush()
 
     assert fields.unpack(old) == receipt
+
+
+def test_a_receipt_is_packed_small_and_from_many_threads_at_once():
+    """A typical receipt (2 KB of JSON) packs to a few hundred bytes at most; web threads read receipts side
+    by side, each with its own Zstandard context."""
+    receipt = {
+        "outcome": "assigned",
+        "standardization_flags": {},
+        "enrichment": {"result": "nothing to enrich"},
+        "account": {"result": "no account matched"},
+        "score": {"fit": 40, "intent": 25, "total": 65, "disposition": "sales"},
+        "routing": {
+            "decided_at": "2026-12-05T10:00:00+00:00",
+            "rules": [{"id": n, "name": f"Rule {n}", "action": "territory", "result": "not matched"} for n in range(6)],
+            "queue_path": [{"queue_id": 3, "queue": "DACH Inbound", "candidates": [{"rep_id": 7, "eligible": True}]}],
+            "winner": {"rep_id": 7, "username": "anna"},
+            "summary": "Assigned to anna in DACH Inbound by rule 'DACH'.",
+        },
+    }
+    packed = fields.pack(receipt)
+
+    assert packed[0] == fields.CURRENT_FORMAT == 2
+    assert len(packed) < len(json.dumps(receipt)) / 4
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        values = [{**receipt, "n": n} for n in range(400)]
+        assert list(pool.map(lambda value: fields.unpack(fields.pack(value)), values)) == values
 
 
 @pytest.mark.django_db
