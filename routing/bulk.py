@@ -18,12 +18,17 @@ statement itself.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from itertools import chain
 from typing import Any, cast
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from psycopg.types.json import Jsonb
 
 from routing.fields import json_bytes
@@ -59,7 +64,18 @@ def _needs_prep(field: Field) -> bool:
     )
 
 
-def _column_values(field: Field, values: Sequence[Any]) -> list[Any]:
+def _column_values(field: Field, values: Sequence[Any]) -> Any:
+    """``values`` of ``field``'s column as one parameter: on PostgreSQL, as the binary array itself for the
+    common column types (``_array_encode``), else a list that psycopg turns into one."""
+    if connection.vendor == "postgresql":
+        encoded = _array_encode(_array_type(field), field, values)
+        if encoded is not None:
+            return encoded
+    return _column_values_as_list(field, values)
+
+
+def _column_values_as_list(field: Field, values: Sequence[Any]) -> list[Any]:
+    """``values`` as psycopg's list dumper takes them (and SQLite's ``executemany`` rows)."""
     if type(field) is models.JSONField and field.encoder is None and connection.vendor == "postgresql":
         # As ``get_db_prep_save`` adapts it, with a faster writer of the same JSON (``json_bytes``).
         return [
@@ -73,6 +89,123 @@ def _column_values(field: Field, values: Sequence[Any]) -> list[Any]:
     return list(values)
 
 
+class EncodedArray(bytes):
+    """A column's values already in PostgreSQL's binary array format. Sent as a parameter of unknown type,
+    which the statement's cast (``%b::bigint[]``) gives its type."""
+
+
+class _EncodedArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = 0  # Unknown: the server takes the type of the cast around the parameter.
+
+    def dump(self, obj: Any) -> bytes:
+        return bytes(obj)
+
+
+_HEAD = struct.Struct(">iiIii")  # dimensions, has nulls, element type, length, lower bound
+_EMPTY = struct.Struct(">iiI")
+_LENGTH = struct.Struct(">i")
+_NULL = _LENGTH.pack(-1)
+_INT8, _INT4, _INT2 = struct.Struct(">iq"), struct.Struct(">ii"), struct.Struct(">ih")
+_FLOAT8 = struct.Struct(">id")
+_BOOLEANS = {True: b"\x00\x00\x00\x01\x01", False: b"\x00\x00\x00\x01\x00", None: _NULL}
+_POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+# Element type ids (pg_type.oid) of the array types encoded here.
+_OIDS = {"bigint": 20, "integer": 23, "smallint": 21, "boolean": 16, "double precision": 701, "text": 25}
+_OIDS.update({"varchar": 1043, "timestamp with time zone": 1184, "jsonb": 3802, "bytea": 17})
+
+
+def _array_encode(sql_type: str, field: Field, values: Sequence[Any]) -> EncodedArray | None:
+    """``values`` as a binary array of ``sql_type``, or None when that type (numeric, date, uuid…) or a value
+    (an expression, a naive datetime, a number out of range) is left to psycopg. psycopg's own list dumper
+    costs ~0.2 µs a value (0.75 for JSON) in Python; a routing batch sends ~100 values a lead."""
+    base = "varchar" if sql_type.startswith("varchar") else sql_type
+    oid = _OIDS.get(base)
+    if oid is None:
+        return None
+    if not values:
+        return EncodedArray(_EMPTY.pack(0, 0, oid))
+    try:
+        elements = _ELEMENT_ENCODERS[base](field, values)
+    except (TypeError, ValueError, AttributeError, OverflowError, struct.error):
+        return None
+    if elements is None:
+        return None
+    has_null = 1 if None in values else 0
+    return EncodedArray(_HEAD.pack(1, has_null, oid, len(values), 1) + elements)
+
+
+def _fixed(packer: struct.Struct, size: int) -> Callable[[Field, Sequence[Any]], bytes | None]:
+    def encode(field: Field, values: Sequence[Any]) -> bytes | None:
+        if any(type(value) is bool for value in values):
+            return None  # A boolean in a number column: psycopg says what it says about it.
+        pack = packer.pack
+        return b"".join([_NULL if value is None else pack(size, value) for value in values])
+
+    return encode
+
+
+def _texts(field: Field, values: Sequence[Any]) -> bytes | None:
+    if not all(value is None or isinstance(value, str) for value in values):
+        return None
+    encoded = [None if value is None else value.encode() for value in values]
+    return _variable(encoded)
+
+
+def _variable(encoded: Sequence[bytes | None]) -> bytes:
+    pack = _LENGTH.pack
+    return b"".join(chain.from_iterable((_NULL,) if item is None else (pack(len(item)), item) for item in encoded))
+
+
+def _booleans(field: Field, values: Sequence[Any]) -> bytes | None:
+    if not all(value is None or type(value) is bool for value in values):
+        return None
+    return b"".join([_BOOLEANS[value] for value in values])
+
+
+def _timestamps(field: Field, values: Sequence[Any]) -> bytes | None:
+    # A batch's rows mostly share one instant (its ``now``): each distinct one is worked out once.
+    distinct: dict[Any, bytes] = {None: _NULL}
+    for value in values:
+        if value not in distinct:
+            if not isinstance(value, datetime) or value.utcoffset() is None:
+                return None  # Naive: psycopg and the server's time zone decide, as before.
+            distinct[value] = _INT8.pack(8, (value - _POSTGRES_EPOCH) // _MICROSECOND)
+    return b"".join([distinct[value] for value in values])
+
+
+def _jsons(field: Field, values: Sequence[Any]) -> bytes | None:
+    if type(field) is not models.JSONField or field.encoder is not None:
+        return None  # A field with its own encoder adapts its values itself.
+    if any(hasattr(value, "resolve_expression") for value in values):
+        return None
+    # jsonb's binary form: a version byte (1), then the JSON text. A Python None is SQL NULL, as in save().
+    return _variable([None if value is None else b"\x01" + json_bytes(value) for value in values])
+
+
+def _bytes(field: Field, values: Sequence[Any]) -> bytes | None:
+    prepared = [None if value is None else field.get_prep_value(value) for value in values]
+    if not all(value is None or isinstance(value, bytes | bytearray | memoryview) for value in prepared):
+        return None
+    return _variable([None if value is None else bytes(value) for value in prepared])
+
+
+_ELEMENT_ENCODERS: dict[str, Callable[[Field, Sequence[Any]], bytes | None]] = {
+    "bigint": _fixed(_INT8, 8),
+    "integer": _fixed(_INT4, 4),
+    "smallint": _fixed(_INT2, 2),
+    "double precision": _fixed(_FLOAT8, 8),
+    "boolean": _booleans,
+    "text": _texts,
+    "varchar": _texts,
+    "timestamp with time zone": _timestamps,
+    "jsonb": _jsons,
+    "bytea": _bytes,
+}
+
+
+@lru_cache(maxsize=1024)
 def _array_type(field: Field) -> str:
     """The SQL type of ``field``'s column, as the element type of an array cast."""
     if isinstance(field, models.ForeignKey):
@@ -88,6 +221,7 @@ def pg_execute(sql: str, params: Sequence[Any], *, fetch: bool = False) -> list[
     connection.ensure_connection()
     # Django's error classes (IntegrityError for a unique violation), as its own cursors raise them.
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.adapters.register_dumper(EncodedArray, _EncodedArrayDumper)
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else []
 
