@@ -46,7 +46,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from routing.bulk import pg_execute, pipelined
+from routing.bulk import pg_execute, pipelined, typed_array
 from routing.engine import Decision, Snapshot, apply_decision
 from routing.engine.distribution import distribute
 from routing.matching import AccountIndex
@@ -507,7 +507,7 @@ def _open_leads_by_email(routed: list[_Routed]) -> dict[str, int]:
             f"SELECT batch.key, oldest.id FROM unnest(%b::text[]) AS batch(key) CROSS JOIN LATERAL ("
             f"SELECT id FROM {Lead._meta.db_table} WHERE lower(email) = batch.key AND status = ANY(%b::text[]) "
             "ORDER BY received_at, id LIMIT 1) AS oldest",
-            [list(emails), [str(status) for status in DUPLICATE_TARGET_STATUSES]],
+            [typed_array("text", list(emails)), [str(status) for status in DUPLICATE_TARGET_STATUSES]],
             fetch=True,
         )
     else:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from routing.bulk import rows_update
 from routing.models import Lead
 from sla.models import Escalation, LeadSla
-from sla.services import sla_clocks_start
+from sla.services import sla_clocks_start_due
 
 
 def clocks_on_new_owner(
@@ -29,10 +29,7 @@ def clocks_on_new_owner(
                 clock.previous_owner_ids = [*clock.previous_owner_ids, owner_id]
                 changed.append(clock)
         rows_update(LeadSla, changed, ["previous_owner_ids"])
-    if not leads:
-        return {}
-    started = sla_clocks_start(leads=leads, now=now, first=first, with_ids=False)
-    return {clock.lead_id: clock.due_at for clock in started}
+    return sla_clocks_start_due(leads=leads, now=now, first=first)
 
 
 def clocks_stop(*, lead_ids: list[int], by_id: int | None, comment: str, now: dt.datetime) -> None:

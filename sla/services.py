@@ -20,7 +20,7 @@ from django.db.models import Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from routing.bulk import pg_execute
+from routing.bulk import pg_execute, typed_array
 from routing.conditions import ConditionError, parse_condition
 from routing.engine.conditions import evaluate
 from routing.engine.facts import AccountFacts, ConditionGroup, LeadFacts
@@ -240,9 +240,7 @@ def _sla_setup() -> _SlaSetup:
     return setup
 
 
-def sla_clocks_start(
-    *, leads: list[Lead], now: datetime, first: frozenset[int] = frozenset(), with_ids: bool = True
-) -> list[LeadSla]:
+def sla_clocks_start(*, leads: list[Lead], now: datetime, first: frozenset[int] = frozenset()) -> list[LeadSla]:
     """Start (or, on reassignment, restart) the first-touch clock of each lead just given to a rep. ``first``
     are the ids of leads given an owner for the first time: they have no clock, so none is looked for.
 
@@ -266,13 +264,62 @@ def sla_clocks_start(
        maintains them).
 
     A lead already touched never gets a new clock: its clock is returned unchanged. Side effects: inserts
-    and updates LeadSla rows. Returns the clocks in the order of ``leads``, with their ids unless not
-    ``with_ids`` (then the write reads nothing back: on PostgreSQL inside ``routing.bulk.pipelined`` it does not
-    wait for the database); their related rows (lead, policy, calendar, next step) are not attached and load
-    when read.
+    and updates LeadSla rows. Returns the clocks in the order of ``leads``, with their ids; their related rows
+    (lead, policy, calendar, next step) are not attached and load when read. (``sla_clocks_start_due`` does
+    the same and returns only the due times.)
     """
     if not leads:
         return []
+    written, start_list, existing = _clocks_plan(leads, now=now, first=first)
+    ids = _clocks_write(written, start_list, now=now)
+    rows = []
+    for lead, index in written:
+        start = start_list[index]
+        previous = existing.get(lead.pk)
+        rows.append(
+            (
+                ids.get(lead.pk),
+                lead.pk,
+                start.policy_id,
+                start.calendar_id,
+                start.state,
+                now,
+                start.due_at,
+                None,
+                start.next_step_id,
+                start.next_step_at,
+                previous.reassignments if previous is not None else 0,
+                previous.previous_owner_ids if previous is not None else [],
+                None,
+                None,
+                None,
+            )
+        )
+    started = {clock.lead_id: clock for clock in instances_build(LeadSla, CLOCK_ATTNAMES, rows, DEFAULT_DB_ALIAS)}
+    return [started.get(lead.pk) or existing[lead.pk] for lead in leads]
+
+
+def sla_clocks_start_due(
+    *, leads: list[Lead], now: datetime, first: frozenset[int] = frozenset()
+) -> dict[int, datetime | None]:
+    """``sla_clocks_start`` for the ownership layer, which needs only each lead's due time (by lead id): the
+    write reads nothing back (on PostgreSQL inside ``routing.bulk.pipelined`` it does not wait for the
+    database), and no clock instance is built."""
+    if not leads:
+        return {}
+    written, start_list, existing = _clocks_plan(leads, now=now, first=first)
+    _clocks_write(written, start_list, now=now, returning=False)
+    due = {lead_id: clock.due_at for lead_id, clock in existing.items()}
+    due.update((lead.pk, start_list[index].due_at) for lead, index in written)
+    return {lead.pk: due[lead.pk] for lead in leads}
+
+
+_Plan = tuple[list[tuple[Lead, int]], list["_Start"], dict[int, LeadSla]]
+
+
+def _clocks_plan(leads: list[Lead], *, now: datetime, first: frozenset[int]) -> _Plan:
+    """Steps 1–4 of ``sla_clocks_start``: the leads whose clocks are written, each with the index of its start
+    in the list of distinct starts, and the leads' existing clocks by lead id."""
     setup = _sla_setup()
     policies, policy_by_id, calendar_index = setup.policies, setup.policy_by_id, setup.calendar_index
     owned_before = [lead.pk for lead in leads if lead.pk not in first]
@@ -304,33 +351,7 @@ def sla_clocks_start(
             index = starts[key] = len(start_list)
             start_list.append(_Start.of(policy, calendar, now))
         written.append((lead, index))
-
-    ids = _clocks_write(written, start_list, now=now, returning=with_ids)
-    rows = []
-    for lead, index in written:
-        start = start_list[index]
-        previous = existing.get(lead.pk)
-        rows.append(
-            (
-                ids.get(lead.pk),
-                lead.pk,
-                start.policy_id,
-                start.calendar_id,
-                start.state,
-                now,
-                start.due_at,
-                None,
-                start.next_step_id,
-                start.next_step_at,
-                previous.reassignments if previous is not None else 0,
-                previous.previous_owner_ids if previous is not None else [],
-                None,
-                None,
-                None,
-            )
-        )
-    started = {clock.lead_id: clock for clock in instances_build(LeadSla, CLOCK_ATTNAMES, rows, DEFAULT_DB_ALIAS)}
-    return [started.get(lead.pk) or existing[lead.pk] for lead in leads]
+    return written, start_list, existing
 
 
 # Every LeadSla column in the model's order, as ``from_db`` takes a row (checked when the module loads).
@@ -393,14 +414,14 @@ def _clocks_write(
             upsert if returning else upsert.removesuffix(CLOCK_RETURNING),
             [
                 now,
-                [lead.pk for lead, _ in written],
-                [index + 1 for _, index in written],
-                [start.policy_id for start in starts],
-                [start.calendar_id for start in starts],
-                [start.state for start in starts],
-                [start.due_at for start in starts],
-                [start.next_step_id for start in starts],
-                [start.next_step_at for start in starts],
+                typed_array("bigint", [lead.pk for lead, _ in written]),
+                typed_array("integer", [index + 1 for _, index in written]),
+                typed_array("bigint", [start.policy_id for start in starts]),
+                typed_array("bigint", [start.calendar_id for start in starts]),
+                typed_array("varchar", [start.state for start in starts]),
+                typed_array("timestamp with time zone", [start.due_at for start in starts]),
+                typed_array("bigint", [start.next_step_id for start in starts]),
+                typed_array("timestamp with time zone", [start.next_step_at for start in starts]),
             ],
             fetch=returning,
         )

@@ -21,6 +21,7 @@ from sla.services import (
     lead_facts_from_row,
     sla_calendar_for,
     sla_clocks_start,
+    sla_clocks_start_due,
     sla_policy_for,
     territory_parents,
 )
@@ -194,6 +195,26 @@ def test_restarted_clocks_keep_their_policy_and_history_and_touched_ones_stay_as
         NOW,
     )
     assert LeadSla.objects.count() == 60
+
+
+def test_the_ownership_layers_start_writes_the_same_clocks_and_gives_their_due_times(organisation):
+    """``sla_clocks_start_due`` (what routing calls) stores what ``sla_clocks_start`` stores, new, restarted and
+    touched clocks alike, and answers each lead's due time."""
+    earlier = NOW - timedelta(days=2)
+    first = [Lead.objects.get(pk=lead.pk) for lead in organisation[:10]]
+    sla_clocks_start_due(leads=first, now=earlier)
+    LeadSla.objects.filter(lead=first[0]).update(touched_at=earlier + timedelta(minutes=3), state=LeadSla.State.MET)
+    leads = [Lead.objects.select_related("owner", "queue", "account").get(pk=lead.pk) for lead in organisation]
+
+    due = sla_clocks_start_due(leads=leads, now=NOW, first=frozenset(lead.pk for lead in leads[10:]))
+
+    clocks = {clock.lead_id: clock for clock in LeadSla.objects.all()}
+    assert list(due) == [lead.pk for lead in leads]
+    assert due == {lead.pk: clocks[lead.pk].due_at for lead in leads}
+    assert clocks[first[0].pk].started_at == earlier  # touched: left as it was
+    for lead in leads[1:]:
+        assert stored(clocks[lead.pk]) == per_lead(lead, now=NOW), lead
+        assert clocks[lead.pk].started_at == NOW
 
 
 def test_an_empty_batch_writes_nothing(django_assert_num_queries):
