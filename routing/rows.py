@@ -15,11 +15,13 @@ through ``from_db``, so its receivers still run.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import psycopg
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import JSONField, Model, signals
@@ -93,6 +95,9 @@ def rows_select(select: RowSelect, where: str, params: Sequence[Any]) -> list[An
     db = transaction.get_connection()
     sql, tables = _compiled(select, db)
     with db.cursor() as cursor:
+        loader = _fast_timestamptz_loader(db)
+        if loader is not None:
+            cursor.cursor.adapters.register_loader(_TIMESTAMPTZ_OID, loader)
         cursor.execute(f"{sql} WHERE {where}", params)
         rows = cursor.fetchall()
     found = []
@@ -118,6 +123,25 @@ def rows_select(select: RowSelect, where: str, params: Sequence[Any]) -> list[An
                 table.relation.field.set_cached_value(related, instance)
         found.append(instance)
     return found
+
+
+_TIMESTAMPTZ_OID = 1184
+
+
+def _fast_timestamptz_loader(db: BaseDatabaseWrapper) -> Any:
+    """psycopg's own ``timestamptz`` loader (compiled, where psycopg's C extension is installed) when it reads
+    what Django's reads, else None. Django installs a Python subclass of it on every connection, which puts
+    the connection's time zone on each value: ~3 µs a value, and a routing batch's leads carry several. In a
+    session in UTC (Django's own, unless ``DATABASES["TIME_ZONE"]`` says otherwise) psycopg's loader already
+    gives UTC datetimes."""
+    if db.vendor != "postgresql" or db.timezone_name != "UTC" or db.timezone is not dt.UTC:
+        return None
+    return _psycopg_timestamptz_loader()
+
+
+@functools.cache
+def _psycopg_timestamptz_loader() -> Any:
+    return psycopg.adapters.get_loader(_TIMESTAMPTZ_OID, psycopg.pq.Format.TEXT)
 
 
 def rows_by_pk(select: RowSelect, pks: set[int]) -> dict[int, Any]:

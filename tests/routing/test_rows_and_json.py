@@ -104,6 +104,8 @@ def test_plain_rows_are_the_instances_the_orm_reads():
 
     for model_field in Lead._meta.concrete_fields:
         assert getattr(plain, model_field.attname) == getattr(orm, model_field.attname), model_field.attname
+    # Timestamps come back in the same zone as the ORM's (on PostgreSQL, read by psycopg's own loader).
+    assert plain.received_at.tzinfo is orm.received_at.tzinfo
     assert plain == orm
     assert (plain._state.adding, plain._state.db) == (False, "default")
     assert plain.get_deferred_fields() == set()
