@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from datetime import datetime
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
@@ -283,12 +283,20 @@ def _changed(record: T, **changes: Any) -> T:
     Fields are copied; cached indexes are not."""
     record_type: type = type(record)
     copy: Any = object.__new__(record_type)
-    copy.__dict__.update({name: record.__dict__[name] for name in _field_names(record_type)}, **changes)
+    names = _field_names(record_type)
+    if names is None:  # Only fields in its __dict__: copied whole.
+        copy.__dict__.update(record.__dict__, **changes)
+    else:
+        copy.__dict__.update({name: record.__dict__[name] for name in names}, **changes)
     return cast(T, copy)
 
 
 @cache
-def _field_names(record_type: type) -> tuple[str, ...]:
+def _field_names(record_type: type) -> tuple[str, ...] | None:
+    """The fields of ``record_type``, or None when its instances keep nothing else in ``__dict__`` (it has no
+    cached properties), so that ``_changed`` copies the whole ``__dict__`` at once."""
+    if not any(isinstance(member, cached_property) for klass in record_type.__mro__ for member in vars(klass).values()):
+        return None
     return tuple(record_field.name for record_field in fields(record_type))
 
 
