@@ -48,6 +48,23 @@ def test_blank_fields_are_filled_from_the_firmographic_table(nordwind):
     assert result.failures == {}
 
 
+def test_a_batchs_domains_are_read_at_once_and_answer_as_lookups_one_by_one(nordwind, django_assert_num_queries):
+    Firmographic.objects.create(domain="bluepeak.io", company="Bluepeak", employees=None, industry="", country="")
+    provider = FirmographicTableProvider()
+
+    provider.prefetch(domains=["nordwind-logistik.de", "bluepeak.io", "unknown.example", ""])
+    with django_assert_num_queries(0):
+        facts = [
+            provider.lookup(domain=domain) for domain in ("nordwind-logistik.de", "bluepeak.io", "unknown.example")
+        ]
+
+    assert facts == [
+        CompanyFacts(company="Nordwind Logistik GmbH", employees=1200, industry="logistics", country="DE"),
+        CompanyFacts(company="Bluepeak", employees=None, industry="", country=""),
+        None,
+    ]
+
+
 def test_what_the_lead_said_is_never_overwritten(nordwind):
     result = enrich(lead={"email_domain": "nordwind-logistik.de", "company": "Nordwind", "country": "AT"})
 
