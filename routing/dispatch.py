@@ -17,8 +17,9 @@ Within a batch's transaction:
    transaction is already exclusive. Under the lock the pointers and the load
    counters are read fresh, so they include everything earlier batches committed.
 3. Route each lead with the pure engine, folding each decision into the
-   snapshot (``apply_decision``) so the next lead in the batch sees the new
-   pointer and load. Caps and round robin are therefore exact.
+   batch's own copy of the snapshot (``apply_decision_in_batch``, in place) so
+   the next lead in the batch sees the new pointer and load. Caps and round
+   robin are therefore exact.
 4. Hand the decisions to the ownership layer (routing/ownership.py), which writes leads,
    assignment history, pointers, load counters, SLA clocks, tasks and notifications
    set-based, then commit. Notifications go out after commit, once per kind.
@@ -47,7 +48,14 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from routing.bulk import pg_execute, pipelined, typed_array
-from routing.engine import Decision, Snapshot, apply_decision
+from routing.engine import (
+    Decision,
+    Snapshot,
+    apply_decision,
+    apply_decision_in_batch,
+    batch_snapshot,
+    batch_snapshot_settled,
+)
 from routing.engine.distribution import distribute
 from routing.matching import AccountIndex
 from routing.models import Assignment, Lead
@@ -409,7 +417,8 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
     locked = time.perf_counter()
     routing_lock()
     now = timezone.now()
-    snapshot = snapshot_with_current_load(coverage.snapshot(now=now), now=now)
+    # This batch's own copy, which its decisions update in place (O(1) a lead, whatever the number of reps).
+    snapshot = batch_snapshot(snapshot_with_current_load(coverage.snapshot(now=now), now=now))
     open_by_email = _open_leads_by_email(routed) if settings.LEADROUTER_ATTACH_DUPLICATES else {}
     start_pointers = {queue.id: queue.rr_pointer for queue in snapshot.queues}
     # A batch with any live lead in it notifies in the live notify lane; a bulk batch's notices follow
@@ -434,6 +443,7 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
                 item.elapsed_ms += (time.perf_counter() - clock) * 1000
             _write(part, now, change, report)
             report.assignment_ids.extend(change.finish().assignment_ids)
+        snapshot = batch_snapshot_settled(snapshot)
         moved = {
             queue.id: queue.rr_pointer for queue in snapshot.queues if queue.rr_pointer != start_pointers.get(queue.id)
         }
@@ -523,7 +533,7 @@ def _open_leads_by_email(routed: list[_Routed]) -> dict[str, int]:
 
 
 def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dict[str, int]) -> Snapshot:
-    """Route one lead into ``item`` and return the snapshot after it."""
+    """Route one lead into ``item``; its decision updates ``snapshot`` (a ``batch_snapshot``), which is returned."""
     lead, prepared = item.lead, item.prepared
     if prepared is None:
         lead.status = Lead.Status.QUEUED
@@ -560,7 +570,7 @@ def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dic
     lead.rule_id = decision.rule_id
     if email and lead.status in DUPLICATE_TARGET_STATUSES:
         open_by_email.setdefault(email, lead.pk)
-    return apply_decision(snapshot, decision)
+    return apply_decision_in_batch(snapshot, decision)
 
 
 def _copy_prepared(lead: Lead, prepared: Prepared) -> None:

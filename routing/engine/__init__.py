@@ -62,7 +62,14 @@ from routing.engine.facts import (
     Snapshot,
     TerritoryInfo,
 )
-from routing.engine.route import apply_decision, route_lead, with_rep_loads
+from routing.engine.route import (
+    apply_decision,
+    apply_decision_in_batch,
+    batch_snapshot,
+    batch_snapshot_settled,
+    route_lead,
+    with_rep_loads,
+)
 
 __all__ = [
     "AccountFacts",
@@ -77,6 +84,9 @@ __all__ = [
     "Snapshot",
     "TerritoryInfo",
     "apply_decision",
+    "apply_decision_in_batch",
+    "batch_snapshot",
+    "batch_snapshot_settled",
     "describe",
     "evaluate",
     "is_out_of_office",

@@ -19,6 +19,9 @@ from routing.engine import (
     Snapshot,
     TerritoryInfo,
     apply_decision,
+    apply_decision_in_batch,
+    batch_snapshot,
+    batch_snapshot_settled,
     evaluate,
     member_skip_reason,
     route_lead,
@@ -229,6 +232,29 @@ def test_queues_never_exceed_capacity_or_daily_caps(snapshot, leads):
             winner = snapshot.rep_by_id[decision.rep_id]
             assert winner.open_leads <= winner.max_open_leads
             assert winner.daily_cap is None or winner.assigned_today <= winner.daily_cap
+
+
+@FAST
+@given(snapshots(), st.lists(st.tuples(LEADS, st.frozensets(REP_IDS, max_size=2)), min_size=1, max_size=12))
+def test_a_batch_snapshot_decides_as_a_new_snapshot_per_decision_does(snapshot, leads):
+    """Routing's batches update one snapshot in place (O(1) a decision); simulate and replay build a new one per
+    decision. Lead after lead (some sent back by reps), both make the same decisions and end in the same state,
+    and the snapshot the batch started from is left as it was."""
+    start, reps_before, queues_before = snapshot, dict(snapshot.rep_by_id), dict(snapshot.queue_by_id)
+    batch = batch_snapshot(snapshot)
+    for lead, sent_back in leads:
+        lead = LeadFacts(**{**vars(lead), "excluded_rep_ids": sent_back})
+        decision = route_lead(lead, snapshot, now=NOW)
+        assert route_lead(lead, batch, now=NOW) == decision
+        snapshot = apply_decision(snapshot, decision)
+        assert apply_decision_in_batch(batch, decision) is batch
+        assert batch.rep_by_id == snapshot.rep_by_id and batch.queue_by_id == snapshot.queue_by_id
+    settled = batch_snapshot_settled(batch)
+
+    assert (settled.reps, settled.queues) == (snapshot.reps, snapshot.queues)
+    assert (settled.rep_by_id, settled.queue_by_id) == (snapshot.rep_by_id, snapshot.queue_by_id)
+    assert settled.rep_position == snapshot.rep_position
+    assert (start.rep_by_id, start.queue_by_id) == (reps_before, queues_before)
 
 
 def one_queue(method, weights, pointer):
