@@ -92,11 +92,11 @@ def coverage_load() -> None:
     try:
         from routing.dispatch import coverage
         from routing.pipeline import prepare_leads
-        from routing.selectors import account_facts
+        from routing.selectors import accounts_facts
 
         coverage.refresh().snapshot(now=timezone.now())
         prepare_leads(
-            SAMPLE_LEADS, accounts=coverage.accounts(), account_facts=account_facts, scoring=coverage.scoring()
+            SAMPLE_LEADS, accounts=coverage.accounts(), accounts_facts=accounts_facts, scoring=coverage.scoring()
         )
     except Exception:
         logger.warning("Loading the coverage model at start failed; the first batch loads it.", exc_info=True)

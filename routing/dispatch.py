@@ -64,7 +64,7 @@ from routing.pipeline import Prepared, prepare_leads, route_prepared
 from routing.planner import statistics_freshen
 from routing.rows import RowSelect, rows_select
 from routing.scoring import ScoringRuleInfo, Thresholds
-from routing.selectors import account_facts, routing_snapshot, scoring_snapshot, snapshot_with_current_load
+from routing.selectors import accounts_facts, routing_snapshot, scoring_snapshot, snapshot_with_current_load
 from routing.standardize import StandardizedLead
 from territories.coverage_version import coverage_version, coverage_version_pinned
 
@@ -464,7 +464,7 @@ def _prepare_all(leads: list[Lead]) -> list[_Routed]:
     results = prepare_leads(
         [lead.raw_payload if isinstance(lead.raw_payload, dict) else {} for lead in leads],
         accounts=coverage.accounts(),
-        account_facts=account_facts,
+        accounts_facts=accounts_facts,
         scoring=coverage.scoring(),
     )
     share = (time.perf_counter() - clock) * 1000 / max(len(leads), 1)

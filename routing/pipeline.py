@@ -15,7 +15,7 @@ in the order the practice prescribes:
 """
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -92,7 +92,7 @@ def prepare_leads(
     raws: Sequence[Mapping[str, Any]],
     *,
     accounts: AccountIndex,
-    account_facts: Callable[[int], AccountFacts | None],
+    accounts_facts: Callable[[Collection[int]], Mapping[int, AccountFacts]],
     scoring: tuple[list[ScoringRuleInfo], Thresholds],
     providers: Sequence[EnrichmentProvider] | None = None,
 ) -> list[Prepared | Exception]:
@@ -102,7 +102,8 @@ def prepare_leads(
 
     What the batch shares is done once: the providers are read once, and those that look up many domains
     at once (``prefetch``) get the batch's domains together; the companies no domain matched are matched
-    together (``AccountIndex.match_many``); each matched account's facts are read once.
+    together (``AccountIndex.match_many``); the matched accounts' facts are read together
+    (``accounts_facts``), each account once.
     """
     providers = configured_providers() if providers is None else providers
     failed: dict[int, Exception] = {}
@@ -132,12 +133,16 @@ def prepare_leads(
         accounts,
         {position: _match_fields(standardized[position], values) for position, (_, values) in enriched.items()},
     )
-    facts_by_id: dict[int, AccountFacts | None] = {}
+    facts_by_id = _facts_all(
+        accounts_facts,
+        {match.account_id for match in matches.values() if isinstance(match, AccountMatch) and match.account_id},
+    )
 
-    def facts_once(account_id: int) -> AccountFacts | None:
-        if account_id not in facts_by_id:
-            facts_by_id[account_id] = account_facts(account_id)
-        return facts_by_id[account_id]
+    def facts_read(account_id: int) -> AccountFacts | None:
+        facts = facts_by_id.get(account_id)
+        if isinstance(facts, Exception):
+            raise facts
+        return facts
 
     prepared: dict[int, Prepared] = {}
     for position, (enrichment, values) in enriched.items():
@@ -147,7 +152,7 @@ def prepare_leads(
             continue
         try:
             prepared[position] = _match_and_score(
-                standardized[position], enrichment, values, account, facts_once, scoring
+                standardized[position], enrichment, values, account, facts_read, scoring
             )
         except Exception as error:
             failed[position] = error
@@ -196,6 +201,27 @@ def _match_all(accounts: AccountIndex, fields: dict[int, dict[str, Any]]) -> dic
         except Exception as error:
             matches[position] = error
     return matches
+
+
+def _facts_all(
+    accounts_facts: Callable[[Collection[int]], Mapping[int, AccountFacts]], account_ids: set[int]
+) -> dict[int, AccountFacts | Exception]:
+    """The facts of the batch's matched accounts, read together; should that fail, account by account, so
+    that an account that cannot be read fails only its own leads (with the error, kept for each)."""
+    try:
+        return dict(accounts_facts(account_ids)) if account_ids else {}
+    except Exception:
+        logger.exception("Reading a batch's account facts together failed; reading account by account.")
+    facts: dict[int, AccountFacts | Exception] = {}
+    for account_id in account_ids:
+        try:
+            found = accounts_facts([account_id])
+        except Exception as error:
+            facts[account_id] = error
+        else:
+            if account_id in found:
+                facts[account_id] = found[account_id]
+    return facts
 
 
 def _match_and_score(
