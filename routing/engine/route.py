@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from datetime import datetime
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
@@ -37,7 +37,7 @@ def route_lead(lead: LeadFacts, snapshot: Snapshot, *, now: datetime) -> Decisio
     match = snapshot.territory_index.match(lead)
     territory_id = match.territory.id if match.territory else None
     receipt: dict[str, Any] = {
-        "decided_at": now.isoformat(),
+        "decided_at": _isoformat(now),
         "territory": match.receipt,
         "account": None,
         "rules": [],
@@ -71,6 +71,16 @@ def route_lead(lead: LeadFacts, snapshot: Snapshot, *, now: datetime) -> Decisio
     # No rule placed the lead: the catch-all queue.
     placed = distribute(snapshot.catch_all_queue_id, snapshot, now)
     return _finish(receipt, _from_queue(placed, "catch-all", territory_id, None), snapshot, now)
+
+
+def _isoformat(instant: datetime) -> str:
+    # Equal instants in other zones are equal keys, and print otherwise: the zone is part of the key.
+    return _isoformat_in(instant, instant.tzinfo)
+
+
+@lru_cache(maxsize=64)  # A batch decides all its leads at one ``now``; held leads share a few reopenings.
+def _isoformat_in(instant: datetime, zone: Any) -> str:
+    return instant.isoformat()
 
 
 def _account_owner(lead: LeadFacts, snapshot: Snapshot, now: datetime) -> tuple[int | None, dict[str, Any]]:
@@ -159,7 +169,7 @@ def _unavailable(who: str, reason: str) -> str:
 def _from_queue(placed: QueueResult, via: str, territory_id: int | None, rule_id: int | None) -> Decision:
     receipt: dict[str, Any] = {"queue_path": placed.path}
     if placed.held_until is not None:
-        receipt["held_until"] = placed.held_until.isoformat()
+        receipt["held_until"] = _isoformat(placed.held_until)
         receipt["held_for"] = placed.held_for
         receipt["held_zone"] = str(placed.held_until.tzinfo)
     return Decision(

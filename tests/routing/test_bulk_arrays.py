@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from routing import bulk
 from routing.bulk import EncodedArray, pg_execute
 from routing.fields import CompactJSONField, unpack
+from routing.models import Assignment, Lead
+from tests.factories import LeadFactory, RepFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -78,3 +80,54 @@ def test_what_the_encoder_does_not_know_is_left_to_psycopg(field, sql_type, colu
 
 def test_an_empty_column_is_an_empty_array():
     assert _read_back("bigint", bulk._array_encode("bigint", models.BigIntegerField(), [])) == []
+
+
+def test_columns_that_hold_one_value_throughout_are_written_as_every_other_column():
+    """A column whose rows all hold one value travels once; what is stored is the same, row by row, as when
+    every column travels whole: constants of every kind (blank, null, JSON, receipt, instant), beside
+    columns that differ, in an update and in an insert that answers its keys in row order."""
+    leads = [LeadFactory(), LeadFactory(), LeadFactory()]
+    now = dt.datetime(2026, 12, 5, 9, 30, tzinfo=dt.UTC)
+    for number, lead in enumerate(leads):
+        lead.company = "Acme"  # the same
+        lead.title = f"Head of Sales {number}"  # differs
+        lead.phone = ""  # blank throughout
+        lead.employees = None  # null throughout
+        lead.flags = {"phone": "unparseable"}
+        lead.receipt = {"outcome": "assigned", "routing": {"summary": "Assigned"}}
+        lead.routed_at = now
+        lead.routing_attempts = 1
+    leads[2].flags = {}  # one row differs: the column travels whole
+    bulk.rows_update(
+        Lead, leads, ["company", "title", "phone", "employees", "flags", "receipt", "routed_at", "routing_attempts"]
+    )
+
+    stored = {lead.pk: lead for lead in Lead.objects.filter(pk__in=[lead.pk for lead in leads])}
+    for number, lead in enumerate(leads):
+        row = stored[lead.pk]
+        assert (row.company, row.title, row.phone, row.employees) == ("Acme", f"Head of Sales {number}", "", None)
+        assert row.flags == ({} if number == 2 else {"phone": "unparseable"})
+        assert row.receipt == {"outcome": "assigned", "routing": {"summary": "Assigned"}}
+        assert (row.routed_at, row.routing_attempts) == (now, 1)
+
+    rep = RepFactory()
+    keys = bulk.rows_insert(
+        Assignment,
+        [(lead.pk, rep.pk, Assignment.Reason.ROUTED, "routed", now, {}) for lead in leads],
+        ["lead", "rep", "reason", "note", "assigned_at", "receipt"],
+        returning_pk=True,
+    )
+    inserted = {row.pk: row for row in Assignment.objects.filter(pk__in=keys)}
+    assert [inserted[key].lead_id for key in keys] == [lead.pk for lead in leads]
+    assert {(row.rep_id, row.reason, row.note, row.assigned_at) for row in inserted.values()} == {
+        (rep.pk, Assignment.Reason.ROUTED, "routed", now)
+    }
+
+
+def test_identical_rows_and_a_boolean_among_integers_are_not_folded():
+    # Every column constant: nothing would be left to unnest, so every column travels whole.
+    assert bulk._folded([models.IntegerField()] * 2, [[1, 1], ["a", "a"]], keep=0)[2] == [0, 1]
+    # Equal but of another type: sent whole, where the encoder leaves it to psycopg as before.
+    assert not bulk._constant([1, True])
+    assert not bulk._constant([1])
+    assert bulk._constant([None, None]) and bulk._constant([{"a": 1}, {"a": 1}])
