@@ -355,9 +355,7 @@ def test_a_worker_routes_leads_posted_through_the_api_and_notifies_the_reps(
     wait_for_progress(
         # Waiting on "not pending" alone races the sender: a notice it has claimed is "sending" for a moment.
         lambda: (
-            Notification.objects.filter(
-                status__in=[Notification.Status.PENDING, Notification.Status.SENDING]
-            ).count(),
+            Notification.objects.filter(status__in=[Notification.Status.PENDING, Notification.Status.SENDING]).count(),
             output_of([worker]),
         ),
         lambda value: value[0] == 0,
