@@ -577,9 +577,9 @@ def _copy_prepared(lead: Lead, prepared: Prepared) -> None:
     """The standardized and enriched values, score and account match onto the lead row. (Form answers and
     page history stay in the raw payload, where ``Lead.form_answers`` and ``Lead.page_history`` read them.)"""
     standardized = prepared.standardized
-    for name in STANDARDIZED_FIELDS:
-        value = getattr(standardized, name)
-        setattr(lead, name, value if value is not None else _blank(name))
+    # Plain columns (no descriptor sets them), so the instance's dict takes them at once. Only the two
+    # number fields are ever None, which is also their blank.
+    lead.__dict__.update(standardized.as_values())
     for name in ENRICHABLE_FIELDS:
         enriched = getattr(prepared.facts, name, None)
         if enriched not in (None, "") and not getattr(standardized, name):
@@ -594,10 +594,6 @@ def _copy_prepared(lead: Lead, prepared: Prepared) -> None:
     lead.account_match_method = match.method
     lead.account_match_confidence = round(match.confidence, 1) if match.account_id is not None else None
     lead.account_match_weak = match.weak
-
-
-def _blank(name: str) -> Any:
-    return None if name in ("employees", "annual_revenue") else ""
 
 
 def _write(part: list[_Routed], now: datetime, change: OwnersChange, report: RouteReport) -> None:

@@ -351,6 +351,17 @@ def test_never_raises_and_every_value_lands_or_is_flagged(raw):
     for name in INPUT_FIELDS:
         if not is_blank(raw.get(name)):
             assert getattr(lead, name) not in ("", None) or name in lead.flags, name
+    # A lead row takes these values as they are (routing copies them at once): only the numbers are ever
+    # None, and the values are every field but the flags, in order.
+    values = lead.as_values()
+    assert [name for name, value in values.items() if value is None] in (
+        [],
+        ["employees"],
+        ["annual_revenue"],
+        ["employees", "annual_revenue"],
+    )
+    assert values == {name: getattr(lead, name) for name in StandardizedLead.value_fields()}
+    assert list(values) == list(StandardizedLead.value_fields())
     # Derived fields taken from the payload only stand in for a missing source.
     if is_blank(raw.get("email")) and not is_blank(raw.get("email_domain")):
         assert lead.email_domain or "email_domain" in lead.flags
