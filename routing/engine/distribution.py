@@ -78,10 +78,7 @@ def pick_member(
         quick = _pick_without_lines(queue, members, snapshot, now, required_skills)
         if quick is not None:
             return quick
-    reasons = [
-        "; ".join(member_skip_reasons(m, snapshot.rep_by_id.get(m.rep_id), queue, now, required_skills)) or None
-        for m in members
-    ]
+    reasons = [_skip_reason(m, snapshot, queue, now, required_skills) for m in members]
     eligible = {index for index, reason in enumerate(reasons) if reason is None}
     winner: int | None = None
     pointer: int | None = None
@@ -110,6 +107,30 @@ def pick_member(
             line["weight"] = member.weight
         lines.append(line)
     return (members[winner].rep_id if winner is not None else None), pointer, lines
+
+
+def _skip_reason(
+    member: MemberInfo, snapshot: Snapshot, queue: QueueInfo, now: datetime, required_skills: frozenset[str] | None
+) -> str | None:
+    """``member_skip_reasons`` joined, or None when eligible; remembered in the snapshot while what they read is
+    the same: the member and rep records (a batch replaces a rep's record when its counts change), the
+    instant, and the queue's skills and off-hours setting (its pointer, which moves, is not read)."""
+    rep = snapshot.rep_by_id.get(member.rep_id)
+    memo = snapshot.skip_reason_memo
+    key = (member.rep_id, queue.id, required_skills)
+    seen = memo.get(key)
+    if (
+        seen is not None
+        and seen[0] is member
+        and seen[1] is rep
+        and seen[2] == now
+        and seen[3] is queue.required_skills
+        and seen[4] == queue.skip_off_hours_reps
+    ):
+        return seen[5]
+    reason = "; ".join(member_skip_reasons(member, rep, queue, now, required_skills)) or None
+    memo[key] = (member, rep, now, queue.required_skills, queue.skip_off_hours_reps, reason)
+    return reason
 
 
 def _pick_without_lines(

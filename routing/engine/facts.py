@@ -293,6 +293,12 @@ class Snapshot:
         return ConditionMemo()
 
     @cached_property
+    def skip_reason_memo(self) -> dict[tuple[int, int, frozenset[str] | None], tuple[Any, ...]]:
+        """Each queue member's skip reasons as last worked out, with what they were worked out from (kept
+        across a batch like the other indexes; ``routing.engine.distribution.pick_member`` checks them)."""
+        return {}
+
+    @cached_property
     def rep_position(self) -> dict[int, int]:
         """Where each rep sits in ``reps``, so that one rep can be replaced without a scan."""
         return {rep.id: position for position, rep in enumerate(self.reps)}

@@ -326,6 +326,7 @@ _UNCHANGED_BY_A_DECISION = (
     "territory_index",
     "rules_in_order",
     "condition_memo",
+    "skip_reason_memo",
     "rep_position",
     "queue_position",
 )

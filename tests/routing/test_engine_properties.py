@@ -257,6 +257,22 @@ def test_a_batch_snapshot_decides_as_a_new_snapshot_per_decision_does(snapshot, 
     assert (start.rep_by_id, start.queue_by_id) == (reps_before, queues_before)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    snapshots(),
+    st.lists(st.tuples(LEADS, st.sampled_from([NOW, NOW + timedelta(hours=7)])), min_size=6, max_size=30),
+)
+def test_remembered_skip_reasons_are_the_ones_worked_out_afresh(snapshot, leads):
+    """A batch remembers each member's skip reasons between leads; a decision, every candidate's line
+    included, is the same as with nothing remembered, as reps fill up and the instant changes."""
+    batch = batch_snapshot(snapshot)
+    for lead, now in leads:
+        remembered = route_lead(lead, batch, now=now)
+        batch.skip_reason_memo.clear()
+        assert route_lead(lead, batch, now=now) == remembered
+        apply_decision_in_batch(batch, remembered)
+
+
 def one_queue(method, weights, pointer):
     members = tuple(MemberInfo(rep_id, weight=weight, position=rep_id) for rep_id, weight in enumerate(weights, 1))
     return Snapshot(
