@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -206,6 +206,22 @@ class _SlaSetup:
     policy_by_id: dict[int, SlaPolicy]
     calendar_index: _CalendarIndex
     rep_teams: dict[int, int | None]  # every rep's team, for the calendar a clock runs on
+    # Each calendar's spec and each policy's ladder, worked out once per setup rather than once per clock
+    # start of every batch (calendars and policies here never change: an edit brings a new setup).
+    specs: dict[int, CalendarSpec] = field(default_factory=dict)
+    ladders: dict[int, list[ladder.StepInfo]] = field(default_factory=dict)
+
+    def spec(self, calendar: BusinessCalendar | None) -> CalendarSpec:
+        if calendar is None:
+            return ALWAYS_OPEN
+        if calendar.pk not in self.specs:
+            self.specs[calendar.pk] = calendar_spec(calendar)
+        return self.specs[calendar.pk]
+
+    def steps_of(self, policy: SlaPolicy) -> list[ladder.StepInfo]:
+        if policy.pk not in self.ladders:
+            self.ladders[policy.pk] = _step_infos(policy)
+        return self.ladders[policy.pk]
 
 
 _setup: _SlaSetup | None = None
@@ -349,7 +365,7 @@ def _clocks_plan(leads: list[Lead], *, now: datetime, first: frozenset[int]) -> 
         index = starts.get(key)
         if index is None:
             index = starts[key] = len(start_list)
-            start_list.append(_Start.of(policy, calendar, now))
+            start_list.append(_Start.of(policy, calendar, now, setup))
         written.append((lead, index))
     return written, start_list, existing
 
@@ -466,15 +482,15 @@ class _Start:
     next_step_at: datetime | None = None
 
     @classmethod
-    def of(cls, policy: SlaPolicy | None, calendar: BusinessCalendar | None, now: datetime) -> _Start:
+    def of(cls, policy: SlaPolicy | None, calendar: BusinessCalendar | None, now: datetime, setup: _SlaSetup) -> _Start:
         ids = (policy.pk if policy is not None else None, calendar.pk if calendar is not None else None)
         if policy is None or policy.no_sla or not policy.first_touch_minutes:
             return cls(*ids, state=LeadSla.State.NONE)
-        spec = calendar_spec(calendar)
+        spec = setup.spec(calendar)
         target = policy.first_touch_minutes
         due = ladder.due_at(spec=spec, started_at=now, target_minutes=target)
         first = ladder.next_step(
-            _step_infos(policy), after_position=None, spec=spec, started_at=now, due=due, target_minutes=target
+            setup.steps_of(policy), after_position=None, spec=spec, started_at=now, due=due, target_minutes=target
         )
         if first is None:
             return cls(*ids, state=LeadSla.State.ON_TRACK, due_at=due)
