@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.models.expressions import RawSQL
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types.json import Jsonb
@@ -272,6 +273,15 @@ def _array_type(field: Field) -> str:
         # A foreign key's column has its target's type (``ForeignKey.db_type`` says so, through the target).
         field = cast(Field, field.target_field)
     return field.db_type(connection) or "bigint"
+
+
+def ids_in(ids: list[int]) -> Any:
+    """``ids`` as the right-hand side of an ``__in`` filter. On PostgreSQL they travel as one array
+    (``IN (SELECT unnest(…))``): for a batch of a thousand ids that costs about a tenth of a thousand
+    parameters, each prepared by Django and bound one by one."""
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", [ids])
+    return ids
 
 
 def pg_execute(sql: str, params: Sequence[Any], *, fetch: bool = False) -> list[tuple[Any, ...]]:

@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from routing.bulk import ids_in
 from routing.conditions import ConditionError, parse_condition
 from routing.engine import (
     AccountFacts,
@@ -298,7 +299,7 @@ def accounts_facts(account_ids: Collection[int]) -> dict[int, AccountFacts]:
         .values("owner_id")[:1]
     )
     rows = (
-        Account.objects.filter(pk__in=list(account_ids))
+        Account.objects.filter(pk__in=ids_in(list(account_ids)))
         .annotate(open_opportunity_owner_id=Subquery(newest_open_owner))
         .only("id", "name", "tier", "is_customer", "owner_id", "territory_id")
     )

@@ -60,7 +60,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from routing.bulk import pg_execute, rows_update
+from routing.bulk import ids_in, pg_execute, rows_update
 from routing.dispatch import coverage
 from routing.engine import Decision, Snapshot, apply_decision
 from routing.engine.distribution import distribute
@@ -72,7 +72,6 @@ from routing.selectors import snapshot_with_current_load
 from sla.calendar import CalendarSpec, add_business_time, business_time_between, next_open
 from sla.ladder import StepInfo, next_step, step_fires_at
 from sla.models import BusinessCalendar, Escalation, EscalationStep, LeadSla, SlaPolicy, Touch
-from sla.services import ids_in
 from territories.models import Rep, Team
 
 Action = EscalationStep.Action
