@@ -29,8 +29,15 @@ class QueueResult:
     held_for: str | None = None
 
 
-def ordered_members(queue: QueueInfo) -> list[MemberInfo]:
-    return sorted(queue.members, key=lambda member: (member.position, member.rep_id))
+def ordered_members(queue: QueueInfo, snapshot: Snapshot | None = None) -> list[MemberInfo]:
+    """The queue's members in distribution order: by position, then rep id. With ``snapshot``, sorted once
+    while the queue keeps the same members (a decision that moves its pointer keeps them)."""
+    if snapshot is None:
+        return sorted(queue.members, key=lambda member: (member.position, member.rep_id))
+    seen = snapshot.member_order.get(queue.id)
+    if seen is None or seen[0] is not queue.members:
+        seen = snapshot.member_order[queue.id] = (queue.members, ordered_members(queue))
+    return seen[1]
 
 
 @lru_cache(maxsize=256)
@@ -73,7 +80,7 @@ def pick_member(
        then position, then rep id.
     Eligible members who did not win were "not their turn".
     """
-    members = ordered_members(queue)
+    members = ordered_members(queue, snapshot)
     if not snapshot.explain:
         quick = _pick_without_lines(queue, members, snapshot, now, required_skills)
         if quick is not None:

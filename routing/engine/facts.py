@@ -299,6 +299,12 @@ class Snapshot:
         return {}
 
     @cached_property
+    def member_order(self) -> dict[int, tuple[tuple[MemberInfo, ...], list[MemberInfo]]]:
+        """Each queue's members in distribution order, with the members they were sorted from (kept across a
+        batch like the other indexes; ``routing.engine.distribution.ordered_members`` checks them)."""
+        return {}
+
+    @cached_property
     def rep_position(self) -> dict[int, int]:
         """Where each rep sits in ``reps``, so that one rep can be replaced without a scan."""
         return {rep.id: position for position, rep in enumerate(self.reps)}

@@ -327,6 +327,7 @@ _UNCHANGED_BY_A_DECISION = (
     "rules_in_order",
     "condition_memo",
     "skip_reason_memo",
+    "member_order",
     "rep_position",
     "queue_position",
 )
