@@ -381,14 +381,14 @@ def rows_insert(
         )
         return [row[0] for row in found]
     fields = _fields(model, field_names)
-    names = ", ".join(quote(field.column) for field in fields)
+    columns_sql = ", ".join(quote(field.column) for field in fields)
     with connection.cursor() as cursor:
         placeholders = ", ".join(["%s"] * len(fields))
         prepared = [
             [field.get_db_prep_save(value, connection) for field, value in zip(fields, row, strict=True)]
             for row in rows
         ]
-        sql = f"INSERT INTO {table} ({names}) VALUES ({placeholders}){conflict}{returning}"
+        sql = f"INSERT INTO {table} ({columns_sql}) VALUES ({placeholders}){conflict}{returning}"
         if not returning_pk:
             cursor.executemany(sql, prepared)
             return []
