@@ -216,6 +216,10 @@ class Receivers:
     subscriptions: dict[str, list[int]] = field(default_factory=dict)
     connectors: list[CrmConnector] = field(default_factory=list)
 
+    def want(self, event_type: str) -> bool:
+        """Whether any of them wants events of this type (what ``events_record`` writes)."""
+        return bool(self.subscriptions.get(event_type)) or (event_type in OWNER_EVENTS and bool(self.connectors))
+
 
 def event_receivers(types: set[str]) -> Receivers:
     """The active subscriptions that want these event types, and the active CRM connectors when ``types`` has
@@ -279,11 +283,7 @@ def events_record(
     now = now or timezone.now()
     if receivers is None:
         receivers = event_receivers({event.type for event in events})
-    wanted = [
-        event
-        for event in events
-        if receivers.subscriptions.get(event.type) or (event.type in OWNER_EVENTS and receivers.connectors)
-    ]
+    wanted = [event for event in events if receivers.want(event.type)]
     if not wanted:
         return 0
     rows = _lead_rows(

@@ -358,9 +358,13 @@ class OwnersChange:
     def leads_write(self, handovers: Sequence[Handover], unchanged: Sequence[Lead] = ()) -> None:
         """Step 1 for these handovers, and the same columns of ``unchanged`` (leads without a new owner)."""
         now = self.now
+        # Read ahead, the receivers say whether anyone wants owner events; if nobody does, none is built.
+        receivers = self.receivers
+        events = receivers is None or any(map(receivers.want, (EventType.LEAD_ASSIGNED, EventType.LEAD_REASSIGNED)))
         for handover in handovers:
             lead = handover.lead
-            self.events.extend(_owner_events(handover))
+            if events:
+                self.events.extend(_owner_events(handover))
             if lead.owner_id is not None:
                 self.had_owner.append(lead.pk)
                 if _is_open(lead.status):
