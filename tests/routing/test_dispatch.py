@@ -1,6 +1,7 @@
 """Routing for real: received leads are claimed, decided, written with a receipt, and the rep is notified."""
 
 import datetime as dt
+import gc
 
 import pytest
 import time_machine
@@ -274,6 +275,48 @@ def test_a_lead_is_stored_before_routing_so_a_failed_batch_leaves_it_received(da
     lead.refresh_from_db()
     assert (lead.status, lead.owner, lead.routing_attempts) == ("received", None, 0)
     assert not Assignment.objects.exists()
+
+
+def test_the_cycle_collector_waits_while_a_batch_routes_and_runs_again_after_it(dach, monkeypatch):
+    seen = []
+    decide = dispatch._decide
+
+    def watched(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "_decide", watched)
+    leads = [received() for _ in range(3)]
+    assert gc.isenabled()
+    with time_machine.travel(MONDAY, tick=False):
+        leads_route(lead_ids=[lead.pk for lead in leads])
+
+    assert seen == [False, False, False]
+    assert gc.isenabled()
+    assert owners(leads) == ["anna", "ben", "anna"]
+
+
+def test_a_failed_batch_leaves_the_cycle_collector_running(dach, monkeypatch):
+    lead = received()
+
+    def broken_write(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(dispatch, "_write", broken_write)
+    with time_machine.travel(MONDAY, tick=False), pytest.raises(RuntimeError):
+        leads_route(lead_ids=[lead.pk])
+
+    assert gc.isenabled()
+
+
+def test_a_process_that_runs_without_the_cycle_collector_keeps_it_off(dach):
+    gc.disable()
+    try:
+        with time_machine.travel(MONDAY, tick=False):
+            leads_route(lead_ids=[received().pk])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_task_for_one_lead_also_routes_the_others_waiting_oldest_first(dach):
