@@ -71,8 +71,9 @@ _codecs = _Codecs()
 
 def json_bytes(value: Any) -> bytes:
     """``value`` as compact UTF-8 JSON, as ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``
-    gives it, about ten times faster (orjson; a 2 KB receipt in about 1.5 µs). Values orjson refuses (integers
-    beyond 64 bits, unknown types) go through ``json.dumps``, which writes or refuses them as it always did."""
+    gives it, over ten times faster (orjson: a 2 KB receipt in about 1.7 µs, against 29). Values orjson refuses
+    (integers beyond 64 bits, unknown types) go through ``json.dumps``, which writes or refuses them as it always
+    did."""
     try:
         return orjson.dumps(value, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError: a key that is not text, or a value orjson refuses.
