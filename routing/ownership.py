@@ -35,7 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -338,6 +338,8 @@ class OwnersChange:
         self.channels: _Channels | None = None
         self.receivers: Receivers | None = None
         self.reserved_ids: list[int] = []
+        # The assignments whose notices go out after commit (``finish``).
+        self.notified: list[int] | None = None
 
     def read_ahead(self, *, rep_ids: Iterable[int], queue_ids: Iterable[int], assignments: int) -> None:
         """Read now what ``finish`` reads between its writes, so that inside ``routing.bulk.pipelined`` it waits
@@ -449,7 +451,11 @@ class OwnersChange:
                 channels = _notice_channels(wanted_reps, wanted_queues)
             _tasks_and_notifications(with_rep, channels=channels, due_at=due_at, now=now)
             result.assignment_ids = [pk for _, pk in with_rep]
-            notify_after_commit(result.assignment_ids, lane=self.lane)
+            if self.notified is None:
+                # One sending for the whole change, whatever the number of parts: it reads the list at commit.
+                self.notified = []
+                transaction.on_commit(_notices_sender(self.notified, lane=self.lane))
+            self.notified.extend(result.assignment_ids)
         events_record(events, now=now, receivers=self.receivers)
         return result
 
@@ -553,9 +559,12 @@ def follow_up_title(lead: Lead) -> str:
 def notify_after_commit(assignment_ids: list[int], *, lane: str = Lead.Lane.LIVE) -> None:
     """Enqueue ``notify_assignments`` once the transaction commits: in the notify lane for live work, in
     the bulk lane for bulk work (``routing.lanes.notify_assignments_send``)."""
-    if not assignment_ids:
-        return
-    ids = list(assignment_ids)
+    if assignment_ids:
+        transaction.on_commit(_notices_sender(list(assignment_ids), lane=lane))
+
+
+def _notices_sender(ids: list[int], *, lane: str) -> Callable[[], None]:
+    """What enqueues the notices of ``ids`` (as they are when it runs), 500 assignments a message."""
 
     def send() -> None:
         try:
@@ -564,7 +573,7 @@ def notify_after_commit(assignment_ids: list[int], *, lane: str = Lead.Lane.LIVE
         except Exception:  # The broker is down: the notifications stay pending for the retry sweep.
             logger.exception("Could not enqueue notifications for %d assignments.", len(ids))
 
-    transaction.on_commit(send)
+    return send
 
 
 # --- Leaving the open statuses -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from django.db import DatabaseError, connection
 
-from routing import dispatch
+from routing import dispatch, lanes
 from routing.dispatch import leads_route
 from routing.models import Assignment, Lead, Notification, OutboundEvent, Queue, RepTask, Rule, WebhookSubscription
 from routing.ownership import loads_recount
@@ -86,6 +86,20 @@ def test_round_robin_duplicates_and_every_row_of_an_assignment_come_out_the_same
         assert OutboundEvent.objects.filter(lead=lead, type="lead.assigned").count() == 1
     assert not Assignment.objects.filter(lead=leads[3]).exists()
     assert loads_recount(now=MONDAY) == []
+
+
+def test_every_assignment_is_sent_for_its_notices_once_in_one_message_for_the_batch(
+    write_part, inbound, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr(lanes, "notify_assignments_send", lambda ids, lane: sent.append((list(ids), lane)))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        leads, report = _route(write_part, monkeypatch, [_buyer(n) for n in range(7)])
+
+    assert sent == [(sorted(report.assignment_ids), "live")]
+    assigned = Assignment.objects.filter(lead__in=leads).values_list("pk", flat=True)
+    assert sorted(report.assignment_ids) == sorted(assigned)
 
 
 def test_the_pointer_is_saved_where_the_last_part_left_it(write_part, inbound, monkeypatch):
