@@ -443,6 +443,7 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
 
     locked = time.perf_counter()
     routing_lock()
+    _constraints_immediate()
     now = timezone.now()
     # This batch's own copy, which its decisions update in place (O(1) a lead, whatever the number of reps).
     snapshot = batch_snapshot(snapshot_with_current_load(coverage.snapshot(now=now), now=now))
@@ -476,6 +477,21 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
         }
         change.finish(pointers=moved)
     return report, locked
+
+
+def _constraints_immediate() -> None:
+    """On PostgreSQL, check the batch's deferrable constraints (the lead row's foreign keys: owner, queue,
+    territory, rule, account, duplicate) as each statement ends rather than at commit. Inside the pipeline the
+    database then checks them while this process decides the next part; deferred, they were all checked in the
+    commit, which nothing overlaps (a batch of 1,000 spent 18 µs a lead there, most of its commit). Every row
+    they point at exists before the statement that points at it, so checking earlier refuses nothing that the
+    commit would let through, and a refusal still rolls the whole batch back.
+
+    Only when the batch's transaction is the outermost (a worker's, the sweep's): the setting lasts until the
+    transaction ends, and a caller's transaction around the batch keeps the checks it asked for."""
+    if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 # Leads decided before their rows are sent (see ``_route_claimed``): a quarter of a 1,000-lead bulk batch, so

@@ -8,10 +8,15 @@ assert invariants on the committed rows, never an interleaving.
 from collections import Counter
 
 import pytest
+from django.db import IntegrityError
 from django.db.models import Count
+from django.utils import timezone
 
+from routing import dispatch
 from routing.dispatch import leads_route
-from routing.models import Assignment, Lead, Queue, Rule
+from routing.models import Assignment, Lead, Queue, RepTask, Rule
+from routing.ownership import loads_recount
+from sla.models import LeadSla
 from tests.factories import QueueFactory, QueueMembershipFactory, RepFactory, UserFactory
 from tests.helpers import run_together
 
@@ -77,3 +82,31 @@ def test_caps_hold_when_four_workers_route_more_leads_than_the_queue_can_take():
     assert Lead.objects.filter(status="queued", owner__isnull=True).count() == 36
     assert not Lead.objects.filter(status="received").exists()
     assert Assignment.objects.filter(rep__isnull=False).count() == 24
+
+
+def test_a_batch_that_points_a_lead_at_a_row_that_is_gone_is_refused_and_rolled_back_whole(monkeypatch):
+    """The lead rows' foreign keys are checked as the batch writes them: a rule deleted after this worker
+    loaded its coverage model fails the batch, and nothing of it stays, as when they were checked at commit."""
+    _queue, _reps = queue_with_reps("Inbound", 2)
+    receive(5)
+    decide = dispatch._decide
+
+    def deciding_with_a_deleted_rule(item, *args, **kwargs):
+        snapshot = decide(item, *args, **kwargs)
+        if item.lead.pk == max(Lead.objects.values_list("pk", flat=True)):
+            item.lead.rule_id = 987_654
+        return snapshot
+
+    monkeypatch.setattr(dispatch, "_decide", deciding_with_a_deleted_rule)
+    with pytest.raises(IntegrityError):
+        leads_route()
+
+    assert set(Lead.objects.values_list("status", flat=True)) == {"received"}
+    assert not Assignment.objects.exists()
+    assert not RepTask.objects.exists()
+    assert not LeadSla.objects.exists()
+    assert loads_recount(now=timezone.now()) == []
+
+    monkeypatch.setattr(dispatch, "_decide", decide)
+    leads_route()
+    assert Lead.objects.filter(status="assigned").count() == 5
