@@ -61,7 +61,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from routing.bulk import ids_in, pg_execute, rows_update
-from routing.dispatch import coverage
+from routing.dispatch import collector_paused, coverage
 from routing.engine import Decision, Snapshot, apply_decision
 from routing.engine.distribution import distribute
 from routing.models import Assignment, EventType, Lead, Notification, Queue
@@ -153,7 +153,10 @@ def escalations_sweep(
     lookups = _Lookups()
     while True:
         clock = time.perf_counter()
-        batch = _sweep_batch(now=now or timezone.now(), limit=batch_size, lookups=lookups)
+        # As a routing batch does: the batch's objects die when it returns, before the collector runs again
+        # (its walks were 2% of the sweep: 16 ms of 0.74 s for 15,000 reminders, bench_sla).
+        with collector_paused():
+            batch = _sweep_batch(now=now or timezone.now(), limit=batch_size, lookups=lookups)
         if batch.claimed:
             batch.batch_seconds.append(time.perf_counter() - clock)
         report.add(batch)

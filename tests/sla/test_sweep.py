@@ -6,6 +6,7 @@ first-touch target on a 24/7 calendar and four steps: remind the rep at 50%
 it (7 min) and move the lead to a queue 5 minutes after it (10 min).
 """
 
+import gc
 from datetime import UTC, datetime, time, timedelta
 
 import factory
@@ -17,6 +18,7 @@ from factory.django import DjangoModelFactory
 
 from routing.models import Assignment, Lead, Notification, Queue, RepTask
 from routing.notify import notifications_send
+from sla import sweep as sweep_module
 from sla.models import BusinessCalendar, CalendarHours, Escalation, EscalationStep, LeadSla, SlaPolicy, Touch
 from sla.services import sla_clocks_start
 from sla.sweep import claim_queryset, escalations_sweep
@@ -242,6 +244,26 @@ def test_sweeping_twice_at_the_same_instant_fires_nothing_twice(sweep_at):
     assert first.total_fired == 1 and second.total_fired == 0
     assert fired(lead) == ["reassign"]
     assert Assignment.objects.filter(lead=lead).count() == 2
+
+
+@pytest.mark.django_db
+def test_the_cycle_collector_waits_while_a_sweep_batch_fires_and_runs_again_after_it(sweep_at, monkeypatch):
+    queue, (ann, _bea) = inbound_queue(["ann", "bea"])
+    ladder_policy()
+    lead = assigned_lead(ann, queue)
+    seen = []
+    write = sweep_module._write
+
+    def watched(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "_write", watched)
+    report = sweep_at(T0 + 7 * MINUTE)
+
+    assert report.total_fired == 1 and fired(lead) == ["reassign"]
+    assert seen == [False]
+    assert gc.isenabled()
 
 
 @pytest.mark.django_db
