@@ -246,7 +246,17 @@ def event_receivers(types: set[str]) -> Receivers:
         for event_type in set(events or []) & types:
             receivers.subscriptions.setdefault(event_type, []).append(pk)
     if types & OWNER_EVENTS:
-        receivers.connectors = list(CrmConnector.objects.filter(active=True).order_by("pk"))
+        # Mostly there is none: asked in a plain statement, and the connectors are built only when there are.
+        connector_meta = CrmConnector._meta
+        with db.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {quote(connector_meta.pk.column)} FROM {quote(connector_meta.db_table)} "
+                f"WHERE {quote(connector_meta.get_field('active').column)} = %s",
+                [True],
+            )
+            active = [row[0] for row in cursor.fetchall()]
+        if active:
+            receivers.connectors = list(CrmConnector.objects.filter(pk__in=active, active=True).order_by("pk"))
     return receivers
 
 

@@ -491,22 +491,43 @@ class _Channels:
 
 
 def _notice_channels(rep_ids: set[int], queue_ids: set[int]) -> _Channels:
-    """The channels of these reps and queues (reps and queues that do not exist have none)."""
-    reps = {
-        pk: (email or "", hook or "")
-        for pk, email, hook in Rep.objects.filter(pk__in=rep_ids)
-        .order_by()
-        .values_list("id", "user__email", "slack_webhook_url")
-    }
-    queues = {
-        pk: hook or ""
-        for pk, hook in Queue.objects.filter(pk__in=queue_ids).order_by().values_list("id", "slack_webhook_url")
-    }
-    found = _Channels(reps=reps, queues=queues)
+    """The channels of these reps and queues (reps and queues that do not exist have none). One plain
+    statement: every batch asks, and building and compiling the two querysets it replaced cost a small batch
+    more than its decisions (about 2 ms of a 3-lead batch's 15)."""
+    found = _Channels(reps={}, queues={})
+    parts: list[str] = []
+    params: list[int] = []
+    quote = connection.ops.quote_name
+    if rep_ids:
+        rep_user: Any = Rep._meta.get_field("user")
+        rep, user = Rep._meta, rep_user.related_model._meta
+        user_id = quote(rep_user.column)
+        parts.append(
+            f"SELECT 'r', r.{quote(rep.pk.column)}, u.{quote(user.get_field('email').column)}, "
+            f"r.{quote(rep.get_field('slack_webhook_url').column)} FROM {quote(rep.db_table)} r "
+            f"LEFT JOIN {quote(user.db_table)} u ON u.{quote(user.pk.column)} = r.{user_id} "
+            f"WHERE r.{quote(rep.pk.column)} IN ({', '.join(['%s'] * len(rep_ids))})"
+        )
+        params.extend(sorted(rep_ids))
+    if queue_ids:
+        queue = Queue._meta
+        parts.append(
+            f"SELECT 'q', {quote(queue.pk.column)}, NULL, {quote(queue.get_field('slack_webhook_url').column)} "
+            f"FROM {quote(queue.db_table)} WHERE {quote(queue.pk.column)} IN ({', '.join(['%s'] * len(queue_ids))})"
+        )
+        params.extend(sorted(queue_ids))
+    if parts:
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            for kind, pk, email, hook in cursor.fetchall():
+                if kind == "r":
+                    found.reps[pk] = (email or "", hook or "")
+                else:
+                    found.queues[pk] = hook or ""
     # Asked for and not found: no channel, so that the same question is not asked again.
-    for rep_id in rep_ids - reps.keys():
+    for rep_id in rep_ids - found.reps.keys():
         found.reps[rep_id] = ("", "")
-    for queue_id in queue_ids - queues.keys():
+    for queue_id in queue_ids - found.queues.keys():
         found.queues[queue_id] = ""
     return found
 

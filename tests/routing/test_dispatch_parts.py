@@ -157,3 +157,32 @@ def test_a_statement_the_database_refuses_in_a_later_part_rolls_the_whole_batch_
     assert not LeadSla.objects.exists()
     assert not Notification.objects.exists()
     assert loads_recount(now=MONDAY) == []
+
+
+def test_each_rep_hears_on_the_channels_the_rep_and_the_queue_have(write_part, db, monkeypatch):
+    Queue.objects.get_or_create(is_catch_all=True, defaults={"name": "Catch-all"})
+    hooked = QueueFactory(name="Hooked", slack_webhook_url="https://hooks.slack.example/queue")
+    quiet = QueueFactory(name="Quiet")
+    people = {
+        # username: (e-mail, rep webhook, queue)
+        "dora": ("dora@seller.example", "", hooked),
+        "emil": ("", "", hooked),
+        "finn": ("finn@seller.example", "https://hooks.slack.example/finn", quiet),
+        "gus": ("", "", quiet),
+    }
+    for name, (email, hook, queue) in people.items():
+        rep = RepFactory(user=UserFactory(username=name, email=email), time_zone="UTC", slack_webhook_url=hook)
+        QueueMembershipFactory(queue=queue, rep=rep, position=0)
+    german = {"all": [{"field": "country", "op": "equals", "value": "DE"}]}
+    Rule.objects.create(name="German to Hooked", position=1, action=Rule.Action.QUEUE, queue=hooked, condition=german)
+    Rule.objects.create(name="The rest to Quiet", position=2, action=Rule.Action.QUEUE, queue=quiet)
+    payloads = [{**_buyer(n), "country": "DE" if n < 2 else "FR"} for n in range(4)]
+
+    leads, _report = _route(write_part, monkeypatch, payloads)
+
+    heard = {
+        lead.owner.user.username: sorted(Notification.objects.filter(lead=lead).values_list("kind", flat=True))
+        for lead in leads
+    }
+    assert heard == {"dora": ["email", "slack"], "emil": ["slack"], "finn": ["email", "slack"], "gus": []}
+    assert RepTask.objects.count() == 4
