@@ -21,7 +21,7 @@ from routing.dispatch import leads_route
 from routing.matching import AccountIndex
 from routing.models import Assignment, Lead, RepLoad, Rule, ScoringRule, ScoringThresholds
 from routing.selectors import routing_snapshot, scoring_snapshot
-from territories.coverage_version import TRACKED, coverage_version
+from territories.coverage_version import TRACKED, coverage_version, coverage_version_bump
 from territories.models import CoverageVersion, Rep
 from tests.factories import (
     AccountDomainFactory,
@@ -300,3 +300,18 @@ def test_a_missing_version_row_means_no_copy_is_trusted(dach, worker):
     route(received())
 
     assert worker.loads > loads
+
+
+def test_the_version_reads_as_the_row_holds_it_with_or_without_a_stamp():
+    with transaction.atomic():
+        coverage_version_bump()
+    row = CoverageVersion.objects.get()
+    assert coverage_version() == f"{row.version}:{row.stamp}"
+    assert str(row.stamp) in coverage_version()  # The UUID as it prints, with its dashes, on every database.
+
+    # After a change made outside the ORM, as the module's docstring says to mark it.
+    CoverageVersion.objects.update(version=row.version + 1, stamp=None)
+    assert coverage_version() == f"{row.version + 1}:None"
+
+    CoverageVersion.objects.all().delete()
+    assert coverage_version() is None
