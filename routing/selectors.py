@@ -10,10 +10,9 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from django.db import connection
-from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from routing.bulk import ids_in
 from routing.conditions import ConditionError, parse_condition
 from routing.engine import (
     AccountFacts,
@@ -290,22 +289,34 @@ def account_facts(account_id: int) -> AccountFacts | None:
 
 def accounts_facts(account_ids: Collection[int]) -> dict[int, AccountFacts]:
     """``account_facts`` for many accounts in one statement: the facts of each of ``account_ids`` that
-    exists, by id. The open opportunity's owner is the newest open opportunity's that has one."""
+    exists, by id. The open opportunity's owner is the newest open opportunity's that has one.
+
+    One plain statement, since every routing batch with a matched account asks: the ORM's queryset with its
+    subquery took ~3 ms a batch to build and compile, several times the statement."""
     if not account_ids:
         return {}
-    newest_open_owner = (
-        Opportunity.objects.filter(account=OuterRef("pk"), stage=Opportunity.Stage.OPEN, owner__isnull=False)
-        .order_by("-created_at")
-        .values("owner_id")[:1]
-    )
-    rows = (
-        Account.objects.filter(pk__in=ids_in(list(account_ids)))
-        .annotate(open_opportunity_owner_id=Subquery(newest_open_owner))
-        .only("id", "name", "tier", "is_customer", "owner_id", "territory_id")
-    )
+    ids = sorted(account_ids)
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT a.id, a.name, a.tier, a.is_customer, a.owner_id, a.territory_id, ("
+            f"SELECT o.owner_id FROM {quote(Opportunity._meta.db_table)} o WHERE o.account_id = a.id "
+            "AND o.stage = %s AND o.owner_id IS NOT NULL ORDER BY o.created_at DESC LIMIT 1) "
+            f"FROM {quote(Account._meta.db_table)} a WHERE a.id IN ({', '.join(['%s'] * len(ids))})",
+            [Opportunity.Stage.OPEN.value, *ids],
+        )
+        rows = cursor.fetchall()
     return {
-        account.pk: account_facts_of(account, open_opportunity_owner_rep_id=account.open_opportunity_owner_id)
-        for account in rows
+        account_id: AccountFacts(
+            id=account_id,
+            name=name,
+            tier=tier,
+            is_customer=bool(is_customer),
+            owner_rep_id=owner_id,
+            open_opportunity_owner_rep_id=opportunity_owner_id,
+            territory_id=territory_id,
+        )
+        for account_id, name, tier, is_customer, owner_id, territory_id, opportunity_owner_id in rows
     }
 
 
