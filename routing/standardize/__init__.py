@@ -258,8 +258,10 @@ def _quote(value: Any) -> str:
 
 def _key(text: str) -> str:
     """A lookup key that ignores case, diacritics, punctuation and spacing."""
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.casefold()
+    if not text.isascii():  # ASCII has no decomposition and no combining marks.
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = re.sub(r"\s&\s", " and ", f" {text} ")
     text = re.sub(r"[.'’&]", "", text)
     return " ".join(re.sub(r"[\W_]+", " ", text).split())

@@ -1,12 +1,15 @@
 """Standardization's fast paths give exactly what the libraries they stand in for give."""
 
+import re
+import unicodedata
+
 from cleanco import basename as cleanco_basename
 from cleanco.clean import prepare_default_terms
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from routing.standardize import company_key, standardize
+from routing.standardize import _key, company_key, standardize
 from routing.standardize.companies import basename
 from routing.standardize.emails import email_and_domain
 
@@ -123,3 +126,21 @@ def test_standardizing_again_gives_the_same_lead():
         "prospect7.example",
         company_key("Prospect 7"),
     )
+
+
+def _key_decomposing_everything(text):
+    """``_key`` as it was before its ASCII fast path: every text decomposed and stripped of combining marks."""
+    text = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = re.sub(r"\s&\s", " and ", f" {text} ")
+    text = re.sub(r"[.'’&]", "", text)
+    return " ".join(re.sub(r"[\W_]+", " ", text).split())
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(NAME_WORDS) | st.text(max_size=8), min_size=1, max_size=5))
+@example(["Crème", "Brûlée", "&", "Co."])
+@example(["IBM", "India", "Pvt.", "Ltd."])
+def test_a_lookup_key_is_the_same_with_or_without_the_ascii_fast_path(words):
+    text = " ".join(words)
+    assert _key(text) == _key_decomposing_everything(text)
