@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 from functools import lru_cache, reduce
+from itertools import chain
 from math import gcd
 from typing import Any, Literal
 
@@ -86,31 +87,42 @@ def pick_member(
         if quick is not None:
             return quick
     reasons = [_skip_reason(m, snapshot, queue, now, required_skills) for m in members]
-    eligible = {index for index, reason in enumerate(reasons) if reason is None}
+    method = queue.method
     winner: int | None = None
     pointer: int | None = None
-    if eligible and queue.method == "round_robin":
-        winner = _walk(len(members), queue.rr_pointer, lambda index: index in eligible)
-        pointer = winner + 1
-    elif eligible and queue.method == "weighted":
-        sequence = weighted_sequence(tuple(member.weight for member in members))
-        slot = _walk(len(sequence), queue.rr_pointer, lambda slot: sequence[slot] in eligible)
-        winner, pointer = sequence[slot], slot + 1
-    elif eligible:
-        winner = min(eligible, key=lambda index: _load_key(members[index], snapshot))
+    if method == "round_robin":
+        if members:
+            # The first eligible member from the pointer on, wrapping around (``_walk``, inline: it runs for
+            # every lead of every batch).
+            start = queue.rr_pointer % len(members)
+            for index in chain(range(start, len(members)), range(start)):
+                if reasons[index] is None:
+                    winner, pointer = index, index + 1
+                    break
+    elif method == "weighted":
+        if None in reasons:
+            sequence = weighted_sequence(tuple(member.weight for member in members))
+            slot = _walk(len(sequence), queue.rr_pointer, lambda slot: reasons[sequence[slot]] is None)
+            winner, pointer = sequence[slot], slot + 1
+    else:
+        eligible = [index for index, reason in enumerate(reasons) if reason is None]
+        if eligible:
+            winner = min(eligible, key=lambda index: _load_key(members[index], snapshot))
 
+    rep_by_id = snapshot.rep_by_id
     lines: list[dict[str, Any]] = []
-    for index, (member, reason) in enumerate(zip(members, reasons, strict=True)):
-        rep = snapshot.rep_by_id.get(member.rep_id)
+    for index, member in enumerate(members):
+        reason = reasons[index]
+        rep = rep_by_id.get(member.rep_id)
         line: dict[str, Any] = {
             "rep_id": member.rep_id,
             "username": rep.username if rep else None,
             "eligible": reason is None,
             "reason": reason or (CHOSEN if index == winner else NOT_THEIR_TURN),
         }
-        if queue.method == "load_balanced" and rep is not None:
+        if method == "load_balanced" and rep is not None:
             line["load"] = f"{rep.open_leads}/{rep.max_open_leads}"
-        if queue.method == "weighted":
+        elif method == "weighted":
             line["weight"] = member.weight
         lines.append(line)
     return (members[winner].rep_id if winner is not None else None), pointer, lines
