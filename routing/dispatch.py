@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from django.conf import settings
@@ -423,7 +424,7 @@ def _route_batch_collected(*, lead_ids: list[int] | None, limit: int, lane: str 
             report, locked = _route_claimed(leads)
     finished = time.perf_counter()
     timings.batches += 1
-    timings.leads += len(leads)
+    timings.leads += report.leads
     timings.batch_seconds += finished - started
     timings.lock_seconds += finished - locked
     return report
@@ -431,7 +432,7 @@ def _route_batch_collected(*, lead_ids: list[int] | None, limit: int, lane: str 
 
 def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
     """Decide and write a claimed batch in the caller's transaction; returns the report and when the routing
-    lock was asked for (``time.perf_counter``).
+    lock was asked for (``time.perf_counter``). Empties ``leads`` (see the end).
 
     A batch of more than ``WRITE_PART`` leads is decided part by part, and each part's lead rows are sent as
     soon as it is decided; on PostgreSQL (``pipelined``) the database writes one part while this process
@@ -474,8 +475,8 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
             assignments=sum(1 for item in routed if item.decision is not None),
         )
     with pipelined():
-        for start in range(0, len(routed), WRITE_PART):
-            part = routed[start : start + WRITE_PART]
+        for start, stop in _write_parts(len(routed)) if parts else [(0, len(routed))]:
+            part = routed[start:stop]
             if parts:
                 snapshot = _decide_all(part, snapshot, now, open_by_email)
             _write(part, now, change, report)
@@ -485,6 +486,12 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
             queue.id: queue.rr_pointer for queue in snapshot.queues if queue.rr_pointer != start_pointers.get(queue.id)
         }
         change.finish(pointers=moved)
+        # Nothing of the batch is read again. Its objects (the leads, their payloads and receipts, the prepared
+        # records) are freed here, while the database still writes the last part, rather than after the commit,
+        # when this process would wait for nothing else: ~6 ms for a batch of 1,000.
+        leads.clear()
+        routed.clear()
+        del part
     return report, locked
 
 
@@ -515,6 +522,18 @@ def _decide_all(items: list[_Routed], snapshot: Snapshot, now: datetime, open_by
 # Leads decided before their rows are sent (see ``_route_claimed``): a quarter of a 1,000-lead bulk batch, so
 # that three quarters of its rows are written while later leads are decided.
 WRITE_PART = 250
+# The first part is smaller: the database has nothing to write until it is decided. With a first part of 250,
+# it waited ~17 ms a batch, then took as long per part as this process (each ~20 ms), so the batch ended that
+# much later.
+FIRST_WRITE_PART = 50
+
+
+def _write_parts(count: int) -> list[tuple[int, int]]:
+    """The (start, stop) of each part of a batch of ``count`` leads decided part by part."""
+    bounds = [0, min(FIRST_WRITE_PART, WRITE_PART, count)]
+    while bounds[-1] < count:
+        bounds.append(min(bounds[-1] + WRITE_PART, count))
+    return list(pairwise(bounds))
 
 
 def _prepare_all(leads: list[Lead]) -> list[_Routed]:
@@ -625,10 +644,14 @@ def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dic
     if decision is None:
         return snapshot
     item.decision = decision
-    lead.owner_id = decision.rep_id
-    lead.queue_id = decision.queue_id
-    lead.territory_id = decision.territory_id
-    lead.rule_id = decision.rule_id
+    # Straight into the instance's dict: a claimed lead caches no related row for Django's foreign-key
+    # descriptors to clear, and they cost ~1 µs each a lead.
+    lead.__dict__.update(
+        owner_id=decision.rep_id,
+        queue_id=decision.queue_id,
+        territory_id=decision.territory_id,
+        rule_id=decision.rule_id,
+    )
     if email and lead.status in DUPLICATE_TARGET_STATUSES:
         open_by_email.setdefault(email, lead.pk)
     return apply_decision_in_batch(snapshot, decision)
