@@ -322,7 +322,7 @@ def rows_update(model: type[models.Model], objects: Sequence[Any], field_names: 
     pk_column = quote(pk.column)
     if connection.vendor == "postgresql":
         fields, names, casts = _pg_column_parts(model, tuple(field_names), with_pk=True)
-        values = [[getattr(obj, field.attname) for obj in objects] for field in fields]
+        values = _attribute_columns(objects, [field.attname for field in fields])
         constants, arrays, whole = _folded(fields, values, keep=1)  # the key always goes whole
         sent = set(whole)
         sets = ", ".join(
@@ -343,6 +343,18 @@ def rows_update(model: type[models.Model], objects: Sequence[Any], field_names: 
     ]
     with connection.cursor() as cursor:
         cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk_column} = %s", rows)
+
+
+def _attribute_columns(objects: Sequence[Any], attnames: list[str]) -> list[list[Any]]:
+    """Each attribute's values across ``objects``, as ``getattr`` gives them. Where every object holds them
+    all in its own dict (a model instance's loaded fields), they are read from there: Django's field
+    descriptors give the same value through a Python call, ~0.1 µs each, and a routing batch reads 36 columns
+    of a thousand rows."""
+    dicts = [getattr(obj, "__dict__", None) for obj in objects]
+    wanted = set(attnames)
+    if all(found is not None and wanted <= found.keys() for found in dicts):
+        return [[found[name] for found in dicts] for name in attnames]  # type: ignore[index]
+    return [[getattr(obj, name) for obj in objects] for name in attnames]
 
 
 def rows_insert(
