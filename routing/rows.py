@@ -100,20 +100,19 @@ def rows_select(select: RowSelect, where: str, params: Sequence[Any]) -> list[An
             cursor.cursor.adapters.register_loader(_TIMESTAMPTZ_OID, loader)
         cursor.execute(f"{sql} WHERE {where}", params)
         rows = cursor.fetchall()
+    if len(tables) == 1:
+        # No related rows: the instances are built together (``instances_build`` checks the model's signals
+        # once, not once a row).
+        (table,) = tables
+        return instances_build(table.model, table.names, [_converted(table, row, db) for row in rows], db.alias)
     found = []
     for row in rows:
         instance = None
         for table in tables:
-            values = list(row[table.start : table.end])
-            if values[table.pk] is None:
+            if row[table.start + table.pk] is None:
                 related = None
             else:
-                for index, column, converters in table.converters:
-                    value = values[index]
-                    for convert in converters:
-                        value = convert(value, column, db)
-                    values[index] = value
-                related = instances_build(table.model, table.names, [values], db.alias)[0]
+                related = instances_build(table.model, table.names, [_converted(table, row, db)], db.alias)[0]
             if instance is None:
                 instance = related
                 continue
@@ -123,6 +122,17 @@ def rows_select(select: RowSelect, where: str, params: Sequence[Any]) -> list[An
                 table.relation.field.set_cached_value(related, instance)
         found.append(instance)
     return found
+
+
+def _converted(table: _Table, row: Sequence[Any], db: BaseDatabaseWrapper) -> list[Any]:
+    """``table``'s values of ``row``, converted as the ORM converts them."""
+    values = list(row[table.start : table.end])
+    for index, column, converters in table.converters:
+        value = values[index]
+        for convert in converters:
+            value = convert(value, column, db)
+        values[index] = value
+    return values
 
 
 _TIMESTAMPTZ_OID = 1184
