@@ -405,7 +405,8 @@ def collector_paused() -> Iterator[None]:
 
 
 def _route_batch(*, lead_ids: list[int] | None, limit: int, lane: str | None = None) -> RouteReport:
-    # The batch's objects die when ``_route_batch_collected`` returns, before the collector runs again.
+    # The batch's objects die before ``_route_batch_collected`` returns (most of them before the batch's last
+    # wait, see ``_route_claimed``), before the collector runs again.
     with collector_paused():
         return _route_batch_collected(lead_ids=lead_ids, limit=limit, lane=lane)
 
