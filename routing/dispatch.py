@@ -40,7 +40,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from itertools import pairwise
 from typing import Any
 
 from django.conf import settings
@@ -476,8 +475,8 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
             assignments=sum(1 for item in routed if item.decision is not None),
         )
     with pipelined():
-        for start, stop in _write_parts(len(routed)) if parts else [(0, len(routed))]:
-            part = routed[start:stop]
+        for start in range(0, len(routed), WRITE_PART):
+            part = routed[start : start + WRITE_PART]
             if parts:
                 snapshot = _decide_all(part, snapshot, now, open_by_email)
             _write(part, now, change, report)
@@ -523,18 +522,6 @@ def _decide_all(items: list[_Routed], snapshot: Snapshot, now: datetime, open_by
 # Leads decided before their rows are sent (see ``_route_claimed``): a quarter of a 1,000-lead bulk batch, so
 # that three quarters of its rows are written while later leads are decided.
 WRITE_PART = 250
-# The first part is smaller: the database has nothing to write until it is decided. With a first part of 250,
-# it waited ~17 ms a batch, then took as long per part as this process (each ~20 ms), so the batch ended that
-# much later.
-FIRST_WRITE_PART = 50
-
-
-def _write_parts(count: int) -> list[tuple[int, int]]:
-    """The (start, stop) of each part of a batch of ``count`` leads decided part by part."""
-    bounds = [0, min(FIRST_WRITE_PART, WRITE_PART, count)]
-    while bounds[-1] < count:
-        bounds.append(min(bounds[-1] + WRITE_PART, count))
-    return list(pairwise(bounds))
 
 
 def _prepare_all(leads: list[Lead]) -> list[_Routed]:

@@ -186,13 +186,3 @@ def test_each_rep_hears_on_the_channels_the_rep_and_the_queue_have(write_part, d
     }
     assert heard == {"dora": ["email", "slack"], "emil": ["slack"], "finn": ["email", "slack"], "gus": []}
     assert RepTask.objects.count() == 4
-
-
-@pytest.mark.parametrize("count", [251, 300, 1000, 1234])
-def test_the_parts_of_a_batch_cover_it_in_order_the_first_one_small(write_part, count, monkeypatch):
-    # The database has nothing to write until the first part is decided, so that part is the smallest.
-    monkeypatch.setattr(dispatch, "WRITE_PART", 250)
-    parts = dispatch._write_parts(count)
-    assert parts[0] == (0, dispatch.FIRST_WRITE_PART)
-    assert [start for start, _ in parts[1:]] == [stop for _, stop in parts[:-1]] and parts[-1][1] == count
-    assert all(0 < stop - start <= 250 for start, stop in parts)
