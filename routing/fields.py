@@ -85,12 +85,28 @@ def json_bytes(value: Any) -> bytes:
 
 
 def json_value(text: str | bytes) -> Any:
-    """The value of JSON ``text``, as ``json.loads`` reads it, about three times faster (orjson); an integer
-    beyond 64 bits, and text json reads but orjson does not (``NaN``), go through ``json.loads``."""
+    """The value of JSON ``text``, as ``json.loads`` reads it, about three times faster (orjson); text with a
+    number of 19 digits or more, and text json reads but orjson does not (``NaN``), go through ``json.loads``.
+
+    orjson reads an integer beyond 64 bits as the nearest float, without a word (-2**63 - 1 comes back as
+    -9.223372036854776e+18), where json reads the integer itself. Such an integer has at least 19 digits in a
+    row; so has an ordinary long number (or a digit string in text), which json reads as orjson would, only
+    slower. Looking for the run costs ~1 µs a KB."""
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
+        data = text.encode() if isinstance(text, str) else text
+    except UnicodeEncodeError:  # A lone surrogate, which orjson refuses too.
         return json.loads(text)
+    if _LONG_DIGIT_RUN in data.translate(_DIGITS_AS_ZERO):
+        return json.loads(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+# 2**63 has 19 digits: a shorter integer is within orjson's 64 bits.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 19
 
 
 def pack(value: Any) -> bytes:
