@@ -11,8 +11,29 @@ from django.db import connection
 
 from territories.roles import ensure_role_groups
 from tests.factories import PASSWORD, RepFactory, TeamFactory, UserFactory
+from tests.helpers import FAST_HASHERS
 
 __all__ = ["PASSWORD"]
+
+
+# Modules whose tests take seconds each (real workers, browsers, the benchmark's smoke run, the demo's
+# month of history), longest first. They run before the rest: with two test processes (``make test`` runs
+# ``-n 2``), a 40-second test that came last in the collection kept one process busy while the other sat
+# idle at the end of the run; started first, the quick tests fill in around it.
+SLOW_FIRST = (
+    "tests/test_bench_routing.py",
+    "tests/test_webhooks_worker.py",
+    "tests/test_worker.py",
+    "tests/test_worker_crash_notify.py",
+    "tests/territories/test_demo_history.py",
+    "tests/territories/test_demo_escalations.py",
+    "tests/e2e/",
+)
+
+
+def _slow_rank(item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return next((rank for rank, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)), len(SLOW_FIRST))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -21,6 +42,8 @@ def pytest_collection_modifyitems(config, items):
 
     They are deselected (and counted in the summary) rather than skipped, so a
     skip never hides a failure: on their own database they always run.
+
+    The slow modules (``SLOW_FIRST``) go first, each module's tests still together and in their order.
     """
     from django.conf import settings
 
@@ -31,13 +54,12 @@ def pytest_collection_modifyitems(config, items):
         (deselected if item.get_closest_marker(other_database) else selected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = selected
+    items[:] = sorted(selected, key=_slow_rank)
 
 
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
-    # The default hasher takes about 0.4 s per user by design; tests create many users.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = FAST_HASHERS
 
 
 @pytest.fixture(autouse=True)

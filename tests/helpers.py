@@ -16,6 +16,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.urls import reverse
 
+# The default hasher takes about 0.4 s per user by design; tests create many users (tests/conftest.py sets this
+# for every test). A module's shared fixture, which runs before that per-test setting, uses it too: the logins
+# must be checked with the hasher they were made with.
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 
 def admin_url(model_or_obj, view: str, *args) -> str:
     opts = model_or_obj._meta

@@ -17,8 +17,8 @@ from routing.models import Queue, Rule
 from territories.models import Account, OutOfOffice, Rep, Team, Territory, TerritoryCriterion
 from territories.roles import REVOPS_GROUP
 from territories.time_zones import user_time_zone
+from tests.helpers import FAST_HASHERS
 
-FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DOCUMENT = yaml.safe_load(DEMO_FILE.read_text(encoding="utf-8"))
 
 

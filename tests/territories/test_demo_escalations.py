@@ -13,12 +13,14 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from routing.models import Lead
 from sla.models import Escalation, EscalationStep
 from sla.selectors import escalations_for_user
 from sla.sweep import escalations_sweep
+from tests.helpers import FAST_HASHERS
 
 # Wednesday 2 December 2026, 13:00 UTC: EMEA and AMER both at work.
 STARTED = datetime(2026, 12, 2, 13, 0, tzinfo=UTC)
@@ -29,7 +31,8 @@ Action = EscalationStep.Action
 def started(django_db_setup, django_db_blocker):
     """``make run`` on an empty database: the demo loads, then beat's first sweep runs. Shared by the module's
     tests, in a transaction rolled back at the end."""
-    with django_db_blocker.unblock(), transaction.atomic():
+    # The tests' fast hasher for the demo's logins (tests/helpers.py).
+    with override_settings(PASSWORD_HASHERS=FAST_HASHERS), django_db_blocker.unblock(), transaction.atomic():
         with time_machine.travel(STARTED, tick=False):
             call_command("load_demo", "--if-empty", stdout=StringIO())
         with time_machine.travel(STARTED + timedelta(seconds=30), tick=False):
