@@ -35,6 +35,7 @@ from rest_framework.views import APIView
 
 from routing.access import IntakeClient, lead_for_requester, leads_for_requester
 from routing.authentication import ApiKeyAuthentication, scope_required
+from routing.intake import StrictText
 from routing.models import CLOSE_REASON_MAX_CHARS, ApiScope, Lead
 from routing.parsers import SafeJSONParser
 from routing.services import STATUSES_FROM_OUTSIDE, LeadActionError, LeadStatusConflict, lead_status_set
@@ -67,15 +68,10 @@ def closed_record(lead: Lead) -> dict[str, Any] | None:
 # --- Closing a lead from outside ----------------------------------------------------------------------------
 
 
-class _TextOnly(serializers.CharField):
+class _TextOnly(StrictText):
     """Text sent as a JSON string: a number or true/false where a reason belongs is a mapping mistake."""
 
     default_error_messages = {"invalid": "Send this as text (a JSON string)."}
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class LeadStatusSerializer(serializers.Serializer):

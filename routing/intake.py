@@ -27,6 +27,7 @@ from django.db.models import Q
 from drf_spectacular.utils import extend_schema_field
 from email_validator import EmailNotValidError, validate_email
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from routing import lanes
 from routing.bulk import objects_insert
@@ -79,12 +80,21 @@ class _PageVisitField(serializers.Field):
         return value
 
 
-class _StrictText(serializers.CharField):
+class StrictText(serializers.CharField):
     """Text sent as a JSON string (or null). DRF's CharField would turn 42 or 1.0 into "42" and "1.0"; a number
     here is a sign of a mapping mistake (an id column, a phone or postal code that lost its leading zero or plus),
-    so it is refused rather than stored as something the sender did not mean."""
+    so it is refused rather than stored as something the sender did not mean.
+
+    ``max_length`` counts the text as sent, as the published schema's ``maxLength`` says: DRF's CharField counts
+    it after trimming, so 501 characters of which the first is a space (or a control character Python counts
+    as one, such as \x1f) passed a limit of 500."""
 
     default_error_messages = {"invalid": "Send this as text (a JSON string), not a number or true/false."}
+
+    def run_validation(self, data: Any = empty) -> Any:
+        if isinstance(data, str) and self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().run_validation(data)
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -125,7 +135,7 @@ class _Amount(serializers.DecimalField):
 
 
 def _text(max_length: int) -> serializers.CharField:
-    return _StrictText(max_length=max_length, required=False, allow_blank=True, allow_null=True)
+    return StrictText(max_length=max_length, required=False, allow_blank=True, allow_null=True)
 
 
 def lead_value_problems(data: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -324,7 +334,7 @@ def _plain_checks() -> dict[str, Callable[[Any], bool]]:
     limits are read from the serializer); a field added there without its check here is refused."""
     checks: dict[str, Callable[[Any], bool]] = {}
     for name, field in LeadIntakeSerializer().fields.items():
-        if type(field) is _StrictText and field.max_length is not None:
+        if type(field) is StrictText and field.max_length is not None:
             checks[name] = _plain_text(field.max_length)
         elif type(field) is _WholeNumber:
             checks[name] = _plain_whole_number

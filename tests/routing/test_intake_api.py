@@ -243,6 +243,8 @@ def test_one_bad_email_refuses_the_whole_batch_with_its_index(website):
         ({"email": "max@prospect.de", "page_history": ["/p"] * 201}, "page_history", "200"),
         ({"email": "max@prospect.de", "page_history": [42]}, "page_history", "string or an object"),
         ({"email": "max@prospect.de", "first_name": "x" * 101}, "first_name", "100"),
+        # Counted as sent (the schema's maxLength), not after trimming.
+        ({"email": "max@prospect.de", "first_name": " " + "x" * 100}, "first_name", "100"),
         ({"email": "max@prospect.de", "notes": ["x" * 4000] * 17}, "non_field_errors", "oversize"),
         ({"email": "max@prospect.de", "external_id": 42}, "external_id", "JSON string"),
         ({"company": "Prospect GmbH"}, "non_field_errors", "needs an email, a phone"),

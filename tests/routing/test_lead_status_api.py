@@ -197,6 +197,13 @@ def test_people_who_may_see_the_lead_may_close_it_others_get_404(rep, manager, r
             "reason",
             "Ensure this field has no more than 500 characters.",
         ),
+        # Counted as sent, as the published schema's maxLength says, not after trimming.
+        (
+            {"status": "closed", "reason": "\x1f" + "x" * CLOSE_REASON_MAX_CHARS},
+            "reason",
+            "Ensure this field has no more than 500 characters.",
+        ),
+        ({"status": "closed", "reason": " " * (CLOSE_REASON_MAX_CHARS + 1)}, "reason", None),
         ({"status": "converted", "reason": "a\x00b"}, None, None),
         ({"status": ["converted"]}, "status", None),
         ({"status": "converted", "reason": 42}, "reason", "Send this as text (a JSON string)."),
