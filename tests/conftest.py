@@ -17,9 +17,9 @@ __all__ = ["PASSWORD"]
 
 
 # Modules whose tests take seconds each (real workers, browsers, the benchmark's smoke run, the demo's
-# month of history), longest first. They run before the rest: with two test processes (``make test`` runs
-# ``-n 2``), a 40-second test that came last in the collection kept one process busy while the other sat
-# idle at the end of the run; started first, the quick tests fill in around it.
+# month of history), longest first. They run before the other tests of their group (below): with two test
+# processes (``make test`` runs ``-n 2``), a 40-second test that came late kept one process busy while the
+# other sat idle at the end of the run; started early, the quick tests fill in around it.
 SLOW_FIRST = (
     "tests/test_bench_routing.py",
     "tests/test_webhooks_worker.py",
@@ -36,6 +36,7 @@ def _slow_rank(item) -> int:
     return next((rank for rank, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)), len(SLOW_FIRST))
 
 
+@pytest.hookimpl(tryfirst=True)  # Before pytest-django's stable sort, which puts transactional tests last.
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``postgres`` run only when DATABASE_URL points at PostgreSQL;
     tests marked ``sqlite`` only when it does not.
@@ -43,7 +44,10 @@ def pytest_collection_modifyitems(config, items):
     They are deselected (and counted in the summary) rather than skipped, so a
     skip never hides a failure: on their own database they always run.
 
-    The slow modules (``SLOW_FIRST``) go first, each module's tests still together and in their order.
+    The slow modules (``SLOW_FIRST``) go first, each module's tests still together and in their order; then
+    pytest-django moves the tests that empty the database at their end (``transaction=True``, live servers,
+    workers) after the others, as Django's runner does, keeping this order within each group: a test that
+    needs the rows the migrations made (the catch-all queue) never runs after one that emptied them.
     """
     from django.conf import settings
 
