@@ -650,22 +650,26 @@ def _copy_prepared(lead: Lead, prepared: Prepared) -> None:
     page history stay in the raw payload, where ``Lead.form_answers`` and ``Lead.page_history`` read them.)"""
     standardized = prepared.standardized
     # Plain columns (no descriptor sets them), so the instance's dict takes them at once. Only the two
-    # number fields are ever None, which is also their blank.
-    lead.__dict__.update(standardized.as_values())
+    # number fields are ever None, which is also their blank. The account's id too: a claimed lead caches no
+    # account row for the foreign key's descriptor to clear.
+    values = standardized.as_values()
     for name in ENRICHABLE_FIELDS:
         enriched = getattr(prepared.facts, name, None)
         if enriched not in (None, "") and not getattr(standardized, name):
-            setattr(lead, name, enriched)
-    lead.flags = dict(prepared.standardized.flags)
-    lead.enrichment_sources = dict(prepared.enrichment.sources)
-    lead.enrichment_failures = dict(prepared.enrichment.failures)
-    if prepared.score is not None:
-        lead.fit_score, lead.intent_score, lead.score = prepared.score.fit, prepared.score.intent, prepared.score.total
+            values[name] = enriched
     match = prepared.account
-    lead.account_id = match.account_id
-    lead.account_match_method = match.method
-    lead.account_match_confidence = round(match.confidence, 1) if match.account_id is not None else None
-    lead.account_match_weak = match.weak
+    values.update(
+        flags=dict(standardized.flags),
+        enrichment_sources=dict(prepared.enrichment.sources),
+        enrichment_failures=dict(prepared.enrichment.failures),
+        account_id=match.account_id,
+        account_match_method=match.method,
+        account_match_confidence=round(match.confidence, 1) if match.account_id is not None else None,
+        account_match_weak=match.weak,
+    )
+    if prepared.score is not None:
+        values.update(fit_score=prepared.score.fit, intent_score=prepared.score.intent, score=prepared.score.total)
+    lead.__dict__.update(values)
 
 
 def _write(part: list[_Routed], now: datetime, change: OwnersChange, report: RouteReport) -> None:
