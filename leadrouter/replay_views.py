@@ -38,6 +38,7 @@ from leadrouter.replay import (
 )
 from routing.charts import hbar_chart
 from routing.models import Queue
+from routing.parsers import StrictText
 from territories.access import is_revops
 from territories.export_formats import escape_formula
 from territories.models import CoverageDraft, CoverageRevision, ReplayRun
@@ -240,14 +241,14 @@ class IsRevOps(permissions.BasePermission):
 class ReplayRequestSerializer(serializers.Serializer):
     """What to replay (one of ``draft``, ``version``, ``document``; none: the live model) over which leads."""
 
-    draft = serializers.CharField(required=False, max_length=100, help_text="A draft's name.")
+    draft = StrictText(required=False, max_length=100, help_text="A draft's name.")
     version = serializers.IntegerField(required=False, min_value=1, help_text="A numbered version.")
-    document = serializers.CharField(
+    document = StrictText(
         required=False, max_length=MAX_DOCUMENT_BYTES, trim_whitespace=False, help_text="A whole coverage YAML."
     )
     days = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DAYS, default=30)
-    source = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
-    queue = serializers.CharField(required=False, max_length=100, help_text="A queue's name: leads routed there then.")
+    source = StrictText(required=False, allow_blank=True, max_length=100, default="")
+    queue = StrictText(required=False, max_length=100, help_text="A queue's name: leads routed there then.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = [name for name in ("draft", "version", "document") if name in attrs]

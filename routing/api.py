@@ -26,7 +26,7 @@ from routing.authentication import ApiKeyAuthentication, IntakeClient, scope_req
 from routing.forms import as_of_instant
 from routing.intake import IDEMPOTENCY_KEY_MAX_LENGTH, LeadIntakeSerializer, Received, lead_validate, leads_receive
 from routing.models import ApiKey, ApiScope
-from routing.parsers import BodyTooLarge, LeadJSONParser
+from routing.parsers import BodyTooLarge, LeadJSONParser, StrictText
 from routing.selectors import lead_simulate
 from territories.validators import time_zone_names
 
@@ -70,12 +70,12 @@ class SimulateSerializer(serializers.Serializer):
     another time: working hours and time off are judged then (loads, turns and accounts are today's)."""
 
     lead = serializers.DictField(child=serializers.JSONField(), allow_empty=False)
-    as_of = serializers.CharField(
+    as_of = StrictText(
         required=False,
         max_length=40,
         help_text="ISO 8601: a wall-clock time read in time_zone (2026-12-07T08:30), or a time with an offset.",
     )
-    time_zone = serializers.CharField(required=False, max_length=64, help_text="IANA name; UTC when left out.")
+    time_zone = StrictText(required=False, max_length=64, help_text="IANA name; UTC when left out.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         as_of, zone = attrs.get("as_of"), attrs.get("time_zone", "")

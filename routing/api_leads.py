@@ -35,9 +35,8 @@ from rest_framework.views import APIView
 
 from routing.access import IntakeClient, lead_for_requester, leads_for_requester
 from routing.authentication import ApiKeyAuthentication, scope_required
-from routing.intake import StrictText
 from routing.models import CLOSE_REASON_MAX_CHARS, ApiScope, Lead
-from routing.parsers import SafeJSONParser
+from routing.parsers import SafeJSONParser, StrictText
 from routing.services import STATUSES_FROM_OUTSIDE, LeadActionError, LeadStatusConflict, lead_status_set
 
 # Leads per page of GET /api/v1/leads/: the default, and the most a client may ask for with page_size.

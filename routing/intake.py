@@ -27,13 +27,12 @@ from django.db.models import Q
 from drf_spectacular.utils import extend_schema_field
 from email_validator import EmailNotValidError, validate_email
 from rest_framework import serializers
-from rest_framework.fields import empty
 
 from routing import lanes
 from routing.bulk import objects_insert
 from routing.models import ApiKey, EventType, Lead, LeadImport
 from routing.outbound import Event, events_record
-from routing.parsers import deeper_than, json_path, json_problems, needs_text_walk, text_problem
+from routing.parsers import StrictText, deeper_than, json_path, json_problems, needs_text_walk, text_problem
 from routing.standardize import standardize
 
 logger = logging.getLogger(__name__)
@@ -78,28 +77,6 @@ class _PageVisitField(serializers.Field):
 
     def to_representation(self, value: Any) -> Any:
         return value
-
-
-class StrictText(serializers.CharField):
-    """Text sent as a JSON string (or null). DRF's CharField would turn 42 or 1.0 into "42" and "1.0"; a number
-    here is a sign of a mapping mistake (an id column, a phone or postal code that lost its leading zero or plus),
-    so it is refused rather than stored as something the sender did not mean.
-
-    ``max_length`` counts the text as sent, as the published schema's ``maxLength`` says: DRF's CharField counts
-    it after trimming, so 501 characters of which the first is a space (or a control character Python counts
-    as one, such as \x1f) passed a limit of 500."""
-
-    default_error_messages = {"invalid": "Send this as text (a JSON string), not a number or true/false."}
-
-    def run_validation(self, data: Any = empty) -> Any:
-        if isinstance(data, str) and self.max_length is not None and len(data) > self.max_length:
-            self.fail("max_length", max_length=self.max_length)
-        return super().run_validation(data)
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 # Blank text means "no value", as null does.

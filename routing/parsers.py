@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ParseError
+from rest_framework.fields import empty
 from rest_framework.parsers import JSONParser
 
 # Any API body: at most this many levels of objects and lists (an intake batch uses 2 plus the lead's own values).
@@ -235,3 +236,26 @@ class LeadJSONParser(SafeJSONParser):
     """For lead intake: ``LeadIntakeSerializer`` checks the text itself and reports it by field and batch index."""
 
     check_text = False
+
+
+class StrictText(serializers.CharField):
+    """Text sent as a JSON string (or null), for every text field the API takes. DRF's CharField would turn 42
+    or 1.0 into "42" and "1.0"; a number here is a sign of a mapping mistake (an id column, a phone or postal
+    code that lost its leading zero or plus), so it is refused rather than stored as something the sender did
+    not mean.
+
+    ``max_length`` counts the text as sent, as the published schema's ``maxLength`` says: DRF's CharField counts
+    it after trimming, so 501 characters of which the first is a space (or a control character Python counts
+    as one, such as U+001F) passed a limit of 500."""
+
+    default_error_messages = {"invalid": "Send this as text (a JSON string), not a number or true/false."}
+
+    def run_validation(self, data: Any = empty) -> Any:
+        if isinstance(data, str) and self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().run_validation(data)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

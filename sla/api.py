@@ -29,7 +29,7 @@ from routing.access import lead_for_requester
 from routing.api_leads import LeadClosedSerializer, closed_record
 from routing.authentication import ApiKeyAuthentication, IntakeClient, scope_required
 from routing.models import ApiScope, Assignment, Lead
-from routing.parsers import SafeJSONParser
+from routing.parsers import SafeJSONParser, StrictText
 from routing.selectors import assignment_history
 from sla.models import TOUCH_NOTE_MAX_CHARS, LeadSla, Touch
 from sla.services import TouchTimeError, sla_state, touch_log
@@ -42,7 +42,7 @@ class TouchCreateSerializer(serializers.Serializer):
         help_text="When the touch happened; default now. Not before the lead's current assignment started, "
         "nor more than LEADROUTER_TOUCH_FUTURE_ALLOWANCE_SECONDS (2 minutes) in the future.",
     )
-    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=TOUCH_NOTE_MAX_CHARS)
+    note = StrictText(required=False, allow_blank=True, default="", max_length=TOUCH_NOTE_MAX_CHARS)
 
 
 class TouchSerializer(serializers.ModelSerializer):

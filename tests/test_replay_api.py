@@ -75,6 +75,8 @@ def test_the_live_model_and_a_version_replay_too(client, revops, history):
         ({"days": 0}, "days"),
         ({"days": 100000}, "days"),
         ({"queue": "No such queue"}, "queue"),
+        ({"draft": 7}, "draft"),  # A name is text, not a number.
+        ({"source": 42}, "source"),
         ({"draft": "Austria apart", "version": 1}, "draft"),
         ({"document": "version: 1\nteams: [unclosed"}, "document"),
         ({"document": "version: 1\nterritories:\n  - name: X\n    queue: Nowhere\n"}, "document"),

@@ -68,6 +68,8 @@ def test_time_off_is_judged_at_the_chosen_time(client, revops, shifts):
         ({"as_of": "next monday"}, "as_of"),
         ({"as_of": ["2026-12-07"]}, "as_of"),
         ({"as_of": "x" * 41}, "as_of"),
+        ({"as_of": 20261207}, "as_of"),  # A number is not a time, not even one that reads as one.
+        ({"as_of": "2026-12-07T10:00", "time_zone": 1}, "time_zone"),
     ],
 )
 def test_a_time_that_cannot_be_simulated_is_a_400_naming_the_field(client, revops, shifts, when, field):

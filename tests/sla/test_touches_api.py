@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from routing.models import Lead
 from routing.services import apikey_create
-from sla.models import BusinessCalendar, CalendarHours, LeadSla, SlaPolicy, Touch
+from sla.models import TOUCH_NOTE_MAX_CHARS, BusinessCalendar, CalendarHours, LeadSla, SlaPolicy, Touch
 from sla.services import sla_clocks_start, sla_state
 from tests.factories import AssignmentFactory, LeadFactory
 
@@ -169,6 +169,26 @@ def test_the_lead_api_shows_the_clock_and_the_escalations(client, revops):
     assert body["sla"]["state"] == "breached"
     assert body["sla"]["due_at"] == "2026-11-23T10:00:00Z"
     assert [(row["action"], row["status"]) for row in body["escalations"]] == [("remind_rep", "open")]
+
+
+@pytest.mark.parametrize(
+    ("note", "message"),
+    [
+        (85896, "Send this as text (a JSON string), not a number or true/false."),
+        (True, "Send this as text (a JSON string), not a number or true/false."),
+        # Counted as sent, as the published schema's maxLength says, not after trimming.
+        (" " + "x" * TOUCH_NOTE_MAX_CHARS, f"Ensure this field has no more than {TOUCH_NOTE_MAX_CHARS} characters."),
+    ],
+)
+def test_a_note_that_is_not_text_or_is_too_long_is_400_and_nothing_is_logged(website, rep, lead, note, message):
+    _, client = website
+    with time_machine.travel(MONDAY_930, tick=False):
+        response = client.post(touches_url(lead.pk), {"kind": "email", "note": note}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["note"] == [message]
+    assert not Touch.objects.exists()
+    assert LeadSla.objects.get(lead=lead).touched_at is None
 
 
 # --- A touch cannot rewrite history ---------------------------------------------------------------------
