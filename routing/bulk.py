@@ -311,6 +311,31 @@ def pipelined() -> Iterator[None]:
         yield
 
 
+def reads_together(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+    """The rows of each of these independent reads (plain SQL with ``%s`` parameters, as Django's cursors take
+    it), in order. On PostgreSQL they travel in one round trip (psycopg's pipeline mode): a small batch asks
+    several such questions before its writes, and waited for each in turn."""
+    if connection.vendor != "postgresql" or not psycopg.Pipeline.is_supported() or len(statements) < 2:
+        found = []
+        for sql, params in statements:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                found.append(cursor.fetchall())
+        return found
+    connection.ensure_connection()
+    raw = connection.connection
+    with connection.wrap_database_errors:
+        cursors = [raw.cursor() for _ in statements]
+        try:
+            with raw.pipeline():
+                for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                    cursor.execute(sql, params)
+            return [cursor.fetchall() for cursor in cursors]
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+
 def rows_update(model: type[models.Model], objects: Sequence[Any], field_names: Sequence[str]) -> None:
     """Write these fields of these rows: one ``UPDATE … FROM unnest(…)`` on PostgreSQL, one prepared
     ``UPDATE`` per row elsewhere. Values are taken from each object's attributes (``attname``)."""

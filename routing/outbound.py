@@ -224,39 +224,56 @@ class Receivers:
 def event_receivers(types: set[str]) -> Receivers:
     """The active subscriptions that want these event types, and the active CRM connectors when ``types`` has
     an owner event: what ``events_record`` reads first, for a caller that reads it ahead."""
-    receivers = Receivers()
-    # Every lead posted asks, mostly to learn there is no subscription: one plain statement, as building and
-    # compiling the queryset cost several times the statement itself.
-    db = transaction.get_connection()
-    quote = db.ops.quote_name
+    statements = event_receivers_statements(types)
+    found = []
+    for sql, params in statements:
+        with transaction.get_connection().cursor() as cursor:
+            cursor.execute(sql, params)
+            found.append(cursor.fetchall())
+    return event_receivers_found(types, found)
+
+
+def event_receivers_statements(types: set[str]) -> list[tuple[str, list[Any]]]:
+    """What ``event_receivers`` asks, for a caller that asks it together with its own reads: the active
+    subscriptions, then (when ``types`` has an owner event) the active connectors' ids. Every lead posted asks,
+    mostly to learn there is none: plain statements, as building and compiling the querysets cost several times
+    the statements themselves."""
+    quote = transaction.get_connection().ops.quote_name
     meta = WebhookSubscription._meta
-    events_field = meta.get_field("events")
-    events_column = events_field.get_col(meta.db_table)
-    converters = db.ops.get_db_converters(events_column) + events_column.get_db_converters(db)
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {quote(meta.pk.column)}, {quote(events_field.column)} FROM {quote(meta.db_table)} "
+    statements: list[tuple[str, list[Any]]] = [
+        (
+            f"SELECT {quote(meta.pk.column)}, {quote(meta.get_field('events').column)} FROM {quote(meta.db_table)} "
             f"WHERE {quote(meta.get_field('active').column)} = %s ORDER BY 1",
             [True],
         )
-        subscriptions = cursor.fetchall()
-    for pk, events in subscriptions:
-        for convert in converters:
-            events = convert(events, events_column, db)
-        for event_type in set(events or []) & types:
-            receivers.subscriptions.setdefault(event_type, []).append(pk)
+    ]
     if types & OWNER_EVENTS:
-        # Mostly there is none: asked in a plain statement, and the connectors are built only when there are.
         connector_meta = CrmConnector._meta
-        with db.cursor() as cursor:
-            cursor.execute(
+        statements.append(
+            (
                 f"SELECT {quote(connector_meta.pk.column)} FROM {quote(connector_meta.db_table)} "
                 f"WHERE {quote(connector_meta.get_field('active').column)} = %s",
                 [True],
             )
-            active = [row[0] for row in cursor.fetchall()]
-        if active:
-            receivers.connectors = list(CrmConnector.objects.filter(pk__in=active, active=True).order_by("pk"))
+        )
+    return statements
+
+
+def event_receivers_found(types: set[str], found: Sequence[Sequence[tuple[Any, ...]]]) -> Receivers:
+    """``event_receivers`` from the rows of ``event_receivers_statements``."""
+    receivers = Receivers()
+    db = transaction.get_connection()
+    meta = WebhookSubscription._meta
+    events_column = meta.get_field("events").get_col(meta.db_table)
+    converters = db.ops.get_db_converters(events_column) + events_column.get_db_converters(db)
+    for pk, events in found[0]:
+        for convert in converters:
+            events = convert(events, events_column, db)
+        for event_type in set(events or []) & types:
+            receivers.subscriptions.setdefault(event_type, []).append(pk)
+    active = [row[0] for row in found[1]] if len(found) > 1 else []
+    if active:  # Mostly there is none: the connectors are built only when there are.
+        receivers.connectors = list(CrmConnector.objects.filter(pk__in=active, active=True).order_by("pk"))
     return receivers
 
 
