@@ -53,7 +53,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
-from routing.bulk import rows_insert
+from routing.bulk import reads_together, rows_insert
 from routing.models import (
     CrmConnector,
     CrmOwner,
@@ -224,13 +224,7 @@ class Receivers:
 def event_receivers(types: set[str]) -> Receivers:
     """The active subscriptions that want these event types, and the active CRM connectors when ``types`` has
     an owner event: what ``events_record`` reads first, for a caller that reads it ahead."""
-    statements = event_receivers_statements(types)
-    found = []
-    for sql, params in statements:
-        with transaction.get_connection().cursor() as cursor:
-            cursor.execute(sql, params)
-            found.append(cursor.fetchall())
-    return event_receivers_found(types, found)
+    return event_receivers_found(types, reads_together(event_receivers_statements(types)))
 
 
 def event_receivers_statements(types: set[str]) -> list[tuple[str, list[Any]]]:

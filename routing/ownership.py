@@ -517,11 +517,7 @@ class _Channels:
 def _notice_channels(rep_ids: set[int], queue_ids: set[int]) -> _Channels:
     """The channels of these reps and queues (reps and queues that do not exist have none)."""
     statement = _notice_channels_statement(rep_ids, queue_ids)
-    rows: list[tuple[Any, ...]] = []
-    if statement is not None:
-        with connection.cursor() as cursor:
-            cursor.execute(*statement)
-            rows = cursor.fetchall()
+    [rows] = reads_together([statement]) if statement is not None else [[]]
     return _notice_channels_found(rep_ids, queue_ids, rows)
 
 
