@@ -67,19 +67,15 @@ def closed_record(lead: Lead) -> dict[str, Any] | None:
 # --- Closing a lead from outside ----------------------------------------------------------------------------
 
 
-class _TextOnly(StrictText):
-    """Text sent as a JSON string: a number or true/false where a reason belongs is a mapping mistake."""
-
-    default_error_messages = {"invalid": "Send this as text (a JSON string)."}
-
-
 class LeadStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=STATUSES_FROM_OUTSIDE,
         help_text="converted (won), disqualified, nurture (back to marketing) or closed.",
     )
-    reason = _TextOnly(
+    reason = StrictText(
         required=False,
+        # The close endpoint's own wording since it was published.
+        error_messages={"invalid": "Send this as text (a JSON string)."},
         allow_blank=True,
         default="",
         max_length=CLOSE_REASON_MAX_CHARS,
