@@ -350,6 +350,7 @@ def _claim(lead_ids: list[int] | None, limit: int, lane: str | None = None) -> l
                 _CLAIMED,
                 f"{' AND '.join(where)} ORDER BY t0.received_at, t0.id LIMIT %s{lock}",
                 [*params, limit - len(claimed)],
+                planner=_IN_INDEX_ORDER,
             )
         )
     # Routed in arrival order, so round robin and caps favour whoever waited longest.
@@ -372,6 +373,13 @@ REPLACED_FIELDS = (
 )
 _CLAIMED = RowSelect(Lead, omit=REPLACED_FIELDS)
 _CLAIM_LOCK = " FOR UPDATE OF t0 SKIP LOCKED"
+# The claim reads the waiting leads in the order of their index (``lead_received_outbox_idx``,
+# ``lead_received_lane_idx``: received_at, id) and stops at the batch's last. Left to its statistics, the planner
+# believed the few waiting leads it saw at the last ANALYZE, as it does after any import, and read every waiting
+# lead of the lane to sort them all: ~0.7 µs a waiting lead, for each batch (a 10,000-lead backlog cost its
+# first batch 7 ms of claim, 100,000 waiting leads ~70 ms), where the index's order reads 1,000 rows in ~0.8 ms
+# whatever the backlog. Sorting is turned off for this one statement, so the planner takes the index's order.
+_IN_INDEX_ORDER = {"enable_sort": "off"}
 
 
 @dataclass

@@ -339,14 +339,18 @@ class Lead(models.Model):
     class Meta:
         ordering = ["-received_at"]
         indexes = [
-            # The outbox sweep asks for leads still in "received" after N seconds.
+            # The outbox sweep asks for leads still in "received" after N seconds, and a routing task takes
+            # the oldest waiting leads in (received_at, id) order: both read them in this index's order, so a
+            # batch reads its own rows, whatever the backlog behind them (``routing.dispatch._claim``).
             models.Index(
-                fields=["received_at"], condition=models.Q(status="received"), name="lead_received_outbox_idx"
+                fields=["received_at", "id"], condition=models.Q(status="received"), name="lead_received_outbox_idx"
             ),
             # A routing task fills its batch with the oldest waiting leads of its own lane: without the lane
             # first, a live task would walk past a whole bulk backlog to find the live leads.
             models.Index(
-                fields=["lane", "received_at"], condition=models.Q(status="received"), name="lead_received_lane_idx"
+                fields=["lane", "received_at", "id"],
+                condition=models.Q(status="received"),
+                name="lead_received_lane_idx",
             ),
             # "My queue": a rep's open leads.
             models.Index(fields=["owner", "status"], name="lead_owner_status_idx"),

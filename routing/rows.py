@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -89,16 +90,33 @@ def _compiled(select: RowSelect, db: BaseDatabaseWrapper) -> tuple[str, list[_Ta
     return f"SELECT {', '.join(columns)} FROM {' '.join(sources)}", tables
 
 
-def rows_select(select: RowSelect, where: str, params: Sequence[Any]) -> list[Any]:
+def rows_select(
+    select: RowSelect, where: str, params: Sequence[Any], *, planner: Mapping[str, str] | None = None
+) -> list[Any]:
     """The first table's instances of ``select``'s rows that match ``where`` (SQL on alias ``t0``, with an
-    ORDER BY if wanted), their related rows cached on them (None where there is none)."""
+    ORDER BY if wanted), their related rows cached on them (None where there is none).
+
+    ``planner``: PostgreSQL planner settings (``{"enable_sort": "off"}``) for this statement alone, set before
+    it and reset after it in the caller's transaction, in the same round trip (pipeline mode). Must be called
+    in a transaction (``SET LOCAL``); elsewhere, and on other databases, ignored."""
     db = transaction.get_connection()
     sql, tables = _compiled(select, db)
     with db.cursor() as cursor:
         loader = _fast_timestamptz_loader(db)
         if loader is not None:
             cursor.cursor.adapters.register_loader(_TIMESTAMPTZ_OID, loader)
-        cursor.execute(f"{sql} WHERE {where}", params)
+        if planner and db.vendor == "postgresql" and db.in_atomic_block and psycopg.Pipeline.is_supported():
+            if not all(_SETTING_NAME.fullmatch(name) for name in planner):
+                raise ValueError(f"Not a setting's name: {sorted(planner)}")
+            raw = db.connection
+            with db.wrap_database_errors, raw.pipeline():
+                for name, value in planner.items():
+                    raw.execute("SELECT set_config(%s, %s, true)", [name, value])
+                cursor.execute(f"{sql} WHERE {where}", params)
+                for name in planner:
+                    raw.execute(f"RESET {name}")
+        else:
+            cursor.execute(f"{sql} WHERE {where}", params)
         rows = cursor.fetchall()
     if len(tables) == 1:
         # No related rows: the instances are built together (``instances_build`` checks the model's signals
@@ -136,6 +154,8 @@ def _converted(table: _Table, row: Sequence[Any], db: BaseDatabaseWrapper) -> li
 
 
 _TIMESTAMPTZ_OID = 1184
+# A PostgreSQL setting's name, as ``RESET`` takes it (it takes no parameter).
+_SETTING_NAME = re.compile(r"[a-z_]+")
 
 
 def _fast_timestamptz_loader(db: BaseDatabaseWrapper) -> Any:
