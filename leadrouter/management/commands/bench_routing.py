@@ -66,10 +66,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
-from unittest import mock
 from urllib.parse import quote
 
-from celery import Task
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -239,8 +237,16 @@ class Command(BaseCommand):
         self.next_lead = FIRST_LEAD["in_process"]
         self.warmed_up = False
         bench_db = f"{settings.DATABASES['default']['NAME']}_bench"
+        # What this process sends itself (the load's and the in-process routing's routing tasks and notices, as
+        # a worker sends them) goes to queues of this run's own, which nothing reads and which are deleted at the
+        # end: sent to the deployment's queues, its workers would take the scratch database's ids for their own.
+        own_queues = {f"LEADROUTER_QUEUE_{lane.upper()}": f"bench-{uuid.uuid4().hex[:8]}-{lane}" for lane in LANES}
         # This process routes as a worker does: without DEBUG, so Django keeps no log of every query.
-        with override_settings(DEBUG=False), scratch_database(bench_db, keep=options["keep"], stdout=self.stdout):
+        with (
+            _queues_deleted(list(own_queues.values())),
+            override_settings(DEBUG=False, **own_queues),
+            scratch_database(bench_db, keep=options["keep"], stdout=self.stdout),
+        ):
             raw_key = self._set_up()
             self.stdout.write(
                 f"PostgreSQL database {bench_db}, broker {settings.CELERY_BROKER_URL.split('://')[0]}, "
@@ -279,8 +285,7 @@ class Command(BaseCommand):
     def _set_up(self) -> str:
         self.stdout.write("Setting up the demo organisation in the scratch database…")
         call_command("migrate", verbosity=0)
-        with _no_messages():  # The history is routed here; no worker of this run listens to the default queues.
-            call_command("load_demo", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
+        call_command("load_demo", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
         # Every rep always on and without caps, so each lead goes through distribution to a rep.
         WorkingHours.objects.all().delete()
         OutOfOffice.objects.all().delete()
@@ -365,24 +370,23 @@ class Command(BaseCommand):
 
     def _receive(self, count: int) -> None:
         """Store ``count`` leads as intake does (``leads_receive``, 1,000 per call), sending no message."""
-        with _no_messages():
-            for start in range(0, count, BATCH):
-                numbers = range(self.next_lead, self.next_lead + min(BATCH, count - start))
-                self.next_lead = numbers.stop
-                leads_receive(payloads=[_lead(n) for n in numbers], intake_source=None)
+        for start in range(0, count, BATCH):
+            numbers = range(self.next_lead, self.next_lead + min(BATCH, count - start))
+            self.next_lead = numbers.stop
+            leads_receive(payloads=[_lead(n) for n in numbers], intake_source=None)
 
     def _route_waiting(self, *, batches: int | None = None) -> list[tuple[int, float]]:
         """Route waiting leads here, ``_route_batch`` after ``_route_batch`` of up to 1,000 (all of them, or
-        ``batches`` batches): (leads, seconds) per batch. Notifications are not sent (no message)."""
+        ``batches`` batches): (leads, seconds) per batch. Each batch sends its notices' task as a worker does,
+        to this run's own notify queue, which nothing reads: the sending is timed, the notices are not sent."""
         done: list[tuple[int, float]] = []
-        with _no_messages():
-            while batches is None or len(done) < batches:
-                clock = time.perf_counter()
-                report = dispatch._route_batch(lead_ids=None, limit=BATCH)
-                elapsed = time.perf_counter() - clock
-                if not report.leads:
-                    break
-                done.append((report.leads, elapsed))
+        while batches is None or len(done) < batches:
+            clock = time.perf_counter()
+            report = dispatch._route_batch(lead_ids=None, limit=BATCH)
+            elapsed = time.perf_counter() - clock
+            if not report.leads:
+                break
+            done.append((report.leads, elapsed))
         return done
 
     def _warm_up(self) -> None:
@@ -862,16 +866,12 @@ def _sizes(options: dict[str, Any]) -> Sizes:
 
 
 @contextlib.contextmanager
-def _no_messages() -> Iterator[None]:
-    """This process sends no Celery message: leads it stores are routed here, and no worker of the run
-    listens to the default queues intake and routing would send to. Only the sending is left out, for
-    every task, whichever function sends it."""
-
-    def discard(*args: Any, **kwargs: Any) -> None:
-        return None
-
-    with mock.patch.object(Task, "apply_async", discard):
+def _queues_deleted(names: list[str]) -> Iterator[None]:
+    """The block, then ``_queues_delete(names)``, whatever happened in it."""
+    try:
         yield
+    finally:
+        _queues_delete(names)
 
 
 def _queues_delete(names: list[str]) -> None:
