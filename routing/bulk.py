@@ -312,25 +312,33 @@ def pipelined() -> Iterator[None]:
 
 
 def reads_together(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
-    """The rows of each of these independent reads (plain SQL with ``%s`` parameters, as Django's cursors take
-    it), in order. On PostgreSQL they travel in one round trip (psycopg's pipeline mode): a small batch asks
-    several such questions before its writes, and waited for each in turn."""
-    if connection.vendor != "postgresql" or not psycopg.Pipeline.is_supported() or len(statements) < 2:
+    """The rows of each of these statements (plain SQL with ``%s`` parameters, as Django's cursors take it, and
+    on PostgreSQL ``%b`` ones, as ``pg_execute`` takes them), in order; no rows for a statement that returns
+    none (``SET …``). They run in order, each seeing what the ones before it did (a lock taken, a setting).
+    On PostgreSQL they travel in one round trip (psycopg's pipeline mode): a small batch asks several such
+    questions before its writes, and waited for each in turn."""
+    if connection.vendor != "postgresql" or len(statements) < 2 or not psycopg.Pipeline.is_supported():
         found = []
         for sql, params in statements:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                found.append(cursor.fetchall())
+            if "%b" in sql:
+                found.append(pg_execute(sql, params, fetch=True))
+                continue
+            with connection.cursor() as django_cursor:
+                django_cursor.execute(sql, params)
+                found.append(django_cursor.fetchall() if django_cursor.description is not None else [])
         return found
     connection.ensure_connection()
     raw = connection.connection
     with connection.wrap_database_errors:
-        cursors = [raw.cursor() for _ in statements]
+        # A statement with binary parameters (``%b``) binds them on the server, as ``pg_execute`` does; the
+        # others as Django's cursors bind theirs.
+        cursors = [psycopg.Cursor(raw) if "%b" in sql else raw.cursor() for sql, _ in statements]
         try:
             with raw.pipeline():
                 for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                    cursor.adapters.register_dumper(EncodedArray, _EncodedArrayDumper)
                     cursor.execute(sql, params)
-            return [cursor.fetchall() for cursor in cursors]
+            return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
         finally:
             for cursor in cursors:
                 cursor.close()

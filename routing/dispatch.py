@@ -37,7 +37,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,7 +48,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from routing.bulk import pg_execute, pipelined, typed_array
+from routing.bulk import pipelined, reads_together, typed_array
 from routing.engine import (
     Decision,
     Snapshot,
@@ -60,12 +60,18 @@ from routing.engine import (
 from routing.engine.distribution import distribute
 from routing.matching import AccountIndex
 from routing.models import Assignment, Lead
-from routing.ownership import Handover, OwnersChange, owners_change, routing_lock
+from routing.ownership import Handover, OwnersChange, owners_change, routing_lock, routing_lock_statement
 from routing.pipeline import Prepared, prepare_leads, route_prepared
 from routing.planner import statistics_freshen
-from routing.rows import RowSelect, rows_select
+from routing.rows import RowQuery, RowSelect, rows_select_together
 from routing.scoring import ScoringRuleInfo, Thresholds
-from routing.selectors import accounts_facts, routing_snapshot, scoring_snapshot, snapshot_with_current_load
+from routing.selectors import (
+    accounts_facts,
+    current_state_statement,
+    routing_snapshot,
+    scoring_snapshot,
+    snapshot_with_current_load,
+)
 from routing.standardize import StandardizedLead
 from territories.coverage_version import coverage_version, coverage_version_pinned
 
@@ -327,32 +333,36 @@ def _claim(lead_ids: list[int] | None, limit: int, lane: str | None = None) -> l
     """
     lock = _CLAIM_LOCK if connection.features.has_select_for_update_skip_locked else ""
     received = Lead.Status.RECEIVED.value
-    claimed: list[Lead] = []
+    queries: list[RowQuery] = []
     if lead_ids:
         marks = ", ".join(["%s"] * len(lead_ids))
-        claimed = rows_select(
-            _CLAIMED,
-            f"t0.status = %s AND t0.id IN ({marks}) ORDER BY t0.id LIMIT %s{lock}",
-            [received, *lead_ids, limit],
+        queries.append(
+            RowQuery(
+                f"t0.status = %s AND t0.id IN ({marks}) ORDER BY t0.id LIMIT %s{lock}", [received, *lead_ids, limit]
+            )
         )
-    if len(claimed) < limit:
-        # The oldest first, through the partial indexes on received leads (by lane, or by time alone).
+    # The others, the oldest first, through the partial indexes on received leads (by lane, or by time alone).
+    # Asked without waiting for the first statement's answer (both go in one round trip): leaving out all of
+    # ``lead_ids`` leaves out the ones the first took, and the room is what ``lead_ids`` leave, so a batch
+    # whose own leads were taken by another is smaller by those, rather than waiting for a second answer.
+    others = limit - len(lead_ids or ())
+    if others > 0:
         where: list[str] = ["t0.status = %s"]
         params: list[object] = [received]
-        if claimed:
-            where.append(f"NOT t0.id IN ({', '.join(['%s'] * len(claimed))})")
-            params.extend(lead.pk for lead in claimed)
+        if lead_ids:
+            where.append(f"NOT t0.id IN ({marks})")
+            params.extend(lead_ids)
         if lane is not None:
             where.append("t0.lane = %s")
             params.append(lane)
-        claimed.extend(
-            rows_select(
-                _CLAIMED,
+        queries.append(
+            RowQuery(
                 f"{' AND '.join(where)} ORDER BY t0.received_at, t0.id LIMIT %s{lock}",
-                [*params, limit - len(claimed)],
-                planner=_IN_INDEX_ORDER,
+                [*params, others],
+                _IN_INDEX_ORDER,
             )
         )
+    claimed = [lead for found in rows_select_together(_CLAIMED, queries) for lead in found]
     # Routed in arrival order, so round robin and caps favour whoever waited longest.
     return sorted(claimed, key=lambda lead: (lead.received_at, lead.pk))
 
@@ -452,27 +462,47 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
     _exclude_reps_who_sent_back(routed)
 
     locked = time.perf_counter()
-    routing_lock()
-    _constraints_immediate()
-    now = timezone.now()
-    # This batch's own copy, which its decisions update in place (O(1) a lead, whatever the number of reps).
-    snapshot = batch_snapshot(snapshot_with_current_load(coverage.snapshot(now=now), now=now))
-    open_by_email = _open_leads_by_email(routed) if settings.LEADROUTER_ATTACH_DUPLICATES else {}
-    start_pointers = {queue.id: queue.rr_pointer for queue in snapshot.queues}
+    cached = coverage.snapshot(now=timezone.now())
+    emails = _batch_emails(routed) if settings.LEADROUTER_ATTACH_DUPLICATES else set()
+    # The routing lock, then what the batch reads under it: the reps' and queues' current state, and the open
+    # leads with the batch's e-mails. On PostgreSQL they go in one round trip, in order, each statement once the
+    # one before it is done: the reads see the database as the lock's holder does. A batch in parts sends its
+    # ownership change's reads (``read_ahead``) along too; a live lead's small batch waited for five round
+    # trips in a row here.
+    lock = [statement for statement in (routing_lock_statement(), _constraints_immediate_statement()) if statement]
+    reads = [*lock, current_state_statement()]
+    by_email = _open_leads_by_email_statement(emails)
+    if by_email is not None:
+        reads.append(by_email)
     # A batch with any live lead in it notifies in the live notify lane; a bulk batch's notices follow
     # the bulk work.
     bulk = all(lead.lane == Lead.Lane.BULK for lead in leads)
-    change = OwnersChange(now=now, lead_fields=ROUTED_FIELDS, lane=Lead.Lane.BULK if bulk else Lead.Lane.LIVE)
-    report = RouteReport(leads=len(routed))
+    # Its ``now`` is the batch's, set below once the lock is held.
+    change = OwnersChange(
+        now=timezone.now(), lead_fields=ROUTED_FIELDS, lane=Lead.Lane.BULK if bulk else Lead.Lane.LIVE
+    )
     parts = len(routed) > WRITE_PART
     if parts:
         # What the ownership change reads, read before its writes start, so that none of them waits.
-        change.read_ahead(
-            rep_ids=[rep.id for rep in snapshot.reps],
-            queue_ids=[queue.id for queue in snapshot.queues],
+        found = change.read_ahead(
+            rep_ids=[rep.id for rep in cached.reps],
+            queue_ids=[queue.id for queue in cached.queues],
             assignments=len(routed),
+            before=reads,
         )
     else:
+        found = reads_together(reads)
+    now = change.now = timezone.now()
+    state, *by_email_rows = found[len(lock) :]
+    # This batch's own copy, which its decisions update in place (O(1) a lead, whatever the number of reps).
+    snapshot = batch_snapshot(snapshot_with_current_load(cached, now=now, state=state))
+    if by_email is not None:
+        open_by_email = _open_leads_by_email_found(by_email_rows[0])
+    else:
+        open_by_email = _open_leads_by_email(emails)
+    start_pointers = {queue.id: queue.rr_pointer for queue in snapshot.queues}
+    report = RouteReport(leads=len(routed))
+    if not parts:
         # One part (live traffic): decided first, so that what the change reads is read for its own reps and
         # queues only; its writes then go in one pipeline too, waiting for the database once rather than once
         # a statement (a 5-lead batch had eight of them in a row).
@@ -503,19 +533,19 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
     return report, locked
 
 
-def _constraints_immediate() -> None:
-    """On PostgreSQL, check the batch's deferrable constraints (the lead row's foreign keys: owner, queue,
-    territory, rule, account, duplicate) as each statement ends rather than at commit. Inside the pipeline the
-    database then checks them while this process decides the next part; deferred, they were all checked in the
-    commit, which nothing overlaps (a batch of 1,000 spent 18 µs a lead there, most of its commit). Every row
-    they point at exists before the statement that points at it, so checking earlier refuses nothing that the
-    commit would let through, and a refusal still rolls the whole batch back.
+def _constraints_immediate_statement() -> tuple[str, list[Any]] | None:
+    """On PostgreSQL, the statement that checks the batch's deferrable constraints (the lead row's foreign keys:
+    owner, queue, territory, rule, account, duplicate) as each statement ends rather than at commit. Inside the
+    pipeline the database then checks them while this process decides the next part; deferred, they were all
+    checked in the commit, which nothing overlaps (a batch of 1,000 spent 18 µs a lead there, most of its
+    commit). Every row they point at exists before the statement that points at it, so checking earlier
+    refuses nothing that the commit would let through, and a refusal still rolls the whole batch back.
 
     Only when the batch's transaction is the outermost (a worker's, the sweep's): the setting lasts until the
-    transaction ends, and a caller's transaction around the batch keeps the checks it asked for."""
+    transaction ends, and a caller's transaction around the batch keeps the checks it asked for. None otherwise."""
     if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        return "SET CONSTRAINTS ALL IMMEDIATE", []
+    return None
 
 
 def _decide_all(items: list[_Routed], snapshot: Snapshot, now: datetime, open_by_email: dict[str, int]) -> Snapshot:
@@ -576,36 +606,54 @@ def _exclude_reps_who_sent_back(routed: list[_Routed]) -> None:
             item.prepared = replace(item.prepared, facts=facts)
 
 
-def _open_leads_by_email(routed: list[_Routed]) -> dict[str, int]:
-    """The oldest open (or held) lead per e-mail among this batch's e-mails."""
+def _batch_emails(routed: list[_Routed]) -> set[str]:
+    """The batch's e-mails, as duplicates are looked up (lower case)."""
     emails = {item.prepared.standardized.email.lower() for item in routed if item.prepared}
     emails.discard("")
+    return emails
+
+
+def _open_leads_by_email_statement(emails: set[str]) -> tuple[str, list[Any]] | None:
+    """On PostgreSQL, the statement that finds the oldest open (or held) lead per e-mail among ``emails``
+    (``_open_leads_by_email_found`` reads its rows); None elsewhere, or without e-mails.
+
+    Looked up e-mail by e-mail (LATERAL, its LIMIT keeps it from being flattened into a join): each one is a
+    probe of the e-mail index, whatever the planner's statistics say. Written as one ``IN`` or join, the query
+    is planned from them, and before the next ANALYZE after a bulk import they see a few distinct e-mails among
+    few leads: the plan then reads every open lead (measured: 50–90 ms for a batch of 1,000 among 78,000
+    leads, against 3 ms by the index)."""
+    if not emails or connection.vendor != "postgresql":
+        return None
+    return (
+        f"SELECT batch.key, oldest.id FROM unnest(%b::text[]) AS batch(key) CROSS JOIN LATERAL ("
+        f"SELECT id FROM {Lead._meta.db_table} WHERE lower(email) = batch.key AND status = ANY(%b::text[]) "
+        "ORDER BY received_at, id LIMIT 1) AS oldest",
+        [typed_array("text", list(emails)), [str(status) for status in DUPLICATE_TARGET_STATUSES]],
+    )
+
+
+def _open_leads_by_email_found(rows: Iterable[tuple[Any, ...]]) -> dict[str, int]:
     found: dict[str, int] = {}
-    if not emails:
-        return found
-    if connection.vendor == "postgresql":
-        # Looked up e-mail by e-mail (LATERAL, its LIMIT keeps it from being flattened into a join): each one
-        # is a probe of the e-mail index, whatever the planner's statistics say. Written as one ``IN`` or join,
-        # the query is planned from them, and before the next ANALYZE after a bulk import they see a few
-        # distinct e-mails among few leads: the plan then reads every open lead (measured: 50–90 ms for a
-        # batch of 1,000 among 78,000 leads, against 3 ms by the index).
-        rows = pg_execute(
-            f"SELECT batch.key, oldest.id FROM unnest(%b::text[]) AS batch(key) CROSS JOIN LATERAL ("
-            f"SELECT id FROM {Lead._meta.db_table} WHERE lower(email) = batch.key AND status = ANY(%b::text[]) "
-            "ORDER BY received_at, id LIMIT 1) AS oldest",
-            [typed_array("text", list(emails)), [str(status) for status in DUPLICATE_TARGET_STATUSES]],
-            fetch=True,
-        )
-    else:
-        rows = list(
-            Lead.objects.annotate(email_key=Lower("email"))
-            .filter(email_key__in=emails, status__in=DUPLICATE_TARGET_STATUSES)
-            .order_by("received_at", "pk")
-            .values_list("email_key", "pk")
-        )
     for email, pk in rows:
         found.setdefault(email, pk)
     return found
+
+
+def _open_leads_by_email(emails: set[str]) -> dict[str, int]:
+    """The oldest open (or held) lead per e-mail among ``emails``, read through the ORM (SQLite; on PostgreSQL
+    the batch sends ``_open_leads_by_email_statement`` with its other reads)."""
+    if not emails:
+        return {}
+    statement = _open_leads_by_email_statement(emails)
+    if statement is not None:
+        return _open_leads_by_email_found(reads_together([statement])[0])
+    rows = (
+        Lead.objects.annotate(email_key=Lower("email"))
+        .filter(email_key__in=emails, status__in=DUPLICATE_TARGET_STATUSES)
+        .order_by("received_at", "pk")
+        .values_list("email_key", "pk")
+    )
+    return _open_leads_by_email_found(rows)
 
 
 def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dict[str, int]) -> Snapshot:

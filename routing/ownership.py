@@ -69,10 +69,20 @@ TASK_TITLE_MAX = 300
 
 def routing_lock() -> None:
     """Serialize ownership changes until the current transaction ends. Call inside ``transaction.atomic``."""
-    if connection.vendor == "postgresql":
+    statement = routing_lock_statement()
+    if statement is not None:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROUTING_LOCK_KEY])
-    # SQLite: the project opens every transaction with BEGIN IMMEDIATE, which already excludes other writers.
+            cursor.execute(*statement)
+
+
+def routing_lock_statement() -> tuple[str, list[Any]] | None:
+    """``routing_lock``'s statement, for a caller that sends it first among others in one round trip
+    (``routing.bulk.reads_together``, where each statement runs after the one before it: the reads after it
+    see the database as the lock's holder does). None where no statement is needed: SQLite, where the project
+    opens every transaction with BEGIN IMMEDIATE, which already excludes other writers."""
+    if connection.vendor == "postgresql":
+        return "SELECT pg_advisory_xact_lock(%s)", [ROUTING_LOCK_KEY]
+    return None
 
 
 def routing_lock_try() -> bool:
@@ -347,11 +357,19 @@ class OwnersChange:
         # The assignments whose notices go out after commit (``finish``).
         self.notified: list[int] | None = None
 
-    def read_ahead(self, *, rep_ids: Iterable[int], queue_ids: Iterable[int], assignments: int) -> None:
+    def read_ahead(
+        self,
+        *,
+        rep_ids: Iterable[int],
+        queue_ids: Iterable[int],
+        assignments: int,
+        before: Sequence[tuple[str, Sequence[Any]]] = (),
+    ) -> list[list[tuple[Any, ...]]]:
         """Read now what ``finish`` reads between its writes, so that inside ``routing.bulk.pipelined`` it waits
         for nothing until the block ends: the notice channels of the reps and queues that may get leads, the
         event receivers, and on PostgreSQL ``assignments`` ids for the new assignments (ids left unused are
-        numbers the table skips)."""
+        numbers the table skips). ``before``: the caller's statements, run first in the same round trip (the
+        routing lock, its own reads); their rows are returned."""
         # Asked together: on PostgreSQL in one round trip (``reads_together``), which a live lead's small batch
         # waited for three or four times in a row.
         reps, queues = set(rep_ids), set(queue_ids)
@@ -373,13 +391,15 @@ class OwnersChange:
                     [meta.db_table, meta.pk.column, assignments],
                 )
             )
-        found = reads_together(statements)
+        found = reads_together([*before, *statements])
+        theirs, found = found[: len(before)], found[len(before) :]
         self.receivers = event_receivers_found(types, found[:receivers_count])
         self.channels = _notice_channels_found(
             reps, queues, found[receivers_count] if channels_statement is not None else []
         )
         if reserve:
             self.reserved_ids = [row[0] for row in found[-1]]
+        return theirs
 
     def leads_write(self, handovers: Sequence[Handover], unchanged: Sequence[Lead] = ()) -> None:
         """Step 1 for these handovers, and the same columns of ``unchanged`` (leads without a new owner)."""

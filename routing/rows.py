@@ -15,6 +15,7 @@ through ``from_db``, so its receivers still run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import re
@@ -90,6 +91,15 @@ def _compiled(select: RowSelect, db: BaseDatabaseWrapper) -> tuple[str, list[_Ta
     return f"SELECT {', '.join(columns)} FROM {' '.join(sources)}", tables
 
 
+class RowQuery(NamedTuple):
+    """One statement of ``rows_select_together``: ``where`` and its ``params``, and ``planner`` settings for it
+    alone (see ``rows_select``)."""
+
+    where: str
+    params: Sequence[Any]
+    planner: Mapping[str, str] | None = None
+
+
 def rows_select(
     select: RowSelect, where: str, params: Sequence[Any], *, planner: Mapping[str, str] | None = None
 ) -> list[Any]:
@@ -99,25 +109,44 @@ def rows_select(
     ``planner``: PostgreSQL planner settings (``{"enable_sort": "off"}``) for this statement alone, set before
     it and reset after it in the caller's transaction, in the same round trip (pipeline mode). Must be called
     in a transaction (``SET LOCAL``); elsewhere, and on other databases, ignored."""
+    return rows_select_together(select, [RowQuery(where, params, planner)])[0]
+
+
+def rows_select_together(select: RowSelect, queries: Sequence[RowQuery]) -> list[list[Any]]:
+    """``rows_select`` for each of ``queries``, in order, each seeing what the ones before it did (rows they
+    locked); on PostgreSQL inside a transaction, in one round trip (pipeline mode)."""
     db = transaction.get_connection()
     sql, tables = _compiled(select, db)
-    with db.cursor() as cursor:
-        loader = _fast_timestamptz_loader(db)
+    for query in queries:
+        if query.planner and not all(_SETTING_NAME.fullmatch(name) for name in query.planner):
+            raise ValueError(f"Not a setting's name: {sorted(query.planner)}")
+    loader = _fast_timestamptz_loader(db)
+    together = db.vendor == "postgresql" and db.in_atomic_block and psycopg.Pipeline.is_supported()
+    found: list[list[Any]] = []
+    with contextlib.ExitStack() as stack:
+        cursors = [stack.enter_context(db.cursor()) for _ in queries]
         if loader is not None:
-            cursor.cursor.adapters.register_loader(_TIMESTAMPTZ_OID, loader)
-        if planner and db.vendor == "postgresql" and db.in_atomic_block and psycopg.Pipeline.is_supported():
-            if not all(_SETTING_NAME.fullmatch(name) for name in planner):
-                raise ValueError(f"Not a setting's name: {sorted(planner)}")
+            for cursor in cursors:
+                cursor.cursor.adapters.register_loader(_TIMESTAMPTZ_OID, loader)
+        if together and (len(queries) > 1 or any(query.planner for query in queries)):
             raw = db.connection
             with db.wrap_database_errors, raw.pipeline():
-                for name, value in planner.items():
-                    raw.execute("SELECT set_config(%s, %s, true)", [name, value])
-                cursor.execute(f"{sql} WHERE {where}", params)
-                for name in planner:
-                    raw.execute(f"RESET {name}")
+                for cursor, query in zip(cursors, queries, strict=True):
+                    for name, value in (query.planner or {}).items():
+                        raw.execute("SELECT set_config(%s, %s, true)", [name, value])
+                    cursor.execute(f"{sql} WHERE {query.where}", query.params)
+                    for name in query.planner or {}:
+                        raw.execute(f"RESET {name}")
         else:
-            cursor.execute(f"{sql} WHERE {where}", params)
-        rows = cursor.fetchall()
+            for cursor, query in zip(cursors, queries, strict=True):
+                cursor.execute(f"{sql} WHERE {query.where}", query.params)
+        for cursor in cursors:
+            found.append(_instances(cursor.fetchall(), tables, db))
+    return found
+
+
+def _instances(rows: Sequence[Sequence[Any]], tables: list[_Table], db: BaseDatabaseWrapper) -> list[Any]:
+    """The first table's instances of one statement's ``rows``, their related rows cached on them."""
     if len(tables) == 1:
         # No related rows: the instances are built together (``instances_build`` checks the model's signals
         # once, not once a row).

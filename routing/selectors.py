@@ -4,7 +4,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -204,12 +204,16 @@ def _rep_infos(now: datetime) -> tuple[RepInfo, ...]:
     )
 
 
-def snapshot_with_current_load(snapshot: Snapshot, *, now: datetime) -> Snapshot:
+def snapshot_with_current_load(
+    snapshot: Snapshot, *, now: datetime, state: Sequence[tuple[Any, ...]] | None = None
+) -> Snapshot:
     """``snapshot`` (possibly cached) with the state that changes with every lead read fresh: round-robin
     pointers, rep loads, and whether each queue and rep still exists and is active — so a rep deactivated
     a moment ago (a departure) gets nothing, and a row deleted since the cache was filled is never chosen.
-    One small statement whatever the size of the coverage model (``current_state``)."""
-    queues_now, reps_active, open_leads, assigned_today = current_state(now=now)
+    One small statement whatever the size of the coverage model (``current_state``); ``state``: its rows, read
+    by the caller (``current_state_statement``) with other statements in one round trip."""
+    found = current_state_found(state, now=now) if state is not None else current_state(now=now)
+    queues_now, reps_active, open_leads, assigned_today = found
     current = replace(
         snapshot,
         queues=tuple(
@@ -251,15 +255,28 @@ def current_state(
     ``day`` is the rep's local today, else today's count is zero, as ``rep_loads`` reads it). Written as
     SQL because the routing lock is held while it runs, and building three ORM queries cost more than
     running them."""
+    sql, params = current_state_statement()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return current_state_found(rows, now=now)
+
+
+def current_state_statement() -> tuple[str, list[Any]]:
+    """``current_state``'s statement, for a caller that sends it with others (``routing.bulk.reads_together``)."""
     queue, rep, load = Queue._meta.db_table, Rep._meta.db_table, RepLoad._meta.db_table
     sql = (
         f"SELECT 0, id, rr_pointer, active, 0, NULL, 0, '' FROM {queue} "
         f"UNION ALL SELECT 1, r.id, 0, r.active, COALESCE(l.open_leads, 0), l.day, COALESCE(l.assigned_today, 0), "
         f"r.time_zone FROM {rep} r LEFT JOIN {load} l ON l.rep_id = r.id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        rows = cursor.fetchall()
+    return sql, []
+
+
+def current_state_found(
+    rows: Sequence[tuple[Any, ...]], *, now: datetime
+) -> tuple[dict[int, tuple[int, bool]], dict[int, bool], dict[int, int], dict[int, int]]:
+    """``current_state`` from the rows of ``current_state_statement``, read at ``now``."""
     queues: dict[int, tuple[int, bool]] = {}
     reps_active: dict[int, bool] = {}
     open_leads: dict[int, int] = {}
