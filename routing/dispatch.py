@@ -709,7 +709,8 @@ def _copy_prepared(lead: Lead, prepared: Prepared) -> None:
     # number fields are ever None, which is also their blank. The account's id too: a claimed lead caches no
     # account row for the foreign key's descriptor to clear.
     values = standardized.as_values()
-    for name in ENRICHABLE_FIELDS:
+    # The facts differ from the standardized values only where enrichment filled something in.
+    for name in ENRICHABLE_FIELDS if prepared.enrichment.values else ():
         enriched = getattr(prepared.facts, name, None)
         if enriched not in (None, "") and not getattr(standardized, name):
             values[name] = enriched

@@ -131,3 +131,18 @@ def test_identical_rows_and_a_boolean_among_integers_are_not_folded():
     assert not bulk._constant([1, True])
     assert not bulk._constant([1])
     assert bulk._constant([None, None]) and bulk._constant([{"a": 1}, {"a": 1}])
+
+
+def test_rows_with_a_field_not_loaded_are_written_with_it_read_on_first_use():
+    # Leads read without their title (a deferred field): the write reads it as the instance would.
+    leads = [LeadFactory(title="Head of Sales 0"), LeadFactory(title="CFO")]
+    loaded = list(Lead.objects.filter(pk__in=[lead.pk for lead in leads]).defer("title").order_by("pk"))
+    for lead in loaded:
+        lead.company = "Acme"
+    bulk.rows_update(Lead, loaded, ["company", "title"])
+
+    stored = Lead.objects.filter(pk__in=[lead.pk for lead in leads]).order_by("pk")
+    assert [(row.company, row.title) for row in stored] == [("Acme", "Head of Sales 0"), ("Acme", "CFO")]
+    # One field alone, every row loaded.
+    bulk.rows_update(Lead, loaded, ["company"])
+    assert set(stored.values_list("company", flat=True)) == {"Acme"}
