@@ -92,24 +92,19 @@ def _compiled(select: RowSelect, db: BaseDatabaseWrapper) -> tuple[str, list[_Ta
 
 
 class RowQuery(NamedTuple):
-    """One statement of ``rows_select_together``: ``where`` and its ``params``, and ``planner`` settings for it
-    alone (see ``rows_select``)."""
+    """One statement of ``rows_select_together``: ``where`` and its ``params``, and ``planner``: PostgreSQL
+    planner settings (``{"enable_sort": "off"}``) for this statement alone, set before it and reset after it in
+    the caller's transaction, in the same round trip (ignored outside a transaction and on other databases)."""
 
     where: str
     params: Sequence[Any]
     planner: Mapping[str, str] | None = None
 
 
-def rows_select(
-    select: RowSelect, where: str, params: Sequence[Any], *, planner: Mapping[str, str] | None = None
-) -> list[Any]:
+def rows_select(select: RowSelect, where: str, params: Sequence[Any]) -> list[Any]:
     """The first table's instances of ``select``'s rows that match ``where`` (SQL on alias ``t0``, with an
-    ORDER BY if wanted), their related rows cached on them (None where there is none).
-
-    ``planner``: PostgreSQL planner settings (``{"enable_sort": "off"}``) for this statement alone, set before
-    it and reset after it in the caller's transaction, in the same round trip (pipeline mode). Must be called
-    in a transaction (``SET LOCAL``); elsewhere, and on other databases, ignored."""
-    return rows_select_together(select, [RowQuery(where, params, planner)])[0]
+    ORDER BY if wanted), their related rows cached on them (None where there is none)."""
+    return rows_select_together(select, [RowQuery(where, params)])[0]
 
 
 def rows_select_together(select: RowSelect, queries: Sequence[RowQuery]) -> list[list[Any]]:

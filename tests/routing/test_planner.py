@@ -11,7 +11,7 @@ from routing import dispatch, planner
 from routing.bulk import objects_insert
 from routing.intake import leads_receive
 from routing.models import Lead
-from routing.rows import RowSelect, rows_select
+from routing.rows import RowQuery, RowSelect, rows_select_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -133,4 +133,6 @@ def test_a_batch_claims_the_oldest_waiting_leads_without_reading_the_whole_backl
 
 def test_a_planner_setting_is_a_settings_name():
     with transaction.atomic(), pytest.raises(ValueError):
-        rows_select(RowSelect(Lead), "t0.id = %s", [1], planner={"enable_sort = off; DROP TABLE x; --": "off"})
+        rows_select_together(
+            RowSelect(Lead), [RowQuery("t0.id = %s", [1], {"enable_sort = off; DROP TABLE x; --": "off"})]
+        )
