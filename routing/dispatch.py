@@ -498,7 +498,7 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
     snapshot = batch_snapshot(snapshot_with_current_load(cached, now=now, state=state))
     if by_email is not None:
         open_by_email = _open_leads_by_email_found(by_email_rows[0])
-    else:
+    else:  # Another database, or (on PostgreSQL) no e-mail in the batch: nothing to ask then.
         open_by_email = _open_leads_by_email(emails)
     start_pointers = {queue.id: queue.rr_pointer for queue in snapshot.queues}
     report = RouteReport(leads=len(routed))
@@ -640,20 +640,16 @@ def _open_leads_by_email_found(rows: Iterable[tuple[Any, ...]]) -> dict[str, int
 
 
 def _open_leads_by_email(emails: set[str]) -> dict[str, int]:
-    """The oldest open (or held) lead per e-mail among ``emails``, read through the ORM (SQLite; on PostgreSQL
-    the batch sends ``_open_leads_by_email_statement`` with its other reads)."""
-    if not emails:
-        return {}
-    statement = _open_leads_by_email_statement(emails)
-    if statement is not None:
-        return _open_leads_by_email_found(reads_together([statement])[0])
+    """The oldest open (or held) lead per e-mail among ``emails``, through the ORM (no query without e-mails):
+    for the databases without ``_open_leads_by_email_statement`` (SQLite), where the batch's reads do not
+    travel together."""
     rows = (
         Lead.objects.annotate(email_key=Lower("email"))
         .filter(email_key__in=emails, status__in=DUPLICATE_TARGET_STATUSES)
         .order_by("received_at", "pk")
         .values_list("email_key", "pk")
     )
-    return _open_leads_by_email_found(rows)
+    return _open_leads_by_email_found(rows) if emails else {}
 
 
 def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dict[str, int]) -> Snapshot:
