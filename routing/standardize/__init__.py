@@ -63,6 +63,12 @@ MAX_LENGTHS = {
     "source": 100,
     "campaign": 200,
 }
+# The plain text fields, each with its longest text and whether inner whitespace is collapsed (postal codes
+# keep theirs, see the module docstring).
+_PLAIN_TEXT_FIELDS = tuple(
+    (name, MAX_LENGTHS[name], name != "postal_code")
+    for name in ("first_name", "last_name", "title", "company", "city", "source", "campaign", "postal_code")
+)
 # How far flag messages quote the original; raw_payload keeps all of it.
 _QUOTE_LIMIT = 100
 
@@ -124,14 +130,16 @@ def standardize(raw: Mapping[str, Any]) -> StandardizedLead:
     out: dict[str, Any] = {}
     flags: dict[str, str] = {}
 
-    for name in ("first_name", "last_name", "title", "company", "city", "source", "campaign", "postal_code"):
-        text = _text_or_flag(values, name, flags, collapse=name != "postal_code")
+    for name, longest, collapse in _PLAIN_TEXT_FIELDS:
+        if name not in values:
+            continue
+        text = _text_or_flag(values, name, flags, collapse=collapse)
         if text is None:
             continue
-        if name == "postal_code":
+        if not collapse:  # The postal code.
             text = text.upper()
-        if len(text) > MAX_LENGTHS[name]:
-            flags[name] = f"{name} longer than {MAX_LENGTHS[name]} characters: {_quote(text)}"
+        if len(text) > longest:
+            flags[name] = f"{name} longer than {longest} characters: {_quote(text)}"
         else:
             out[name] = text
     if out.get("company"):
@@ -204,37 +212,47 @@ def _gather(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Non-blank raw values by field name; a field's own name wins over its aliases."""
     values: dict[str, Any] = {}
     aliased: dict[str, Any] = {}
+    routes = _KEY_ROUTES
     for key, value in raw.items():
-        if _is_blank(value):
+        if value is None:
             continue
-        name = _field_name(str(key))
-        if name in _FIELD_NAMES:
+        if isinstance(value, str) and not (value if value.isprintable() else _strip_controls(value)).strip():
+            continue  # Blank: only whitespace or control characters (never printable).
+        route = routes.get(key)
+        if route is None:
+            route = _key_route(key)
+        name, own = route
+        if own:
             values[name] = value
-        elif name in RAW_KEY_ALIASES:
-            aliased.setdefault(RAW_KEY_ALIASES[name], value)
-    return {**aliased, **values}
+        elif name:
+            aliased.setdefault(name, value)
+    return {**aliased, **values} if aliased else values
 
 
 _FIELD_NAMES = frozenset(_VALUE_FIELDS)
+# Payload keys are the same few dozen names lead after lead: each one's field name, and whether it is the
+# field's own name (rather than an alias), worked out once. A payload of made-up keys cannot grow it for ever.
+_KEY_ROUTES: dict[Any, tuple[str, bool]] = {}
+_KEY_ROUTES_KEPT = 4096
 
 
-@lru_cache(maxsize=4096)  # Payload keys are the same few dozen names lead after lead.
-def _field_name(key: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", key.strip().casefold()).strip("_")
-
-
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not _strip_controls(value).strip())
+def _key_route(key: Any) -> tuple[str, bool]:
+    """The field a raw key names ("" when none), and whether by the field's own name; remembered."""
+    name = re.sub(r"[^a-z0-9]+", "_", str(key).strip().casefold()).strip("_")
+    if name in _FIELD_NAMES:
+        route = (name, True)
+    else:
+        route = (RAW_KEY_ALIASES.get(name, ""), False)
+    if len(_KEY_ROUTES) >= _KEY_ROUTES_KEPT:
+        _KEY_ROUTES.clear()
+    _KEY_ROUTES[key] = route
+    return route
 
 
 def _strip_controls(text: str) -> str:
     if text.isprintable():
         return text  # No control character in it (they are never printable): the common case, at C speed.
     return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
-
-
-def _clean(text: str) -> str:
-    return " ".join(_strip_controls(text).split())
 
 
 def _text_or_flag(values: dict[str, Any], name: str, flags: dict[str, str], *, collapse: bool = True) -> str | None:
@@ -244,7 +262,9 @@ def _text_or_flag(values: dict[str, Any], name: str, flags: dict[str, str], *, c
     if value is None:
         return None
     if isinstance(value, str):
-        return _clean(value) if collapse else _strip_controls(value).strip()
+        if not value.isprintable():
+            value = _strip_controls(value)
+        return " ".join(value.split()) if collapse else value.strip()
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         return str(value)
     flags[name] = f"{name} is not text: {_quote(value)}"
@@ -262,9 +282,14 @@ def _key(text: str) -> str:
     if not text.isascii():  # ASCII has no decomposition and no combining marks.
         text = unicodedata.normalize("NFKD", text)
         text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = re.sub(r"\s&\s", " and ", f" {text} ")
-    text = re.sub(r"[.'’&]", "", text)
-    return " ".join(re.sub(r"[\W_]+", " ", text).split())
+    if "&" in text:
+        text = _AMPERSAND_WORD.sub(" and ", f" {text} ")
+    return " ".join(_NOT_WORD.sub(" ", text.translate(_DROPPED_IN_KEYS)).split())
+
+
+_AMPERSAND_WORD = re.compile(r"\s&\s")
+_DROPPED_IN_KEYS = str.maketrans("", "", ".'’&")
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
 def _name_keys(name: str) -> set[str]:

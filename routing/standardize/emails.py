@@ -70,9 +70,14 @@ def _plain_domain(domain: str) -> str | None:
         return None
     if any(len(label) > DNS_LABEL_LENGTH_LIMIT or _RESERVED_LABEL.match(label) for label in labels):
         return None
-    if any(domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES):
+    # A special-use name is the domain or its last labels ("test", "x.test"): the domain's endings, checked
+    # against the names at once rather than each name against the domain.
+    if any(".".join(labels[start:]) in _SPECIAL_USE for start in range(len(labels))):
         return None
     return domain
+
+
+_SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
 
 
 @lru_cache(maxsize=4096)  # The same address comes back with every form its owner fills in.
