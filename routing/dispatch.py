@@ -496,7 +496,12 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
     state, *by_email_rows = found[len(lock) :]
     # This batch's own copy, which its decisions update in place (O(1) a lead, whatever the number of reps).
     snapshot = batch_snapshot(snapshot_with_current_load(cached, now=now, state=state))
-    if by_email is not None:
+    # The open leads by e-mail that the batch's leads attach to, the batch's own added as they are routed; None
+    # when duplicates are not attached.
+    open_by_email: dict[str, int] | None
+    if not settings.LEADROUTER_ATTACH_DUPLICATES:
+        open_by_email = None
+    elif by_email is not None:
         open_by_email = _open_leads_by_email_found(by_email_rows[0])
     else:  # Another database, or (on PostgreSQL) no e-mail in the batch: nothing to ask then.
         open_by_email = _open_leads_by_email(emails)
@@ -548,7 +553,9 @@ def _constraints_immediate_statement() -> tuple[str, list[Any]] | None:
     return None
 
 
-def _decide_all(items: list[_Routed], snapshot: Snapshot, now: datetime, open_by_email: dict[str, int]) -> Snapshot:
+def _decide_all(
+    items: list[_Routed], snapshot: Snapshot, now: datetime, open_by_email: dict[str, int] | None
+) -> Snapshot:
     """``_decide`` for each of ``items`` in turn, adding each one's time to its ``elapsed_ms``."""
     for item in items:
         clock = time.perf_counter()
@@ -652,8 +659,9 @@ def _open_leads_by_email(emails: set[str]) -> dict[str, int]:
     return _open_leads_by_email_found(rows) if emails else {}
 
 
-def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dict[str, int]) -> Snapshot:
-    """Route one lead into ``item``; its decision updates ``snapshot`` (a ``batch_snapshot``), which is returned."""
+def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dict[str, int] | None) -> Snapshot:
+    """Route one lead into ``item``; its decision updates ``snapshot`` (a ``batch_snapshot``), which is returned.
+    A lead whose e-mail is in ``open_by_email`` is attached to that lead as a duplicate (None: never)."""
     lead, prepared = item.lead, item.prepared
     if prepared is None:
         lead.status = Lead.Status.QUEUED
@@ -666,7 +674,7 @@ def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dic
 
     _copy_prepared(lead, prepared)
     email = prepared.standardized.email.lower()
-    original = open_by_email.get(email) if email and settings.LEADROUTER_ATTACH_DUPLICATES else None
+    original = open_by_email.get(email) if email and open_by_email is not None else None
     if original is not None:
         lead.status = Lead.Status.DUPLICATE
         lead.duplicate_of_id = original
@@ -692,7 +700,7 @@ def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dic
         territory_id=decision.territory_id,
         rule_id=decision.rule_id,
     )
-    if email and lead.status in DUPLICATE_TARGET_STATUSES:
+    if email and open_by_email is not None and lead.status in DUPLICATE_TARGET_STATUSES:
         open_by_email.setdefault(email, lead.pk)
     return apply_decision_in_batch(snapshot, decision)
 

@@ -36,6 +36,7 @@ from django.conf import settings
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import LCSseq
 
+from routing.records import quick_init
 from routing.standardize import company_key
 from territories.models import Account, AccountDomain
 
@@ -50,6 +51,7 @@ _SLACK = 1e-6
 _PLAIN_KEY = re.compile(r"\w+(?: \w+)*")
 
 
+@quick_init  # Made for every routed lead (routing/records.py).
 @dataclass(frozen=True)
 class AccountMatch:
     account_id: int | None = None

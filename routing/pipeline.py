@@ -24,7 +24,7 @@ from routing.engine import AccountFacts, Decision, LeadFacts, Snapshot, route_le
 from routing.engine.facts import LEAD_FIELDS
 from routing.enrich import EnrichmentProvider, EnrichmentResult, configured_providers, enrich, lookup_domain
 from routing.matching import AccountIndex, AccountMatch
-from routing.records import frozen_build
+from routing.records import frozen_build, quick_init
 from routing.scoring import ScoreResult, ScoringRuleInfo, Thresholds, score_lead
 from routing.standardize import StandardizedLead, standardize
 from territories.picklists import size_band_for
@@ -32,6 +32,7 @@ from territories.picklists import size_band_for
 logger = logging.getLogger(__name__)
 
 
+@quick_init  # Made for every routed lead (routing/records.py).
 @dataclass(frozen=True)
 class Prepared:
     """A lead after steps 1–4: everything that does not depend on queues, pointers or rep load."""
@@ -47,6 +48,7 @@ class Prepared:
         return self.score is None or self.score.disposition == "sales"
 
 
+@quick_init  # Made for every routed lead (routing/records.py).
 @dataclass(frozen=True)
 class Evaluation:
     standardized: StandardizedLead

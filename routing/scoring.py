@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from routing.engine import ConditionGroup, LeadFacts, evaluate
+from routing.records import quick_init
 
 Disposition = Literal["sales", "nurture", "disqualified"]
 
@@ -34,6 +35,7 @@ class Thresholds:
     nurture_min: int
 
 
+@quick_init  # Made for every routed lead (routing/records.py).
 @dataclass(frozen=True)
 class ScoreResult:
     fit: int

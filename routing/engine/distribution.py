@@ -13,11 +13,13 @@ from typing import Any, Literal
 
 from routing.engine.availability import member_eligible, member_skip_reasons, next_working_start
 from routing.engine.facts import MemberInfo, QueueInfo, Snapshot
+from routing.records import quick_init
 
 CHOSEN = "chosen"
 NOT_THEIR_TURN = "not their turn"
 
 
+@quick_init  # Made for every routed lead (routing/records.py).
 @dataclass(frozen=True)
 class QueueResult:
     outcome: Literal["assigned", "queued"]

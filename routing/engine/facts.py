@@ -14,6 +14,8 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
+from routing.records import quick_init
+
 if TYPE_CHECKING:
     from routing.engine.conditions import ConditionMemo
     from routing.engine.territories import TerritoryIndex
@@ -314,6 +316,7 @@ class Snapshot:
         return {queue.id: position for position, queue in enumerate(self.queues)}
 
 
+@quick_init  # Made for every routed lead (routing/records.py).
 @dataclass(frozen=True)
 class Decision:
     """Where a lead goes and why.

@@ -239,10 +239,7 @@ _KEY_ROUTES_KEPT = 4096
 def _key_route(key: Any) -> tuple[str, bool]:
     """The field a raw key names ("" when none), and whether by the field's own name; remembered."""
     name = re.sub(r"[^a-z0-9]+", "_", str(key).strip().casefold()).strip("_")
-    if name in _FIELD_NAMES:
-        route = (name, True)
-    else:
-        route = (RAW_KEY_ALIASES.get(name, ""), False)
+    route = (name, True) if name in _FIELD_NAMES else (RAW_KEY_ALIASES.get(name, ""), False)
     if len(_KEY_ROUTES) >= _KEY_ROUTES_KEPT:
         _KEY_ROUTES.clear()
     _KEY_ROUTES[key] = route
