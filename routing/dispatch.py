@@ -709,17 +709,19 @@ def _copy_prepared(lead: Lead, prepared: Prepared) -> None:
     """The standardized and enriched values, score and account match onto the lead row. (Form answers and
     page history stay in the raw payload, where ``Lead.form_answers`` and ``Lead.page_history`` read them.)"""
     standardized = prepared.standardized
-    # Plain columns (no descriptor sets them), so the instance's dict takes them at once. Only the two
-    # number fields are ever None, which is also their blank. The account's id too: a claimed lead caches no
-    # account row for the foreign key's descriptor to clear.
-    values = standardized.as_values()
+    # Plain columns (no descriptor sets them), so the instance's dict takes them at once: the standardized
+    # record's own dict holds its fields and nothing else (the flags among them, replaced by a copy below).
+    # Only the two number fields are ever None, which is also their blank. The account's id too: a claimed
+    # lead caches no account row for the foreign key's descriptor to clear.
+    state = lead.__dict__
+    state.update(standardized.__dict__)
     # The facts differ from the standardized values only where enrichment filled something in.
     for name in ENRICHABLE_FIELDS if prepared.enrichment.values else ():
         enriched = getattr(prepared.facts, name, None)
         if enriched not in (None, "") and not getattr(standardized, name):
-            values[name] = enriched
+            state[name] = enriched
     match = prepared.account
-    values.update(
+    state.update(
         flags=dict(standardized.flags),
         enrichment_sources=dict(prepared.enrichment.sources),
         enrichment_failures=dict(prepared.enrichment.failures),
@@ -729,8 +731,7 @@ def _copy_prepared(lead: Lead, prepared: Prepared) -> None:
         account_match_weak=match.weak,
     )
     if prepared.score is not None:
-        values.update(fit_score=prepared.score.fit, intent_score=prepared.score.intent, score=prepared.score.total)
-    lead.__dict__.update(values)
+        state.update(fit_score=prepared.score.fit, intent_score=prepared.score.intent, score=prepared.score.total)
 
 
 def _write(part: list[_Routed], now: datetime, change: OwnersChange, report: RouteReport) -> None:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 import psycopg
@@ -340,22 +341,29 @@ def _clocks_plan(leads: list[Lead], *, now: datetime, first: frozenset[int]) -> 
     starts: dict[tuple[int | None, int | None], int] = {}
     start_list: list[_Start] = []
     written: list[tuple[Lead, int]] = []
+    # The start's index for each policy, owner and queue met: the calendar depends on those two alone.
+    index_by_place: dict[tuple[int | None, int | None, int | None], int] = {}
     for lead in leads:
-        clock = existing.get(lead.pk)
+        clock = existing.get(lead.id) if existing else None
         if clock is not None and clock.touched_at is not None:
             continue
         if clock is None:
             policy = choice.policy_for(lead)
         else:
             policy = policy_by_id.get(clock.policy_id) if clock.policy_id is not None else None
-        calendar = calendar_index.pick(
-            rep_id=lead.owner_id, team_id=teams.get(lead.owner_id) if lead.owner_id else None, queue_id=lead.queue_id
-        )
-        key = (policy.pk if policy is not None else None, calendar.pk if calendar is not None else None)
-        index = starts.get(key)
+        owner_id, queue_id = lead.owner_id, lead.queue_id
+        place = (policy.id if policy is not None else None, owner_id, queue_id)
+        index = index_by_place.get(place)
         if index is None:
-            index = starts[key] = len(start_list)
-            start_list.append(_Start.of(policy, calendar, now, setup))
+            calendar = calendar_index.pick(
+                rep_id=owner_id, team_id=teams.get(owner_id) if owner_id else None, queue_id=queue_id
+            )
+            key = (place[0], calendar.id if calendar is not None else None)
+            index = starts.get(key)
+            if index is None:
+                index = starts[key] = len(start_list)
+                start_list.append(_Start.of(policy, calendar, now, setup))
+            index_by_place[place] = index
         written.append((lead, index))
     return written, start_list, existing
 
@@ -531,8 +539,30 @@ class _PolicyChoice:
                 self.accounts[pk] = dict(zip(account_fields, values, strict=True))
         self.within: dict[tuple[int | None, int], bool] = {}
         self.held: dict[tuple[int, tuple[Any, ...]], bool] = {}
+        # The answer depends on the lead's queue, territory and the values the conditions read (an account's
+        # through its id, the account rows being the batch's): remembered per distinct set of them.
+        read_by_any = sorted({name for _, _, names in self.candidates for name in names})
+        plain = [name for name in read_by_any if not name.startswith("account.")]
+        self._values_key = attrgetter(*plain) if plain else None
+        self._account_key = len(plain) < len(read_by_any)
+        self.chosen: dict[tuple[Any, ...], SlaPolicy | None] = {}
 
     def policy_for(self, lead: Lead) -> SlaPolicy | None:
+        key = (
+            lead.queue_id,
+            lead.territory_id,
+            self._values_key(lead) if self._values_key is not None else None,
+            (lead.account_id, lead.account_match_weak) if self._account_key else None,
+        )
+        try:
+            return self.chosen[key]
+        except KeyError:
+            policy = self.chosen[key] = self._policy_for(lead)
+            return policy
+        except TypeError:  # A value that cannot be a key: answered without remembering.
+            return self._policy_for(lead)
+
+    def _policy_for(self, lead: Lead) -> SlaPolicy | None:
         for policy, condition, names in self.candidates:
             if policy.queue_id is not None and policy.queue_id != lead.queue_id:
                 continue

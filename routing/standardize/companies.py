@@ -13,14 +13,15 @@ name's current last word are tried, in cleanco's order; the result is the same (
 3. Join the words left and trim trailing symbols again.
 """
 
+import re
 from bisect import bisect_left
 from functools import cache
 
-from cleanco.clean import normalized, prepare_default_terms, strip_punct, strip_tail
+from cleanco.clean import normalized, prepare_default_terms, strip_punct, tail_removal_rexp
 
 
 def basename(name: str) -> str:
-    name = strip_tail(name)
+    name = _strip_tail(name)
     words = name.split()
     normal_words = [strip_punct(word) for word in _normalized(name).split()]
     terms, positions_by_last_word = _terms()
@@ -36,7 +37,17 @@ def basename(name: str) -> str:
                 break
         else:
             break
-    return strip_tail(" ".join(words))
+    return _strip_tail(" ".join(words))
+
+
+def _strip_tail(name: str) -> str:
+    """cleanco's ``strip_tail`` (trailing symbols other than the dot go), with its compiled pattern used
+    directly rather than looked up again by ``re.search`` on every call."""
+    match = _TAIL.search(name)
+    return name[: match.start()] if match is not None else name
+
+
+_TAIL = re.compile(tail_removal_rexp)
 
 
 def _normalized(name: str) -> str:
