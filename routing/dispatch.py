@@ -364,7 +364,7 @@ def _claim(lead_ids: list[int] | None, limit: int, lane: str | None = None) -> l
         )
     claimed = [lead for found in rows_select_together(_CLAIMED, queries) for lead in found]
     # Routed in arrival order, so round robin and caps favour whoever waited longest.
-    return sorted(claimed, key=lambda lead: (lead.received_at, lead.pk))
+    return sorted(claimed, key=lambda lead: (lead.received_at, lead.id))
 
 
 # The lead columns a prepared lead's routing replaces whatever they held (``_copy_prepared``, ``_decide``): the
@@ -701,7 +701,7 @@ def _decide(item: _Routed, snapshot: Snapshot, now: datetime, open_by_email: dic
         rule_id=decision.rule_id,
     )
     if email and open_by_email is not None and lead.status in DUPLICATE_TARGET_STATUSES:
-        open_by_email.setdefault(email, lead.pk)
+        open_by_email.setdefault(email, lead.id)
     return apply_decision_in_batch(snapshot, decision)
 
 

@@ -451,7 +451,7 @@ class OwnersChange:
 
         assignments = [
             (
-                handover.lead.pk,
+                handover.lead.id,
                 handover.rep_id,
                 handover.queue_id,
                 handover.reason,
@@ -482,7 +482,7 @@ class OwnersChange:
                     leads=[handover.lead for handover, _ in with_rep],
                     previous_owners=previous_owners,
                     now=now,
-                    first=frozenset(handover.lead.pk for handover, _ in with_rep if handover.first),
+                    first=frozenset(handover.lead.id for handover, _ in with_rep if handover.first),
                 )
             )
         if with_rep:
@@ -602,11 +602,12 @@ def _tasks_and_notifications(
     for handover, assignment_id in with_rep:
         lead, rep_id = handover.lead, handover.rep_id
         assert rep_id is not None
-        tasks.append((assignment_id, lead.pk, rep_id, follow_up_title(lead), due_at.get(lead.pk) or default_due, now))
+        lead_id = lead.id
+        tasks.append((assignment_id, lead_id, rep_id, follow_up_title(lead), due_at.get(lead_id) or default_due, now))
         email, rep_hook = reps.get(rep_id, ("", ""))
         queue_hook = queue_hooks.get(handover.queue_id, "") if handover.queue_id else ""
         for kind in assignment_notice_kinds(rep_email=email, rep_webhook=rep_hook, queue_webhook=queue_hook):
-            notices.append((assignment_id, lead.pk, rep_id, kind))
+            notices.append((assignment_id, lead_id, rep_id, kind))
     rows_insert(RepTask, tasks, ["assignment", "lead", "rep", "title", "due_at", "created_at"], on_conflict_ignore=True)
     rows_insert(
         Notification,

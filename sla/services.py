@@ -317,8 +317,8 @@ def sla_clocks_start_due(
     written, start_list, existing = _clocks_plan(leads, now=now, first=first)
     _clocks_write(written, start_list, now=now, returning=False)
     due = {lead_id: clock.due_at for lead_id, clock in existing.items()}
-    due.update((lead.pk, start_list[index].due_at) for lead, index in written)
-    return {lead.pk: due[lead.pk] for lead in leads}
+    due.update((lead.id, start_list[index].due_at) for lead, index in written)
+    return {lead.id: due[lead.id] for lead in leads}
 
 
 _Plan = tuple[list[tuple[Lead, int]], list["_Start"], dict[int, LeadSla]]
@@ -329,13 +329,13 @@ def _clocks_plan(leads: list[Lead], *, now: datetime, first: frozenset[int]) -> 
     in the list of distinct starts, and the leads' existing clocks by lead id."""
     setup = _sla_setup()
     policies, policy_by_id, calendar_index = setup.policies, setup.policy_by_id, setup.calendar_index
-    owned_before = [lead.pk for lead in leads if lead.pk not in first]
+    owned_before = [lead.id for lead in leads if lead.id not in first]
     existing = (
         {clock.lead_id: clock for clock in LeadSla.objects.filter(lead_id__in=ids_in(owned_before))}
         if owned_before
         else {}
     )
-    choice = _PolicyChoice(policies, [lead for lead in leads if lead.pk not in existing])
+    choice = _PolicyChoice(policies, [lead for lead in leads if lead.id not in existing])
     teams = setup.rep_teams
     # Each distinct start (policy, calendar) once, and for each lead to write the index of its start.
     starts: dict[tuple[int | None, int | None], int] = {}
@@ -428,7 +428,7 @@ def _clocks_write(
             upsert if returning else upsert.removesuffix(CLOCK_RETURNING),
             [
                 now,
-                typed_array("bigint", [lead.pk for lead, _ in written]),
+                typed_array("bigint", [lead.id for lead, _ in written]),
                 typed_array("integer", [index + 1 for _, index in written]),
                 typed_array("bigint", [start.policy_id for start in starts]),
                 typed_array("bigint", [start.calendar_id for start in starts]),

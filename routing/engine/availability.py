@@ -73,17 +73,44 @@ def member_skip_reasons(
     All reasons are given, not only the first, so a receipt says "off hours; missing skill: german"
     rather than leaving RevOps to guess why the rep would still not have taken the lead in the morning.
     """
+    reasons, loaded = standing_skip_reasons(member, rep, queue, now, required_skills)
+    if loaded:
+        assert rep is not None
+        reasons.extend(load_skip_reasons(rep))
+    return reasons
+
+
+def standing_skip_reasons(
+    member: MemberInfo,
+    rep: RepInfo | None,
+    queue: QueueInfo,
+    now: datetime,
+    required_skills: frozenset[str] | None = None,
+) -> tuple[list[str], bool]:
+    """``member_skip_reasons`` but for the rep's load (``load_skip_reasons``), and whether the load's reasons
+    follow them (not for an inactive membership or an unknown rep). What they read of the rep is
+    ``STANDING_FIELDS``."""
     if not member.active:
-        return ["membership inactive"]
+        return ["membership inactive"], False
     reason = direct_skip_reason(rep, now)
     if rep is None:
-        return [reason or "unknown rep"]
+        return [reason or "unknown rep"], False
     reasons = [reason] if reason is not None else []
     if queue.skip_off_hours_reps and not is_working(rep, now):
         reasons.append("off hours")
     missing = (queue.required_skills if required_skills is None else required_skills) - rep.skills
     if missing:
         reasons.append("missing skill: " + ", ".join(sorted(missing)))
+    return reasons, True
+
+
+# What ``standing_skip_reasons`` reads of a rep: all but the counts a decision changes.
+STANDING_FIELDS = ("id", "active", "unavailable", "out_of_office", "working_hours", "time_zone", "skills")
+
+
+def load_skip_reasons(rep: RepInfo) -> list[str]:
+    """The reasons of the rep's load: open leads at the cap, today's leads at the daily cap."""
+    reasons = []
     if rep.open_leads >= rep.max_open_leads:
         reasons.append("at capacity")
     if rep.daily_cap is not None and rep.assigned_today >= rep.daily_cap:

@@ -11,8 +11,13 @@ from itertools import chain
 from math import gcd
 from typing import Any, Literal
 
-from routing.engine.availability import member_eligible, member_skip_reasons, next_working_start
-from routing.engine.facts import MemberInfo, QueueInfo, Snapshot
+from routing.engine.availability import (
+    load_skip_reasons,
+    member_eligible,
+    next_working_start,
+    standing_skip_reasons,
+)
+from routing.engine.facts import MemberInfo, QueueInfo, RepInfo, Snapshot
 from routing.records import quick_init
 
 CHOSEN = "chosen"
@@ -133,9 +138,11 @@ def pick_member(
 def _skip_reason(
     member: MemberInfo, snapshot: Snapshot, queue: QueueInfo, now: datetime, required_skills: frozenset[str] | None
 ) -> str | None:
-    """``member_skip_reasons`` joined, or None when eligible; remembered in the snapshot while what they read is
-    the same: the member and rep records (a batch replaces a rep's record when its counts change), the
-    instant, and the queue's skills and off-hours setting (its pointer, which moves, is not read)."""
+    """``member_skip_reasons`` joined, or None when eligible. Their standing part is remembered in the snapshot
+    while what it reads is the same: the member, the rep's record but for its counts (a batch replaces the
+    winner's record with new counts after each decision, sharing everything else), the instant, and the
+    queue's skills and off-hours setting (its pointer, which moves, is not read). The load's reasons are
+    judged every time, from the counts."""
     rep = snapshot.rep_by_id.get(member.rep_id)
     memo = snapshot.skip_reason_memo
     key = (member.rep_id, queue.id, required_skills)
@@ -143,15 +150,38 @@ def _skip_reason(
     if (
         seen is not None
         and seen[0] is member
-        and seen[1] is rep
+        and (seen[1] is rep or _same_standing(seen[1], rep))
         and seen[2] == now
         and seen[3] is queue.required_skills
         and seen[4] == queue.skip_off_hours_reps
     ):
-        return seen[5]
-    reason = "; ".join(member_skip_reasons(member, rep, queue, now, required_skills)) or None
-    memo[key] = (member, rep, now, queue.required_skills, queue.skip_off_hours_reps, reason)
-    return reason
+        standing, loaded = seen[5], seen[6]
+    else:
+        reasons, loaded = standing_skip_reasons(member, rep, queue, now, required_skills)
+        standing = "; ".join(reasons) or None
+        memo[key] = (member, rep, now, queue.required_skills, queue.skip_off_hours_reps, standing, loaded)
+    if not loaded or rep is None:
+        return standing
+    load = load_skip_reasons(rep)
+    if not load:
+        return standing
+    return "; ".join([standing, *load] if standing is not None else load)
+
+
+def _same_standing(seen: RepInfo | None, rep: RepInfo | None) -> bool:
+    """Whether two records of a rep read the same to ``standing_skip_reasons``: the same objects in each field
+    it reads (``STANDING_FIELDS`` but the id, which the memo's key holds), as in a record copied with new
+    counts."""
+    return (
+        seen is not None
+        and rep is not None
+        and seen.active is rep.active
+        and seen.unavailable is rep.unavailable
+        and seen.out_of_office is rep.out_of_office
+        and seen.working_hours is rep.working_hours
+        and seen.time_zone is rep.time_zone
+        and seen.skills is rep.skills
+    )
 
 
 def _pick_without_lines(

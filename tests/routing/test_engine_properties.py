@@ -27,6 +27,7 @@ from routing.engine import (
     route_lead,
     weighted_sequence,
 )
+from routing.engine.distribution import _skip_reason
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 CATCH_ALL = 100
@@ -255,6 +256,22 @@ def test_a_batch_snapshot_decides_as_a_new_snapshot_per_decision_does(snapshot, 
     assert (settled.rep_by_id, settled.queue_by_id) == (snapshot.rep_by_id, snapshot.queue_by_id)
     assert settled.rep_position == snapshot.rep_position
     assert (start.rep_by_id, start.queue_by_id) == (reps_before, queues_before)
+
+
+@FAST
+@given(snapshots(), st.lists(LEADS, min_size=1, max_size=12))
+def test_a_batch_judges_each_member_as_its_current_record_says_whatever_it_remembered(snapshot, leads):
+    """A batch remembers why a member may not take a lead, and a decision replaces the winner's record with
+    new counts: every member's reason, lead after lead, is still the one its current record gives (a rep
+    who just reached a cap is at capacity; one with room again is not)."""
+    batch = batch_snapshot(snapshot)
+    for lead in leads:
+        decision = route_lead(lead, batch, now=NOW)
+        apply_decision_in_batch(batch, decision)
+        for queue in batch.queue_by_id.values():
+            for member in queue.members:
+                rep = batch.rep_by_id.get(member.rep_id)
+                assert _skip_reason(member, batch, queue, NOW, None) == member_skip_reason(member, rep, queue, NOW)
 
 
 @settings(max_examples=200, deadline=None)
