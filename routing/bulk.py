@@ -178,7 +178,15 @@ def _array_encode(sql_type: str, field: Field | None, values: Sequence[Any]) -> 
 
 
 def _fixed(packer: struct.Struct, size: int) -> Callable[[Field | None, Sequence[Any]], bytes | None]:
+    element = packer.format[-1]
+
     def encode(field: Field | None, values: Sequence[Any]) -> bytes | None:
+        if None not in values and bool not in set(map(type, values)):
+            # No NULL nor boolean (the common column of ids or counts): every element, length first, in one
+            # ``pack`` of a format for that many, which refuses what a single element's would.
+            interleaved = [size] * (2 * len(values))
+            interleaved[1::2] = values
+            return _fixed_struct(element, len(values)).pack(*interleaved)
         pack = packer.pack
         parts: list[bytes] = []
         add = parts.append
@@ -192,6 +200,12 @@ def _fixed(packer: struct.Struct, size: int) -> Callable[[Field | None, Sequence
         return b"".join(parts)
 
     return encode
+
+
+@lru_cache(maxsize=256)
+def _fixed_struct(element: str, count: int) -> struct.Struct:
+    """The format of ``count`` elements of one fixed-size type, each after its length: ``>iqiq…``."""
+    return struct.Struct(">" + ("i" + element) * count)
 
 
 def _texts(field: Field | None, values: Sequence[Any]) -> bytes | None:

@@ -734,36 +734,48 @@ def _copy_prepared(lead: Lead, prepared: Prepared) -> None:
         state.update(fit_score=prepared.score.fit, intent_score=prepared.score.intent, score=prepared.score.total)
 
 
+# The statuses a routed lead is handed over in: to a rep, or to a queue where it waits.
+_OWNED_STATUSES = frozenset({Lead.Status.ASSIGNED, Lead.Status.QUEUED})
+
+
 def _write(part: list[_Routed], now: datetime, change: OwnersChange, report: RouteReport) -> None:
     """A decided part of the batch: its lead rows, and for each one routed to a rep or a queue its new owner,
     through the ownership layer (``change``); the caller's ``change.finish()`` writes the rest of the part's
     change."""
     handovers: list[Handover] = []
     unchanged: list[Lead] = []
+    by_status = report.by_status
+    owned = _OWNED_STATUSES
+    received, routed = Lead.Status.RECEIVED, Assignment.Reason.ROUTED
     for item in part:
         lead = item.lead
-        lead.routed_at = now
-        lead.routing_attempts += 1
-        lead.receipt["elapsed_ms"] = round(item.elapsed_ms, 2)
-        status = lead.status
-        report.by_status[status] = report.by_status.get(status, 0) + 1
-        if status in (Lead.Status.ASSIGNED, Lead.Status.QUEUED) and item.decision is not None:
-            # The ownership layer moves the lead from its old owner (none) and status to the decision's.
-            new_owner, lead.owner_id, lead.status = lead.owner_id, None, Lead.Status.RECEIVED
+        state = lead.__dict__
+        state["routed_at"] = now
+        attempts = state["routing_attempts"] = state["routing_attempts"] + 1
+        receipt = state["receipt"]
+        receipt["elapsed_ms"] = round(item.elapsed_ms, 2)
+        status = state["status"]
+        by_status[status] = by_status.get(status, 0) + 1
+        if status in owned and item.decision is not None:
+            # The ownership layer moves the lead from its old owner (none) and status to the decision's. Straight
+            # into the instance's dict, as ``_decide`` set them: no related row is cached for the key's
+            # descriptor to clear.
+            new_owner = state["owner_id"]
+            state["owner_id"], state["status"] = None, received
             handovers.append(
                 Handover(
                     lead=lead,
                     rep_id=new_owner,
-                    queue_id=lead.queue_id,
+                    queue_id=state["queue_id"],
                     status=status,
-                    reason=Assignment.Reason.ROUTED,
+                    reason=routed,
                     # The full receipt is on the lead; the history row keeps the one-line why.
-                    summary=lead.receipt["routing"].get("summary", ""),
-                    first=lead.routing_attempts == 1,
+                    summary=receipt["routing"].get("summary", ""),
+                    first=attempts == 1,
                 )
             )
         else:
-            lead.updated_at = now
+            state["updated_at"] = now
             unchanged.append(lead)
     change.leads_write(handovers, unchanged)
 

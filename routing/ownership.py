@@ -421,8 +421,11 @@ class OwnersChange:
                 self.assigned[handover.rep_id] += 1
                 if _is_open(handover.status):
                     self.opened[handover.rep_id] += 1
-            lead.owner_id = handover.rep_id
-            lead.queue_id = handover.queue_id
+            if lead._state.fields_cache:  # A related row cached (owner, queue): the keys' descriptors clear it.
+                lead.owner_id = handover.rep_id
+                lead.queue_id = handover.queue_id
+            else:  # Nothing to clear (a routing batch's leads): straight into the instance's dict.
+                lead.__dict__.update(owner_id=handover.rep_id, queue_id=handover.queue_id)
             lead.status = handover.status
             lead.updated_at = now
         rows_update(Lead, [*[handover.lead for handover in handovers], *unchanged], self.fields)
