@@ -117,7 +117,8 @@ def prepare_leads(
             standardized[position] = standardize(raw)
         except Exception as error:  # A bug must not stop the batch nor lose the lead.
             failed[position] = error
-    domains = {lookup_domain(lead.as_values()) for lead in standardized.values()} - {""}
+    # The record's own dict holds its fields (and the flags, which lookup_domain does not read).
+    domains = {lookup_domain(lead.__dict__) for lead in standardized.values()} - {""}
     for provider in providers:
         prefetch = getattr(provider, "prefetch", None)
         try:
@@ -173,9 +174,9 @@ def _enrich(
     standardized: StandardizedLead, providers: Sequence[EnrichmentProvider] | None
 ) -> tuple[EnrichmentResult, dict[str, Any]]:
     """Step 2, and the lead's values with what enrichment filled in."""
-    values = standardized.as_values()
+    values = standardized.as_values()  # A copy of its own: enrichment's values go into it.
     enrichment = enrich(lead=values, providers=providers)
-    values = {**values, **enrichment.values}
+    values.update(enrichment.values)
     if "employees" in enrichment.values and not standardized.size_band:
         values["size_band"] = size_band_for(values["employees"])
     return enrichment, values

@@ -428,6 +428,8 @@ def _phone(text: str, country: str) -> str:
 
 
 def _employees(value: Any) -> int | None:
+    if type(value) is int:  # A plain count, as forms and the API send it (never a bool): as parse_amount reads it.
+        return value if 1 <= value <= 2_147_483_647 else None
     amount = parse_amount(value)
     if amount is None or amount != amount.to_integral_value() or not 1 <= amount <= 2_147_483_647:
         return None

@@ -259,6 +259,10 @@ def test_standardizes(raw, expected):
         pytest.param({"website": "n/a"}, "website", "not a website domain 'n/a'", id="website_not_a_domain"),
         pytest.param({"employees": "lots"}, "employees", "unreadable employee count 'lots'", id="employees_words"),
         pytest.param({"employees": 0}, "employees", "unreadable employee count '0'", id="employees_zero"),
+        pytest.param({"employees": -5}, "employees", "unreadable employee count '-5'", id="employees_negative"),
+        pytest.param(
+            {"employees": 2**31}, "employees", "unreadable employee count '2147483648'", id="employees_beyond_column"
+        ),
         pytest.param(
             {"employees": "200-51"}, "employees", "unreadable employee count '200-51'", id="employees_range_backwards"
         ),
