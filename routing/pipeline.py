@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from routing.engine import AccountFacts, Decision, LeadFacts, Snapshot, route_lead
@@ -241,7 +242,7 @@ def _match_and_score(
     if facts is not None and account.weak:
         facts = replace(facts, weak_match=True)
 
-    fact_values = {name: values[name] for name in LEAD_FACT_FIELDS}
+    fact_values = dict(zip(LEAD_FACT_FIELDS, _lead_fact_values(values), strict=True))
     fact_values["account"] = facts
     lead = frozen_build(LeadFacts, fact_values)
     rules, thresholds = scoring
@@ -273,3 +274,4 @@ def evaluate_lead(
 
 # The engine's lead fields that come from the lead itself; the score is added after scoring.
 LEAD_FACT_FIELDS = tuple(name for name in LEAD_FIELDS if name != "score")
+_lead_fact_values = itemgetter(*LEAD_FACT_FIELDS)

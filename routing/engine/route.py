@@ -196,7 +196,10 @@ def _finish(receipt: dict[str, Any], decision: Decision, snapshot: Snapshot, now
     if rep is not None:
         receipt["winner"] = {"rep_id": rep.id, "username": rep.username}
     receipt["summary"] = _summary(decision, receipt)
-    return _changed(decision, receipt=receipt)
+    # Every decision given here was made by this call and nothing else holds it yet: it takes its receipt
+    # in place rather than as a copy.
+    decision.__dict__["receipt"] = receipt
+    return decision
 
 
 def _summary(decision: Decision, receipt: dict[str, Any]) -> str:
