@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from django.conf import settings
@@ -364,7 +365,7 @@ def _claim(lead_ids: list[int] | None, limit: int, lane: str | None = None) -> l
         )
     claimed = [lead for found in rows_select_together(_CLAIMED, queries) for lead in found]
     # Routed in arrival order, so round robin and caps favour whoever waited longest.
-    return sorted(claimed, key=lambda lead: (lead.received_at, lead.id))
+    return sorted(claimed, key=_ARRIVAL_ORDER)
 
 
 # The lead columns a prepared lead's routing replaces whatever they held (``_copy_prepared``, ``_decide``): the
@@ -382,6 +383,7 @@ REPLACED_FIELDS = (
     "receipt",
 )
 _CLAIMED = RowSelect(Lead, omit=REPLACED_FIELDS)
+_ARRIVAL_ORDER = attrgetter("received_at", "id")
 _CLAIM_LOCK = " FOR UPDATE OF t0 SKIP LOCKED"
 # The claim reads the waiting leads in the order of their index (``lead_received_outbox_idx``,
 # ``lead_received_lane_idx``: received_at, id) and stops at the batch's last. Left to its statistics, the planner

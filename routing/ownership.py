@@ -602,14 +602,22 @@ def _tasks_and_notifications(
     default_due = now + dt.timedelta(minutes=settings.LEADROUTER_FIRST_TOUCH_MINUTES)
     tasks = []
     notices = []
+    # The channels of each rep and queue met, worked out once: a part's leads go to a few of each.
+    kinds_by_owner: dict[tuple[int, int | None], list[str]] = {}
     for handover, assignment_id in with_rep:
         lead, rep_id = handover.lead, handover.rep_id
         assert rep_id is not None
         lead_id = lead.id
         tasks.append((assignment_id, lead_id, rep_id, follow_up_title(lead), due_at.get(lead_id) or default_due, now))
-        email, rep_hook = reps.get(rep_id, ("", ""))
-        queue_hook = queue_hooks.get(handover.queue_id, "") if handover.queue_id else ""
-        for kind in assignment_notice_kinds(rep_email=email, rep_webhook=rep_hook, queue_webhook=queue_hook):
+        owner = (rep_id, handover.queue_id)
+        kinds = kinds_by_owner.get(owner)
+        if kinds is None:
+            email, rep_hook = reps.get(rep_id, ("", ""))
+            queue_hook = queue_hooks.get(handover.queue_id, "") if handover.queue_id else ""
+            kinds = kinds_by_owner[owner] = assignment_notice_kinds(
+                rep_email=email, rep_webhook=rep_hook, queue_webhook=queue_hook
+            )
+        for kind in kinds:
             notices.append((assignment_id, lead_id, rep_id, kind))
     rows_insert(RepTask, tasks, ["assignment", "lead", "rep", "title", "due_at", "created_at"], on_conflict_ignore=True)
     rows_insert(
