@@ -566,9 +566,11 @@ def _decide_all(
     return snapshot
 
 
-# Leads decided before their rows are sent (see ``_route_claimed``): a quarter of a 1,000-lead bulk batch, so
-# that three quarters of its rows are written while later leads are decided.
-WRITE_PART = 250
+# Leads decided before their rows are sent (see ``_route_claimed``): a fifth of a 1,000-lead bulk batch, so
+# that four fifths of its rows are written while later leads are decided, and the database has less left to
+# write once the last part is sent. Paired runs in one process (10,000 leads each, alternating): 129 µs a
+# lead against 137 with parts of 250; parts of 125 cost more statements on both sides and gained nothing.
+WRITE_PART = 200
 
 
 def _prepare_all(leads: list[Lead]) -> list[_Routed]:
