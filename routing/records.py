@@ -74,11 +74,12 @@ def quick_init(record_type: type[T]) -> type[T]:
     Equality, hashing, ``repr``, ``replace`` and the frozen ``__setattr__`` are the dataclass's own. Apply it
     above ``@dataclass``."""
     _check(record_type)
+    record: Any = record_type  # A dataclass, as _check made sure.
     params: list[str] = []
     keyword_only: list[str] = []
     namespace: dict[str, Any] = {"_MISSING": MISSING}
     lines: list[str] = []
-    for record_field in fields(record_type):
+    for record_field in fields(record):
         name = record_field.name
         if not record_field.init:
             raise TypeError(f"{record_type.__name__}.{name} is not set by __init__")
@@ -93,11 +94,11 @@ def quick_init(record_type: type[T]) -> type[T]:
             param = name
         (keyword_only if record_field.kw_only else params).append(param)
     signature = ", ".join(["self", *params, *(["*", *keyword_only] if keyword_only else [])])
-    values = ", ".join(f"{record_field.name!r}: {record_field.name}" for record_field in fields(record_type))
+    values = ", ".join(f"{record_field.name!r}: {record_field.name}" for record_field in fields(record))
     source = f"def __init__({signature}):\n{''.join(lines)}    self.__dict__.update({{{values}}})\n"
     exec(source, namespace)
     init = namespace["__init__"]
     init.__qualname__ = f"{record_type.__qualname__}.__init__"
     init.__doc__ = record_type.__init__.__doc__
-    record_type.__init__ = init  # type: ignore[misc]
+    record.__init__ = init
     return record_type

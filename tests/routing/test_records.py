@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from routing.engine.facts import AccountFacts, LeadFacts, TerritoryInfo
-from routing.records import frozen_build
+from routing.records import frozen_build, quick_init
 from routing.standardize import StandardizedLead
 
 TEXT = st.text(max_size=12)
@@ -73,3 +73,35 @@ def test_records_that_check_themselves_or_need_values_are_not_built_this_way():
         frozen_build(TerritoryInfo, {"id": 1, "name": "DACH"})
     with pytest.raises(TypeError, match="without a default"):
         frozen_build(AccountFacts, {"id": 1})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plain:
+    outcome: str
+    via: str = "queue"
+    path: list[int] = dataclasses.field(default_factory=list)
+    note: str = dataclasses.field(default="", kw_only=True)
+
+
+_Quick: type[_Plain] = quick_init(dataclasses.make_dataclass("_Quick", [], bases=(_Plain,), frozen=True))
+
+
+def test_a_quick_init_record_is_made_as_its_dataclass_makes_it_and_stays_frozen():
+    for args, kwargs in [(("assigned",), {}), (("queued", "rule", [1, 2]), {"note": "held"}), ((), {"outcome": "x"})]:
+        quick, plain = _Quick(*args, **kwargs), _Plain(*args, **kwargs)
+        assert dataclasses.asdict(quick) == dataclasses.asdict(plain)
+        assert quick == _Quick(*args, **kwargs)
+    first, second = _Quick("a"), _Quick("b")
+    assert first.path == [] and first.path is not second.path  # A fresh default from the factory each time.
+    assert dataclasses.replace(first, via="rule") == _Quick("a", "rule")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.via = "rule"
+    with pytest.raises(TypeError):
+        _Quick()  # The field without a default is still required.
+    with pytest.raises(TypeError):
+        _Quick("a", "rule", [], "held")  # A keyword-only field stays keyword-only.
+
+
+def test_records_that_check_themselves_keep_their_own_constructor():
+    with pytest.raises(TypeError, match="__post_init__"):
+        quick_init(TerritoryInfo)
