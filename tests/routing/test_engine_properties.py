@@ -1,5 +1,6 @@
 """Properties of the routing engine over generated coverage models and leads."""
 
+import dataclasses
 import json
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
@@ -27,7 +28,8 @@ from routing.engine import (
     route_lead,
     weighted_sequence,
 )
-from routing.engine.distribution import _skip_reason
+from routing.engine.availability import STANDING_FIELDS
+from routing.engine.distribution import _same_standing, _skip_reason
 
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 CATCH_ALL = 100
@@ -272,6 +274,22 @@ def test_a_batch_judges_each_member_as_its_current_record_says_whatever_it_remem
             for member in queue.members:
                 rep = batch.rep_by_id.get(member.rep_id)
                 assert _skip_reason(member, batch, queue, NOW, None) == member_skip_reason(member, rep, queue, NOW)
+
+
+def test_a_rep_record_reads_as_new_to_the_memo_when_any_field_but_its_counts_changes():
+    rep = RepInfo(id=1, username="anna", working_hours=((0, time(9), time(17)),), skills=frozenset({"german"}))
+    assert _same_standing(rep, dataclasses.replace(rep, open_leads=3, assigned_today=2))
+    changed = {
+        "active": False,
+        "unavailable": "sent this lead back",
+        "out_of_office": ((NOW, NOW + timedelta(hours=1)),),
+        "working_hours": (),
+        "time_zone": "Europe/Berlin",
+        "skills": frozenset(),
+    }
+    assert set(changed) == set(STANDING_FIELDS) - {"id"}  # The memo's key holds the id.
+    for name, value in changed.items():
+        assert not _same_standing(rep, dataclasses.replace(rep, **{name: value})), name
 
 
 @settings(max_examples=200, deadline=None)
