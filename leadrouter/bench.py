@@ -137,86 +137,135 @@ _CEILING_TABLES: tuple[tuple[type[models.Model], str | None, str | None], ...] =
 )
 
 
-def write_ceiling_measure(
-    *, template_lead_ids: list[int], leads: int, batch_size: int = 1000, foreign_keys: bool = True
-) -> CeilingReport:
-    """Write ``leads`` routed leads' rows set-based into copies of the real tables, in batches; time each batch.
+class WriteCeiling:
+    """Write ``leads`` routed leads' rows set-based into copies of the real tables, a batch at a time, and time
+    each batch; a context manager, so that its batches can be interleaved with other work (routing's own
+    batches, in ``bench_routing``) and both are measured in the same moments of the machine.
 
-    1. Create the schema ``bench_ceiling`` with a copy of each table a routed lead writes
+    On entering:
+
+    1. Create the schema ``schema`` with a copy of each table a routed lead writes
        (``CREATE TABLE … (LIKE … INCLUDING ALL)``: columns, defaults, indexes and checks), with the real
        tables' foreign keys unless ``foreign_keys`` is False (those between copied tables point at the
        copies, the others at the real rows, deferred as Django declares them), and a temporary staging
-       table per table (emptied at each commit).
+       table per table (emptied at each commit, shared by every ceiling of the connection).
     2. Templates: the rows routing wrote for ``template_lead_ids`` (the lead with its receipt, its
        assignment, clock, notification and task), read with ``COPY … TO STDOUT``.
     3. Fill the lead copy with ``leads`` leads as intake stores them (``received``, routing's columns at
        their defaults), then ``VACUUM ANALYZE``.
     4. Prepare each batch's COPY data from the templates, with new ids (not timed).
-    5. Per batch, timed: COPY into the staging tables, one ``UPDATE … FROM`` for the leads, one
-       ``INSERT … SELECT`` per other table, commit.
 
-    The schema is dropped at the end.
+    Then each ``batch()``, timed: COPY into the staging tables, one ``UPDATE … FROM`` for the leads, one
+    ``INSERT … SELECT`` per other table, commit. On leaving, after every batch was written, the copies are
+    checked to hold every row; the schema is dropped in any case.
     """
-    quote = connection.ops.quote_name
-    columns = {model: _columns(model) for model, _, _ in _CEILING_TABLES}
-    templates = _ceiling_templates(template_lead_ids, columns)
-    if not templates:
-        raise ValueError("No routed lead has an assignment, a clock, a notification and a task to copy.")
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP SCHEMA IF EXISTS {CEILING_SCHEMA} CASCADE")
-        cursor.execute(f"CREATE SCHEMA {CEILING_SCHEMA}")
-        for model, _, _ in _CEILING_TABLES:
-            table = quote(model._meta.db_table)
-            cursor.execute(f"CREATE TABLE {CEILING_SCHEMA}.{table} (LIKE public.{table} INCLUDING ALL)")
-            cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_stage(model)}")
-            cursor.execute(f"CREATE TEMPORARY TABLE {_stage(model)} (LIKE public.{table}) ON COMMIT DELETE ROWS")
-        if foreign_keys:
-            _ceiling_foreign_keys(cursor)
-    try:
-        _ceiling_fill(leads, templates, columns)
-        payloads = [
-            _ceiling_batch(range(start, min(start + batch_size, leads)), templates, columns)
-            for start in range(0, leads, batch_size)
-        ]
-        lead_table = f"{CEILING_SCHEMA}.{quote(Lead._meta.db_table)}"
+
+    def __init__(
+        self,
+        *,
+        template_lead_ids: list[int],
+        leads: int,
+        batch_size: int = 1000,
+        foreign_keys: bool = True,
+        schema: str = CEILING_SCHEMA,
+    ) -> None:
+        self.template_lead_ids = template_lead_ids
+        self.leads = leads
+        self.batch_size = batch_size
+        self.foreign_keys = foreign_keys
+        self.schema = schema
+        self.times: list[float] = []
+        self.templates = 0
+        self._payloads: list[dict[type[models.Model], str]] = []
+        self._sizes: list[int] = []
+        self._statements: list[str] = []
+
+    @property
+    def done(self) -> bool:
+        return len(self.times) == len(self._payloads)
+
+    def __enter__(self) -> WriteCeiling:
+        quote = connection.ops.quote_name
+        columns = {model: _columns(model) for model, _, _ in _CEILING_TABLES}
+        templates = _ceiling_templates(self.template_lead_ids, columns)
+        if not templates:
+            raise ValueError("No routed lead has an assignment, a clock, a notification and a task to copy.")
+        self.templates = len(templates)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+            cursor.execute(f"CREATE SCHEMA {self.schema}")
+            for model, _, _ in _CEILING_TABLES:
+                table = quote(model._meta.db_table)
+                cursor.execute(f"CREATE TABLE {self.schema}.{table} (LIKE public.{table} INCLUDING ALL)")
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_stage(model)} (LIKE public.{table}) ON COMMIT DELETE ROWS"
+                )
+            if self.foreign_keys:
+                _ceiling_foreign_keys(cursor, self.schema)
+        try:
+            _ceiling_fill(self.schema, self.leads, templates, columns)
+            numbers = [
+                range(start, min(start + self.batch_size, self.leads))
+                for start in range(0, self.leads, self.batch_size)
+            ]
+            self._sizes = [len(batch) for batch in numbers]
+            self._payloads = [_ceiling_batch(batch, templates, columns) for batch in numbers]
+        except BaseException:
+            self._drop()
+            raise
+        lead_table = f"{self.schema}.{quote(Lead._meta.db_table)}"
         routed = [column for column in columns[Lead] if column not in INTAKE_COLUMNS]
-        statements = [
+        self._statements = [
             f"UPDATE {lead_table} AS l SET {', '.join(f'{quote(c)} = s.{quote(c)}' for c in routed)} "
             f"FROM {_stage(Lead)} AS s WHERE l.id = s.id",
             *(
-                f"INSERT INTO {CEILING_SCHEMA}.{quote(model._meta.db_table)} SELECT * FROM {_stage(model)}"
+                f"INSERT INTO {self.schema}.{quote(model._meta.db_table)} SELECT * FROM {_stage(model)}"
                 for model, _, _ in _CEILING_TABLES[1:]
             ),
         ]
-        batches = []
-        for payload in payloads:
-            clock = time.perf_counter()
-            with transaction.atomic(), connection.cursor() as cursor:
-                for model, data in payload.items():
-                    with cursor.copy(f"COPY {_stage(model)} FROM STDIN") as copy:
-                        copy.write(data)
-                for statement in statements:
-                    cursor.execute(statement)
-            batches.append(time.perf_counter() - clock)
-        _ceiling_check(leads)
-    finally:
+        return self
+
+    def batch(self) -> float:
+        """Write the next batch in a transaction of its own; returns its seconds."""
+        payload = self._payloads[len(self.times)]
+        clock = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            for model, data in payload.items():
+                with cursor.copy(f"COPY {_stage(model)} FROM STDIN") as copy:
+                    copy.write(data)
+            for statement in self._statements:
+                cursor.execute(statement)
+        self.times.append(time.perf_counter() - clock)
+        return self.times[-1]
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        try:
+            if error is None and self.done:
+                _ceiling_check(self.schema, self.leads)
+        finally:
+            self._drop()
+
+    def _drop(self) -> None:
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP SCHEMA IF EXISTS {CEILING_SCHEMA} CASCADE")
-    return CeilingReport(
-        leads=leads,
-        batches=batches,
-        rows_per_lead={
-            "lead row update": 1,
-            "assignment": 1,
-            "SLA clock": 1,
-            "notification": len(CEILING_NOTIFICATION_KINDS),
-            "rep task": 1,
-        },
-        templates=len(templates),
-    )
+            cursor.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+
+    @property
+    def report(self) -> CeilingReport:
+        return CeilingReport(
+            leads=sum(self._sizes[: len(self.times)]),
+            batches=list(self.times),
+            rows_per_lead={
+                "lead row update": 1,
+                "assignment": 1,
+                "SLA clock": 1,
+                "notification": len(CEILING_NOTIFICATION_KINDS),
+                "rep task": 1,
+            },
+            templates=self.templates,
+        )
 
 
-def _ceiling_foreign_keys(cursor: Any) -> None:
+def _ceiling_foreign_keys(cursor: Any, schema: str) -> None:
     """Give the copies the real tables' foreign keys: a reference to a copied table points at its copy."""
     copied = [model._meta.db_table for model, _, _ in _CEILING_TABLES]
     for table in copied:
@@ -227,19 +276,19 @@ def _ceiling_foreign_keys(cursor: Any) -> None:
         )
         for name, definition in cursor.fetchall():
             for target in copied:
-                definition = definition.replace(f"REFERENCES {target}(", f"REFERENCES {CEILING_SCHEMA}.{target}(")
+                definition = definition.replace(f"REFERENCES {target}(", f"REFERENCES {schema}.{target}(")
             quote = connection.ops.quote_name
-            cursor.execute(f"ALTER TABLE {CEILING_SCHEMA}.{quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+            cursor.execute(f"ALTER TABLE {schema}.{quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
 
 
-def _ceiling_check(leads: int) -> None:
+def _ceiling_check(schema: str, leads: int) -> None:
     """The copies hold what the batches claim to have written: every lead routed, every row there."""
     quote = connection.ops.quote_name
     expected = {model: leads for model, _, _ in _CEILING_TABLES}
     expected[Notification] = leads * len(CEILING_NOTIFICATION_KINDS)
     with connection.cursor() as cursor:
         for model, count in expected.items():
-            table = f"{CEILING_SCHEMA}.{quote(model._meta.db_table)}"
+            table = f"{schema}.{quote(model._meta.db_table)}"
             where = " WHERE status <> 'received'" if model is Lead else ""
             cursor.execute(f"SELECT count(*) FROM {table}{where}")
             (found,) = cursor.fetchone()
@@ -305,7 +354,9 @@ def _copy_value(field: models.Field[Any, Any], value: Any) -> str | None:
     return str(field.get_db_prep_save(value, connection)).translate(_COPY_ESCAPES)
 
 
-def _ceiling_fill(leads: int, templates: list[dict[Any, Row]], columns: dict[type[models.Model], list[str]]) -> None:
+def _ceiling_fill(
+    schema: str, leads: int, templates: list[dict[Any, Row]], columns: dict[type[models.Model], list[str]]
+) -> None:
     """``leads`` received leads in the lead copy: intake's columns from the templates, the rest at the
     model's defaults (what ``leads_receive`` leaves them at)."""
     defaults: Row = {}
@@ -318,12 +369,12 @@ def _ceiling_fill(leads: int, templates: list[dict[Any, Row]], columns: dict[typ
         _copy_line(columns[Lead], {**templates[n % len(templates)][Lead], **defaults, **_lead_keys(n)})
         for n in range(leads)
     ]
-    table = f"{CEILING_SCHEMA}.{connection.ops.quote_name(Lead._meta.db_table)}"
+    table = f"{schema}.{connection.ops.quote_name(Lead._meta.db_table)}"
     with connection.cursor() as cursor:
         with cursor.copy(f"COPY {table} FROM STDIN") as copy:
             copy.write("".join(lines))
         for model, _, _ in _CEILING_TABLES:
-            cursor.execute(f"VACUUM ANALYZE {CEILING_SCHEMA}.{connection.ops.quote_name(model._meta.db_table)}")
+            cursor.execute(f"VACUUM ANALYZE {schema}.{connection.ops.quote_name(model._meta.db_table)}")
 
 
 def _lead_keys(n: int) -> Row:

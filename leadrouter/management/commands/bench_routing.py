@@ -19,8 +19,10 @@ can be assigned, and measures, in this order:
     ``routing.dispatch.timings`` when routing provides it);
 (2) the write ceiling: the rows a routed lead writes, written set-based by
     bare SQL into copies of the tables with their foreign keys (leadrouter/bench.py,
-    ``write_ceiling_measure``); leads/s, and routing's share of it; then the
-    same without foreign keys, which is what slimmer rows could reach;
+    ``WriteCeiling``); leads/s, and routing's share of it; and the same
+    without foreign keys, which is what slimmer rows could reach. (1) and (2)
+    run batch for batch, interleaved: a routing batch, a batch of each
+    ceiling, and so on, so both meet the machine in the same moments;
 (3) with gunicorn and a Celery worker on queues of their own (one worker
     serving every lane, as ``make run``'s does), each run starting once the
     worker has sent the previous run's notifications; "routed" is when a
@@ -79,10 +81,11 @@ from kombu import Exchange, Queue
 
 from leadrouter.bench import (
     CEILING_NOTIFICATION_KINDS,
+    CEILING_SCHEMA,
+    WriteCeiling,
     insert_from_template,
     percentile,
     scratch_database,
-    write_ceiling_measure,
 )
 from leadrouter.celery import app
 from leadrouter.warmup import long_lived_freeze, static_load
@@ -252,11 +255,8 @@ class Command(BaseCommand):
                 f"PostgreSQL database {bench_db}, broker {settings.CELERY_BROKER_URL.split('://')[0]}, "
                 f"{os.cpu_count()} CPU(s)"
             )
-            if sizes.routing:
-                figures.update(self._routing(sizes.routing))
-            if sizes.ceiling:
-                figures["write_ceiling_leads_per_s"] = self._ceiling(sizes.ceiling, foreign_keys=True)
-                figures["write_ceiling_without_fks_leads_per_s"] = self._ceiling(sizes.ceiling, foreign_keys=False)
+            if sizes.routing or sizes.ceiling:
+                figures.update(self._routing_and_ceiling(sizes.routing, sizes.ceiling))
             if sizes.bulk or sizes.seconds or sizes.csv:
                 with self._servers(options) as base:
                     self.stdout.write(
@@ -402,22 +402,95 @@ class Command(BaseCommand):
             long_lived_freeze()
             self.warmed_up = True
 
-    def _routing(self, count: int) -> dict[str, float | None]:
-        self.stdout.write(f"(1) routing in this process: {count:,} leads in batches of {BATCH:,}, after a warm-up…")
+    def _routing_and_ceiling(self, routing: int, ceiling: int) -> dict[str, float | None]:
+        """Parts (1) and (2), batch for batch: a routing batch, then a batch of each write ceiling (with and
+        without foreign keys), and so on, the order turned round every other round. This machine's speed
+        moves by a tenth and more from one second to the next (other tenants, its own background work);
+        measured one after the other, each second of routing met a different machine from the ceiling's,
+        and the share moved by ±0.05 from run to run with the code unchanged. Interleaved, both meet the
+        same moments, and the share is the ratio of their totals."""
         self._warm_up()
-        clock = time.perf_counter()
-        self._receive(count)
-        stored = time.perf_counter() - clock
-        timings = getattr(dispatch, "timings", None)
-        if timings is not None:
-            timings.reset()
-        cpu = time.process_time()
-        batches = self._route_waiting()
-        cpu = time.process_time() - cpu
+        figures: dict[str, float | None] = {}
+        ceilings: list[WriteCeiling] = []
+        templates: list[int] = []
+        with contextlib.ExitStack() as stack:
+            if ceiling:
+                # The rows to copy: those routing wrote for the warm-up batch's leads.
+                templates = list(
+                    Lead.objects.filter(status=Lead.Status.ASSIGNED, routed_at__isnull=False, lead_import__isnull=True)
+                    .order_by("-pk")
+                    .values_list("pk", flat=True)[:BATCH]
+                )
+                ceilings = [
+                    stack.enter_context(
+                        WriteCeiling(
+                            template_lead_ids=templates,
+                            leads=ceiling,
+                            batch_size=BATCH,
+                            foreign_keys=foreign_keys,
+                            schema=f"{CEILING_SCHEMA}_{'fks' if foreign_keys else 'bare'}",
+                        )
+                    )
+                    for foreign_keys in (True, False)
+                ]
+            stored = 0.0
+            if routing:
+                clock = time.perf_counter()
+                self._receive(routing)
+                stored = time.perf_counter() - clock
+            self.stdout.write(
+                f"(1) routing in this process: {routing:,} leads in batches of {BATCH:,}, after a warm-up;\n"
+                f"(2) write ceiling: {ceiling:,} routed leads' rows written set-based in bare SQL, into tables with "
+                "the schema's foreign keys and without;\n    batch for batch, interleaved with (1)…"
+            )
+            timings = getattr(dispatch, "timings", None)
+            if timings is not None:
+                timings.reset()
+            batches: list[tuple[int, float]] = []
+            cpu = 0.0
+            routing_left = bool(routing)
+            rounds = 0
+            while routing_left or not all(each.done for each in ceilings):
+                steps: list[Any] = ["routing", *ceilings]
+                if rounds % 2:
+                    steps.reverse()
+                for step in steps:
+                    if step == "routing":
+                        if routing_left:
+                            clock = time.process_time()
+                            routed = self._route_waiting(batches=1)
+                            cpu += time.process_time() - clock
+                            batches.extend(routed)
+                            routing_left = bool(routed)
+                    elif not step.done:
+                        step.batch()
+                rounds += 1
+        if routing:
+            figures.update(self._routing_report(routing, stored, batches, cpu, timings))
+        if ceiling:
+            figures["write_ceiling_leads_per_s"] = self._ceiling_report(ceilings[0], templates)
+            figures["write_ceiling_without_fks_leads_per_s"] = self._ceiling_report(ceilings[1], templates)
+        if routing and ceiling:
+            # Round by round, routing's batch against the ceiling's (with foreign keys) of the same round.
+            shares = [
+                (leads / seconds) / (BATCH / ceiling_seconds)
+                for (leads, seconds), ceiling_seconds in zip(batches, ceilings[0].times, strict=False)
+                if leads == BATCH
+            ]
+            if shares:
+                self.stdout.write(
+                    f"    routing ÷ ceiling, round by round ({len(shares)} rounds of a full batch each): "
+                    f"min {min(shares):.3f}, median {statistics.median(shares):.3f}, max {max(shares):.3f}"
+                )
+        return figures
+
+    def _routing_report(
+        self, count: int, stored: float, batches: list[tuple[int, float]], cpu: float, timings: Any
+    ) -> dict[str, float | None]:
         leads, seconds = sum(n for n, _ in batches), sum(s for _, s in batches)
         per_batch = [s * 1000 for _, s in batches]
         self.stdout.write(
-            f"    stored as received through leads_receive in {stored:.1f} s ({count / stored:,.0f} leads/s)\n"
+            f"    (1) stored as received through leads_receive in {stored:.1f} s ({count / stored:,.0f} leads/s)\n"
             f"    routed {leads:,} in {len(batches)} batches, {seconds:.2f} s: {leads / seconds:,.0f} leads/s; "
             f"per batch p50 {statistics.median(per_batch):.0f} ms, max {max(per_batch):.0f} ms\n"
             # This process's CPU is routing's Python; the rest of the time it waited on PostgreSQL.
@@ -436,20 +509,8 @@ class Command(BaseCommand):
             )
         return {"routing_leads_per_s": leads / seconds, "lock_share": lock_share}
 
-    def _ceiling(self, count: int, *, foreign_keys: bool) -> float:
-        self.stdout.write(
-            f"(2) write ceiling: {count:,} routed leads' rows written set-based in bare SQL, "
-            + ("into tables with the schema's foreign keys…" if foreign_keys else "without foreign keys…")
-        )
-        self._warm_up()
-        templates = list(
-            Lead.objects.filter(status=Lead.Status.ASSIGNED, routed_at__isnull=False, lead_import__isnull=True)
-            .order_by("-pk")
-            .values_list("pk", flat=True)[:BATCH]
-        )
-        report = write_ceiling_measure(
-            template_lead_ids=templates, leads=count, batch_size=BATCH, foreign_keys=foreign_keys
-        )
+    def _ceiling_report(self, ceiling: WriteCeiling, templates: list[int]) -> float:
+        report = ceiling.report
         per_batch = [s * 1000 for s in report.batches]
         rows = ", ".join(f"{n} × {name}" for name, n in report.rows_per_lead.items())
         # What routing itself wrote for the same leads, so the two can be compared row for row.
@@ -460,12 +521,14 @@ class Command(BaseCommand):
             "rep task": RepTask.objects.filter(lead__in=templates).count(),
         }
         self.stdout.write(
-            f"    per lead: {rows}; contents copied from {report.templates:,} leads routed above\n"
+            "    (2) write ceiling, "
+            + ("with the schema's foreign keys" if ceiling.foreign_keys else "without foreign keys")
+            + f":\n    per lead: {rows}; contents copied from {report.templates:,} leads routed in the warm-up\n"
             "    how: tables created LIKE the real ones (indexes"
-            + (", and the real foreign keys, deferred" if foreign_keys else ", no foreign keys")
+            + (", and the real foreign keys, deferred" if ceiling.foreign_keys else ", no foreign keys")
             + ") in a scratch schema, filled\n"
-            f"    with {count:,} received leads; per batch of {BATCH:,}: COPY into staging tables, one UPDATE … FROM\n"
-            "    for the leads, one INSERT … SELECT for each other table, commit\n"
+            f"    with {ceiling.leads:,} received leads; per batch of {BATCH:,}: COPY into staging tables, "
+            "one UPDATE … FROM\n    for the leads, one INSERT … SELECT for each other table, commit\n"
             f"    {report.leads:,} leads in {len(report.batches)} batches, {report.seconds:.2f} s: "
             f"{report.leads_per_s:,.0f} leads/s ({1e6 / report.leads_per_s:.0f} µs per lead); "
             f"per batch p50 {statistics.median(per_batch):.0f} ms, "
