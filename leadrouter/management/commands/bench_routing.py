@@ -438,10 +438,16 @@ class Command(BaseCommand):
                 clock = time.perf_counter()
                 self._receive(routing)
                 stored = time.perf_counter() - clock
+            parts = []
+            if routing:
+                parts.append(f"(1) routing in this process: {routing:,} leads in batches of {BATCH:,}, after a warm-up")
+            if ceiling:
+                parts.append(
+                    f"(2) write ceiling: {ceiling:,} routed leads' rows written set-based in bare SQL, into tables "
+                    "with the schema's foreign keys and without"
+                )
             self.stdout.write(
-                f"(1) routing in this process: {routing:,} leads in batches of {BATCH:,}, after a warm-up;\n"
-                f"(2) write ceiling: {ceiling:,} routed leads' rows written set-based in bare SQL, into tables with "
-                "the schema's foreign keys and without;\n    batch for batch, interleaved with (1)…"
+                ";\n".join(parts) + (";\n    batch for batch, interleaved…" if routing and ceiling else "…")
             )
             timings = getattr(dispatch, "timings", None)
             if timings is not None:
