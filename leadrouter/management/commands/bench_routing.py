@@ -21,8 +21,8 @@ can be assigned, and measures, in this order:
     bare SQL into copies of the tables with their foreign keys (leadrouter/bench.py,
     ``WriteCeiling``); leads/s, and routing's share of it; and the same
     without foreign keys, which is what slimmer rows could reach. (1) and (2)
-    run interleaved: five routing batches, five of each ceiling, and so on,
-    so both meet the machine in the same seconds;
+    run batch for batch, interleaved: a routing batch, a batch of each
+    ceiling, and so on, so both meet the machine in the same moments;
 (3) with gunicorn and a Celery worker on queues of their own (one worker
     serving every lane, as ``make run``'s does), each run starting once the
     worker has sent the previous run's notifications; "routed" is when a
@@ -117,10 +117,6 @@ FIRST_LEAD = {
     "warm_up": 4_000_000,
     "in_process": 10_000_000,
 }
-# Batches each of routing and the two write ceilings run in a row, in turn (``_routing_and_ceiling``): few
-# enough that all three meet the machine in the same seconds, enough that each runs as it does sustained (a
-# batch right after another part's gets the database's background writers' catch-up, or pays for it).
-INTERLEAVED_BATCHES = 5
 # Open leads of the backlog are spread over this many minutes before now (30 days), as a real backlog is.
 BACKLOG_SPREAD_MINUTES = 30 * 24 * 60
 
@@ -407,12 +403,12 @@ class Command(BaseCommand):
             self.warmed_up = True
 
     def _routing_and_ceiling(self, routing: int, ceiling: int) -> dict[str, float | None]:
-        """Parts (1) and (2), interleaved: ``INTERLEAVED_BATCHES`` routing batches, then as many of each write
-        ceiling (with and without foreign keys), and so on, the order turned round every other round. This
-        machine's speed moves by a tenth and more from one second to the next (other tenants, its own
-        background work); measured one after the other, routing and the ceiling met different machines, and
-        the share moved by ±0.05 and more from run to run with the code unchanged. Interleaved, they meet the
-        same seconds, and the share is the ratio of their totals."""
+        """Parts (1) and (2), batch for batch: a routing batch, then a batch of each write ceiling (with and
+        without foreign keys), and so on, the order turned round every other round. This machine's speed
+        moves by a tenth and more from one second to the next (other tenants, its own background work);
+        measured one after the other, each second of routing met a different machine from the ceiling's,
+        and the share moved by ±0.05 from run to run with the code unchanged. Interleaved, both meet the
+        same moments, and the share is the ratio of their totals."""
         self._warm_up()
         figures: dict[str, float | None] = {}
         ceilings: list[WriteCeiling] = []
@@ -451,12 +447,7 @@ class Command(BaseCommand):
                     "with the schema's foreign keys and without"
                 )
             self.stdout.write(
-                ";\n".join(parts)
-                + (
-                    f";\n    interleaved, {INTERLEAVED_BATCHES} batches of each in turn…"
-                    if routing and ceiling
-                    else "…"
-                )
+                ";\n".join(parts) + (";\n    batch for batch, interleaved…" if routing and ceiling else "…")
             )
             timings = getattr(dispatch, "timings", None)
             if timings is not None:
@@ -470,16 +461,15 @@ class Command(BaseCommand):
                 if rounds % 2:
                     steps.reverse()
                 for step in steps:
-                    for _ in range(INTERLEAVED_BATCHES):
-                        if step == "routing":
-                            if routing_left:
-                                clock = time.process_time()
-                                routed = self._route_waiting(batches=1)
-                                cpu += time.process_time() - clock
-                                batches.extend(routed)
-                                routing_left = bool(routed)
-                        elif not step.done:
-                            step.batch()
+                    if step == "routing":
+                        if routing_left:
+                            clock = time.process_time()
+                            routed = self._route_waiting(batches=1)
+                            cpu += time.process_time() - clock
+                            batches.extend(routed)
+                            routing_left = bool(routed)
+                    elif not step.done:
+                        step.batch()
                 rounds += 1
         if routing:
             figures.update(self._routing_report(routing, stored, batches, cpu, timings))
@@ -487,7 +477,7 @@ class Command(BaseCommand):
             figures["write_ceiling_leads_per_s"] = self._ceiling_report(ceilings[0], templates)
             figures["write_ceiling_without_fks_leads_per_s"] = self._ceiling_report(ceilings[1], templates)
         if routing and ceiling:
-            # Routing's n-th batch against the ceiling's (with foreign keys) n-th, of the same turn.
+            # Round by round, routing's batch against the ceiling's (with foreign keys) of the same round.
             shares = [
                 (leads / seconds) / (BATCH / ceiling_seconds)
                 for (leads, seconds), ceiling_seconds in zip(batches, ceilings[0].times, strict=False)
@@ -495,7 +485,7 @@ class Command(BaseCommand):
             ]
             if shares:
                 self.stdout.write(
-                    f"    routing ÷ ceiling, batch by batch ({len(shares)} pairs of full batches): "
+                    f"    routing ÷ ceiling, round by round ({len(shares)} rounds of a full batch each): "
                     f"min {min(shares):.3f}, median {statistics.median(shares):.3f}, max {max(shares):.3f}"
                 )
         return figures
