@@ -127,14 +127,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # No JIT compilation. The statements here are short lookups and set-based writes of a batch, which
-        # the planner prices by the thousand rows they might touch: a routing batch's duplicate lookup (1,000
-        # index probes, 6 ms) was priced past jit_optimize_above_cost and spent 190 ms compiling itself, at
-        # every batch, holding the routing lock (docs/routing.md). An ``options`` given in DATABASE_URL
-        # (``?options=-c%20jit%3Don``) comes after this one and wins.
-        options = DATABASES["default"].setdefault("OPTIONS", {})
-        options["options"] = " ".join(filter(None, ["-c jit=off", options.get("options", "")]))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
