@@ -3,8 +3,9 @@
 import os
 from typing import Any
 
-from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery import Celery, Task
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
+from django.db import close_old_connections
 
 from leadrouter.warmup import coverage_load, long_lived_freeze, static_load
 
@@ -27,3 +28,15 @@ def _warm_worker_process(**kwargs: Any) -> None:
     """Each worker process's own copy of the coverage model, before its first task."""
     coverage_load()
     long_lived_freeze()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(sender: Task | None = None, **kwargs: Any) -> None:
+    """A task's database connections live as a request's do: kept from one task to the next (settings,
+    ``CELERY_DB_REUSE_MAX``), closed once older than ``CONN_MAX_AGE``, after an error, or when the health check
+    fails. Not around a task run eagerly, inside its caller's transaction (as Django's test client leaves a
+    request's connection alone)."""
+    if sender is not None and getattr(sender.request, "is_eager", False):
+        return
+    close_old_connections()

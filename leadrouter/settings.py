@@ -264,6 +264,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes every database connection before and after each task unless this is set
+# (it ignores CONN_MAX_AGE again since celery#9824): a new PostgreSQL backend, with cold caches, for each of
+# a live lead's tasks. With it, the fixup closes them only every this many tasks, and leadrouter/celery.py
+# closes them as Django closes a request's: past CONN_MAX_AGE, after an error, or failing the health check.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Fixed UTC intervals only: business-hours logic lives in code, never in cron.
 # Each entry expires after its interval so runs queued while workers were down

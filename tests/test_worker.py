@@ -266,6 +266,41 @@ def test_beat_and_worker_produce_the_heartbeat_on_their_own(start_process: Start
     assert (entry.interval.every, entry.interval.period) == (1, "seconds")
 
 
+def _other_backends() -> list[int]:
+    """The PostgreSQL backends connected to this test's database, other than this process's."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.postgres
+def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(
+    start_process: StartProcess, celery_queue: str
+) -> None:
+    """Celery's Django fixup would close it after every task: a new PostgreSQL backend (a fork, cold caches)
+    for each of a live lead's tasks. The connection lives as a web request's does, for ``CONN_MAX_AGE``."""
+    worker = start_worker(start_process, celery_queue)
+    heartbeat.delay()
+    first = wait_for_heartbeat(celery_queue, [worker])
+    backends = _other_backends()
+    assert len(backends) == 1, backends  # The task is over and the worker's connection is still open.
+
+    heartbeat.delay()
+    wait_for_progress(
+        lambda: (
+            WorkerHeartbeat.objects.get(name="worker", hostname=worker_name(celery_queue)).last_seen_at,
+            output_of([worker]),
+        ),
+        lambda value: value[0] > first.last_seen_at,
+        what="no second heartbeat from the worker",
+        check=alive([worker]),
+    )
+
+    assert _other_backends() == backends  # The second task wrote through the same connection.
+
+
 def test_healthz_reports_the_worker_ok_once_beat_and_worker_run(
     client: Client, start_process: StartProcess, celery_queue: str
 ) -> None:
