@@ -18,11 +18,25 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
+from django.core.mail import EmailMessage
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.management.base import OutputWrapper
 from django.db import connection, models, transaction
 
 from routing.models import Assignment, Lead, Notification, RepTask
 from sla.models import LeadSla
+
+
+class DiscardingEmailBackend(BaseEmailBackend):
+    """Mail as a benchmark's worker sends it: each message built into the bytes an SMTP server would receive
+    (as Django's SMTP backend builds them), then dropped. Django's locmem backend would keep every message in
+    the worker's memory for the whole run, and its dummy backend does not build them."""
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        for message in email_messages:
+            message.message().as_bytes(linesep="\r\n")
+        return len(email_messages)
+
 
 # The scratch schema holding the ceiling's copies of the tables.
 CEILING_SCHEMA = "bench_ceiling"
