@@ -24,7 +24,8 @@ can be assigned, and measures, in this order:
     run batch for batch, interleaved: a routing batch, a batch of each
     ceiling, and so on, so both meet the machine in the same moments;
 (3) with gunicorn and a Celery worker on queues of their own (one worker
-    serving every lane, as ``make run``'s does), each run starting once the
+    serving every lane, as ``make run``'s does; with a Redis broker and no
+    ``CACHE_URL``, a Redis cache, as in production), each run starting once the
     worker has sent the previous run's notifications; "routed" is when a
     query every 10 ms first sees the lead no longer ``received`` (its batch
     committed):
@@ -259,9 +260,10 @@ class Command(BaseCommand):
                 figures.update(self._routing_and_ceiling(sizes.routing, sizes.ceiling))
             if sizes.bulk or sizes.seconds or sizes.csv:
                 with self._servers(options) as base:
+                    cache = self.env["CACHE_URL"].split("://")[0] or "the file cache (no CACHE_URL)"
                     self.stdout.write(
                         f"(3) end to end: {options['workers']} worker process(es), "
-                        f"{options['web_workers']} web process(es) of {options['web_threads']} threads"
+                        f"{options['web_workers']} web process(es) of {options['web_threads']} threads, cache {cache}"
                     )
                     if sizes.bulk:
                         figures["bulk_end_to_end_leads_per_s"] = self._bulk(base, raw_key, sizes.bulk)
@@ -322,6 +324,7 @@ class Command(BaseCommand):
             "THROTTLE_RATE_API_KEY": "1000000/minute",
             "EMAIL_BACKEND": "leadrouter.bench.DiscardingEmailBackend",
             "LOG_LEVEL": "WARNING",
+            "CACHE_URL": _cache_url(),
         }
         self.log = open(os.path.join(tempfile.gettempdir(), f"{queue}.log"), "wb")  # noqa: SIM115 - closed below
         self.stdout.write(f"Web server, worker and import log: {self.log.name}")
@@ -913,6 +916,16 @@ class _Poster:
             self.failure = error
         finally:
             connection.close()  # This thread's own connection.
+
+
+def _cache_url() -> str:
+    """The stack's cache (the API keys' rate limits live there): the configured CACHE_URL, else, with a Redis
+    broker, a Redis cache in the broker's database, as the README's production layout has one. The single-machine
+    default, files under var/cache, wrote a file per POST: ~15% of the web's CPU for a single lead."""
+    configured = os.environ.get("CACHE_URL", "")
+    if configured or not settings.CELERY_BROKER_URL.startswith("redis://"):
+        return configured
+    return "rediscache://" + settings.CELERY_BROKER_URL.removeprefix("redis://")
 
 
 # Which of these leads are no longer waiting to be routed (the watcher's question).
