@@ -45,7 +45,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -238,14 +237,12 @@ def leads_route(
         _live_seen_at = time.monotonic()
     batch_size = batch_size or (settings.LEADROUTER_BULK_BATCH_SIZE if bulk else settings.LEADROUTER_ROUTING_BATCH_SIZE)
     report = RouteReport()
-    if lead_ids is not None:
-        # Anything to do? When an earlier batch took these leads along (see _claim), one cheap query and no
-        # transaction: under a burst of single posts most messages end here. A live task still routes the live
-        # leads waiting now (the batch below fills up with them): their own messages may sit behind bulk work
-        # in a busy worker.
-        wanted = Q(pk__in=lead_ids) | Q(lane=Lead.Lane.LIVE) if lane == Lead.Lane.LIVE else Q(pk__in=lead_ids)
-        if not Lead.objects.filter(wanted, status=Lead.Status.RECEIVED).exists():
-            return report
+    # Anything to do? When an earlier batch took these leads along (see _claim), one cheap query and no
+    # transaction: under a burst of single posts most messages end here. A live task still routes the live
+    # leads waiting now (the batch below fills up with them): their own messages may sit behind bulk work
+    # in a busy worker.
+    if lead_ids is not None and not _any_waiting(lead_ids, live=lane == Lead.Lane.LIVE):
+        return report
     if bulk:
         # Bulk work changes the lead tables by thousands of rows: plans made from older statistics would read
         # every open lead (routing/planner.py).
@@ -266,6 +263,20 @@ def leads_route(
         if chunk is None and batch.leads == 0:
             break
     return report
+
+
+def _any_waiting(lead_ids: list[int], *, live: bool) -> bool:
+    """Whether one of these leads (or, for a live task, any live lead) still waits to be routed. Plain SQL:
+    every single lead's task asks it, and the ORM's compiling of it cost more than the database's answer."""
+    table = connection.ops.quote_name(Lead._meta.db_table)
+    wanted = f"id IN ({', '.join(['%s'] * len(lead_ids))})" if lead_ids else "FALSE"
+    params: list[Any] = [Lead.Status.RECEIVED.value, *lead_ids]
+    if live:
+        wanted = f"({wanted} OR lane = %s)"
+        params.append(Lead.Lane.LIVE.value)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE status = %s AND {wanted} LIMIT 1", params)
+        return cursor.fetchone() is not None
 
 
 # Bulk batches stay small for this long after this process last had a live task or found live leads waiting.

@@ -310,3 +310,18 @@ def test_a_live_task_whose_lead_was_taken_along_routes_the_live_leads_waiting_no
     assert report.leads == 3
     assert not Lead.objects.filter(pk__in=[lead.pk for lead in later], status="received").exists()
     assert Lead.objects.get(pk=backlog.pk).status == "received"
+
+
+def test_a_task_whose_leads_were_taken_along_asks_one_question_and_opens_no_transaction(
+    dach, django_assert_num_queries
+):
+    # Under a burst of single posts most tasks find their lead routed by an earlier batch: that costs them one
+    # indexed query, whichever lane, and nothing else.
+    first, second = received("live", 1), received("bulk", 2)
+    leads_route(lead_ids=[first.pk], lane="live")
+    leads_route(lead_ids=[second.pk], lane="bulk")
+
+    with django_assert_num_queries(1):
+        assert leads_route(lead_ids=[first.pk], lane="live").leads == 0
+    with django_assert_num_queries(1):
+        assert leads_route(lead_ids=[second.pk], lane="bulk").leads == 0
