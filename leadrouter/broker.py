@@ -4,7 +4,9 @@ Kombu's file-system transport creates a message's file and then writes into it, 
 not take: a worker polling the folder in between moves the empty file away, fails to decode it and stops
 ("Unrecoverable error: JSONDecodeError", kombu#1551). Here a message is written under a name no reader
 looks for and renamed into place, which on one file system is atomic: a reader finds every message whole,
-or not at all. Selected in settings when the broker URL is ``filesystem://``.
+or not at all. Registered as the transport of ``filesystem://`` URLs when the Celery app loads
+(``leadrouter/celery.py``), so every connection to that broker (workers, web, the health check) uses it and
+other URLs are left alone.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import uuid
 from time import monotonic
 from typing import Any
 
-from kombu.transport import filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
@@ -37,3 +39,8 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+
+def register() -> None:
+    """Make ``filesystem://`` URLs use this transport. Call before the first connection to the broker."""
+    TRANSPORT_ALIASES["filesystem"] = f"{__name__}:Transport"

@@ -7,9 +7,11 @@ from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
 from django.db import close_old_connections
 
+from leadrouter import broker
 from leadrouter.warmup import coverage_load, long_lived_freeze, static_load
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadrouter.settings")
+broker.register()  # The file-system broker writes each message whole (leadrouter/broker.py).
 
 app = Celery("leadrouter")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -220,8 +220,6 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # Kombu's transport, with each message written whole before a worker can see it (leadrouter/broker.py).
-    CELERY_BROKER_TRANSPORT = "leadrouter.broker:Transport"
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),

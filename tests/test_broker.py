@@ -10,7 +10,7 @@ from leadrouter import broker
 
 def _connection(folder) -> Connection:
     options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "store_processed": False}
-    return Connection("filesystem://", transport="leadrouter.broker:Transport", transport_options=options)
+    return Connection("filesystem://", transport_options=options)
 
 
 def test_a_message_appears_under_its_queue_name_only_once_it_is_written_whole(tmp_path, monkeypatch):
@@ -39,8 +39,6 @@ def test_a_message_appears_under_its_queue_name_only_once_it_is_written_whole(tm
         assert os.listdir(tmp_path) == []  # Taken, and nothing left behind.
 
 
-def test_the_settings_select_it_for_the_file_system_broker(settings):
-    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
-        assert settings.CELERY_BROKER_TRANSPORT == "leadrouter.broker:Transport"
-    else:
-        assert not hasattr(settings, "CELERY_BROKER_TRANSPORT")
+def test_file_system_urls_get_it_and_other_brokers_keep_theirs():
+    assert Connection("filesystem://").get_transport_cls() is broker.Transport
+    assert Connection("redis://127.0.0.1:6379/0").get_transport_cls().__module__ == "kombu.transport.redis"
