@@ -9,7 +9,12 @@ from leadrouter import broker
 
 
 def _connection(folder) -> Connection:
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "store_processed": False}
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+    }
     return Connection("filesystem://", transport_options=options)
 
 
@@ -36,7 +41,7 @@ def test_a_message_appears_under_its_queue_name_only_once_it_is_written_whole(tm
 
         message = queue(connection.default_channel).get(no_ack=True)
         assert message.payload == {"lead_ids": [1, 2, 3]}
-        assert os.listdir(tmp_path) == []  # Taken, and nothing left behind.
+        assert os.listdir(tmp_path) == ["control"]  # Taken, and nothing left behind.
 
 
 def test_file_system_urls_get_it_and_other_brokers_keep_theirs():
