@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -200,15 +201,49 @@ class RouteReport:
 @dataclass
 class RoutingTimings:
     """Where this process's routing batches spent their time, for the benchmark: ``lock_seconds`` from
-    asking for the routing lock to the commit that releases it, ``batch_seconds`` the whole batch."""
+    asking for the routing lock to the commit that releases it, ``batch_seconds`` the whole batch, and
+    ``phases``: each phase's wall time and this thread's CPU time, in seconds (``PHASES``; a batch's phases
+    follow one another, so they add up to its time). Wall time a phase spent beyond its CPU is time spent
+    waiting, mostly on the database; profiling a batch by phase is where speed work starts."""
 
     batches: int = 0
     leads: int = 0
     batch_seconds: float = 0.0
     lock_seconds: float = 0.0
+    phases: dict[str, list[float]] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.batches, self.leads, self.batch_seconds, self.lock_seconds = 0, 0, 0.0, 0.0
+        self.phases = {}
+
+    def phase_start(self) -> None:
+        """A batch starts: the next ``phase_end`` counts from now."""
+        _phase_clock.last = (time.perf_counter(), time.thread_time())
+
+    def phase_end(self, name: str) -> None:
+        """The phase ``name`` ends now: the time since the last mark goes to it (phases may recur, as a
+        batch in parts decides and writes each part in turn)."""
+        last = getattr(_phase_clock, "last", None)
+        now = (time.perf_counter(), time.thread_time())
+        if last is not None:
+            spent = self.phases.setdefault(name, [0.0, 0.0])
+            spent[0] += now[0] - last[0]
+            spent[1] += now[1] - last[1]
+        _phase_clock.last = now
+
+
+# A routing batch's phases, in the order they come: what ``RoutingTimings.phases`` holds.
+PHASES = {
+    "claim": "claim the batch (lock its rows, read them) and check the coverage version",
+    "prepare": "standardize, enrich, match accounts, score",
+    "lock and reads": "take the routing lock, read the pointers, loads and open leads by e-mail",
+    "decide": "route each lead (engine) and record its receipt",
+    "write": "send the rows set-based (leads, history, tasks, clocks, counters, notices)",
+    "last writes": "wait for the database to finish the writes sent",
+    "commit": "commit, and send the notices' task",
+}
+# Each thread's last mark (perf_counter, thread_time): a test may route from several threads at once.
+_phase_clock = threading.local()
 
 
 timings = RoutingTimings()
@@ -443,6 +478,7 @@ def _route_batch(*, lead_ids: list[int] | None, limit: int, lane: str | None = N
 
 def _route_batch_collected(*, lead_ids: list[int] | None, limit: int, lane: str | None) -> RouteReport:
     started = time.perf_counter()
+    timings.phase_start()
     with transaction.atomic():
         leads = _claim(lead_ids, limit, lane)
         if not leads:
@@ -451,9 +487,11 @@ def _route_batch_collected(*, lead_ids: list[int] | None, limit: int, lane: str 
         # before the routing lock is taken, rather than while holding it. The batch decides with the model of
         # that version, so the rest of it (the SLA policies) is read at the same version, without asking again.
         coverage.refresh().snapshot(now=timezone.now())
+        timings.phase_end("claim")
         with coverage_version_pinned(coverage.version):
             report, locked = _route_claimed(leads)
     finished = time.perf_counter()
+    timings.phase_end("commit")
     timings.batches += 1
     timings.leads += report.leads
     timings.batch_seconds += finished - started
@@ -473,6 +511,7 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
     whole, then written the same way, in one pipeline."""
     routed = _prepare_all(leads)
     _exclude_reps_who_sent_back(routed)
+    timings.phase_end("prepare")
 
     locked = time.perf_counter()
     cached = coverage.snapshot(now=timezone.now())
@@ -524,23 +563,28 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
         open_by_email = _open_leads_by_email(emails)
     start_pointers = {queue.id: queue.rr_pointer for queue in snapshot.queues}
     report = RouteReport(leads=len(routed))
+    timings.phase_end("lock and reads")
     if not parts:
         # One part (live traffic): decided first, so that what the change reads is read for its own reps and
         # queues only; its writes then go in one pipeline too, waiting for the database once rather than once
         # a statement (a 5-lead batch had eight of them in a row).
         snapshot = _decide_all(routed, snapshot, now, open_by_email)
+        timings.phase_end("decide")
         change.read_ahead(
             rep_ids={item.decision.rep_id for item in routed if item.decision and item.decision.rep_id},
             queue_ids={item.decision.queue_id for item in routed if item.decision and item.decision.queue_id},
             assignments=sum(1 for item in routed if item.decision is not None),
         )
+        timings.phase_end("lock and reads")
     with pipelined():
         for start in range(0, len(routed), WRITE_PART):
             part = routed[start : start + WRITE_PART]
             if parts:
                 snapshot = _decide_all(part, snapshot, now, open_by_email)
+                timings.phase_end("decide")
             _write(part, now, change, report)
             report.assignment_ids.extend(change.finish().assignment_ids)
+            timings.phase_end("write")
         snapshot = batch_snapshot_settled(snapshot)
         moved = {
             queue.id: queue.rr_pointer for queue in snapshot.queues if queue.rr_pointer != start_pointers.get(queue.id)
@@ -552,6 +596,8 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
         leads.clear()
         routed.clear()
         del part
+        timings.phase_end("write")
+    timings.phase_end("last writes")
     return report, locked
 
 

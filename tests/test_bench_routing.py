@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from leadrouter.management.commands.bench_routing import FIGURES
+from routing.dispatch import PHASES
 
 pytestmark = [pytest.mark.postgres, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -34,3 +35,6 @@ def test_the_quick_benchmark_measures_every_part_and_ends_with_one_json_line_of_
     assert figures["lock_share"] is None or 0 <= figures["lock_share"] <= 1
     # The readable report comes first: one line per figure in the summary.
     assert all(any(line.strip().startswith(name) for line in lines[:-1]) for name in FIGURES)
+    # And the routing batches' profile: every phase, per lead, wall time and CPU.
+    (phases,) = [line for line in lines if line.strip().startswith("by phase")]
+    assert all(f"{name} " in phases for name in PHASES), phases

@@ -186,3 +186,17 @@ def test_each_rep_hears_on_the_channels_the_rep_and_the_queue_have(write_part, d
     }
     assert heard == {"dora": ["email", "slack"], "emil": ["slack"], "finn": ["email", "slack"], "gus": []}
     assert RepTask.objects.count() == 4
+
+
+def test_a_batch_is_timed_phase_by_phase_and_the_phases_add_up_to_the_batch(write_part, inbound, monkeypatch):
+    """What ``bench_routing`` prints as the batches' profile (``dispatch.timings``): every phase of the batch,
+    in the order they come, with its wall time and CPU, and together they are the batch's time."""
+    monkeypatch.setattr(dispatch, "timings", dispatch.RoutingTimings())
+
+    _route(write_part, monkeypatch, [_buyer(n) for n in range(5)])
+
+    timings = dispatch.timings
+    assert (timings.batches, timings.leads) == (1, 5)
+    assert list(timings.phases) == list(dispatch.PHASES)
+    assert all(wall >= 0 and cpu >= 0 for wall, cpu in timings.phases.values())
+    assert sum(wall for wall, _ in timings.phases.values()) == pytest.approx(timings.batch_seconds, abs=0.005)

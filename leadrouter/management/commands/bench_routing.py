@@ -516,7 +516,19 @@ class Command(BaseCommand):
                 f"{timings.batches} batches, {timings.leads:,} leads, lock {timings.lock_seconds:.2f} s "
                 f"of {timings.batch_seconds:.2f} s)"
             )
+            self._phases_report(timings)
         return {"routing_leads_per_s": leads / seconds, "lock_share": lock_share}
+
+    def _phases_report(self, timings: Any) -> None:
+        """Each phase of the batches, per lead: its wall time and this process's CPU in it (the rest it waited,
+        mostly on the database). Where speed work starts: which phase costs what, and whether in Python."""
+        phases, leads = getattr(timings, "phases", None), timings.leads
+        if not phases or not leads:
+            return
+        names = [name for name in getattr(dispatch, "PHASES", {}) if name in phases]
+        names += [name for name in phases if name not in names]
+        lines = [f"{name} {phases[name][0] / leads * 1e6:.0f}/{phases[name][1] / leads * 1e6:.0f}" for name in names]
+        self.stdout.write("    by phase, µs a lead (wall/CPU): " + ", ".join(lines))
 
     def _ceiling_report(self, ceiling: WriteCeiling, templates: list[int]) -> float:
         report = ceiling.report
