@@ -232,16 +232,13 @@ class RoutingTimings:
         _phase_clock.last = now
 
 
-# A routing batch's phases, in the order they come: what ``RoutingTimings.phases`` holds.
-PHASES = {
-    "claim": "claim the batch (lock its rows, read them) and check the coverage version",
-    "prepare": "standardize, enrich, match accounts, score",
-    "lock and reads": "take the routing lock, read the pointers, loads and open leads by e-mail",
-    "decide": "route each lead (engine) and record its receipt",
-    "write": "send the rows set-based (leads, history, tasks, clocks, counters, notices)",
-    "last writes": "wait for the database to finish the writes sent",
-    "commit": "commit, and send the notices' task",
-}
+# A routing batch's phases, in the order they come: what ``RoutingTimings.phases`` holds. "claim": lock the
+# batch's rows, read them, check the coverage version; "prepare": standardize, enrich, match accounts, score;
+# "lock and reads": the routing lock, the pointers, loads and open leads by e-mail (and, for a batch in one
+# part, what its ownership change reads); "decide": the engine, and each lead's receipt; "write": the rows sent
+# set-based (leads, history, tasks, clocks, counters, notices), then the batch's objects freed; "last writes":
+# waiting for the database to finish what was sent; "commit": the commit, and the notices' task sent.
+PHASES = ("claim", "prepare", "lock and reads", "decide", "write", "last writes", "commit")
 # Each thread's last mark (perf_counter, thread_time): a test may route from several threads at once.
 _phase_clock = threading.local()
 

@@ -525,7 +525,7 @@ class Command(BaseCommand):
         phases, leads = getattr(timings, "phases", None), timings.leads
         if not phases or not leads:
             return
-        names = [name for name in getattr(dispatch, "PHASES", {}) if name in phases]
+        names = [name for name in getattr(dispatch, "PHASES", ()) if name in phases]
         names += [name for name in phases if name not in names]
         lines = [f"{name} {phases[name][0] / leads * 1e6:.0f}/{phases[name][1] / leads * 1e6:.0f}" for name in names]
         self.stdout.write("    by phase, µs a lead (wall/CPU): " + ", ".join(lines))
