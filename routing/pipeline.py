@@ -1,10 +1,12 @@
 """From a raw lead to a routing decision, without writing anything.
 
 Simulate calls ``evaluate_lead``; the routing worker (routing/dispatch.py) calls
-``prepare_leads`` for a batch outside its lock, then ``route_prepared`` under it,
-and writes what the decision says. ``prepare_leads`` gives each lead what
-``prepare_lead`` gives it alone, doing the work a batch shares once. The steps,
-in the order the practice prescribes:
+``match_leads`` for a batch outside its lock (steps 1–3, with every read they
+make), then ``Matched.prepared`` (step 4) and ``route_prepared`` under it, lead
+by lead, and writes what the decision says. Together they give each lead what
+``prepare_lead`` gives it alone, doing the work a batch shares once
+(``prepare_leads`` does both steps for a whole batch). The steps, in the order
+the practice prescribes:
 
 1. Standardize the raw fields (unknown values are flagged, not dropped).
 2. Enrich blank company fields by domain.
@@ -89,7 +91,8 @@ def prepare_lead(
     (``providers`` default to the configured enrichment providers)."""
     standardized, enrichment, values = _standardize_and_enrich(raw, providers)
     account = accounts.match(**_match_fields(standardized, values))
-    return _match_and_score(standardized, enrichment, values, account, account_facts, scoring)
+    facts = account_facts(account.account_id) if account.account_id is not None else None
+    return _match_and_score(standardized, enrichment, values, account, facts, scoring)
 
 
 def prepare_leads(
@@ -102,7 +105,52 @@ def prepare_leads(
 ) -> list[Prepared | Exception]:
     """Steps 1–4 for a routing batch: for each raw lead, in order, what ``prepare_lead`` gives it, or the
     exception its preparation raised (the caller keeps the lead and sends it to the catch-all with the
-    error; the exception carries its traceback). Reads only what it is given.
+    error; the exception carries its traceback). Reads only what it is given: ``match_leads``, then
+    ``Matched.prepared`` for each lead."""
+    return [
+        matched if isinstance(matched, Exception) else matched.prepared_or_error(scoring)
+        for matched in match_leads(raws, accounts=accounts, accounts_facts=accounts_facts, providers=providers)
+    ]
+
+
+@quick_init  # Made for every routed lead (routing/records.py).
+@dataclass(frozen=True)
+class Matched:
+    """A lead after steps 1–3 as a batch prepares it (``match_leads``): everything step 4 needs, read. What is
+    left (the matched account's facts on the lead, scoring) reads nothing, so a routing batch does it part by
+    part, while the database writes the part before (routing/dispatch.py)."""
+
+    standardized: StandardizedLead
+    enrichment: EnrichmentResult
+    values: dict[str, Any]  # The standardized values with what enrichment filled in.
+    account: AccountMatch
+    account_facts: AccountFacts | Exception | None  # The matched account's, as read; the error if that failed.
+
+    def prepared(self, scoring: tuple[list[ScoringRuleInfo], Thresholds]) -> Prepared:
+        """Step 4 (and the account's facts on the lead): what ``prepare_lead`` gives the lead. Raises what
+        reading the account's facts raised."""
+        facts = self.account_facts
+        if isinstance(facts, Exception):
+            raise facts
+        return _match_and_score(self.standardized, self.enrichment, self.values, self.account, facts, scoring)
+
+    def prepared_or_error(self, scoring: tuple[list[ScoringRuleInfo], Thresholds]) -> Prepared | Exception:
+        """``prepared``, or the exception it raised (a bug must not stop the batch nor lose the lead)."""
+        try:
+            return self.prepared(scoring)
+        except Exception as error:
+            return error
+
+
+def match_leads(
+    raws: Sequence[Mapping[str, Any]],
+    *,
+    accounts: AccountIndex,
+    accounts_facts: Callable[[Collection[int]], Mapping[int, AccountFacts]],
+    providers: Sequence[EnrichmentProvider] | None = None,
+) -> list[Matched | Exception]:
+    """Steps 1–3 for a routing batch, with every read they make: for each raw lead, in order, its
+    ``Matched``, or the exception its preparation raised.
 
     What the batch shares is done once: the providers are read once, and those that look up many domains
     at once (``prefetch``) get the batch's domains together; the companies no domain matched are matched
@@ -142,26 +190,15 @@ def prepare_leads(
         accounts_facts,
         {match.account_id for match in matches.values() if isinstance(match, AccountMatch) and match.account_id},
     )
-
-    def facts_read(account_id: int) -> AccountFacts | None:
-        facts = facts_by_id.get(account_id)
-        if isinstance(facts, Exception):
-            raise facts
-        return facts
-
-    prepared: dict[int, Prepared] = {}
+    matched: dict[int, Matched] = {}
     for position, (enrichment, values) in enriched.items():
         account = matches[position]
         if isinstance(account, Exception):
             failed[position] = account
             continue
-        try:
-            prepared[position] = _match_and_score(
-                standardized[position], enrichment, values, account, facts_read, scoring
-            )
-        except Exception as error:
-            failed[position] = error
-    return [prepared[position] if position in prepared else failed[position] for position in range(len(raws))]
+        facts = facts_by_id.get(account.account_id) if account.account_id is not None else None
+        matched[position] = Matched(standardized[position], enrichment, values, account, facts)
+    return [matched[position] if position in matched else failed[position] for position in range(len(raws))]
 
 
 def _standardize_and_enrich(
@@ -234,11 +271,10 @@ def _match_and_score(
     enrichment: EnrichmentResult,
     values: dict[str, Any],
     account: AccountMatch,
-    account_facts: Callable[[int], AccountFacts | None],
+    facts: AccountFacts | None,
     scoring: tuple[list[ScoringRuleInfo], Thresholds],
 ) -> Prepared:
-    """Steps 3 (the matched account's facts) and 4."""
-    facts = account_facts(account.account_id) if account.account_id is not None else None
+    """Steps 3 (the matched account's facts, ``facts``) and 4."""
     if facts is not None and account.weak:
         facts = replace(facts, weak_match=True)
 

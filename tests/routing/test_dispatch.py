@@ -249,6 +249,31 @@ def test_a_lead_that_breaks_preparation_waits_in_the_catch_all_and_the_batch_goe
     assert (bad.first_name, bad.flags, bad.country) == ("Kept", {"phone": "kept"}, "DE")
 
 
+def test_a_lead_whose_scoring_breaks_in_a_later_part_waits_in_the_catch_all_and_the_batch_goes_on(dach, monkeypatch):
+    # Scoring runs part by part under the routing lock (on PostgreSQL inside the batch's pipeline, after the
+    # parts before it were sent): a failure there is the lead's own, as one before the lock is.
+    first, bad, last = received(), received(company="poison"), received()
+    Lead.objects.filter(pk=bad.pk).update(first_name="Kept", country="DE")
+    match_and_score = pipeline._match_and_score
+
+    def failing_on_poison(standardized, *args, **kwargs):
+        if standardized.company == "poison":
+            raise RuntimeError("scoring exploded")
+        return match_and_score(standardized, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_match_and_score", failing_on_poison)
+    monkeypatch.setattr(dispatch, "WRITE_PART", 1)
+    with time_machine.travel(MONDAY, tick=False):
+        report = leads_route(lead_ids=[first.pk, bad.pk, last.pk])
+
+    assert report.leads == 3
+    rows = {lead.pk: lead for lead in Lead.objects.filter(pk__in=[first.pk, bad.pk, last.pk])}
+    assert rows[first.pk].status == rows[last.pk].status == "assigned"
+    assert (rows[bad.pk].status, rows[bad.pk].queue) == ("queued", Queue.objects.catch_all())
+    assert rows[bad.pk].routing_error == "RuntimeError: scoring exploded"
+    assert (rows[bad.pk].first_name, rows[bad.pk].country) == ("Kept", "DE")
+
+
 def test_the_sweep_routes_leads_left_received_and_leaves_fresh_ones_to_their_task(dach):
     with time_machine.travel(MONDAY, tick=False):
         forgotten = received()
