@@ -51,24 +51,14 @@ _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
 _ORJSON_OPTIONS_ANY_KEYS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
-# The current format's dictionary digested for packing at ``ZSTD_LEVEL``, once (a digested dictionary is read
-# only, and every thread's packer shares it): loaded into the packer's context for each value instead, it
-# cost ~0.3 µs of a receipt's ~3.
-_PACKING_DICTIONARY = zstandard.ZstdCompressionDict(ZSTD_DICTIONARIES[CURRENT_FORMAT].as_bytes())
-_PACKING_DICTIONARY.precompute_compress(level=ZSTD_LEVEL)
-
-
 class _Codecs(threading.local):
     """This thread's Zstandard packer and unpackers, each with its dictionary loaded once: a Zstandard
     context serves one thread at a time (web servers read receipts from several)."""
 
     def __init__(self) -> None:
+        dictionary = ZSTD_DICTIONARIES[CURRENT_FORMAT]
         self.packer = zstandard.ZstdCompressor(
-            level=ZSTD_LEVEL,
-            dict_data=_PACKING_DICTIONARY,
-            write_checksum=False,
-            write_content_size=True,
-            write_dict_id=False,
+            level=ZSTD_LEVEL, dict_data=dictionary, write_checksum=False, write_content_size=True, write_dict_id=False
         )
         self.unpackers = {
             format_byte: zstandard.ZstdDecompressor(dict_data=loaded)
