@@ -61,7 +61,6 @@ from routing.engine import (
     batch_snapshot_settled,
 )
 from routing.engine.distribution import distribute
-from routing.fields import packed
 from routing.matching import AccountIndex
 from routing.models import Assignment, Lead
 from routing.ownership import Handover, OwnersChange, owners_change, routing_lock, routing_lock_statement
@@ -452,8 +451,6 @@ class _Routed:
     sent_back: frozenset[int] = frozenset()
     decision: Decision | None = None
     elapsed_ms: float = 0.0
-    # The receipt's one-line why, kept for the history row once the receipt is packed (``_decide_all``).
-    summary: str = ""
 
 
 @contextlib.contextmanager
@@ -654,14 +651,6 @@ def _decide_all(
         _score(item, scoring)
         snapshot = _decide(item, snapshot, now, open_by_email)
         item.elapsed_ms += (time.perf_counter() - clock) * 1000
-        # The receipt, packed now that its ~40 objects were just built and are still in the CPU's caches:
-        # packed at the part's write, after the part's other leads were decided, its JSON alone took twice as
-        # long (5.6 µs against 2.7, a 2 KB receipt). Nothing in the batch reads it again but its summary.
-        state = item.lead.__dict__
-        receipt = state["receipt"]
-        receipt["elapsed_ms"] = round(item.elapsed_ms, 2)
-        item.summary = receipt["routing"].get("summary", "")
-        state["receipt"] = packed(receipt)
     return snapshot
 
 
@@ -873,6 +862,8 @@ def _write(part: list[_Routed], now: datetime, change: OwnersChange, report: Rou
         state = lead.__dict__
         state["routed_at"] = now
         attempts = state["routing_attempts"] = state["routing_attempts"] + 1
+        receipt = state["receipt"]
+        receipt["elapsed_ms"] = round(item.elapsed_ms, 2)
         status = state["status"]
         by_status[status] = by_status.get(status, 0) + 1
         if status in owned and item.decision is not None:
@@ -889,7 +880,7 @@ def _write(part: list[_Routed], now: datetime, change: OwnersChange, report: Rou
                     status=status,
                     reason=routed,
                     # The full receipt is on the lead; the history row keeps the one-line why.
-                    summary=item.summary,
+                    summary=receipt["routing"].get("summary", ""),
                     first=attempts == 1,
                 )
             )

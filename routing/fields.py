@@ -114,15 +114,6 @@ def pack(value: Any) -> bytes:
     return bytes([CURRENT_FORMAT]) + _codecs.packer.compress(json_bytes(value))
 
 
-class Packed(bytes):
-    """A value already packed (``packed``): ``CompactJSONField`` stores it as it is."""
-
-
-def packed(value: Any) -> Packed:
-    """``value`` packed now, for a caller that holds it while it is fresh in memory and writes it later."""
-    return Packed(pack(value))
-
-
 def unpack(data: bytes) -> Any:
     """The value ``pack`` was given, in any format ever written."""
     format_byte = data[0]
@@ -152,8 +143,6 @@ class CompactJSONField(models.BinaryField):
     def get_prep_value(self, value: Any) -> Any:
         if value is None:
             return None
-        if type(value) is Packed:
-            return bytes(value)
         return pack(value)
 
     def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:

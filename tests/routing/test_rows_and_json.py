@@ -162,18 +162,3 @@ def test_set_based_writes_store_json_as_the_orm_stores_it():
     stored = {lead.pk: lead for lead in Lead.objects.filter(pk__in=[written.pk, saved.pk])}
     assert stored[written.pk].flags == stored[saved.pk].flags == _as_json_reads_it(flags)
     assert stored[written.pk].enrichment_sources == stored[saved.pk].enrichment_sources == {"big": 2**70}
-
-
-@pytest.mark.django_db
-def test_a_receipt_packed_ahead_is_stored_as_it_is_and_reads_back_whole():
-    """A routing batch packs each receipt as soon as it is decided and writes the rows later: the stored
-    value is that packing, not a packing of its bytes, by a save and by a set-based write alike."""
-    receipt = {"outcome": "assigned", "routing": {"summary": "Assigned to anna.", "rules": [1, 2]}, "elapsed_ms": 0.4}
-    written, saved = LeadFactory(), LeadFactory()
-    for lead in (written, saved):
-        lead.receipt = fields.packed(receipt)
-    rows_update(Lead, [written], ["receipt"])
-    saved.save(update_fields=["receipt"])
-
-    stored = {lead.pk: lead for lead in Lead.objects.filter(pk__in=[written.pk, saved.pk])}
-    assert stored[written.pk].receipt == stored[saved.pk].receipt == receipt
