@@ -33,6 +33,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types.json import Jsonb
 
+from routing import turns
 from routing.fields import json_bytes
 
 Field = models.Field
@@ -353,8 +354,12 @@ def reads_together(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list
                 for cursor, (sql, params) in zip(cursors, statements, strict=True):
                     cursor.adapters.register_dumper(EncodedArray, _EncodedArrayDumper)
                     cursor.execute(sql, params)
+                # The block's end waits for the answers, and for whatever lock the first statements take
+                # (``routing.turns``).
+                turns.let_go()
             return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
         finally:
+            turns.take()
             for cursor in cursors:
                 cursor.close()
 

@@ -51,6 +51,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from routing import turns
 from routing.bulk import pipelined, reads_together, typed_array
 from routing.engine import (
     Decision,
@@ -76,6 +77,7 @@ from routing.selectors import (
     snapshot_with_current_load,
 )
 from routing.standardize import StandardizedLead
+from routing.turns import Turns
 from territories.coverage_version import coverage_version, coverage_version_pinned
 
 logger = logging.getLogger(__name__)
@@ -135,40 +137,70 @@ class CoverageCache:
     worker reloads nothing. The copy is also reloaded when the clock runs back before it was loaded
     (it keeps only out-of-office periods not yet over at load time).
 
+    ``refresh()`` gives the copy of the version it read (a ``CoverageView``), which a batch keeps to its
+    end: another routing thread of the process (``leads_route``) that reads a newer version meanwhile starts
+    a new copy and leaves this one whole. The cache's own ``snapshot``, ``accounts`` and ``scoring`` are
+    those of the last version read.
+
     What changes with every lead (round-robin pointers, open leads, today's counts, whether a queue or a
     rep is active) is never taken from here: ``snapshot_with_current_load`` reads it fresh under the
     routing lock. So caps and rotation are always exact.
     """
 
     def __init__(self) -> None:
-        self._version: str | None = None
-        self._loaded: dict[str, Any] = {}
-        self._loaded_at: datetime | None = None
+        self._lock = threading.Lock()
+        self._view = CoverageView(None, self)
         self.loads = 0  # How many times a part of the copy was read from the database.
 
-    def refresh(self) -> CoverageCache:
-        """Check the coverage version (one query) and drop the copy if it changed; returns the cache."""
+    def refresh(self) -> CoverageView:
+        """Check the coverage version (one query) and drop the copy if it changed; returns the copy of the
+        version read."""
         version = coverage_version()
-        if version is None or version != self._version:
-            self._loaded.clear()
-            self._version = version
-        return self
+        with self._lock:
+            if version is None or version != self._view.version:
+                self._view = CoverageView(version, self)
+            return self._view
+
+    def _count_load(self) -> None:
+        with self._lock:
+            self.loads += 1
 
     @property
     def version(self) -> str | None:
         """The coverage version the last ``refresh()`` read (None: unknown, nothing is kept)."""
-        return self._version
+        return self._view.version
+
+    def snapshot(self, *, now: datetime) -> Snapshot:
+        return self._view.snapshot(now=now)
+
+    def accounts(self) -> AccountIndex:
+        return self._view.accounts()
+
+    def scoring(self) -> tuple[list[ScoringRuleInfo], Thresholds]:
+        return self._view.scoring()
+
+
+class CoverageView:
+    """The coverage model at one version, each part read on first use (see ``CoverageCache``). Two threads
+    asking for a part not yet read may both read it: rare (once a version), and harmless."""
+
+    def __init__(self, version: str | None, cache: CoverageCache) -> None:
+        self.version = version
+        self._cache = cache
+        self._parts: dict[str, Any] = {}
+        self._loaded_at: datetime | None = None
 
     def _get(self, name: str, load: Callable[[], Any]) -> Any:
-        if name not in self._loaded or self._version is None:
-            self.loads += 1
-            self._loaded[name] = load()
-        return self._loaded[name]
+        part = self._parts.get(name)
+        if part is None or self.version is None:
+            self._cache._count_load()
+            part = self._parts[name] = load()
+        return part
 
     def snapshot(self, *, now: datetime) -> Snapshot:
         if self._loaded_at is not None and now < self._loaded_at:
-            self._loaded.pop("snapshot", None)
-        if "snapshot" not in self._loaded:
+            self._parts.pop("snapshot", None)
+        if "snapshot" not in self._parts:
             self._loaded_at = now
         snapshot: Snapshot = self._get("snapshot", lambda: routing_snapshot(now=now))
         return snapshot
@@ -214,9 +246,20 @@ class RoutingTimings:
     lock_seconds: float = 0.0
     phases: dict[str, list[float]] = field(default_factory=dict)
 
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
     def reset(self) -> None:
-        self.batches, self.leads, self.batch_seconds, self.lock_seconds = 0, 0, 0.0, 0.0
-        self.phases = {}
+        with self._lock:
+            self.batches, self.leads, self.batch_seconds, self.lock_seconds = 0, 0, 0.0, 0.0
+            self.phases = {}
+
+    def batch_done(self, *, leads: int, seconds: float, locked_seconds: float) -> None:
+        """A batch of ``leads`` ended, after ``seconds``, ``locked_seconds`` of them holding the routing lock."""
+        with self._lock:
+            self.batches += 1
+            self.leads += leads
+            self.batch_seconds += seconds
+            self.lock_seconds += locked_seconds
 
     def phase_start(self) -> None:
         """A batch starts: the next ``phase_end`` counts from now."""
@@ -228,9 +271,10 @@ class RoutingTimings:
         last = getattr(_phase_clock, "last", None)
         now = (time.perf_counter(), time.thread_time())
         if last is not None:
-            spent = self.phases.setdefault(name, [0.0, 0.0])
-            spent[0] += now[0] - last[0]
-            spent[1] += now[1] - last[1]
+            with self._lock:
+                spent = self.phases.setdefault(name, [0.0, 0.0])
+                spent[0] += now[0] - last[0]
+                spent[1] += now[1] - last[1]
         _phase_clock.last = now
 
 
@@ -239,7 +283,10 @@ class RoutingTimings:
 # reads": the routing lock, the pointers, loads and open leads by e-mail (and, for a batch in one part, what its
 # ownership change reads); "decide": scoring, the engine, and each lead's receipt; "write": the rows sent
 # set-based (leads, history, tasks, clocks, counters, notices), then the batch's objects freed; "last writes":
-# waiting for the database to finish what was sent; "commit": the commit, and the notices' task sent.
+# waiting for the database to finish what was sent; "commit": the commit, and the notices' task sent. With
+# several routing threads (``leads_route``), a phase's wall time includes waiting for the turn while another
+# runs (``routing.turns``), and the phases of the threads' batches overlap: they add up to more than the time
+# that passed.
 PHASES = ("claim", "prepare", "lock and reads", "decide", "write", "last writes", "commit")
 # Each thread's last mark (perf_counter, thread_time): a test may route from several threads at once.
 _phase_clock = threading.local()
@@ -270,32 +317,133 @@ def leads_route(
         # first full-size batch has held the live leads that came meanwhile.
         _live_seen_at = time.monotonic()
     batch_size = batch_size or (settings.LEADROUTER_BULK_BATCH_SIZE if bulk else settings.LEADROUTER_ROUTING_BATCH_SIZE)
-    report = RouteReport()
     # Anything to do? When an earlier batch took these leads along (see _claim), one cheap query and no
     # transaction: under a burst of single posts most messages end here. A live task still routes the live
     # leads waiting now (the batch below fills up with them): their own messages may sit behind bulk work
     # in a busy worker.
     if lead_ids is not None and not _any_waiting(lead_ids, live=lane == Lead.Lane.LIVE):
-        return report
+        return RouteReport()
     if bulk:
         # Bulk work changes the lead tables by thousands of rows: plans made from older statistics would read
         # every open lead (routing/planner.py).
         statistics_freshen()
-    remaining = sorted(set(lead_ids)) if lead_ids is not None else None
-    while remaining is None or remaining:
-        size = batch_size
-        if bulk:
-            if _live_first():
-                _live_seen_at = time.monotonic()
-            if time.monotonic() - _live_seen_at < LIVE_TRAFFIC_SECONDS:
-                size = min(batch_size, settings.LEADROUTER_BULK_BATCH_SIZE_WHILE_LIVE)
-        chunk = remaining[:size] if remaining is not None else None
-        if remaining is not None:
-            remaining = remaining[size:]
-        batch = _route_batch(lead_ids=chunk, limit=size, lane=lane)
-        report.add(batch)
-        if chunk is None and batch.leads == 0:
-            break
+    work = _Work(lead_ids, batch_size, lane)
+    if not _helper_allowed():
+        return _route_work(work)
+    if bulk and lead_ids is not None and _bulk_waiting_beyond(lead_ids):
+        # An import's task: its own leads, then, while more of the lane wait, theirs too (their own tasks then
+        # find nothing left), with a second thread (``_route_work_with_helper``). A bulk task used to route one
+        # batch, and no batch overlapped another's waits in its process.
+        work.drain_until = time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+    if work.remaining is None or work.drain_until is not None or len(work.remaining) > work.batch_size:
+        return _route_work_with_helper(work)
+    return _route_work(work)
+
+
+def _helper_allowed() -> bool:
+    """Whether a second routing thread may help this call (``_route_work_with_helper``): on PostgreSQL,
+    outside a caller's transaction (a helper has its own connection, which would not see what the caller's
+    transaction wrote), and unless ``LEADROUTER_ROUTING_THREADS`` is 1."""
+    return (
+        settings.LEADROUTER_ROUTING_THREADS > 1 and connection.vendor == "postgresql" and not connection.in_atomic_block
+    )
+
+
+def _bulk_waiting_beyond(lead_ids: list[int]) -> bool:
+    """Whether bulk leads other than ``lead_ids`` wait to be routed (one indexed query)."""
+    return Lead.objects.filter(status=Lead.Status.RECEIVED, lane=Lead.Lane.BULK).exclude(pk__in=lead_ids).exists()
+
+
+class _Work:
+    """The batches of one ``leads_route`` call, handed out to its threads one at a time: these ids in order,
+    ``batch_size`` at a time, or (``lead_ids`` None) any waiting lead of the lane, until a batch finds none.
+    With ``drain_until`` (``time.monotonic``), the ids, then any waiting lead of the lane until then."""
+
+    def __init__(self, lead_ids: list[int] | None, batch_size: int, lane: str | None) -> None:
+        self.remaining = sorted(set(lead_ids)) if lead_ids is not None else None
+        self.batch_size = batch_size
+        self.lane = lane
+        self.drain_until: float | None = None
+        self.finished = False
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> tuple[bool, list[int] | None]:
+        """(True, the next batch's ids, or None for any waiting lead), or (False, None) when all is done."""
+        with self._lock:
+            if self.finished:
+                return False, None
+            if self.remaining:
+                chunk, self.remaining = self.remaining[:size], self.remaining[size:]
+                return True, chunk
+            if self.remaining is None or (self.drain_until is not None and time.monotonic() < self.drain_until):
+                return True, None
+            return False, None
+
+    def finish(self) -> None:
+        """No batch is handed out after this (none found waiting, or a thread's batch failed)."""
+        with self._lock:
+            self.finished = True
+
+
+def _route_work(work: _Work) -> RouteReport:
+    """Route ``work``'s batches one after the other, in this thread, until there is none left."""
+    global _live_seen_at
+    report = RouteReport()
+    try:
+        while True:
+            size = work.batch_size
+            if work.lane == Lead.Lane.BULK:
+                if _live_first():
+                    _live_seen_at = time.monotonic()
+                if time.monotonic() - _live_seen_at < LIVE_TRAFFIC_SECONDS:
+                    size = min(work.batch_size, settings.LEADROUTER_BULK_BATCH_SIZE_WHILE_LIVE)
+            more, chunk = work.take(size)
+            if not more:
+                return report
+            batch = _route_batch(lead_ids=chunk, limit=size, lane=work.lane)
+            report.add(batch)
+            if chunk is None and batch.leads == 0:
+                work.finish()
+                return report
+    except BaseException:
+        work.finish()
+        raise
+
+
+def _route_work_with_helper(work: _Work) -> RouteReport:
+    """Route ``work`` in this thread and one more, each with its own connection and transaction, taking turns
+    (``routing.turns``): each routes whole batches, and runs its Python while the other waits for the database
+    (its batch's last writes and commit, the routing lock, the claim's rows). The routing lock orders their
+    decisions as it orders workers, so caps and round robin stay exact. The helper's connection is closed when
+    it ends; an error in either thread stops both once their batches end, and is raised here."""
+    shared = Turns()
+    helper_report = RouteReport()
+    helper_error: list[BaseException] = []
+
+    def helper() -> None:
+        try:
+            with shared.taking_part():
+                helper_report.add(_route_work(work))
+        except BaseException as error:  # Raised in the calling thread, below.
+            helper_error.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=helper, name="routing-helper", daemon=True)
+    try:
+        with shared.taking_part():
+            thread.start()
+            report = _route_work(work)
+    except BaseException:
+        work.finish()
+        thread.join()
+        if helper_error:
+            logger.error("The routing helper thread failed too.", exc_info=helper_error[0])
+        raise
+    thread.join()
+    if helper_error:
+        raise helper_error[0]
+    report.add(helper_report)
     return report
 
 
@@ -462,15 +610,31 @@ def collector_paused() -> Iterator[None]:
     CPU (11–15 µs a lead measured, after ``long_lived_freeze``). Reference counting frees them when the
     batch ends, as it frees almost everything; the collector runs again from there, at its next allocation
     past the threshold, and takes whatever cycles the batch left (a bounded batch leaves a bounded few).
-    Does nothing where the collector is already off."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
+    Does nothing where the collector is already off. With several routing threads (``leads_route``), the
+    collector runs again once the last of their batches ends."""
+    with _collector.lock:
+        if _collector.batches == 0:
+            _collector.paused_here = gc.isenabled()
+            gc.disable()
+        _collector.batches += 1
     try:
         yield
     finally:
-        gc.enable()
+        with _collector.lock:
+            _collector.batches -= 1
+            if _collector.batches == 0 and _collector.paused_here:
+                gc.enable()
+
+
+class _Collector:
+    """The batches running with the cycle collector held off (``collector_paused``), and whether they did it."""
+
+    lock = threading.Lock()
+    batches = 0
+    paused_here = False
+
+
+_collector = _Collector()
 
 
 def _route_batch(*, lead_ids: list[int] | None, limit: int, lane: str | None = None) -> RouteReport:
@@ -489,23 +653,22 @@ def _route_batch_collected(*, lead_ids: list[int] | None, limit: int, lane: str 
             return RouteReport()
         # One query; the coverage model is reloaded only if it changed since the last batch, and then here,
         # before the routing lock is taken, rather than while holding it. The batch decides with the model of
-        # that version, so the rest of it (the SLA policies) is read at the same version, without asking again.
-        coverage.refresh().snapshot(now=timezone.now())
+        # that version (its ``CoverageView``), so the rest of it (the SLA policies) is read at the same version,
+        # without asking again.
+        view = coverage.refresh()
+        view.snapshot(now=timezone.now())
         timings.phase_end("claim")
-        with coverage_version_pinned(coverage.version):
-            report, locked = _route_claimed(leads)
+        with coverage_version_pinned(view.version):
+            report, locked = _route_claimed(leads, view)
     finished = time.perf_counter()
     timings.phase_end("commit")
-    timings.batches += 1
-    timings.leads += report.leads
-    timings.batch_seconds += finished - started
-    timings.lock_seconds += finished - locked
+    timings.batch_done(leads=report.leads, seconds=finished - started, locked_seconds=finished - locked)
     return report
 
 
-def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
+def _route_claimed(leads: list[Lead], view: CoverageView) -> tuple[RouteReport, float]:
     """Decide and write a claimed batch in the caller's transaction; returns the report and when the routing
-    lock was asked for (``time.perf_counter``). Empties ``leads`` (see the end).
+    lock was held (``time.perf_counter``). Empties ``leads`` (see the end).
 
     A batch of more than ``WRITE_PART`` leads is decided part by part, and each part's lead rows are sent as
     soon as it is decided; on PostgreSQL (``pipelined``) the database writes one part while this process
@@ -513,13 +676,12 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
     follows its lead rows, from what was read before the first write (``OwnersChange.read_ahead``), so that no
     statement waits for another until the batch's end; the pointers are saved last. A smaller batch is decided
     whole, then written the same way, in one pipeline."""
-    routed = _prepare_all(leads)
+    routed = _prepare_all(leads, view)
     _exclude_reps_who_sent_back(routed)
-    scoring = coverage.scoring()
+    scoring = view.scoring()
     timings.phase_end("prepare")
 
-    locked = time.perf_counter()
-    cached = coverage.snapshot(now=timezone.now())
+    cached = view.snapshot(now=timezone.now())
     emails = _batch_emails(routed) if settings.LEADROUTER_ATTACH_DUPLICATES else set()
     # The routing lock, then what the batch reads under it: the reps' and queues' current state, and the open
     # leads with the batch's e-mails. On PostgreSQL they go in one round trip, in order, each statement once the
@@ -543,6 +705,9 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
         now=timezone.now(), lead_fields=ROUTED_FIELDS, lane=Lead.Lane.BULK if bulk else Lead.Lane.LIVE
     )
     parts = len(routed) > WRITE_PART
+    # The routing lock's wait: another routing thread of this process runs meanwhile, and this one runs first
+    # once it has the lock (``routing.turns``).
+    turns.let_go(urgent=True)
     if parts:
         # What the ownership change reads, read before its writes start, so that none of them waits.
         found = change.read_ahead(
@@ -553,6 +718,8 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
         )
     else:
         found = reads_together(reads)
+    locked = time.perf_counter()
+    turns.take()
     now = change.now = timezone.now()
     state, *by_email_rows = found[len(lock) :]
     # This batch's own copy, which its decisions update in place (O(1) a lead, whatever the number of reps).
@@ -575,11 +742,13 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
         # a statement (a 5-lead batch had eight of them in a row).
         snapshot = _decide_all(routed, snapshot, now, open_by_email, scoring)
         timings.phase_end("decide")
+        turns.let_go(urgent=True)  # A wait holding the lock: this thread runs first again (``routing.turns``).
         change.read_ahead(
             rep_ids={item.decision.rep_id for item in routed if item.decision and item.decision.rep_id},
             queue_ids={item.decision.queue_id for item in routed if item.decision and item.decision.queue_id},
             assignments=sum(1 for item in routed if item.decision is not None),
         )
+        turns.take()
         timings.phase_end("lock and reads")
     with pipelined():
         for start in range(0, len(routed), WRITE_PART):
@@ -602,6 +771,10 @@ def _route_claimed(leads: list[Lead]) -> tuple[RouteReport, float]:
         routed.clear()
         del part
         timings.phase_end("write")
+        # What is left is the database's: the last writes (the block's end), then the commit. Another routing
+        # thread of this process runs meanwhile (``routing.turns``; this one's next batch takes the turn back
+        # once its claimed rows are in).
+        turns.let_go()
     timings.phase_end("last writes")
     return report, locked
 
@@ -661,14 +834,14 @@ def _decide_all(
 WRITE_PART = 200
 
 
-def _prepare_all(leads: list[Lead]) -> list[_Routed]:
+def _prepare_all(leads: list[Lead], view: CoverageView) -> list[_Routed]:
     """Steps 1–3 for the claimed leads, as one batch (``match_leads`` shares lookups and account matching
     across it); a lead whose preparation fails is kept and sent to the catch-all. Each lead's ``elapsed_ms``
     starts with its share of the batch's preparation time."""
     clock = time.perf_counter()
     results = match_leads(
         [lead.raw_payload if isinstance(lead.raw_payload, dict) else {} for lead in leads],
-        accounts=coverage.accounts(),
+        accounts=view.accounts(),
         accounts_facts=accounts_facts,
     )
     share = (time.perf_counter() - clock) * 1000 / max(len(leads), 1)

@@ -29,6 +29,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import JSONField, Model, signals
 from django.db.models.base import ModelState
 
+from routing import turns
 from routing.fields import json_value
 
 
@@ -125,16 +126,22 @@ def rows_select_together(select: RowSelect, queries: Sequence[RowQuery]) -> list
                 cursor.cursor.adapters.register_loader(_TIMESTAMPTZ_OID, loader)
         if together and (len(queries) > 1 or any(query.planner for query in queries)):
             raw = db.connection
-            with db.wrap_database_errors, raw.pipeline():
-                for cursor, query in zip(cursors, queries, strict=True):
-                    for name, value in (query.planner or {}).items():
-                        raw.execute("SELECT set_config(%s, %s, true)", [name, value])
-                    cursor.execute(f"{sql} WHERE {query.where}", query.params)
-                    for name in query.planner or {}:
-                        raw.execute(f"RESET {name}")
+            try:
+                with db.wrap_database_errors, raw.pipeline():
+                    for cursor, query in zip(cursors, queries, strict=True):
+                        for name, value in (query.planner or {}).items():
+                            raw.execute("SELECT set_config(%s, %s, true)", [name, value])
+                        cursor.execute(f"{sql} WHERE {query.where}", query.params)
+                        for name in query.planner or {}:
+                            raw.execute(f"RESET {name}")
+                    # The block's end waits for the rows (``routing.turns``).
+                    turns.let_go()
+            finally:
+                turns.take()
         else:
-            for cursor, query in zip(cursors, queries, strict=True):
-                cursor.execute(f"{sql} WHERE {query.where}", query.params)
+            with turns.handed_over():  # Waiting for the rows.
+                for cursor, query in zip(cursors, queries, strict=True):
+                    cursor.execute(f"{sql} WHERE {query.where}", query.params)
         for cursor in cursors:
             found.append(_instances(cursor.fetchall(), tables, db))
     return found

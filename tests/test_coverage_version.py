@@ -315,3 +315,18 @@ def test_the_version_reads_as_the_row_holds_it_with_or_without_a_stamp():
 
     CoverageVersion.objects.all().delete()
     assert coverage_version() is None
+
+
+def test_a_batch_keeps_the_coverage_of_the_version_it_began_with(worker, dach):
+    # Two routing threads of one process: one thread's batch began with this version...
+    began_with = worker.refresh()
+    scoring = began_with.scoring()
+    # ...when a RevOps edit lands and the other thread's batch reads the new version.
+    coverage_version_bump()
+    now = worker.refresh()
+
+    assert now is not began_with and now.version != began_with.version
+    # The first batch goes on with the copy it began with, whole; the next batches read the new one.
+    assert began_with.scoring() is scoring
+    assert now.scoring() is not scoring
+    assert worker.refresh() is now

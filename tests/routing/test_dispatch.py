@@ -323,6 +323,16 @@ def test_the_cycle_collector_waits_while_a_batch_routes_and_runs_again_after_it(
     assert owners(leads) == ["anna", "ben", "anna"]
 
 
+def test_the_cycle_collector_runs_again_only_when_the_last_of_two_overlapping_batches_ends():
+    # Two routing threads of one process (``leads_route``): the first batch to end must not turn the collector
+    # back on under the other.
+    with dispatch.collector_paused():
+        with dispatch.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
 def test_a_process_that_runs_without_the_cycle_collector_keeps_it_off(dach):
     gc.disable()
     try:

@@ -1,0 +1,152 @@
+"""A call that routes several batches runs a second routing thread on PostgreSQL (``dispatch.leads_route``):
+the two take turns at the interpreter (routing/turns.py), each with its own connection and transaction.
+The tests assert what a RevOps team relies on: every lead routed once, the rotation exact, nothing left
+open behind, an error raised rather than swallowed; and an import's task routes the rest of its lane."""
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+from django.db.models import Count
+
+from routing import dispatch
+from routing.dispatch import leads_route
+from routing.models import Assignment, Lead
+from tests.helpers import STALL_SECONDS
+from tests.routing.test_dispatch_concurrency import queue_with_reps
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def receive(count: int, *, lane: str = Lead.Lane.LIVE) -> list[int]:
+    first = Lead.objects.count()
+    leads = Lead.objects.bulk_create(
+        Lead(raw_payload={"email": f"buyer{n}@prospect{n}.example", "country": "DE"}, lane=lane)
+        for n in range(first, first + count)
+    )
+    return [lead.pk for lead in leads]
+
+
+def backends() -> int:
+    """Connections open to the test database, this one's included."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def routed_by(monkeypatch):
+    """Leads routed per thread name; the calling thread's second batch waits until the helper has routed one, so
+    that both threads take part however the machine schedules them."""
+    counts: Counter[str] = Counter()
+    helper_routed = threading.Event()
+    real = dispatch._route_batch
+
+    def spy(**kwargs):
+        name = threading.current_thread().name
+        if name != "routing-helper" and counts[name]:
+            assert helper_routed.wait(STALL_SECONDS), "the helper thread never routed a batch"
+        report = real(**kwargs)
+        counts[name] += report.leads
+        if name == "routing-helper" and report.leads:
+            helper_routed.set()
+        return report
+
+    monkeypatch.setattr(dispatch, "_route_batch", spy)
+    return counts
+
+
+def test_a_call_of_several_batches_is_routed_by_two_threads_with_the_rotation_exact(settings, routed_by):
+    settings.LEADROUTER_ROUTING_THREADS = 2
+    _queue, reps = queue_with_reps("Inbound", 4, max_open_leads=100)
+    lead_ids = receive(60)
+    open_before = backends()
+
+    report = leads_route(lead_ids=lead_ids, batch_size=5)
+
+    assert report.leads == 60
+    # Both threads routed batches.
+    assert set(routed_by) == {"MainThread", "routing-helper"}
+    assert sum(routed_by.values()) == 60
+    # Every lead once, with one history row; the routing lock kept the rotation whole across the two threads.
+    assert Lead.objects.filter(status="assigned").count() == 60
+    assert not Lead.objects.annotate(n=Count("assignments")).filter(n__gt=1).exists()
+    per_rep = Counter(Lead.objects.values_list("owner_id", flat=True))
+    assert sorted(per_rep.values()) == [15] * 4
+    assert set(per_rep) == {rep.pk for rep in reps}
+    owners = list(Assignment.objects.order_by("pk").values_list("rep_id", flat=True))
+    assert all(len(set(owners[start : start + 4])) == 4 for start in range(0, 60, 4))
+    # The helper closed its connection.
+    assert backends() == open_before
+
+
+def test_one_thread_routes_when_the_setting_says_so(settings, monkeypatch):
+    settings.LEADROUTER_ROUTING_THREADS = 1
+    queue_with_reps("Inbound", 2, max_open_leads=100)
+    lead_ids = receive(12)
+    threads: set[str] = set()
+    real = dispatch._route_batch
+
+    def spy(**kwargs):
+        threads.add(threading.current_thread().name)
+        return real(**kwargs)
+
+    monkeypatch.setattr(dispatch, "_route_batch", spy)
+
+    assert leads_route(lead_ids=lead_ids, batch_size=5).leads == 12
+
+    assert threads == {"MainThread"}
+
+
+def test_an_error_in_the_helper_thread_is_raised_and_loses_no_lead(settings, monkeypatch):
+    settings.LEADROUTER_ROUTING_THREADS = 2
+    queue_with_reps("Inbound", 2, max_open_leads=100)
+    lead_ids = receive(30)
+    open_before = backends()
+    real = dispatch._route_batch
+
+    def failing_in_the_helper(**kwargs):
+        if threading.current_thread().name == "routing-helper":
+            raise RuntimeError("the helper's batch broke")
+        return real(**kwargs)
+
+    monkeypatch.setattr(dispatch, "_route_batch", failing_in_the_helper)
+
+    with pytest.raises(RuntimeError, match="the helper's batch broke"):
+        leads_route(lead_ids=lead_ids, batch_size=5)
+
+    # What was routed was routed whole; the rest waits for the sweep, as after any failed batch.
+    assert set(Lead.objects.values_list("status", flat=True)) <= {"assigned", "received"}
+    assert Assignment.objects.count() == Lead.objects.filter(status="assigned").count()
+    assert backends() == open_before
+
+
+def test_an_import_task_routes_the_rest_of_its_lane_too(settings):
+    settings.LEADROUTER_ROUTING_THREADS = 2
+    queue_with_reps("Inbound", 3, max_open_leads=100)
+    first_chunk = receive(10, lane=Lead.Lane.BULK)
+    receive(25, lane=Lead.Lane.BULK)
+    live = receive(1)
+
+    report = leads_route(lead_ids=first_chunk, batch_size=5, lane=Lead.Lane.BULK)
+
+    # Its own ten and the other chunks' 25, whose own tasks then find nothing to do; the live lead that came
+    # meanwhile was routed first, between bulk batches, as it always is.
+    assert report.leads == 35
+    assert not Lead.objects.filter(status="received").exists()
+    assert Lead.objects.get(pk=live[0]).status == "assigned"
+    assert not dispatch._any_waiting(first_chunk, live=False)
+
+
+def test_an_import_task_routes_only_its_own_leads_with_no_time_left(settings):
+    settings.LEADROUTER_ROUTING_THREADS = 2
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 0
+    queue_with_reps("Inbound", 3, max_open_leads=100)
+    own = receive(10, lane=Lead.Lane.BULK)
+    others = receive(25, lane=Lead.Lane.BULK)
+
+    assert leads_route(lead_ids=own, batch_size=5, lane=Lead.Lane.BULK).leads == 10
+
+    assert not Lead.objects.filter(pk__in=own, status="received").exists()
+    assert Lead.objects.filter(pk__in=others, status="received").count() == 25
