@@ -14,15 +14,16 @@ can be assigned, and measures, in this order:
 
 (1) routing in this process: leads stored as ``received`` through
     ``leads_receive`` (nothing sent to a worker), then routed by
-    ``_route_batch`` in batches of 1,000 after one warm-up batch; leads/s,
-    and the share of batch time spent holding the routing lock (from
-    ``routing.dispatch.timings`` when routing provides it);
+    ``leads_route`` as a worker routes an import's (on PostgreSQL two
+    threads taking turns), five batches of 1,000 per call, after one
+    warm-up batch; leads/s, and the share of the time the routing lock
+    was held (from ``routing.dispatch.timings`` when routing provides it);
 (2) the write ceiling: the rows a routed lead writes, written set-based by
     bare SQL into copies of the tables with their foreign keys (leadrouter/bench.py,
     ``WriteCeiling``); leads/s, and routing's share of it; and the same
     without foreign keys, which is what slimmer rows could reach. (1) and (2)
-    run batch for batch, interleaved: a routing batch, a batch of each
-    ceiling, and so on, so both meet the machine in the same moments;
+    run interleaved: a routing call, five batches of each ceiling, and so
+    on, so both meet the machine in the same moments;
 (3) with gunicorn and a Celery worker on queues of their own (one worker
     serving every lane, as ``make run``'s does; with a Redis broker and no
     ``CACHE_URL``, a Redis cache, as in production), each run starting once the
@@ -105,6 +106,8 @@ WARM_UP_SECONDS = 2
 LANES = ("live", "bulk", "notify")
 # Leads per routing batch and per intake call in this process, and per bulk POST.
 BATCH = 1000
+# Batches of 1,000 per ``leads_route`` call in the in-process run, between the ceiling's batches.
+STRETCH = 5
 # The longest the live run posts while an import is routed, and the longest any wait lasts.
 MAX_WAIT_SECONDS = 600
 # How often waits ask the database whether leads are routed.
@@ -392,6 +395,13 @@ class Command(BaseCommand):
             done.append((report.leads, elapsed))
         return done
 
+    def _route_stretch(self, lead_ids: list[int]) -> tuple[int, float]:
+        """Route these received leads as a worker routes an import's: one ``leads_route`` call, batches of 1,000
+        (on PostgreSQL two threads taking turns, routing/turns.py); (leads, seconds)."""
+        clock = time.perf_counter()
+        report = dispatch.leads_route(lead_ids=lead_ids, batch_size=BATCH)
+        return report.leads, time.perf_counter() - clock
+
     def _warm_up(self) -> None:
         """What a worker process does before it serves (leadrouter/warmup.py): the modules and tables every
         process loads at start (``static_load``: the holiday regions, which the first clock on a calendar with
@@ -406,8 +416,9 @@ class Command(BaseCommand):
             self.warmed_up = True
 
     def _routing_and_ceiling(self, routing: int, ceiling: int) -> dict[str, float | None]:
-        """Parts (1) and (2), batch for batch: a routing batch, then a batch of each write ceiling (with and
-        without foreign keys), and so on, the order turned round every other round. This machine's speed
+        """Parts (1) and (2), stretch for stretch: a routing call of ``STRETCH`` batches, then as many batches of
+        each write ceiling (with and without foreign keys), and so on, the order turned round every other
+        round. A call rather than a batch: its batches overlap in two threads. This machine's speed
         moves by a tenth and more from one second to the next (other tenants, its own background work);
         measured one after the other, each second of routing met a different machine from the ceiling's,
         and the share moved by ±0.05 from run to run with the code unchanged. Interleaved, both meet the
@@ -437,10 +448,15 @@ class Command(BaseCommand):
                     for foreign_keys in (True, False)
                 ]
             stored = 0.0
+            stretches: list[list[int]] = []
             if routing:
                 clock = time.perf_counter()
                 self._receive(routing)
                 stored = time.perf_counter() - clock
+                waiting = Lead.objects.filter(status=Lead.Status.RECEIVED).order_by("received_at", "pk")
+                received = list(waiting.values_list("pk", flat=True))
+                size = STRETCH * BATCH
+                stretches = [received[start : start + size] for start in range(0, len(received), size)]
             parts = []
             if routing:
                 parts.append(f"(1) routing in this process: {routing:,} leads in batches of {BATCH:,}, after a warm-up")
@@ -455,53 +471,56 @@ class Command(BaseCommand):
             timings = getattr(dispatch, "timings", None)
             if timings is not None:
                 timings.reset()
-            batches: list[tuple[int, float]] = []
+            routed: list[tuple[int, float]] = []
             cpu = 0.0
-            routing_left = bool(routing)
             rounds = 0
-            while routing_left or not all(each.done for each in ceilings):
+            while stretches or not all(each.done for each in ceilings):
                 steps: list[Any] = ["routing", *ceilings]
                 if rounds % 2:
                     steps.reverse()
                 for step in steps:
                     if step == "routing":
-                        if routing_left:
+                        if stretches:
                             clock = time.process_time()
-                            routed = self._route_waiting(batches=1)
+                            routed.append(self._route_stretch(stretches.pop(0)))
                             cpu += time.process_time() - clock
-                            batches.extend(routed)
-                            routing_left = bool(routed)
-                    elif not step.done:
-                        step.batch()
+                    else:
+                        for _ in range(STRETCH):
+                            if not step.done:
+                                step.batch()
                 rounds += 1
         if routing:
-            figures.update(self._routing_report(routing, stored, batches, cpu, timings))
+            figures.update(self._routing_report(routing, stored, routed, cpu, timings))
         if ceiling:
             figures["write_ceiling_leads_per_s"] = self._ceiling_report(ceilings[0], templates)
             figures["write_ceiling_without_fks_leads_per_s"] = self._ceiling_report(ceilings[1], templates)
         if routing and ceiling:
-            # Round by round, routing's batch against the ceiling's (with foreign keys) of the same round.
+            # Round by round, routing's stretch against the ceiling's (with foreign keys) batches of the same round.
+            times = ceilings[0].times
+            rounds_of_ceiling = [times[start : start + STRETCH] for start in range(0, len(times), STRETCH)]
             shares = [
-                (leads / seconds) / (BATCH / ceiling_seconds)
-                for (leads, seconds), ceiling_seconds in zip(batches, ceilings[0].times, strict=False)
-                if leads == BATCH
+                (leads / seconds) / (BATCH * len(batch_times) / sum(batch_times))
+                for (leads, seconds), batch_times in zip(routed, rounds_of_ceiling, strict=False)
+                if leads == STRETCH * BATCH and len(batch_times) == STRETCH
             ]
             if shares:
                 self.stdout.write(
-                    f"    routing ÷ ceiling, round by round ({len(shares)} rounds of a full batch each): "
-                    f"min {min(shares):.3f}, median {statistics.median(shares):.3f}, max {max(shares):.3f}"
+                    f"    routing ÷ ceiling, round by round ({len(shares)} rounds of {STRETCH} full batches each): "
+                    + ", ".join(f"{share:.3f}" for share in shares)
                 )
         return figures
 
     def _routing_report(
-        self, count: int, stored: float, batches: list[tuple[int, float]], cpu: float, timings: Any
+        self, count: int, stored: float, stretches: list[tuple[int, float]], cpu: float, timings: Any
     ) -> dict[str, float | None]:
-        leads, seconds = sum(n for n, _ in batches), sum(s for _, s in batches)
-        per_batch = [s * 1000 for _, s in batches]
+        leads, seconds = sum(n for n, _ in stretches), sum(s for _, s in stretches)
+        threads = getattr(settings, "LEADROUTER_ROUTING_THREADS", 1)
+        how = "two threads taking turns" if threads > 1 else "one thread"
         self.stdout.write(
             f"    (1) stored as received through leads_receive in {stored:.1f} s ({count / stored:,.0f} leads/s)\n"
-            f"    routed {leads:,} in {len(batches)} batches, {seconds:.2f} s: {leads / seconds:,.0f} leads/s; "
-            f"per batch p50 {statistics.median(per_batch):.0f} ms, max {max(per_batch):.0f} ms\n"
+            f"    routed {leads:,} in {len(stretches)} leads_route calls of up to {STRETCH} batches ({how}), "
+            f"{seconds:.2f} s: {leads / seconds:,.0f} leads/s; "
+            f"per call {', '.join(f'{n:,} in {s * 1000:.0f} ms' for n, s in stretches)}\n"
             # This process's CPU is routing's Python; the rest of the time it waited on PostgreSQL.
             f"    per lead: {seconds / leads * 1e6:.0f} µs, of which {cpu / leads * 1e6:.0f} µs CPU in this process "
             f"and {(seconds - cpu) / leads * 1e6:.0f} µs waiting on the database"
@@ -509,12 +528,14 @@ class Command(BaseCommand):
         lock_share = None
         if timings is None:
             self.stdout.write("    lock share: routing.dispatch.timings is not there; the figure is null")
-        elif timings.batch_seconds:
-            lock_share = timings.lock_seconds / timings.batch_seconds
+        elif seconds:
+            # Held, not waited for: from the lock's reads back to the commit, summed over the batches of both
+            # threads, over the time routing took. Near 1, more workers would only queue for the lock.
+            lock_share = timings.lock_seconds / seconds
             self.stdout.write(
-                f"    routing lock held {lock_share:.0%} of batch time (routing.dispatch.timings: "
-                f"{timings.batches} batches, {timings.leads:,} leads, lock {timings.lock_seconds:.2f} s "
-                f"of {timings.batch_seconds:.2f} s)"
+                f"    routing lock held {lock_share:.0%} of the time (routing.dispatch.timings: "
+                f"{timings.batches} batches, {timings.leads:,} leads, held {timings.lock_seconds:.2f} s "
+                f"of {seconds:.2f} s)"
             )
             self._phases_report(timings)
         return {"routing_leads_per_s": leads / seconds, "lock_share": lock_share}
@@ -598,6 +619,10 @@ class Command(BaseCommand):
                 # As autovacuum would after a load this size: the planner knows the table it routes from.
                 for model in (Lead, Assignment):
                     cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+                # And as the checkpointer long since would have for a backlog that grew over days: the load's
+                # pages (~300 MB for 200,000 leads, twice shared_buffers here) written out now, not by the
+                # checkpointer while the batches are timed.
+                _checkpoint(cursor)
             times: list[float] = []
             for _ in range(batches):
                 times.extend(seconds for _, seconds in self._route_waiting(batches=1))
@@ -1041,6 +1066,16 @@ def _rounded(name: str, value: float | None) -> float | None:
 
 def _dt(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=timezone.get_current_timezone())
+
+
+def _checkpoint(cursor: Any) -> None:
+    """``CHECKPOINT``, where this database user may (superusers, and ``pg_checkpoint``'s members)."""
+    cursor.execute(
+        "SELECT rolsuper OR pg_has_role(current_user, 'pg_checkpoint', 'MEMBER') FROM pg_roles "
+        "WHERE rolname = current_user"
+    )
+    if cursor.fetchone()[0]:
+        cursor.execute("CHECKPOINT")
 
 
 def _free_port() -> int:
