@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -410,6 +411,10 @@ def _route_work(work: _Work) -> RouteReport:
         raise
 
 
+# Seconds between the interpreter's forced switches while two routing threads take turns (``_route_work_with_helper``).
+HELPER_SWITCH_INTERVAL = 0.1
+
+
 def _route_work_with_helper(work: _Work) -> RouteReport:
     """Route ``work`` in this thread and one more, each with its own connection and transaction, taking turns
     (``routing.turns``): each routes whole batches, and runs its Python while the other waits for the database
@@ -430,17 +435,23 @@ def _route_work_with_helper(work: _Work) -> RouteReport:
             connection.close()
 
     thread = threading.Thread(target=helper, name="routing-helper", daemon=True)
+    # The interpreter hands its lock to a waiting thread every 5 ms; the turn already decides which thread
+    # runs, and those switches only broke into the running thread's Python for the other's few lines between
+    # two waits (a commit's end, its notices' task). Paired runs, 5,000 leads per call: +8% over one thread
+    # with them, +12% with the switch every 0.1 s. Process-wide, so only while this call lasts.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(HELPER_SWITCH_INTERVAL)
+    failed = True
     try:
         with shared.taking_part():
             thread.start()
-            report = _route_work(work)
-    except BaseException:
-        work.finish()
+            report = _route_work(work)  # On an error, it stops the helper too (``_Work.finish``).
+        failed = False
+    finally:
         thread.join()
-        if helper_error:
+        sys.setswitchinterval(switch_interval)
+        if failed and helper_error:
             logger.error("The routing helper thread failed too.", exc_info=helper_error[0])
-        raise
-    thread.join()
     if helper_error:
         raise helper_error[0]
     report.add(helper_report)

@@ -3,6 +3,7 @@ the two take turns at the interpreter (routing/turns.py), each with its own conn
 The tests assert what a RevOps team relies on: every lead routed once, the rotation exact, nothing left
 open behind, an error raised rather than swallowed; and an import's task routes the rest of its lane."""
 
+import sys
 import threading
 from collections import Counter
 
@@ -62,6 +63,7 @@ def test_a_call_of_several_batches_is_routed_by_two_threads_with_the_rotation_ex
     _queue, reps = queue_with_reps("Inbound", 4, max_open_leads=100)
     lead_ids = receive(60)
     open_before = backends()
+    switch_interval = sys.getswitchinterval()
 
     report = leads_route(lead_ids=lead_ids, batch_size=5)
 
@@ -77,8 +79,9 @@ def test_a_call_of_several_batches_is_routed_by_two_threads_with_the_rotation_ex
     assert set(per_rep) == {rep.pk for rep in reps}
     owners = list(Assignment.objects.order_by("pk").values_list("rep_id", flat=True))
     assert all(len(set(owners[start : start + 4])) == 4 for start in range(0, 60, 4))
-    # The helper closed its connection.
+    # The helper closed its connection, and the interpreter switches threads as often as before.
     assert backends() == open_before
+    assert sys.getswitchinterval() == switch_interval
 
 
 def test_one_thread_routes_when_the_setting_says_so(settings, monkeypatch):
