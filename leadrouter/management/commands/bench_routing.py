@@ -466,7 +466,7 @@ class Command(BaseCommand):
                     "with the schema's foreign keys and without"
                 )
             self.stdout.write(
-                ";\n".join(parts) + (";\n    batch for batch, interleaved…" if routing and ceiling else "…")
+                ";\n".join(parts) + (";\n    stretch for stretch, interleaved…" if routing and ceiling else "…")
             )
             timings = getattr(dispatch, "timings", None)
             if timings is not None:
