@@ -48,6 +48,7 @@ from operator import attrgetter
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -311,12 +312,11 @@ def leads_route(
     Side effects: writes leads, assignments, queue pointers, notifications and rep tasks;
     enqueues ``notify_assignments`` after commit.
     """
-    global _live_seen_at
     bulk = lane == Lead.Lane.BULK
     if lane == Lead.Lane.LIVE:
-        # Live traffic reaches this process: an import's next batches here start small, not only after its
-        # first full-size batch has held the live leads that came meanwhile.
-        _live_seen_at = time.monotonic()
+        # Live traffic reaches this process: an import's next batches, here and in the other processes, start
+        # small, not only after a full-size batch has held the live leads that came meanwhile.
+        _live_traffic_seen()
     batch_size = batch_size or (settings.LEADROUTER_BULK_BATCH_SIZE if bulk else settings.LEADROUTER_ROUTING_BATCH_SIZE)
     # Anything to do? When an earlier batch took these leads along (see _claim), one cheap query and no
     # transaction: under a burst of single posts most messages end here. A live task still routes the live
@@ -329,16 +329,13 @@ def leads_route(
         # every open lead (routing/planner.py).
         statistics_freshen()
     work = _Work(lead_ids, batch_size, lane)
-    if not _helper_allowed():
+    if work.remaining is not None and len(work.remaining) <= batch_size:
         return _route_work(work)
-    if bulk and lead_ids is not None and _bulk_waiting_beyond(lead_ids):
-        # An import's task: its own leads, then, while more of the lane wait, theirs too (their own tasks then
-        # find nothing left), with a second thread (``_route_work_with_helper``). A bulk task used to route one
-        # batch, and no batch overlapped another's waits in its process.
-        work.drain_until = time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
-    if work.remaining is None or work.drain_until is not None or len(work.remaining) > work.batch_size:
-        return _route_work_with_helper(work)
-    return _route_work(work)
+    if not _helper_allowed() or (bulk and _live_traffic()):
+        # While live leads keep coming, an import's task routes its leads in small batches in one thread: a live
+        # batch then waits for one small bulk batch at most, not behind bulk threads that keep the lock busy.
+        return _route_work(work)
+    return _route_work_with_helper(work)
 
 
 def _helper_allowed() -> bool:
@@ -350,21 +347,14 @@ def _helper_allowed() -> bool:
     )
 
 
-def _bulk_waiting_beyond(lead_ids: list[int]) -> bool:
-    """Whether bulk leads other than ``lead_ids`` wait to be routed (one indexed query)."""
-    return Lead.objects.filter(status=Lead.Status.RECEIVED, lane=Lead.Lane.BULK).exclude(pk__in=lead_ids).exists()
-
-
 class _Work:
     """The batches of one ``leads_route`` call, handed out to its threads one at a time: these ids in order,
-    ``batch_size`` at a time, or (``lead_ids`` None) any waiting lead of the lane, until a batch finds none.
-    With ``drain_until`` (``time.monotonic``), the ids, then any waiting lead of the lane until then."""
+    ``batch_size`` at a time, or (``lead_ids`` None) any waiting lead of the lane, until a batch finds none."""
 
     def __init__(self, lead_ids: list[int] | None, batch_size: int, lane: str | None) -> None:
         self.remaining = sorted(set(lead_ids)) if lead_ids is not None else None
         self.batch_size = batch_size
         self.lane = lane
-        self.drain_until: float | None = None
         self.finished = False
         self._lock = threading.Lock()
 
@@ -376,7 +366,7 @@ class _Work:
             if self.remaining:
                 chunk, self.remaining = self.remaining[:size], self.remaining[size:]
                 return True, chunk
-            if self.remaining is None or (self.drain_until is not None and time.monotonic() < self.drain_until):
+            if self.remaining is None:
                 return True, None
             return False, None
 
@@ -386,18 +376,20 @@ class _Work:
             self.finished = True
 
 
-def _route_work(work: _Work) -> RouteReport:
-    """Route ``work``'s batches one after the other, in this thread, until there is none left."""
-    global _live_seen_at
+def _route_work(work: _Work, *, helper: bool = False) -> RouteReport:
+    """Route ``work``'s batches one after the other, in this thread, until there is none left. In the bulk
+    lane, while live leads keep coming (``_live_traffic``), batches are small and a ``helper`` thread stops."""
     report = RouteReport()
     try:
         while True:
             size = work.batch_size
             if work.lane == Lead.Lane.BULK:
                 if _live_first():
-                    _live_seen_at = time.monotonic()
-                if time.monotonic() - _live_seen_at < LIVE_TRAFFIC_SECONDS:
+                    _live_traffic_seen()
+                if _live_traffic():
                     size = min(work.batch_size, settings.LEADROUTER_BULK_BATCH_SIZE_WHILE_LIVE)
+                    if helper:
+                        return report
             more, chunk = work.take(size)
             if not more:
                 return report
@@ -428,7 +420,7 @@ def _route_work_with_helper(work: _Work) -> RouteReport:
     def helper() -> None:
         try:
             with shared.taking_part():
-                helper_report.add(_route_work(work))
+                helper_report.add(_route_work(work, helper=True))
         except BaseException as error:  # Raised in the calling thread, below.
             helper_error.append(error)
         finally:
@@ -472,9 +464,40 @@ def _any_waiting(lead_ids: list[int], *, live: bool) -> bool:
         return cursor.fetchone() is not None
 
 
-# Bulk batches stay small for this long after this process last had a live task or found live leads waiting.
+# Bulk batches stay small, in one thread, for this long after live leads were last seen: by this process (a live
+# task, or live leads found waiting) or by another, which says so in the cache (``_live_traffic``).
 LIVE_TRAFFIC_SECONDS = 30.0
 _live_seen_at = -LIVE_TRAFFIC_SECONDS
+# Where processes say when they last saw live leads, and how often one says it at most.
+LIVE_TRAFFIC_KEY = "routing:live-traffic-at"
+LIVE_TRAFFIC_SAY_EVERY = 5.0
+_live_said_at = -LIVE_TRAFFIC_SAY_EVERY
+
+
+def _live_traffic_seen() -> None:
+    """Live leads reach this process now: remembered here, and said in the cache for the other processes (at
+    most every ``LIVE_TRAFFIC_SAY_EVERY`` seconds; a cache that fails loses only the hint)."""
+    global _live_seen_at, _live_said_at
+    _live_seen_at = time.monotonic()
+    if _live_seen_at - _live_said_at < LIVE_TRAFFIC_SAY_EVERY:
+        return
+    _live_said_at = _live_seen_at
+    try:
+        cache.set(LIVE_TRAFFIC_KEY, time.time(), LIVE_TRAFFIC_SECONDS)
+    except Exception:
+        logger.warning("Could not say in the cache that live leads are coming.", exc_info=True)
+
+
+def _live_traffic() -> bool:
+    """Whether live leads were seen in the last ``LIVE_TRAFFIC_SECONDS``, by this process or another. A worker
+    process busy with an import sees none of the live tasks: the other processes route them."""
+    if time.monotonic() - _live_seen_at < LIVE_TRAFFIC_SECONDS:
+        return True
+    try:
+        said = cache.get(LIVE_TRAFFIC_KEY)
+    except Exception:
+        return False
+    return isinstance(said, float) and time.time() - said < LIVE_TRAFFIC_SECONDS
 
 
 def _live_first() -> bool:

@@ -1,7 +1,7 @@
 """A call that routes several batches runs a second routing thread on PostgreSQL (``dispatch.leads_route``):
 the two take turns at the interpreter (routing/turns.py), each with its own connection and transaction.
 The tests assert what a RevOps team relies on: every lead routed once, the rotation exact, nothing left
-open behind, an error raised rather than swallowed; and an import's task routes the rest of its lane."""
+open behind, an error raised rather than swallowed; and live leads never waiting behind an import's threads."""
 
 import sys
 import threading
@@ -125,31 +125,52 @@ def test_an_error_in_the_helper_thread_is_raised_and_loses_no_lead(settings, mon
     assert backends() == open_before
 
 
-def test_an_import_task_routes_the_rest_of_its_lane_too(settings):
+@pytest.fixture
+def no_live_traffic(monkeypatch):
+    """No live lead seen lately by this process (another test's may have been)."""
+    monkeypatch.setattr(dispatch, "_live_seen_at", -dispatch.LIVE_TRAFFIC_SECONDS)
+
+
+def test_an_import_message_of_several_batches_is_routed_by_two_threads(settings, no_live_traffic, routed_by):
     settings.LEADROUTER_ROUTING_THREADS = 2
     queue_with_reps("Inbound", 3, max_open_leads=100)
-    first_chunk = receive(10, lane=Lead.Lane.BULK)
-    receive(25, lane=Lead.Lane.BULK)
-    live = receive(1)
-
-    report = leads_route(lead_ids=first_chunk, batch_size=5, lane=Lead.Lane.BULK)
-
-    # Its own ten and the other chunks' 25, whose own tasks then find nothing to do; the live lead that came
-    # meanwhile was routed first, between bulk batches, as it always is.
-    assert report.leads == 35
-    assert not Lead.objects.filter(status="received").exists()
-    assert Lead.objects.get(pk=live[0]).status == "assigned"
-    assert not dispatch._any_waiting(first_chunk, live=False)
-
-
-def test_an_import_task_routes_only_its_own_leads_with_no_time_left(settings):
-    settings.LEADROUTER_ROUTING_THREADS = 2
-    settings.CELERY_TASK_SOFT_TIME_LIMIT = 0
-    queue_with_reps("Inbound", 3, max_open_leads=100)
-    own = receive(10, lane=Lead.Lane.BULK)
+    message = receive(30, lane=Lead.Lane.BULK)
     others = receive(25, lane=Lead.Lane.BULK)
 
-    assert leads_route(lead_ids=own, batch_size=5, lane=Lead.Lane.BULK).leads == 10
+    assert leads_route(lead_ids=message, batch_size=5, lane=Lead.Lane.BULK).leads == 30
 
-    assert not Lead.objects.filter(pk__in=own, status="received").exists()
+    assert set(routed_by) == {"MainThread", "routing-helper"}
+    assert not Lead.objects.filter(pk__in=message, status="received").exists()
+    # The other messages' leads are theirs to route.
     assert Lead.objects.filter(pk__in=others, status="received").count() == 25
+
+
+def test_while_live_leads_keep_coming_an_import_message_is_routed_in_small_batches_in_one_thread(
+    settings, no_live_traffic, monkeypatch
+):
+    settings.LEADROUTER_ROUTING_THREADS = 2
+    settings.LEADROUTER_BULK_BATCH_SIZE_WHILE_LIVE = 4
+    queue_with_reps("Inbound", 3, max_open_leads=100)
+    # Another worker process routed a live lead a moment ago, and said so in the cache.
+    monkeypatch.setattr(dispatch, "_live_said_at", -dispatch.LIVE_TRAFFIC_SAY_EVERY)
+    leads_route(lead_ids=receive(1), lane=Lead.Lane.LIVE)
+    monkeypatch.setattr(dispatch, "_live_seen_at", -dispatch.LIVE_TRAFFIC_SECONDS)  # This process saw none.
+    message = receive(10, lane=Lead.Lane.BULK)
+    others = receive(25, lane=Lead.Lane.BULK)
+    batches: list[tuple[str, int]] = []
+    real = dispatch._route_batch
+
+    def spy(**kwargs):
+        report = real(**kwargs)
+        batches.append((threading.current_thread().name, report.leads))
+        return report
+
+    monkeypatch.setattr(dispatch, "_route_batch", spy)
+
+    assert leads_route(lead_ids=message, batch_size=5, lane=Lead.Lane.BULK).leads == 12
+
+    # Its leads (the last batch's room filled with two more of the lane, as a batch's room always is), in the
+    # small batches a live lead waits for at most, and no helper.
+    assert not Lead.objects.filter(pk__in=message, status="received").exists()
+    assert Lead.objects.filter(pk__in=others, status="received").count() == 23
+    assert batches == [("MainThread", 4)] * 3
