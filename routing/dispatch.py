@@ -407,6 +407,33 @@ def _route_work(work: _Work, *, helper: bool = False) -> RouteReport:
 HELPER_SWITCH_INTERVAL = 0.1
 
 
+@contextlib.contextmanager
+def _switches_spaced() -> Iterator[None]:
+    """The interpreter's switch interval at ``HELPER_SWITCH_INTERVAL`` while the block runs. It is process-wide:
+    with several such calls at once (a threaded caller), the first sets it and the last one to end puts back
+    what it was."""
+    with _switches.lock:
+        if _switches.calls == 0:
+            _switches.before = sys.getswitchinterval()
+            sys.setswitchinterval(HELPER_SWITCH_INTERVAL)
+        _switches.calls += 1
+    try:
+        yield
+    finally:
+        with _switches.lock:
+            _switches.calls -= 1
+            if _switches.calls == 0:
+                sys.setswitchinterval(_switches.before)
+
+
+class _Switches:
+    """The calls running with the switch interval spaced (``_switches_spaced``), and what it was before them."""
+
+    lock = threading.Lock()
+    calls = 0
+    before = 0.005
+
+
 def _route_work_with_helper(work: _Work) -> RouteReport:
     """Route ``work`` in this thread and one more, each with its own connection and transaction, taking turns
     (``routing.turns``): each routes whole batches, and runs its Python while the other waits for the database
@@ -431,17 +458,17 @@ def _route_work_with_helper(work: _Work) -> RouteReport:
     # runs, and those switches only broke into the running thread's Python for the other's few lines between
     # two waits (a commit's end, its notices' task). Paired runs, 5,000 leads per call: +8% over one thread
     # with them, +12% with the switch every 0.1 s. Process-wide, so only while this call lasts.
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(HELPER_SWITCH_INTERVAL)
     failed = True
     try:
-        with shared.taking_part():
-            thread.start()
-            report = _route_work(work)  # On an error, it stops the helper too (``_Work.finish``).
+        with _switches_spaced():
+            try:
+                with shared.taking_part():
+                    thread.start()
+                    report = _route_work(work)  # On an error, it stops the helper too (``_Work.finish``).
+            finally:
+                thread.join()  # Once this thread has let go of its turn (``taking_part``'s end).
         failed = False
     finally:
-        thread.join()
-        sys.setswitchinterval(switch_interval)
         if failed and helper_error:
             logger.error("The routing helper thread failed too.", exc_info=helper_error[0])
     if helper_error:
@@ -658,6 +685,9 @@ def collector_paused() -> Iterator[None]:
             _collector.batches -= 1
             if _collector.batches == 0 and _collector.paused_here:
                 gc.enable()
+
+
+_switches = _Switches()
 
 
 class _Collector:

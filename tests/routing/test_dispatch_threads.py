@@ -14,7 +14,7 @@ from django.db.models import Count
 from routing import dispatch
 from routing.dispatch import leads_route
 from routing.models import Assignment, Lead
-from tests.helpers import STALL_SECONDS
+from tests.helpers import STALL_SECONDS, run_together
 from tests.routing.test_dispatch_concurrency import queue_with_reps
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -174,3 +174,16 @@ def test_while_live_leads_keep_coming_an_import_message_is_routed_in_small_batch
     assert not Lead.objects.filter(pk__in=message, status="received").exists()
     assert Lead.objects.filter(pk__in=others, status="received").count() == 23
     assert batches == [("MainThread", 4)] * 3
+
+
+def test_calls_from_several_threads_at_once_put_the_switch_interval_back(settings):
+    # A threaded caller: four routing calls at once, each with its own helper.
+    settings.LEADROUTER_ROUTING_THREADS = 2
+    queue_with_reps("Inbound", 3, max_open_leads=1000)
+    receive(120)
+    switch_interval = sys.getswitchinterval()
+
+    assert run_together(*[lambda: leads_route(batch_size=5)] * 4) == []
+
+    assert not Lead.objects.filter(status="received").exists()
+    assert sys.getswitchinterval() == switch_interval
