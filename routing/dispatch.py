@@ -167,11 +167,6 @@ class CoverageCache:
         with self._lock:
             self.loads += 1
 
-    @property
-    def version(self) -> str | None:
-        """The coverage version the last ``refresh()`` read (None: unknown, nothing is kept)."""
-        return self._view.version
-
     def snapshot(self, *, now: datetime) -> Snapshot:
         return self._view.snapshot(now=now)
 
@@ -236,8 +231,8 @@ class RouteReport:
 
 @dataclass
 class RoutingTimings:
-    """Where this process's routing batches spent their time, for the benchmark: ``lock_seconds`` from
-    asking for the routing lock to the commit that releases it, ``batch_seconds`` the whole batch, and
+    """Where this process's routing batches spent their time, for the benchmark: ``lock_seconds`` holding the
+    routing lock (from its reads back to the commit that releases it), ``batch_seconds`` the whole batch, and
     ``phases``: each phase's wall time and this thread's CPU time, in seconds (``PHASES``; a batch's phases
     follow one another, so they add up to its time). Wall time a phase spent beyond its CPU is time spent
     waiting, mostly on the database; profiling a batch by phase is where speed work starts."""

@@ -14,7 +14,7 @@ waiting for the interpreter while another prepares.
 
 The turn is a matter of speed, never of correctness: what the threads share is locked on its own (the
 coverage cache, the timings), rows are ordered by the database, and a thread that waited ``PATIENCE`` seconds
-for its turn goes on without it, so no wait for a row lock held by the other thread's transaction can stall
+for its turn takes it anyway, so no wait for a row lock held by the other thread's transaction can stall
 both. A thread outside a ``Turns`` (every web request, a single batch's task, SQLite) is not affected: every
 function here does nothing there.
 """
@@ -25,7 +25,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-# How long a thread waits for its turn before it goes on without it (seconds): longer than any stretch of
+# How long a thread waits for its turn before it takes it anyway (seconds): longer than any stretch of
 # Python between two waits of a 1,000-lead batch (~0.1 s), short enough that a stall the turn did not foresee
 # costs little.
 PATIENCE = 1.0
