@@ -340,14 +340,12 @@ def test_a_rep_cannot_post_leads(rep):
     assert post(client, {"email": "max@prospect.de"}).status_code == 403
 
 
-def test_a_big_batch_is_routed_in_chunks_of_two_bulk_batches(website, django_capture_on_commit_callbacks):
-    # A batch this big travels in the bulk lane; each message's task routes its two batches of 500 in two threads
-    # taking turns (routing/turns.py).
+def test_a_big_batch_is_routed_in_the_bulk_lane_in_chunks_of_500(website, django_capture_on_commit_callbacks):
     api_key, _ = website
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        leads_receive(payloads=[{"email": f"l{i}@prospect.de"} for i in range(2001)], intake_source=api_key)
+        leads_receive(payloads=[{"email": f"l{i}@prospect.de"} for i in range(1001)], intake_source=api_key)
 
-    assert Lead.objects.filter(lane=Lead.Lane.BULK).count() == 2001
+    assert Lead.objects.filter(lane=Lead.Lane.BULK).count() == 1001
     assert len(callbacks) == 3
 
 
