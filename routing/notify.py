@@ -52,7 +52,7 @@ from routing.render import (
     page_history_lines,
     safe_text,
 )
-from routing.rows import RowSelect, rows_by_pk, rows_select
+from routing.rows import RowSelect, rows_by_pk, rows_select, sql_in
 from territories.models import Rep
 
 logger = logging.getLogger(__name__)
@@ -433,11 +433,13 @@ def _pending(*, assignment_ids: Sequence[int], notification_ids: Sequence[int]) 
     wanted = []
     params: list[Any] = [Notification.Status.PENDING.value]
     if notification_ids:
-        wanted.append(f"t0.id IN ({', '.join(['%s'] * len(notification_ids))})")
-        params.extend(notification_ids)
+        among, ids = sql_in("t0.id", notification_ids)
+        wanted.append(among)
+        params.extend(ids)
     if assignment_ids:
-        wanted.append(f"t0.assignment_id IN ({', '.join(['%s'] * len(assignment_ids))})")
-        params.extend(assignment_ids)
+        among, ids = sql_in("t0.assignment_id", assignment_ids)
+        wanted.append(among)
+        params.extend(ids)
     if not wanted:
         return []
     notifications: list[Notification] = rows_select(
@@ -475,16 +477,16 @@ def _pending(*, assignment_ids: Sequence[int], notification_ids: Sequence[int]) 
 def _mark_sent(pks: Sequence[int]) -> int:
     """Mark these notifications ``sent`` (those still ``sending``), in one statement; return how many."""
     table = connection.ops.quote_name(Notification._meta.db_table)
-    marks = ", ".join(["%s"] * len(pks))
+    among, ids = sql_in("id", pks)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET status = %s, sent_at = %s, error = %s WHERE status = %s AND id IN ({marks})",
+            f"UPDATE {table} SET status = %s, sent_at = %s, error = %s WHERE status = %s AND {among}",
             [
                 Notification.Status.SENT,
                 connection.ops.adapt_datetimefield_value(timezone.now()),
                 "",
                 Notification.Status.SENDING,
-                *pks,
+                *ids,
             ],
         )
         return cursor.rowcount
@@ -496,16 +498,16 @@ def _claim(notifications: Sequence[Notification]) -> set[int]:
     if not notifications:
         return set()
     table = connection.ops.quote_name(Notification._meta.db_table)
-    marks = ", ".join(["%s"] * len(notifications))
+    among, ids = sql_in("id", (notification.pk for notification in notifications))
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET status = %s, attempts = attempts + 1, sending_since = %s "
-            f"WHERE status = %s AND id IN ({marks}) RETURNING id",
+            f"WHERE status = %s AND {among} RETURNING id",
             [
                 Notification.Status.SENDING,
                 connection.ops.adapt_datetimefield_value(timezone.now()),
                 Notification.Status.PENDING,
-                *(notification.pk for notification in notifications),
+                *ids,
             ],
         )
         return {row[0] for row in cursor.fetchall()}

@@ -55,6 +55,7 @@ from routing.outbound import (
     events_record,
 )
 from routing.render import closed_as, lead_label
+from routing.rows import sql_in
 from territories.coverage_version import coverage_version
 from territories.models import Rep
 
@@ -555,20 +556,22 @@ def _notice_channels_statement(rep_ids: set[int], queue_ids: set[int]) -> tuple[
         rep_user: Any = Rep._meta.get_field("user")
         rep, user = Rep._meta, rep_user.related_model._meta
         user_id = quote(rep_user.column)
+        reps_in, reps = sql_in(f"r.{quote(rep.pk.column)}", sorted(rep_ids))
         parts.append(
             f"SELECT 'r', r.{quote(rep.pk.column)}, u.{quote(user.get_field('email').column)}, "
             f"r.{quote(rep.get_field('slack_webhook_url').column)} FROM {quote(rep.db_table)} r "
             f"LEFT JOIN {quote(user.db_table)} u ON u.{quote(user.pk.column)} = r.{user_id} "
-            f"WHERE r.{quote(rep.pk.column)} IN ({', '.join(['%s'] * len(rep_ids))})"
+            f"WHERE {reps_in}"
         )
-        params.extend(sorted(rep_ids))
+        params.extend(reps)
     if queue_ids:
         queue = Queue._meta
+        queues_in, queues = sql_in(quote(queue.pk.column), sorted(queue_ids))
         parts.append(
             f"SELECT 'q', {quote(queue.pk.column)}, NULL, {quote(queue.get_field('slack_webhook_url').column)} "
-            f"FROM {quote(queue.db_table)} WHERE {quote(queue.pk.column)} IN ({', '.join(['%s'] * len(queue_ids))})"
+            f"FROM {quote(queue.db_table)} WHERE {queues_in}"
         )
-        params.extend(sorted(queue_ids))
+        params.extend(queues)
     return (" UNION ALL ".join(parts), params) if parts else None
 
 

@@ -19,12 +19,12 @@ import contextlib
 import datetime as dt
 import functools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import psycopg
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import JSONField, Model, signals
 from django.db.models.base import ModelState
@@ -205,11 +205,21 @@ def _psycopg_timestamptz_loader() -> Any:
     return psycopg.adapters.get_loader(_TIMESTAMPTZ_OID, psycopg.pq.Format.TEXT)
 
 
+def sql_in(column: str, values: Iterable[Any]) -> tuple[str, list[Any]]:
+    """``column IN values`` as SQL and its parameters, for Django's cursors. On PostgreSQL one array
+    parameter (``column = ANY(%s)``): psycopg splits a statement's text at each of its parameters, ~3 µs an
+    id for an id list of a thousand (2.4–3.6 ms a statement against 0.6 for the array, in one run)."""
+    values = list(values)
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [values]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", values
+
+
 def rows_by_pk(select: RowSelect, pks: set[int]) -> dict[int, Any]:
     if not pks:
         return {}
-    marks = ", ".join(["%s"] * len(pks))
-    return {row.pk: row for row in rows_select(select, f"t0.id IN ({marks})", sorted(pks))}
+    where, params = sql_in("t0.id", sorted(pks))
+    return {row.pk: row for row in rows_select(select, where, params)}
 
 
 def instances_build(

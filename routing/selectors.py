@@ -30,6 +30,7 @@ from routing.matching import AccountIndex
 from routing.models import Assignment, Lead, Queue, RepLoad, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
 from routing.ownership import local_day, rep_loads
 from routing.pipeline import LEAD_FACT_FIELDS, Evaluation, evaluate_lead
+from routing.rows import sql_in
 from routing.scoring import ScoringRuleInfo, Thresholds
 from territories.models import Account, Opportunity, OutOfOffice, Rep, Territory, TerritoryCriterion
 
@@ -312,15 +313,15 @@ def accounts_facts(account_ids: Collection[int]) -> dict[int, AccountFacts]:
     subquery took ~3 ms a batch to build and compile, several times the statement."""
     if not account_ids:
         return {}
-    ids = sorted(account_ids)
+    among, params = sql_in("a.id", sorted(account_ids))
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT a.id, a.name, a.tier, a.is_customer, a.owner_id, a.territory_id, ("
             f"SELECT o.owner_id FROM {quote(Opportunity._meta.db_table)} o WHERE o.account_id = a.id "
             "AND o.stage = %s AND o.owner_id IS NOT NULL ORDER BY o.created_at DESC LIMIT 1) "
-            f"FROM {quote(Account._meta.db_table)} a WHERE a.id IN ({', '.join(['%s'] * len(ids))})",
-            [Opportunity.Stage.OPEN.value, *ids],
+            f"FROM {quote(Account._meta.db_table)} a WHERE {among}",
+            [Opportunity.Stage.OPEN.value, *params],
         )
         rows = cursor.fetchall()
     return {
