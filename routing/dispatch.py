@@ -69,7 +69,7 @@ from routing.models import Assignment, Lead
 from routing.ownership import Handover, OwnersChange, owners_change, routing_lock, routing_lock_statement
 from routing.pipeline import Matched, Prepared, match_leads, route_prepared
 from routing.planner import statistics_freshen
-from routing.rows import RowQuery, RowSelect, rows_select_together, sql_in
+from routing.rows import RowQuery, RowSelect, rows_select_together, sql_ids_in
 from routing.scoring import ScoringRuleInfo, Thresholds
 from routing.selectors import (
     accounts_facts,
@@ -476,7 +476,7 @@ def _any_waiting(lead_ids: list[int], *, live: bool) -> bool:
     """Whether one of these leads (or, for a live task, any live lead) still waits to be routed. Plain SQL:
     every single lead's task asks it, and the ORM's compiling of it cost more than the database's answer."""
     table = connection.ops.quote_name(Lead._meta.db_table)
-    wanted, ids = sql_in("id", lead_ids) if lead_ids else ("FALSE", [])
+    wanted, ids = sql_ids_in("id", lead_ids) if lead_ids else ("FALSE", [])
     params: list[Any] = [Lead.Status.RECEIVED.value, *ids]
     if live:
         wanted = f"({wanted} OR lane = %s)"
@@ -585,7 +585,7 @@ def _claim(lead_ids: list[int] | None, limit: int, lane: str | None = None) -> l
     received = Lead.Status.RECEIVED.value
     queries: list[RowQuery] = []
     if lead_ids:
-        among, ids = sql_in("t0.id", lead_ids)
+        among, ids = sql_ids_in("t0.id", lead_ids)
         queries.append(RowQuery(f"t0.status = %s AND {among} ORDER BY t0.id LIMIT %s{lock}", [received, *ids, limit]))
     # The others, the oldest first, through the partial indexes on received leads (by lane, or by time alone).
     # Asked without waiting for the first statement's answer (both go in one round trip): leaving out all of

@@ -52,7 +52,7 @@ from routing.render import (
     page_history_lines,
     safe_text,
 )
-from routing.rows import RowSelect, rows_by_pk, rows_select, sql_in
+from routing.rows import RowSelect, rows_by_pk, rows_select, sql_ids_in
 from territories.models import Rep
 
 logger = logging.getLogger(__name__)
@@ -433,11 +433,11 @@ def _pending(*, assignment_ids: Sequence[int], notification_ids: Sequence[int]) 
     wanted = []
     params: list[Any] = [Notification.Status.PENDING.value]
     if notification_ids:
-        among, ids = sql_in("t0.id", notification_ids)
+        among, ids = sql_ids_in("t0.id", notification_ids)
         wanted.append(among)
         params.extend(ids)
     if assignment_ids:
-        among, ids = sql_in("t0.assignment_id", assignment_ids)
+        among, ids = sql_ids_in("t0.assignment_id", assignment_ids)
         wanted.append(among)
         params.extend(ids)
     if not wanted:
@@ -477,7 +477,7 @@ def _pending(*, assignment_ids: Sequence[int], notification_ids: Sequence[int]) 
 def _mark_sent(pks: Sequence[int]) -> int:
     """Mark these notifications ``sent`` (those still ``sending``), in one statement; return how many."""
     table = connection.ops.quote_name(Notification._meta.db_table)
-    among, ids = sql_in("id", pks)
+    among, ids = sql_ids_in("id", pks)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET status = %s, sent_at = %s, error = %s WHERE status = %s AND {among}",
@@ -498,7 +498,7 @@ def _claim(notifications: Sequence[Notification]) -> set[int]:
     if not notifications:
         return set()
     table = connection.ops.quote_name(Notification._meta.db_table)
-    among, ids = sql_in("id", (notification.pk for notification in notifications))
+    among, ids = sql_ids_in("id", (notification.pk for notification in notifications))
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET status = %s, attempts = attempts + 1, sending_since = %s "

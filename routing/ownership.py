@@ -55,7 +55,7 @@ from routing.outbound import (
     events_record,
 )
 from routing.render import closed_as, lead_label
-from routing.rows import sql_in
+from routing.rows import sql_ids_in
 from territories.coverage_version import coverage_version
 from territories.models import Rep
 
@@ -556,7 +556,7 @@ def _notice_channels_statement(rep_ids: set[int], queue_ids: set[int]) -> tuple[
         rep_user: Any = Rep._meta.get_field("user")
         rep, user = Rep._meta, rep_user.related_model._meta
         user_id = quote(rep_user.column)
-        reps_in, reps = sql_in(f"r.{quote(rep.pk.column)}", sorted(rep_ids))
+        reps_in, reps = sql_ids_in(f"r.{quote(rep.pk.column)}", sorted(rep_ids))
         parts.append(
             f"SELECT 'r', r.{quote(rep.pk.column)}, u.{quote(user.get_field('email').column)}, "
             f"r.{quote(rep.get_field('slack_webhook_url').column)} FROM {quote(rep.db_table)} r "
@@ -566,7 +566,7 @@ def _notice_channels_statement(rep_ids: set[int], queue_ids: set[int]) -> tuple[
         params.extend(reps)
     if queue_ids:
         queue = Queue._meta
-        queues_in, queues = sql_in(quote(queue.pk.column), sorted(queue_ids))
+        queues_in, queues = sql_ids_in(quote(queue.pk.column), sorted(queue_ids))
         parts.append(
             f"SELECT 'q', {quote(queue.pk.column)}, NULL, {quote(queue.get_field('slack_webhook_url').column)} "
             f"FROM {quote(queue.db_table)} WHERE {queues_in}"

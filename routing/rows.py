@@ -205,20 +205,23 @@ def _psycopg_timestamptz_loader() -> Any:
     return psycopg.adapters.get_loader(_TIMESTAMPTZ_OID, psycopg.pq.Format.TEXT)
 
 
-def sql_in(column: str, values: Iterable[Any]) -> tuple[str, list[Any]]:
-    """``column IN values`` as SQL and its parameters, for Django's cursors. On PostgreSQL one array
-    parameter (``column = ANY(%s)``): psycopg splits a statement's text at each of its parameters, ~3 µs an
-    id for an id list of a thousand (2.4–3.6 ms a statement against 0.6 for the array, in one run)."""
-    values = list(values)
+def sql_ids_in(column: str, ids: Iterable[int]) -> tuple[str, list[Any]]:
+    """``column IN ids`` as SQL and its parameters, for Django's cursors, for a column of ids (``bigint``). On
+    PostgreSQL one array parameter (``column = ANY(%s::bigint[])``): psycopg splits a statement's text at each
+    of its parameters, ~3 µs an id for a list of a thousand (2.4–3.6 ms a statement against 0.6 for the array,
+    in one run). The cast matters: psycopg sends small ids as ``int4[]``, and ``bigint = ANY(int4[])`` is
+    tested element by element on each row, where one type is hashed once (a claim of 1,000 leads: 10.7 ms
+    against 1.0)."""
+    ids = list(ids)
     if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [values]
-    return f"{column} IN ({', '.join(['%s'] * len(values))})", values
+        return f"{column} = ANY(%s::bigint[])", [ids]
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})", ids
 
 
 def rows_by_pk(select: RowSelect, pks: set[int]) -> dict[int, Any]:
     if not pks:
         return {}
-    where, params = sql_in("t0.id", sorted(pks))
+    where, params = sql_ids_in("t0.id", sorted(pks))
     return {row.pk: row for row in rows_select(select, where, params)}
 
 

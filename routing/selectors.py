@@ -30,7 +30,7 @@ from routing.matching import AccountIndex
 from routing.models import Assignment, Lead, Queue, RepLoad, Rule, ScoringRule, ScoringThresholds, WorkerHeartbeat
 from routing.ownership import local_day, rep_loads
 from routing.pipeline import LEAD_FACT_FIELDS, Evaluation, evaluate_lead
-from routing.rows import sql_in
+from routing.rows import sql_ids_in
 from routing.scoring import ScoringRuleInfo, Thresholds
 from territories.models import Account, Opportunity, OutOfOffice, Rep, Territory, TerritoryCriterion
 
@@ -313,7 +313,7 @@ def accounts_facts(account_ids: Collection[int]) -> dict[int, AccountFacts]:
     subquery took ~3 ms a batch to build and compile, several times the statement."""
     if not account_ids:
         return {}
-    among, params = sql_in("a.id", sorted(account_ids))
+    among, params = sql_ids_in("a.id", sorted(account_ids))
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(

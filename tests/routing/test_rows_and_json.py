@@ -11,6 +11,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connection
 from django.db.models.signals import post_init
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from routing import fields
 from routing.bulk import rows_update
 from routing.models import Lead
-from routing.rows import RowSelect, rows_select
+from routing.rows import RowSelect, rows_select, sql_ids_in
 from tests.factories import LeadFactory
 
 JSON_VALUES = st.recursive(
@@ -162,3 +163,28 @@ def test_set_based_writes_store_json_as_the_orm_stores_it():
     stored = {lead.pk: lead for lead in Lead.objects.filter(pk__in=[written.pk, saved.pk])}
     assert stored[written.pk].flags == stored[saved.pk].flags == _as_json_reads_it(flags)
     assert stored[written.pk].enrichment_sources == stored[saved.pk].enrichment_sources == {"big": 2**70}
+
+
+@pytest.mark.django_db
+def test_a_list_of_ids_finds_those_rows_and_no_others():
+    leads = LeadFactory.create_batch(4)
+    wanted = [leads[0].pk, leads[2].pk]
+
+    among, params = sql_ids_in("t0.id", wanted)
+    assert {lead.pk for lead in rows_select(RowSelect(Lead), among, params)} == set(wanted)
+    among, params = sql_ids_in("t0.id", [])
+    assert rows_select(RowSelect(Lead), among, params) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_list_of_ids_is_compared_as_bigint_so_the_database_can_hash_it():
+    # psycopg sends small ids as int4[]: bigint = ANY(int4[]) is then tested element by element on each row
+    # (a claim of 1,000 leads took 10 ms for it, against 1 ms with one type).
+    lead = LeadFactory()
+    among, params = sql_ids_in("id", [lead.pk, lead.pk + 1])
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN SELECT id FROM {Lead._meta.db_table} WHERE status = 'closed' AND {among}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert "bigint[]" in plan
