@@ -55,6 +55,7 @@ import csv
 import http.client
 import json
 import os
+import platform
 import signal
 import socket
 import statistics
@@ -257,7 +258,7 @@ class Command(BaseCommand):
             raw_key = self._set_up()
             self.stdout.write(
                 f"PostgreSQL database {bench_db}, broker {settings.CELERY_BROKER_URL.split('://')[0]}, "
-                f"{os.cpu_count()} CPU(s)"
+                f"{os.cpu_count()} CPU(s); Python {platform.python_version()} ({os.path.realpath(sys.executable)})"
             )
             if sizes.routing or sizes.ceiling:
                 figures.update(self._routing_and_ceiling(sizes.routing, sizes.ceiling))
