@@ -294,7 +294,8 @@ def _array_type(field: Field) -> str:
 def ids_in(ids: list[int]) -> Any:
     """``ids`` as the right-hand side of an ``__in`` filter. On PostgreSQL they travel as one array
     (``IN (SELECT unnest(…))``): for a batch of a thousand ids that costs about a tenth of a thousand
-    parameters, each prepared by Django and bound one by one."""
+    parameters, each prepared by Django and bound one by one. Plain SQL has its own twin,
+    ``routing.rows.sql_ids_in``."""
     if connection.vendor == "postgresql":
         return RawSQL("SELECT unnest(%s::bigint[])", [ids])
     return ids
