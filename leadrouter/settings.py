@@ -395,8 +395,9 @@ LEADROUTER_ROUTING_BATCH_SIZE = env.int("LEADROUTER_ROUTING_BATCH_SIZE", default
 # lead waits for at most one bulk batch, which then holds the routing lock and its process only briefly.
 LEADROUTER_BULK_BATCH_SIZE = env.int("LEADROUTER_BULK_BATCH_SIZE", default=500)
 LEADROUTER_BULK_BATCH_SIZE_WHILE_LIVE = env.int("LEADROUTER_BULK_BATCH_SIZE_WHILE_LIVE", default=100)
-# Routing threads of one call that routes more than one batch (on PostgreSQL): the second runs its batch's
-# Python while the first waits for the database, taking turns (routing/turns.py). 1 routes batch after batch.
+# Threads of one call that routes more than one batch, or of an escalation sweep with more than one batch to
+# fire (on PostgreSQL): the second runs its batch's Python while the first waits for the database, taking turns
+# (routing/turns.py). 1: batch after batch.
 LEADROUTER_ROUTING_THREADS = env.int("LEADROUTER_ROUTING_THREADS", default=2)
 # A lead still "received" this long after intake is routed by the sweep (a lost
 # message, a broker that was down, a killed worker).

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -326,20 +326,11 @@ def leads_route(
     work = _Work(lead_ids, batch_size, lane)
     if work.remaining is not None and len(work.remaining) <= batch_size:
         return _route_work(work)
-    if not _helper_allowed() or (bulk and _live_traffic()):
+    if not helper_allowed() or (bulk and _live_traffic()):
         # While live leads keep coming, an import's task routes its leads in small batches in one thread: a live
         # batch then waits for one small bulk batch at most, not behind bulk threads that keep the lock busy.
         return _route_work(work)
     return _route_work_with_helper(work)
-
-
-def _helper_allowed() -> bool:
-    """Whether a second routing thread may help this call (``_route_work_with_helper``): on PostgreSQL,
-    outside a caller's transaction (a helper has its own connection, which would not see what the caller's
-    transaction wrote), and unless ``LEADROUTER_ROUTING_THREADS`` is 1."""
-    return (
-        settings.LEADROUTER_ROUTING_THREADS > 1 and connection.vendor == "postgresql" and not connection.in_atomic_block
-    )
 
 
 class _Work:
@@ -398,6 +389,9 @@ def _route_work(work: _Work, *, helper: bool = False) -> RouteReport:
         raise
 
 
+_T = TypeVar("_T")
+
+
 # Seconds between the interpreter's forced switches while two routing threads take turns (``_route_work_with_helper``).
 HELPER_SWITCH_INTERVAL = 0.1
 
@@ -430,25 +424,45 @@ class _Switches:
 
 
 def _route_work_with_helper(work: _Work) -> RouteReport:
-    """Route ``work`` in this thread and one more, each with its own connection and transaction, taking turns
-    (``routing.turns``): each routes whole batches, and runs its Python while the other waits for the database
-    (its batch's last writes and commit, the routing lock, the claim's rows). The routing lock orders their
-    decisions as it orders workers, so caps and round robin stay exact. The helper's connection is closed when
-    it ends; an error in either thread stops both once their batches end, and is raised here."""
+    """Route ``work`` in this thread and one more (``two_threads``), each routing whole batches. The routing
+    lock orders their decisions as it orders workers, so caps and round robin stay exact. An error in either
+    thread stops both once their batches end (``_Work.finish``), and is raised here."""
+    reports = two_threads(lambda helper: _route_work(work, helper=helper), name="routing-helper")
+    report = reports[0]
+    for other in reports[1:]:
+        report.add(other)
+    return report
+
+
+def helper_allowed() -> bool:
+    """Whether a second thread may help a call of many batches (``two_threads``): on PostgreSQL, outside a
+    caller's transaction (a helper has its own connection, which would not see what the caller's transaction
+    wrote), and unless ``LEADROUTER_ROUTING_THREADS`` is 1."""
+    return (
+        settings.LEADROUTER_ROUTING_THREADS > 1 and connection.vendor == "postgresql" and not connection.in_atomic_block
+    )
+
+
+def two_threads(work: Callable[[bool], _T], *, name: str) -> list[_T]:
+    """``work(False)`` in this thread and ``work(True)`` in one more, each with its own connection and
+    transactions, taking turns (``routing.turns``): each runs its Python while the other waits for the
+    database. Returns their results, this thread's first. The helper's connection is closed when it ends. An
+    error in the helper is raised here once both have ended; ``work`` stops the other thread on an error of
+    its own (it shares a flag or a queue of work with it). Call it where ``helper_allowed``."""
     shared = Turns()
-    helper_report = RouteReport()
+    helper_results: list[_T] = []
     helper_error: list[BaseException] = []
 
     def helper() -> None:
         try:
             with shared.taking_part():
-                helper_report.add(_route_work(work, helper=True))
+                helper_results.append(work(True))
         except BaseException as error:  # Raised in the calling thread, below.
             helper_error.append(error)
         finally:
             connection.close()
 
-    thread = threading.Thread(target=helper, name="routing-helper", daemon=True)
+    thread = threading.Thread(target=helper, name=name, daemon=True)
     # The interpreter hands its lock to a waiting thread every 5 ms; the turn already decides which thread
     # runs, and those switches only broke into the running thread's Python for the other's few lines between
     # two waits (a commit's end, its notices' task). Paired runs, 5,000 leads per call: +8% over one thread
@@ -459,17 +473,16 @@ def _route_work_with_helper(work: _Work) -> RouteReport:
             try:
                 with shared.taking_part():
                     thread.start()
-                    report = _route_work(work)  # On an error, it stops the helper too (``_Work.finish``).
+                    result = work(False)
             finally:
                 thread.join()  # Once this thread has let go of its turn (``taking_part``'s end).
         failed = False
     finally:
         if failed and helper_error:
-            logger.error("The routing helper thread failed too.", exc_info=helper_error[0])
+            logger.error("The %s thread failed too.", name, exc_info=helper_error[0])
     if helper_error:
         raise helper_error[0]
-    report.add(helper_report)
-    return report
+    return [result, *helper_results]
 
 
 def _any_waiting(lead_ids: list[int], *, live: bool) -> bool:

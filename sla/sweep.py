@@ -49,6 +49,7 @@ stopped.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -60,8 +61,9 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from routing import turns
 from routing.bulk import ids_in, pg_execute, rows_update
-from routing.dispatch import collector_paused, coverage
+from routing.dispatch import collector_paused, coverage, helper_allowed, two_threads
 from routing.engine import Decision, Snapshot, apply_decision
 from routing.engine.distribution import distribute
 from routing.models import Assignment, EventType, Lead, Notification, Queue
@@ -144,26 +146,75 @@ def escalations_sweep(
     """Fire the ladder steps due at ``now`` (default: the current time), ``batch_size`` clocks per transaction,
     until nothing is due or ``budget_seconds`` are spent. Safe to run twice or at once.
 
+    When the first batch comes back full, on PostgreSQL and outside a caller's transaction, a second thread
+    sweeps beside this one (``routing.dispatch.two_threads``), with its own connection, claiming batches this
+    one does not hold: a batch waits for the database for two thirds of its time (its claim, its writes), and
+    the other thread's Python fills those waits. A sweep with less to do (every 30 seconds, most of them)
+    opens no second connection.
+
     Side effects: writes escalations, clocks, and the reminders' and alerts' notifications, enqueuing
     ``notify_outbox`` once per batch after commit; for reassignments and moves, the lead, its assignments,
     queue pointers, notifications and rep tasks, enqueuing ``notify_assignments`` for new owners after commit.
     """
-    started = time.monotonic()
-    report = SweepReport()
+    deadline = time.monotonic() + budget_seconds
     lookups = _Lookups()
-    while True:
-        clock = time.perf_counter()
-        # As a routing batch does: the batch's objects die when it returns, before the collector runs again
-        # (its walks were 2% of the sweep: 16 ms of 0.74 s for 15,000 reminders, bench_sla).
-        with collector_paused():
-            batch = _sweep_batch(now=now or timezone.now(), limit=batch_size, lookups=lookups)
-        if batch.claimed:
-            batch.batch_seconds.append(time.perf_counter() - clock)
+    report = _batch_sweep(now=now, limit=batch_size, lookups=lookups)
+    if _sweep_over(report, deadline):
+        return report
+    failed = threading.Event()
+
+    def sweep(helper: bool) -> SweepReport:
+        try:
+            return _batches_sweep(
+                now=now,
+                batch_size=batch_size,
+                deadline=deadline,
+                failed=failed,
+                lookups=_Lookups() if helper else lookups,
+            )
+        except BaseException:
+            failed.set()  # The other thread stops after its batch.
+            raise
+
+    if report.claimed < batch_size or not helper_allowed():
+        report.add(sweep(False))
+        return report
+    for part in two_threads(sweep, name="sweep-helper"):
+        report.add(part)
+    return report
+
+
+def _batches_sweep(
+    *, now: datetime | None, batch_size: int, deadline: float, failed: threading.Event, lookups: _Lookups
+) -> SweepReport:
+    """One thread's batches, one after the other, until a claim finds nothing it can take, the time is spent
+    or the other thread failed."""
+    report = SweepReport()
+    while not failed.is_set():
+        batch = _batch_sweep(now=now, limit=batch_size, lookups=lookups)
         report.add(batch)
-        # A fired step can make the following one due at once, so go on until a claim comes back empty, or
-        # holds nothing but steps another transaction keeps from it for now (the next run takes them).
-        if batch.claimed <= batch.deferred or time.monotonic() - started >= budget_seconds:
-            return report
+        if _sweep_over(batch, deadline):
+            break
+    return report
+
+
+def _batch_sweep(*, now: datetime | None, limit: int, lookups: _Lookups) -> SweepReport:
+    """One batch (``_sweep_batch``), timed."""
+    clock = time.perf_counter()
+    # As a routing batch does: the batch's objects die when it returns, before the collector runs again (its
+    # walks were 2% of the sweep: 16 ms of 0.74 s for 15,000 reminders, bench_sla).
+    with collector_paused():
+        batch = _sweep_batch(now=now or timezone.now(), limit=limit, lookups=lookups)
+    if batch.claimed:
+        batch.batch_seconds.append(time.perf_counter() - clock)
+    return batch
+
+
+def _sweep_over(batch: SweepReport, deadline: float) -> bool:
+    """Whether a thread's sweep ends after this batch. A fired step can make the following one due at once, so
+    it goes on until a claim comes back empty, or holds nothing but steps another transaction keeps from it
+    for now (the next run takes them), or the time is spent."""
+    return batch.claimed <= batch.deferred or time.monotonic() >= deadline
 
 
 def claim_queryset(*, now: datetime, limit: int) -> Any:
@@ -232,7 +283,8 @@ class _Lookups:
             self.claim_sql[limit] = (sql, list(params))
         sql, params = self.claim_sql[limit]
         connection.ensure_connection()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        # Waiting for the rows, the other sweeping thread runs (``routing.turns``).
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor, turns.handed_over():
             cursor.execute(sql, [now if param == CLAIM_NOW else param for param in params], binary=True)
             return cursor.fetchall()
 
@@ -534,6 +586,9 @@ def _sweep_batch(*, now: datetime, limit: int, lookups: _Lookups) -> SweepReport
                 continue
             _advance(batch, clock)
         _write(batch, clocks)
+        # What is left is the commit: the other sweeping thread runs meanwhile; this one takes the turn back
+        # once its next claim's rows are in.
+        turns.let_go()
     return report
 
 
@@ -871,10 +926,13 @@ def _notice_calendar(lookups: _Lookups, owner: Rep, step: EscalationStep) -> tup
 
 def _write(batch: _Batch, clocks: list[_Clock]) -> None:
     """Everything the batch decided, in bulk, in its transaction."""
-    escalation_ids = _escalations_insert(batch.escalations)
+    # Each statement's wait is the other sweeping thread's turn (``routing.turns``).
+    with turns.handed_over():
+        escalation_ids = _escalations_insert(batch.escalations)
     _notices_write(batch, escalation_ids)
     _events_write(batch, escalation_ids)
-    _ladders_update(clocks)
+    with turns.handed_over():
+        _ladders_update(clocks)
     changed = {lead.pk for lead in batch.changed_leads}
     owner_changes = [sla for sla in batch.moved_clocks if sla.lead_id in changed]
     rows_update(LeadSla, owner_changes, ["reassignments", "previous_owner_ids"])
@@ -944,7 +1002,9 @@ def _notices_write(batch: _Batch, escalation_ids: dict[tuple[int, int], int]) ->
     ]
     if not notices:
         return
-    notices_send_after_commit(notices_record(notices, now=batch.now))
+    with turns.handed_over():
+        notification_ids = notices_record(notices, now=batch.now)
+    notices_send_after_commit(notification_ids)
     batch.report.notices += len(notices)
 
 

@@ -7,6 +7,9 @@ it (7 min) and move the lead to a queue 5 minutes after it (10 min).
 """
 
 import gc
+import sys
+import threading
+from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 
 import factory
@@ -31,7 +34,7 @@ from tests.factories import (
     RepFactory,
     UserFactory,
 )
-from tests.helpers import run_together
+from tests.helpers import STALL_SECONDS, run_together
 
 # Monday 30 November 2026, 10:00 UTC.
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
@@ -427,6 +430,106 @@ def test_sweeps_racing_at_the_same_instant_fire_each_step_once():
         assert lead.owner_id not in LeadSla.objects.get(lead=lead).previous_owner_ids
     deliver_sla_notices()
     assert len(mail.outbox) == 60
+
+
+def backends() -> int:
+    """Connections open to the test database, this one's included."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def swept_by(monkeypatch):
+    """Steps fired per thread name; the calling thread's second batch waits until the helper has fired one, so
+    that both threads take part however the machine schedules them."""
+    counts: Counter[str] = Counter()
+    helper_fired = threading.Event()
+    real = sweep_module._sweep_batch
+
+    def spy(**kwargs):
+        name = threading.current_thread().name
+        if name != "sweep-helper" and counts[name]:
+            assert helper_fired.wait(STALL_SECONDS), "the helper thread never fired a step"
+        report = real(**kwargs)
+        counts[name] += report.total_fired
+        if name == "sweep-helper" and report.total_fired:
+            helper_fired.set()
+        return report
+
+    monkeypatch.setattr(sweep_module, "_sweep_batch", spy)
+    return counts
+
+
+def sweep_until_done(at, **options):
+    """Sweep at ``at`` as beat's runs would, until a run fires nothing and leaves nothing for later."""
+    reports = []
+    with time_machine.travel(at, tick=False):
+        for _ in range(20):
+            reports.append(escalations_sweep(**options))
+            if not reports[-1].total_fired and not reports[-1].deferred:
+                return reports
+    raise AssertionError(f"the sweep never settled: {reports}")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_sweep_of_several_batches_runs_in_two_threads_and_fires_each_step_once(settings, swept_by):
+    settings.LEADROUTER_ROUTING_THREADS = 2
+    queue, reps = inbound_queue([f"rep{n}" for n in range(5)])
+    ladder_policy()
+    leads = [assigned_lead(reps[n % 5], queue) for n in range(40)]
+    open_before = backends()
+    switch_interval = sys.getswitchinterval()
+
+    # The reminders: both threads fire batches of four.
+    first = sweep_until_done(T0 + 3 * MINUTE, batch_size=4)[0]
+
+    assert set(swept_by) == {"MainThread", "sweep-helper"}
+    assert first.fired == {"remind_rep": 40}
+    assert first.notices == 40
+    assert len(first.batch_seconds) >= 10
+    # Then the alerts, and the reassignments, which take the routing lock: a thread that finds it taken by the
+    # other leaves its steps for a later batch or run.
+    sweep_until_done(T0 + 5 * MINUTE, batch_size=4)
+    sweep_until_done(T0 + 7 * MINUTE, batch_size=4)
+    for lead in leads:
+        assert fired(lead) == ["remind_rep", "alert_manager", "reassign"]
+        assert Assignment.objects.filter(lead=lead, ended_at__isnull=True).count() == 1
+        lead.refresh_from_db()
+        assert lead.owner_id not in LeadSla.objects.get(lead=lead).previous_owner_ids
+    assert Notification.objects.filter(escalation_id__isnull=False).count() == 80
+    # The helper closed its connection, and the interpreter switches threads as often as before.
+    assert backends() == open_before
+    assert sys.getswitchinterval() == switch_interval
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_error_in_the_sweep_helper_is_raised_and_its_steps_fire_on_the_next_run(settings, monkeypatch):
+    settings.LEADROUTER_ROUTING_THREADS = 2
+    queue, reps = inbound_queue([f"rep{n}" for n in range(3)])
+    ladder_policy()
+    leads = [assigned_lead(reps[n % 3], queue) for n in range(24)]
+    open_before = backends()
+    real = sweep_module._sweep_batch
+
+    def failing_in_the_helper(**kwargs):
+        if threading.current_thread().name == "sweep-helper":
+            raise RuntimeError("the helper's batch broke")
+        return real(**kwargs)
+
+    monkeypatch.setattr(sweep_module, "_sweep_batch", failing_in_the_helper)
+    with time_machine.travel(T0 + 3 * MINUTE, tick=False), pytest.raises(RuntimeError, match="helper's batch broke"):
+        escalations_sweep(batch_size=4)
+    assert backends() == open_before
+
+    # What fired was written whole; the rest is still due, and the next run fires it, once.
+    assert Escalation.objects.count() == Notification.objects.count()
+    monkeypatch.setattr(sweep_module, "_sweep_batch", real)
+    sweep_until_done(T0 + 3 * MINUTE, batch_size=4)
+    assert [fired(lead) for lead in leads] == [["remind_rep"]] * 24
+    assert Notification.objects.count() == 24
 
 
 @pytest.mark.postgres
