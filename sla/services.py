@@ -539,20 +539,23 @@ class _PolicyChoice:
                 self.accounts[pk] = dict(zip(account_fields, values, strict=True))
         self.within: dict[tuple[int | None, int], bool] = {}
         self.held: dict[tuple[int, tuple[Any, ...]], bool] = {}
-        # The answer depends on the lead's queue, territory and the values the conditions read (an account's
-        # through its id, the account rows being the batch's): remembered per distinct set of them.
+        # The answer depends on the lead's queue and territory (where a policy is limited to one) and on the
+        # values the conditions read, the account's included: remembered per distinct set of them. A batch's
+        # thousand leads come to a few dozen such sets, where their accounts alone were hundreds.
         read_by_any = sorted({name for _, _, names in self.candidates for name in names})
         plain = [name for name in read_by_any if not name.startswith("account.")]
         self._values_key = attrgetter(*plain) if plain else None
-        self._account_key = len(plain) < len(read_by_any)
+        self._account_names = [name for name in read_by_any if name.startswith("account.")]
+        self._by_queue = any(policy.queue_id is not None for policy, _, _ in self.candidates)
+        self._by_territory = any(policy.territory_id is not None for policy, _, _ in self.candidates)
         self.chosen: dict[tuple[Any, ...], SlaPolicy | None] = {}
 
     def policy_for(self, lead: Lead) -> SlaPolicy | None:
         key = (
-            lead.queue_id,
-            lead.territory_id,
+            lead.queue_id if self._by_queue else None,
+            lead.territory_id if self._by_territory else None,
             self._values_key(lead) if self._values_key is not None else None,
-            (lead.account_id, lead.account_match_weak) if self._account_key else None,
+            tuple(self._value(lead, name) for name in self._account_names) if self._account_names else None,
         )
         try:
             return self.chosen[key]

@@ -162,6 +162,54 @@ def test_a_batch_of_new_clocks_gets_the_due_times_of_the_per_lead_arithmetic(org
     assert {clock.due_at.date() for clock in clocks if clock.due_at} >= {datetime(2026, 12, 28).date()}
 
 
+def test_policies_chosen_by_conditions_alone_match_the_per_lead_choice_in_every_queue_and_territory():
+    # No policy is limited to a queue or a territory: the batch asks each condition once per set of values it
+    # reads (the account's included), whatever the lead's queue, territory and account.
+    calendar("Default hours", "UTC", 9, 17, is_default=True)
+    policy(
+        "Demo requests",
+        5,
+        (When.PERCENT_OF_TARGET, 50, "remind_rep"),
+        position=10,
+        condition={"all": [{"field": "source", "op": "equals", "value": "Demo request"}]},
+    )
+    policy(
+        "Big customers",
+        60,
+        (When.PERCENT_OF_TARGET, 80, "remind_rep"),
+        position=20,
+        condition={
+            "all": [
+                {"field": "account.is_customer", "op": "equals", "value": True},
+                {"field": "account.tier", "op": "equals", "value": "enterprise"},
+            ]
+        },
+    )
+    policy("Standard", 240, (When.PERCENT_OF_TARGET, 80, "remind_rep"), position=900, is_default=True)
+    accounts = [AccountFactory(is_customer=n % 2 == 0, tier=("enterprise", "smb", "")[n % 3]) for n in range(6)]
+    queues = [QueueFactory(name=f"Queue {n}") for n in range(3)]
+    territories = [TerritoryFactory(name=f"Territory {n}") for n in range(2)]
+    reps = [RepFactory(), RepFactory()]
+    made = [
+        LeadFactory(
+            status=Lead.Status.ASSIGNED,
+            owner=reps[n % 2],
+            queue=queues[n % 3],
+            territory=(*territories, None)[n % 5 % 3],
+            account=(*accounts, None)[n % 7],
+            source=("Demo request", "web", "Webinar")[n % 4 % 3],
+        )
+        for n in range(84)
+    ]
+    leads = [Lead.objects.select_related("owner", "queue", "account").get(pk=lead.pk) for lead in made]
+
+    clocks = sla_clocks_start(leads=leads, now=NOW)
+
+    assert [stored(clock) for clock in clocks] == [per_lead(lead, now=NOW) for lead in leads]
+    names = set(SlaPolicy.objects.filter(pk__in=[c.policy_id for c in clocks]).values_list("name", flat=True))
+    assert names == {"Demo requests", "Big customers", "Standard"}
+
+
 def test_restarted_clocks_keep_their_policy_and_history_and_touched_ones_stay_as_they_are(organisation):
     earlier = NOW - timedelta(days=2)
     first = [Lead.objects.get(pk=lead.pk) for lead in organisation[:20]]
