@@ -29,6 +29,7 @@ from routing.bulk import rows_update
 from routing.dispatch import leads_route
 from routing.intake import leads_receive
 from routing.models import ApiKey, Assignment, Lead, Notification, Queue, RepTask
+from routing.ownership import loads_recount
 from routing.reassign import leads_reassign
 from routing.services import lead_accept, lead_disqualify, lead_not_mine, lead_nurture
 from sla.models import Escalation, LeadSla, Touch
@@ -146,7 +147,8 @@ def demo_history_load(
     1. Plan each day's leads (payloads and arrival times) with ``random.Random(seed)``.
     2. Per day: ``leads_receive`` with the demo API key, ``leads_route``; send a few back as "not mine"
        and reassign a few by hand; then move the rows back to their arrival time and restart the clocks
-       there (``_backdate``).
+       there (``_backdate``); once the day's sweeps ran, recount the reps' counters (``loads_recount``):
+       routing counted the day's leads as new today.
     3. Log first touches for most assigned leads (minutes to days after routing), accept some, close
        older ones; leave the rest untouched, so their clocks breach.
     4. Run the escalation sweep every four hours through each day, and at now: the due ladder steps fire
@@ -175,9 +177,14 @@ def demo_history_load(
             # The sweep runs as the day passes, so each step fires about when it fell due.
             for moment in _sweep_times(now, days_ago=days_ago):
                 escalations_sweep(now=moment)
+            # The day's leads were routed at the real now, and counted as new today for their reps, then moved
+            # back to their day: recount, so that the next day's routing (and, at the end, routing for real)
+            # reads today's true count against the daily caps.
+            loads_recount(now=timezone.now(), fix=True)
         Queue.objects.filter(pk__in=skipping).update(skip_off_hours_reps=True)
         coverage_version_bump()
         escalations_sweep(now=now)
+        loads_recount(now=now, fix=True)
         _handle_escalations()
         # The sweep's reassignments notified their new owners: old news too, like routing's (see _backdate).
         Notification.objects.filter(lead__intake_source=intake_source, status=Notification.Status.PENDING).update(
