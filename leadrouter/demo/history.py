@@ -147,13 +147,13 @@ def demo_history_load(
     1. Plan each day's leads (payloads and arrival times) with ``random.Random(seed)``.
     2. Per day: ``leads_receive`` with the demo API key, ``leads_route``; send a few back as "not mine"
        and reassign a few by hand; then move the rows back to their arrival time and restart the clocks
-       there (``_backdate``); once the day's sweeps ran, recount the reps' counters (``loads_recount``):
-       routing counted the day's leads as new today.
+       there (``_backdate``).
     3. Log first touches for most assigned leads (minutes to days after routing), accept some, close
        older ones; leave the rest untouched, so their clocks breach.
     4. Run the escalation sweep every four hours through each day, and at now: the due ladder steps fire
        (reminders, manager alerts, reassignments) as real escalations about when they fell due. The
        managers have worked the older ones (``_handle_escalations``), so what is open is the latest news.
+    5. Recount the reps' open and new-today counters from the rows (``loads_recount``).
 
     Queues normally skip reps outside working hours; routing at the real now would hand a weekend load
     to the catch-all, so the queues route to off-hours reps while the history loads (restored after).
@@ -177,13 +177,13 @@ def demo_history_load(
             # The sweep runs as the day passes, so each step fires about when it fell due.
             for moment in _sweep_times(now, days_ago=days_ago):
                 escalations_sweep(now=moment)
-            # The day's leads were routed at the real now, and counted as new today for their reps, then moved
-            # back to their day: recount, so that the next day's routing (and, at the end, routing for real)
-            # reads today's true count against the daily caps.
-            loads_recount(now=timezone.now(), fix=True)
         Queue.objects.filter(pk__in=skipping).update(skip_off_hours_reps=True)
         coverage_version_bump()
         escalations_sweep(now=now)
+        # Every day's leads were routed at the real now, so the reps' counters took them all as new today, then
+        # the rows moved back to their day: routing for real reads the counters, so they must count what the
+        # rows say. (While the history loads, those inflated counts keep each rep to about a daily cap's worth
+        # of the month's round-robin leads; the demo's content is built on that.)
         loads_recount(now=now, fix=True)
         _handle_escalations()
         # The sweep's reassignments notified their new owners: old news too, like routing's (see _backdate).
