@@ -6,6 +6,7 @@ import io
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -79,6 +80,37 @@ def export_csv(client, model) -> list[dict[str, str]]:
 STALL_SECONDS = 60
 
 T = TypeVar("T")
+
+
+def backends() -> int:
+    """Connections open to the test database (PostgreSQL), this one's included."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def helper_takes_part(
+    monkeypatch: pytest.MonkeyPatch, owner: Any, attribute: str, *, helper: str, done: Callable[[Any], int]
+) -> Counter[str]:
+    """Spy on ``owner.attribute`` (a batch function run by two threads, ``routing.dispatch.two_threads``):
+    what ``done`` counts in each call's result, per thread name. The calling thread's second call waits until
+    the ``helper`` thread has done something, so that both take part however the machine schedules them."""
+    counts: Counter[str] = Counter()
+    helper_did = threading.Event()
+    real = getattr(owner, attribute)
+
+    def spy(**kwargs: Any) -> Any:
+        name = threading.current_thread().name
+        if name != helper and counts[name]:
+            assert helper_did.wait(STALL_SECONDS), f"the {helper} thread never did anything"
+        result = real(**kwargs)
+        counts[name] += done(result)
+        if name == helper and done(result):
+            helper_did.set()
+        return result
+
+    monkeypatch.setattr(owner, attribute, spy)
+    return counts
 
 
 def wait_for_progress(

@@ -8,13 +8,12 @@ import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 from django.db.models import Count
 
 from routing import dispatch
 from routing.dispatch import leads_route
 from routing.models import Assignment, Lead
-from tests.helpers import STALL_SECONDS, run_together
+from tests.helpers import backends, helper_takes_part, run_together
 from tests.routing.test_dispatch_concurrency import queue_with_reps
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -29,33 +28,10 @@ def receive(count: int, *, lane: str = Lead.Lane.LIVE) -> list[int]:
     return [lead.pk for lead in leads]
 
 
-def backends() -> int:
-    """Connections open to the test database, this one's included."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
-        return cursor.fetchone()[0]
-
-
 @pytest.fixture
 def routed_by(monkeypatch):
-    """Leads routed per thread name; the calling thread's second batch waits until the helper has routed one, so
-    that both threads take part however the machine schedules them."""
-    counts: Counter[str] = Counter()
-    helper_routed = threading.Event()
-    real = dispatch._route_batch
-
-    def spy(**kwargs):
-        name = threading.current_thread().name
-        if name != "routing-helper" and counts[name]:
-            assert helper_routed.wait(STALL_SECONDS), "the helper thread never routed a batch"
-        report = real(**kwargs)
-        counts[name] += report.leads
-        if name == "routing-helper" and report.leads:
-            helper_routed.set()
-        return report
-
-    monkeypatch.setattr(dispatch, "_route_batch", spy)
-    return counts
+    """Leads routed per thread name, both threads taking part (``helper_takes_part``)."""
+    return helper_takes_part(monkeypatch, dispatch, "_route_batch", helper="routing-helper", done=lambda r: r.leads)
 
 
 def test_a_call_of_several_batches_is_routed_by_two_threads_with_the_rotation_exact(settings, routed_by):

@@ -9,7 +9,6 @@ it (7 min) and move the lead to a queue 5 minutes after it (10 min).
 import gc
 import sys
 import threading
-from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 
 import factory
@@ -34,7 +33,7 @@ from tests.factories import (
     RepFactory,
     UserFactory,
 )
-from tests.helpers import STALL_SECONDS, run_together
+from tests.helpers import backends, helper_takes_part, run_together
 
 # Monday 30 November 2026, 10:00 UTC.
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
@@ -432,33 +431,12 @@ def test_sweeps_racing_at_the_same_instant_fire_each_step_once():
     assert len(mail.outbox) == 60
 
 
-def backends() -> int:
-    """Connections open to the test database, this one's included."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
-        return cursor.fetchone()[0]
-
-
 @pytest.fixture
 def swept_by(monkeypatch):
-    """Steps fired per thread name; the calling thread's second batch waits until the helper has fired one, so
-    that both threads take part however the machine schedules them."""
-    counts: Counter[str] = Counter()
-    helper_fired = threading.Event()
-    real = sweep_module._sweep_batch
-
-    def spy(**kwargs):
-        name = threading.current_thread().name
-        if name != "sweep-helper" and counts[name]:
-            assert helper_fired.wait(STALL_SECONDS), "the helper thread never fired a step"
-        report = real(**kwargs)
-        counts[name] += report.total_fired
-        if name == "sweep-helper" and report.total_fired:
-            helper_fired.set()
-        return report
-
-    monkeypatch.setattr(sweep_module, "_sweep_batch", spy)
-    return counts
+    """Steps fired per thread name, both threads taking part (``helper_takes_part``)."""
+    return helper_takes_part(
+        monkeypatch, sweep_module, "_sweep_batch", helper="sweep-helper", done=lambda report: report.total_fired
+    )
 
 
 def sweep_until_done(at, **options):
@@ -581,8 +559,6 @@ def test_the_sweep_never_waits_for_an_ownership_writer_and_fires_the_step_on_its
     # A manager's reassignment (holding the routing lock) or a rep closing a lead (holding its row) may be
     # waiting for a clock the sweep holds: the sweep must not wait for them in turn. It leaves the step for
     # its next run, fires the rest of the batch, and nobody's action is cancelled as a deadlock victim.
-    import threading
-
     from routing.ownership import routing_lock
 
     queue, (ann, bea, _carl) = inbound_queue(["ann", "bea", "carl"])
