@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -92,6 +93,8 @@ class CrmConnectorAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "api_base", "token_env", "record_id_field", "active"]
     list_filter = ["kind", "active"]
     inlines = [CrmOwnerInline]
+    # A base URL typed without its scheme is taken as https (Django 6's default; 5.2 still says http).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fields = [
         "name",
         "kind",
