@@ -200,7 +200,7 @@ class Command(BaseCommand):
                     seconds["routing"].append(time.perf_counter() - started)
                     assert len(due) == CLOCK_BATCH and all(due.values())
                 else:
-                    clocks = sla_clocks_start(leads=leads, now=timezone.now())
+                    clocks = sla_clocks_start(leads=leads, now=now)
                     seconds["service"].append(time.perf_counter() - started)
                     assert len(clocks) == CLOCK_BATCH
             policies = dict(
